@@ -1,0 +1,265 @@
+//! The error every store and the command executor return.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::names::{EventType, StreamId};
+use crate::version::{ExpectedVersion, Version};
+
+/// A boxed error from another crate (serde_json, a database driver), kept as a source so its
+/// type never becomes part of foldline's API.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// `Result` with foldline's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What went wrong in a store, a codec or the command executor.
+///
+/// Match on the helpers ([`Error::is_conflict`], [`Error::is_transient`],
+/// [`Error::is_invalid_input`]) rather than on variants: new variants may be added.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The stream was not at the version the append expected.
+    #[error("version conflict on stream `{stream}`: expected {expected}, found version {actual}")]
+    Conflict {
+        /// The stream appended to.
+        stream: StreamId,
+        /// What the append expected.
+        expected: ExpectedVersion,
+        /// The stream's version when the append was checked.
+        actual: Version,
+    },
+
+    /// A name (stream id, event type, projection, schema, idempotency key) broke its rules.
+    #[error("invalid {kind} `{value}`: {reason}")]
+    InvalidName {
+        /// Which kind of name.
+        kind: NameKind,
+        /// The rejected value.
+        value: String,
+        /// Which rule it broke.
+        reason: &'static str,
+    },
+
+    /// Bytes or text that should hold a checkpoint or position do not.
+    #[error("invalid checkpoint `{value}`")]
+    InvalidCheckpoint {
+        /// The rejected text.
+        value: String,
+    },
+
+    /// An event's encoded payload and metadata exceed the store's limit. Nothing was written.
+    #[error(
+        "event `{event_type}` for stream `{stream}` is {size} bytes, over the limit of {limit}"
+    )]
+    EventTooLarge {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The oversize event's type.
+        event_type: EventType,
+        /// Its size in bytes (payload plus metadata).
+        size: usize,
+        /// The store's limit in bytes.
+        limit: usize,
+    },
+
+    /// One append carried more events than the store accepts at once. Nothing was written.
+    #[error("append to stream `{stream}` carries {count} events, over the limit of {limit}")]
+    TooManyEvents {
+        /// The stream appended to.
+        stream: StreamId,
+        /// How many events the append carried.
+        count: usize,
+        /// The store's limit.
+        limit: usize,
+    },
+
+    /// A stored event has a type the reading code does not know.
+    #[error(
+        "unknown event type `{event_type}` (schema version {schema_version}) at {stream}@{version}"
+    )]
+    UnknownEventType {
+        /// The stream the event belongs to.
+        stream: StreamId,
+        /// Its version in that stream.
+        version: Version,
+        /// The unknown type name.
+        event_type: EventType,
+        /// Its schema version.
+        schema_version: u32,
+    },
+
+    /// A stored event's payload could not be decoded (or upcast) into the current type.
+    #[error("failed to decode event `{event_type}` v{schema_version} at {stream}@{version}")]
+    Decode {
+        /// The stream the event belongs to.
+        stream: StreamId,
+        /// Its version in that stream.
+        version: Version,
+        /// The event's type name.
+        event_type: EventType,
+        /// The event's schema version.
+        schema_version: u32,
+        /// What the codec or upcaster said.
+        #[source]
+        source: BoxError,
+    },
+
+    /// An event or snapshot could not be encoded.
+    #[error("failed to encode {what}")]
+    Encode {
+        /// What was being encoded (`event `Deposited``, `snapshot of account-1`).
+        what: String,
+        /// What the codec said.
+        #[source]
+        source: BoxError,
+    },
+
+    /// Waiting (for a position, a lease, a service) took longer than allowed.
+    #[error("timed out after {after:?} waiting for {what}")]
+    Timeout {
+        /// What was awaited.
+        what: String,
+        /// How long it waited.
+        after: Duration,
+    },
+
+    /// The store or subscription was shut down.
+    #[error("the {what} is closed")]
+    Closed {
+        /// What is closed.
+        what: &'static str,
+    },
+
+    /// The backing service failed (connection lost, query failed, broker unavailable).
+    #[error(transparent)]
+    Backend(#[from] BackendError),
+}
+
+impl Error {
+    /// Whether this is an optimistic-concurrency conflict: reload and decide again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict { .. })
+    }
+
+    /// Whether trying the same operation again later may succeed (connection loss, timeout).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Timeout { .. } => true,
+            Error::Backend(e) => e.is_transient(),
+            _ => false,
+        }
+    }
+
+    /// Whether the caller's input was rejected (bad name, oversize event): retrying the same
+    /// input will fail the same way, and nothing was written.
+    pub fn is_invalid_input(&self) -> bool {
+        matches!(
+            self,
+            Error::InvalidName { .. }
+                | Error::InvalidCheckpoint { .. }
+                | Error::EventTooLarge { .. }
+                | Error::TooManyEvents { .. }
+        )
+    }
+
+    /// Whether a stored event could not be turned into the current event type.
+    pub fn is_decode(&self) -> bool {
+        matches!(self, Error::Decode { .. } | Error::UnknownEventType { .. })
+    }
+}
+
+/// Which kind of validated name an [`Error::InvalidName`] is about.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameKind {
+    /// [`StreamId`].
+    StreamId,
+    /// [`EventType`].
+    EventType,
+    /// [`ProjectionName`](crate::ProjectionName).
+    ProjectionName,
+    /// [`SchemaName`](crate::SchemaName).
+    SchemaName,
+    /// [`IdempotencyKey`](crate::IdempotencyKey).
+    IdempotencyKey,
+}
+
+impl fmt::Display for NameKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NameKind::StreamId => "stream id",
+            NameKind::EventType => "event type",
+            NameKind::ProjectionName => "projection name",
+            NameKind::SchemaName => "schema name",
+            NameKind::IdempotencyKey => "idempotency key",
+        })
+    }
+}
+
+/// A failure of the service behind a store or projection target. Opaque: ask it
+/// [`kind`](BackendError::kind) or [`is_transient`](BackendError::is_transient), and walk
+/// [`source`](std::error::Error::source) for the driver's own error.
+#[derive(Debug, thiserror::Error)]
+#[error("{backend} failed while {context}")]
+pub struct BackendError {
+    backend: &'static str,
+    kind: BackendErrorKind,
+    context: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+/// The broad kind of a [`BackendError`], which decides whether retrying makes sense.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BackendErrorKind {
+    /// The service could not be reached or the connection was lost: retry later.
+    Unavailable,
+    /// The service answered too slowly: retry later.
+    Timeout,
+    /// This instance lost the right to write (a fenced Kafka producer, a lost lease): another
+    /// owner may accept the operation.
+    NotOwner,
+    /// The service rejected the operation; retrying the same request will fail again.
+    Rejected,
+    /// Stored data is not in the shape the code expects.
+    Corrupt,
+}
+
+impl BackendError {
+    /// Builds a backend error. `backend` names the service (`"postgres"`), `context` says what
+    /// foldline was doing (`"appending to account-1"`).
+    pub fn new(
+        backend: &'static str,
+        kind: BackendErrorKind,
+        context: impl Into<String>,
+        source: Option<BoxError>,
+    ) -> Self {
+        BackendError {
+            backend,
+            kind,
+            context: context.into(),
+            source,
+        }
+    }
+
+    /// Which service failed.
+    pub fn backend(&self) -> &'static str {
+        self.backend
+    }
+
+    /// The broad kind of failure.
+    pub fn kind(&self) -> BackendErrorKind {
+        self.kind
+    }
+
+    /// Whether retrying later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self.kind,
+            BackendErrorKind::Unavailable | BackendErrorKind::Timeout | BackendErrorKind::NotOwner
+        )
+    }
+}

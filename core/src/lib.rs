@@ -1,0 +1,150 @@
+//! foldline: CQRS and event sourcing for Rust.
+//!
+//! You describe your domain as **aggregates** that decide on **commands** and record **domain
+//! events**; an [`EventStore`] keeps the events in append-only streams with a global feed;
+//! projections fold that feed into read models. This crate holds the domain model, the store
+//! contracts, command execution and an in-memory store; backends live in their own crates
+//! (`foldline-postgres`, `foldline-kafka`, `foldline-redis`, `foldline-tantivy`).
+//!
+//! # Quick start
+//!
+//! ```
+//! use foldline::{Aggregate, Command, CommandExecutor, DomainEvent, InMemoryEventStore};
+//! use serde::{Deserialize, Serialize};
+//!
+//! #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+//! enum AccountEvent {
+//!     Opened { owner: String },
+//!     #[foldline(version = 2, upcast(v1 = DepositedV1))]
+//!     Deposited { cents: u64 },
+//! }
+//!
+//! /// How `Deposited` looked before amounts were kept in cents.
+//! #[derive(Deserialize)]
+//! struct DepositedV1 { amount: u64 }
+//! impl From<DepositedV1> for AccountEvent {
+//!     fn from(old: DepositedV1) -> Self { AccountEvent::Deposited { cents: old.amount * 100 } }
+//! }
+//!
+//! #[derive(Debug, Command)]
+//! enum AccountCommand {
+//!     Open { #[foldline(id)] account: String, owner: String },
+//!     Deposit { #[foldline(id)] account: String, cents: u64 },
+//! }
+//!
+//! #[derive(Debug, thiserror::Error)]
+//! enum AccountError {
+//!     #[error("the account is already open")]
+//!     AlreadyOpen,
+//!     #[error("the account is not open")]
+//!     NotOpen,
+//! }
+//!
+//! #[derive(Debug, Default, Aggregate)]
+//! #[foldline(id = String, command = AccountCommand, event = AccountEvent, error = AccountError)]
+//! struct Account { open: bool, balance: u64 }
+//!
+//! impl Account {
+//!     fn handle(&self, command: &AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
+//!         match command {
+//!             AccountCommand::Open { .. } if self.open => Err(AccountError::AlreadyOpen),
+//!             AccountCommand::Open { owner, .. } => Ok(vec![AccountEvent::Opened { owner: owner.clone() }]),
+//!             AccountCommand::Deposit { .. } if !self.open => Err(AccountError::NotOpen),
+//!             AccountCommand::Deposit { cents, .. } => Ok(vec![AccountEvent::Deposited { cents: *cents }]),
+//!         }
+//!     }
+//!
+//!     fn apply(&mut self, event: &AccountEvent) {
+//!         match event {
+//!             AccountEvent::Opened { .. } => self.open = true,
+//!             AccountEvent::Deposited { cents } => self.balance += cents,
+//!         }
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> anyhow::Result<()> {
+//! let bank = CommandExecutor::new(InMemoryEventStore::new());
+//! bank.execute::<Account>(AccountCommand::Open { account: "a1".into(), owner: "Ada".into() }).await?;
+//! bank.execute::<Account>(AccountCommand::Deposit { account: "a1".into(), cents: 250 }).await?;
+//! let account = bank.load::<Account>(&"a1".to_string()).await?;
+//! assert_eq!(account.state.balance, 250);
+//! assert_eq!(account.version.get(), 2);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Concepts
+//!
+//! - [`DomainEvent`]: a stable type name and schema version per variant; payloads through a
+//!   [`Codec`] (JSON by default); older versions upcast on read through typed converters.
+//! - [`Aggregate`] + [`Command`]: pure, synchronous decisions; the derive fills in the rest.
+//! - [`EventStore`]: `append` with an [`ExpectedVersion`] and optional [`IdempotencyKey`],
+//!   `read_stream`, `read_all` / `subscribe` over the global feed from a [`Checkpoint`], `head`.
+//! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
+//!   on a version conflict with jittered backoff.
+//!
+//! # Feature flags
+//!
+//! - `derive` (default): `#[derive(DomainEvent, Command, Aggregate)]`.
+//! - `testing`: the store conformance suite (`testing::conformance`) and the given/when/then
+//!   kit for aggregates (`testing::AggregateTest`).
+//!
+//! # Examples
+//!
+//! `examples/example-bank` in the repository: accounts, transfers, a conflict retried, a read
+//! model folded from the global feed. Run it with `cargo run -p example-bank`.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod aggregate;
+mod codec;
+mod command;
+mod error;
+mod event;
+mod memory;
+mod names;
+mod position;
+mod store;
+mod version;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use aggregate::{Aggregate, AggregateId, Command};
+pub use codec::{Codec, JsonCodec};
+pub use command::{
+    CommandError, CommandExecutor, CommandOptions, CommandOutcome, Loaded, RetryPolicy,
+};
+pub use error::{BackendError, BackendErrorKind, BoxError, Error, NameKind, Result};
+pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
+pub use memory::InMemoryEventStore;
+pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
+pub use position::{Checkpoint, Position};
+pub use store::{
+    AppendRequest, AppendResult, EventBatch, EventStore, NoSnapshots, Snapshot, SnapshotStore,
+    StoreLimits, Subscription,
+};
+pub use version::{ExpectedVersion, Version};
+
+#[cfg(feature = "derive")]
+#[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
+pub use foldline_macros::{Aggregate, Command, DomainEvent};
+
+/// Not public API: what the derives' generated code refers to. May change in any release.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde;
+
+    pub use crate::aggregate::{Aggregate, Command};
+    pub use crate::codec::Codec;
+    pub use crate::error::BoxError;
+    pub use crate::event::{DecodeError, DomainEvent};
+    pub use crate::names::EventType;
+
+    pub use ::core::option::Option::{self, None, Some};
+    pub use ::core::result::Result::{self, Err, Ok};
+    pub use ::std::boxed::Box;
+    pub use ::std::vec::Vec;
+}

@@ -1,0 +1,3 @@
+//! Test support (feature `testing`): the store conformance suite and the given/when/then kit.
+
+pub mod conformance;
