@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Brings up the services the tests talk to: `scripts/services.sh [up|down|status]`.
+# Each one is used where it already answers at its FOLDLINE_* address, else started (and
+# installed if needed) by its own script: postgres.sh, redis.sh.
+set -euo pipefail
+here="$(dirname "${BASH_SOURCE[0]}")"
+services=(postgres redis)
+
+case "${1:-up}" in
+    up) for s in "${services[@]}"; do "$here/$s.sh" start; done ;;
+    down) for s in "${services[@]}"; do "$here/$s.sh" stop || true; done ;;
+    status) rc=0; for s in "${services[@]}"; do "$here/$s.sh" status || rc=1; done; exit $rc ;;
+    *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;
+esac
