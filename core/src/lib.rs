@@ -143,8 +143,10 @@ pub mod __private {
     pub use crate::event::{DecodeError, DomainEvent};
     pub use crate::names::EventType;
 
+    pub use ::core::convert::From;
     pub use ::core::option::Option::{self, None, Some};
     pub use ::core::result::Result::{self, Err, Ok};
     pub use ::std::boxed::Box;
+    pub use ::std::string::String;
     pub use ::std::vec::Vec;
 }

@@ -1,20 +1,48 @@
-//! Derive macros for foldline. Use them through the `foldline` crate (feature `derive`).
+//! Derive macros for foldline. Use them through the `foldline` crate (feature `derive`), whose
+//! documentation describes the attributes: `#[derive(DomainEvent)]`, `#[derive(Command)]` and
+//! `#[derive(Aggregate)]`.
+//!
+//! Every derive runs the same pipeline: parse the input and its `#[foldline(...)]` attributes
+//! (`ast`, `attr`), check them (`check`), report all errors at once (`ctxt`), then generate
+//! code in a sealed `const _: () = { ... };` block (`dummy`).
+
+mod aggregate;
+mod ast;
+mod attr;
+mod check;
+mod command;
+mod ctxt;
+mod dummy;
+mod event;
+mod serde_attrs;
+
 use proc_macro::TokenStream;
 
-/// Derives `foldline::DomainEvent`.
-#[proc_macro_derive(DomainEvent, attributes(foldline))]
-pub fn derive_domain_event(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+/// Derives `foldline::DomainEvent` for an enum of events.
+#[proc_macro_derive(DomainEvent, attributes(foldline, serde))]
+pub fn derive_domain_event(input: TokenStream) -> TokenStream {
+    expand_with(input, event::expand)
 }
 
-/// Derives `foldline::Command`.
+/// Derives `foldline::Command` for an enum or struct with a `#[foldline(id)]` field.
 #[proc_macro_derive(Command, attributes(foldline))]
-pub fn derive_command(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_command(input: TokenStream) -> TokenStream {
+    expand_with(input, command::expand)
 }
 
-/// Derives `foldline::Aggregate`.
+/// Derives `foldline::Aggregate` for a struct with `#[foldline(id = .., command = .., event = .., error = ..)]`.
 #[proc_macro_derive(Aggregate, attributes(foldline))]
-pub fn derive_aggregate(_input: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn derive_aggregate(input: TokenStream) -> TokenStream {
+    expand_with(input, aggregate::expand)
+}
+
+/// Parses the input, runs `expand`, and turns its errors into `compile_error!`s.
+fn expand_with(
+    input: TokenStream,
+    expand: fn(&syn::DeriveInput) -> syn::Result<proc_macro2::TokenStream>,
+) -> TokenStream {
+    let input = syn::parse_macro_input!(input as syn::DeriveInput);
+    expand(&input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }

@@ -1,0 +1,393 @@
+//! Checks that look at more than one attribute, or at an attribute together with the shape of
+//! the type: shapes a derive does not support, names and versions, `id` fields.
+
+use std::collections::{BTreeMap, HashMap};
+
+use crate::ast::{self, Container, Data, Style};
+use crate::attr::{self, SpannedInt};
+use crate::ctxt::Ctxt;
+
+/// The longest event type name a store accepts (`foldline::EventType`).
+const EVENT_TYPE_MAX_LEN: usize = 128;
+
+/// The longest aggregate name: leaves room for the id in a 255-character stream id.
+const AGGREGATE_NAME_MAX_LEN: usize = 64;
+
+/// Why `name` is not a valid `foldline::EventType` (the rules of `core/src/names.rs`).
+pub(crate) fn event_type_error(name: &str) -> Option<&'static str> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Some("must not be empty");
+    }
+    if bytes.len() > EVENT_TYPE_MAX_LEN {
+        return Some("is longer than 128 characters");
+    }
+    if !bytes[0].is_ascii_alphabetic() {
+        return Some("must start with an ASCII letter");
+    }
+    if !bytes
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+    {
+        return Some("may only contain ASCII letters, digits and `-`, `_`, `.`, `:`");
+    }
+    None
+}
+
+/// Why `name` is not a valid aggregate name.
+pub(crate) fn aggregate_name_error(name: &str) -> Option<&'static str> {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() {
+        return Some("must not be empty");
+    }
+    if bytes.len() > AGGREGATE_NAME_MAX_LEN {
+        return Some("is longer than 64 characters");
+    }
+    if !bytes[0].is_ascii_alphabetic() {
+        return Some("must start with an ASCII letter");
+    }
+    if !bytes
+        .iter()
+        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    {
+        return Some("may only contain ASCII letters, digits and `-`, `_`, `.`");
+    }
+    None
+}
+
+fn no_generics<D: ast::Derive>(cx: &Ctxt, cont: &Container<'_, D>) {
+    let generics = cont.generics;
+    if !generics.params.is_empty() || generics.where_clause.is_some() {
+        cx.error_spanned_by(
+            generics,
+            format!("`#[derive({})]` does not support generic types", D::NAME),
+        );
+    }
+}
+
+/// Checks a `#[derive(DomainEvent)]` input.
+pub(crate) fn check_event(cx: &Ctxt, cont: &Container<'_, ast::Event>) {
+    no_generics(cx, cont);
+    let variants = match &cont.data {
+        Data::Enum(variants) => variants,
+        Data::Struct(..) => {
+            let token = match &cont.original.data {
+                syn::Data::Struct(data) => data.struct_token.span,
+                _ => cont.ident.span(),
+            };
+            cx.error_at(
+                token,
+                "`#[derive(DomainEvent)]` only supports enums: one variant per kind of event, e.g. `enum AccountEvent { Opened { owner: String }, Closed }`",
+            );
+            return;
+        }
+    };
+    if variants.is_empty() {
+        cx.error_spanned_by(cont.ident, "an event enum needs at least one variant");
+    }
+    let mut names: HashMap<String, &syn::Ident> = HashMap::new();
+    for variant in variants {
+        if variant.style == Style::Tuple && variant.fields.len() > 1 {
+            cx.error_spanned_by(
+                &variant.original.fields,
+                format!(
+                    "event variant `{}` has several unnamed fields: name them (`{} {{ a: A, b: B }}`) or wrap them in one type",
+                    variant.ident, variant.ident
+                ),
+            );
+        }
+
+        let name = variant.attrs.type_name(variant.ident);
+        let span = attr::span_of(variant.attrs.rename.as_ref(), variant.ident);
+        if let Some(reason) = event_type_error(&name) {
+            cx.error_at(
+                span,
+                format!("invalid event type name {name:?}: it {reason}"),
+            );
+        }
+        if let Some(first) = names.get(&name) {
+            cx.error_at(
+                span,
+                format!("duplicate event type name {name:?}: variant `{first}` already uses it"),
+            );
+        } else {
+            names.insert(name, variant.ident);
+        }
+
+        check_versions(cx, &variant.attrs);
+    }
+}
+
+fn check_versions(cx: &Ctxt, attrs: &attr::EventVariant) {
+    if let Some(SpannedInt { value: 0, span }) = attrs.version {
+        cx.error_at(span, "schema versions start at 1");
+        return;
+    }
+    let current = attrs.current_version();
+    let Some(upcast) = &attrs.upcast else {
+        return;
+    };
+    if upcast.steps.is_empty() {
+        cx.error_spanned_by(
+            &upcast.keyword,
+            "`upcast()` lists no older version: write `upcast(v1 = TypeOfV1)` or remove it",
+        );
+        return;
+    }
+    let mut declared: BTreeMap<u32, &syn::Path> = BTreeMap::new();
+    for step in &upcast.steps {
+        if step.version == 0 {
+            cx.error_spanned_by(&step.key, "schema versions start at 1: there is no `v0`");
+        } else if step.version >= current {
+            cx.error_spanned_by(
+                &step.key,
+                format!(
+                    "`v{}` is not older than the current schema version {current}: upcasters read older versions only (raise `version = ...` when the payload changes)",
+                    step.version
+                ),
+            );
+        } else if declared.contains_key(&step.version) {
+            cx.error_spanned_by(
+                &step.key,
+                format!("duplicate upcaster for `v{}`", step.version),
+            );
+        } else {
+            declared.insert(step.version, &step.key);
+        }
+    }
+    let Some(&oldest) = declared.keys().next() else {
+        return;
+    };
+    for missing in (oldest + 1..current).filter(|v| !declared.contains_key(v)) {
+        cx.error_spanned_by(
+            &upcast.keyword,
+            format!(
+                "missing upcaster for v{missing}: each version from the oldest one upcast (v{oldest}) up to v{} needs its payload type, as in `upcast(v{oldest} = .., v{missing} = ..)`",
+                current - 1
+            ),
+        );
+    }
+}
+
+/// Checks a `#[derive(Command)]` input.
+pub(crate) fn check_command(cx: &Ctxt, cont: &Container<'_, ast::Command>) {
+    no_generics(cx, cont);
+    if let Some(name) = &cont.attrs.name {
+        check_command_name(cx, name);
+    }
+    match &cont.data {
+        Data::Enum(variants) => {
+            if let Some(name) = &cont.attrs.name {
+                cx.error_spanned_by(
+                    name,
+                    "`name` on a command enum: put `#[foldline(name = \"...\")]` on the variants instead",
+                );
+            }
+            if variants.is_empty() {
+                cx.error_spanned_by(cont.ident, "a command enum needs at least one variant");
+            }
+            for variant in variants {
+                if let Some(name) = &variant.attrs.name {
+                    check_command_name(cx, name);
+                }
+                check_id_fields(cx, &variant.fields, variant.ident, "variant");
+            }
+        }
+        Data::Struct(fields) => check_id_fields(cx, fields, cont.ident, "struct"),
+    }
+}
+
+fn check_command_name(cx: &Ctxt, name: &syn::LitStr) {
+    if name.value().trim().is_empty() {
+        cx.error_spanned_by(name, "a command name must not be empty");
+    }
+}
+
+fn check_id_fields(
+    cx: &Ctxt,
+    fields: &[ast::Field<'_, ast::Command>],
+    owner: &syn::Ident,
+    what: &str,
+) {
+    let mut ids = fields.iter().filter_map(|f| f.attrs.id.as_ref());
+    if ids.next().is_none() {
+        let msg = if fields.is_empty() {
+            format!(
+                "{what} `{owner}` has no fields, so it cannot say which aggregate it is for: add the aggregate id as a field marked `#[foldline(id)]`"
+            )
+        } else {
+            format!(
+                "{what} `{owner}` has no `#[foldline(id)]` field: mark the field that holds the aggregate id"
+            )
+        };
+        cx.error_spanned_by(owner, msg);
+    }
+    for extra in ids {
+        cx.error_spanned_by(
+            extra,
+            format!("{what} `{owner}` has more than one `#[foldline(id)]` field: mark only one"),
+        );
+    }
+}
+
+/// Checks a `#[derive(Aggregate)]` input.
+pub(crate) fn check_aggregate(cx: &Ctxt, cont: &Container<'_, ast::Aggregate>) {
+    no_generics(cx, cont);
+    if let Data::Enum(_) = cont.data {
+        let token = match &cont.original.data {
+            syn::Data::Enum(data) => data.enum_token.span,
+            _ => cont.ident.span(),
+        };
+        cx.error_at(
+            token,
+            "`#[derive(Aggregate)]` only supports structs: the aggregate's state",
+        );
+    }
+    let attrs = &cont.attrs;
+    let required = [
+        (
+            attrs.id.is_none(),
+            attr::ID,
+            "the aggregate's id type",
+            "AccountId",
+        ),
+        (
+            attrs.command.is_none(),
+            attr::COMMAND,
+            "its command type",
+            "AccountCommand",
+        ),
+        (
+            attrs.event.is_none(),
+            attr::EVENT,
+            "its event type",
+            "AccountEvent",
+        ),
+        (
+            attrs.error.is_none(),
+            attr::ERROR,
+            "the error `handle` returns",
+            "AccountError",
+        ),
+    ];
+    for (missing, key, what, example) in required {
+        if missing {
+            cx.error_spanned_by(
+                cont.ident,
+                format!("missing `#[foldline({key} = ...)]`: {what}, e.g. `{key} = {example}`"),
+            );
+        }
+    }
+
+    let name = attrs.name_or_default(cont.ident);
+    if let Some(reason) = aggregate_name_error(&name) {
+        let span = attr::span_of(attrs.name.as_ref(), cont.ident);
+        let advice = if attrs.name.is_none() {
+            ": set one with `#[foldline(name = \"...\")]`"
+        } else {
+            ""
+        };
+        cx.error_at(
+            span,
+            format!("invalid aggregate name {name:?}: it {reason}{advice}"),
+        );
+    }
+
+    if let Some(snapshot) = &attrs.snapshot {
+        match snapshot.every {
+            None => cx.error_spanned_by(
+                &snapshot.keyword,
+                "`snapshot(...)` needs `every = N`: take a snapshot every N events, e.g. `snapshot(every = 100)`",
+            ),
+            Some(SpannedInt { value: 0, span }) => cx.error_at(
+                span,
+                "`every` must be at least 1: the number of events between two snapshots",
+            ),
+            Some(_) => {}
+        }
+        if let Some(SpannedInt { value: 0, span }) = snapshot.version {
+            cx.error_at(span, "snapshot versions start at 1");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use syn::{DeriveInput, parse_quote};
+
+    fn event_errors(input: DeriveInput) -> Vec<String> {
+        let cx = Ctxt::new();
+        if let Some(cont) = Container::<ast::Event>::from_ast(&cx, &input) {
+            check_event(&cx, &cont);
+        }
+        cx.check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn event_type_names() {
+        assert_eq!(event_type_error("Opened"), None);
+        assert_eq!(event_type_error("account.deposited:v2"), None);
+        assert!(event_type_error("").is_some());
+        assert!(event_type_error("1st").is_some());
+        assert!(event_type_error("has space").is_some());
+        assert!(event_type_error(&"a".repeat(129)).is_some());
+        assert_eq!(event_type_error(&"a".repeat(128)), None);
+    }
+
+    #[test]
+    fn aggregate_names() {
+        assert_eq!(aggregate_name_error("bank_account"), None);
+        assert!(aggregate_name_error("bank:account").is_some());
+        assert!(aggregate_name_error("_x").is_some());
+        assert!(aggregate_name_error(&"a".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn accepts_a_contiguous_chain() {
+        let errors = event_errors(parse_quote! {
+            enum E {
+                #[foldline(version = 3, upcast(v1 = A, v2 = B))]
+                A { x: u8 },
+                #[foldline(version = 3, upcast(v2 = B))]
+                B(u8),
+                C,
+            }
+        });
+        assert!(errors.is_empty(), "{errors:?}");
+    }
+
+    #[test]
+    fn reports_a_gap_and_a_version_not_older() {
+        let errors = event_errors(parse_quote! {
+            enum E {
+                #[foldline(version = 4, upcast(v1 = A, v3 = B, v4 = C))]
+                A { x: u8 },
+            }
+        });
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert!(errors[0].starts_with("`v4` is not older"), "{errors:?}");
+        assert!(
+            errors[1].starts_with("missing upcaster for v2"),
+            "{errors:?}"
+        );
+    }
+
+    #[test]
+    fn reports_duplicate_type_names_and_bad_shapes() {
+        let errors = event_errors(parse_quote! {
+            enum E<T> {
+                #[foldline(rename = "B")]
+                A,
+                B(u8, T),
+            }
+        });
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].contains("generic"));
+        assert!(errors[1].contains("several unnamed fields"));
+        assert!(errors[2].starts_with("duplicate event type name \"B\""));
+    }
+}
