@@ -1,1 +1,1 @@
-
+//! Shared pieces of foldline's integration tests.

@@ -1,0 +1,61 @@
+//! The in-memory store passes the whole conformance suite, one test per case.
+
+use foldline::testing::conformance;
+use foldline::{InMemoryEventStore, StoreLimits};
+
+macro_rules! cases {
+    ($($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                conformance::$case(InMemoryEventStore::new()).await;
+            }
+        )*
+    };
+}
+
+cases!(
+    append_any_creates_and_extends,
+    append_no_stream,
+    append_exact,
+    empty_append_writes_nothing,
+    concurrent_appends_conflict,
+    idempotent_append_replays,
+    failed_append_does_not_use_key,
+    concurrent_idempotent_appends_write_once,
+    read_stream_ranges,
+    read_all_in_batches,
+    head_tracks_appends,
+    subscribe_catches_up_then_follows,
+    subscribe_resumes_from_checkpoint,
+    subscribe_with_concurrent_writers,
+    invalid_input_writes_nothing,
+    snapshot_absent_is_none,
+    snapshot_save_then_load,
+    snapshot_older_does_not_replace_newer,
+);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn invalid_input_with_custom_limits() {
+    let limits = StoreLimits::default()
+        .with_max_event_bytes(4 * 1024)
+        .with_max_events_per_append(50);
+    conformance::invalid_input_writes_nothing_with(InMemoryEventStore::with_limits(limits), limits)
+        .await;
+}
+
+/// The cases also pass one after another on one shared store, as they would on a shared
+/// database: they isolate themselves by stream name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn all_cases_on_one_shared_store() {
+    let store = InMemoryEventStore::new();
+    conformance::run_all(async || store.clone()).await;
+    conformance::run_snapshot_cases(async || store.clone()).await;
+}
+
+/// `run_all` on a fresh store per case, on a single-threaded runtime.
+#[tokio::test(flavor = "current_thread")]
+async fn all_cases_on_fresh_stores_single_threaded() {
+    conformance::run_all(async || InMemoryEventStore::new()).await;
+    conformance::run_snapshot_cases(async || InMemoryEventStore::new()).await;
+}
