@@ -6,3 +6,7 @@
 //!   pure, synchronous tests of an aggregate's decisions.
 
 pub mod conformance;
+
+mod aggregate_test;
+
+pub use aggregate_test::{AggregateTest, Decision};
