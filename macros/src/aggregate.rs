@@ -77,8 +77,8 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     // `Account::handle` must reach the user's inherent method. Were it missing, the path would
     // silently resolve to the trait method being defined (endless recursion); these traits,
     // in scope here with `Aggregate`, make it ambiguous instead: error E0034, naming them.
-    let handle = quote_spanned!(ident.span()=> #ident::handle(self, command));
-    let apply = quote_spanned!(ident.span()=> #ident::apply(self, event));
+    let handle = quote!(#ident::handle(self, command));
+    let apply = quote!(#ident::apply(self, event));
 
     let code = quote! {
         use _fl::Aggregate as _;

@@ -1,7 +1,7 @@
 //! Checks that look at more than one attribute, or at an attribute together with the shape of
 //! the type: shapes a derive does not support, names and versions, `id` fields.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeSet, HashMap};
 
 use crate::ast::{self, Container, Data, Style};
 use crate::attr::{self, SpannedInt};
@@ -134,7 +134,7 @@ fn check_versions(cx: &Ctxt, attrs: &attr::EventVariant) {
         );
         return;
     }
-    let mut declared: BTreeMap<u32, &syn::Path> = BTreeMap::new();
+    let mut declared: BTreeSet<u32> = BTreeSet::new();
     for step in &upcast.steps {
         if step.version == 0 {
             cx.error_spanned_by(&step.key, "schema versions start at 1: there is no `v0`");
@@ -146,19 +146,17 @@ fn check_versions(cx: &Ctxt, attrs: &attr::EventVariant) {
                     step.version
                 ),
             );
-        } else if declared.contains_key(&step.version) {
+        } else if !declared.insert(step.version) {
             cx.error_spanned_by(
                 &step.key,
                 format!("duplicate upcaster for `v{}`", step.version),
             );
-        } else {
-            declared.insert(step.version, &step.key);
         }
     }
-    let Some(&oldest) = declared.keys().next() else {
+    let Some(&oldest) = declared.iter().next() else {
         return;
     };
-    for missing in (oldest + 1..current).filter(|v| !declared.contains_key(v)) {
+    for missing in (oldest + 1..current).filter(|v| !declared.contains(v)) {
         cx.error_spanned_by(
             &upcast.keyword,
             format!(

@@ -36,7 +36,7 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
     let ident = cont.ident;
     let variants: Vec<Expanded<'_>> = variants
         .iter()
-        .map(|variant| Expanded::new(ident, variant))
+        .map(|variant| Expanded::new(ident, &input.attrs, variant))
         .collect();
 
     let types = variants.iter().map(|v| {
@@ -109,6 +109,8 @@ pub(crate) fn expand(input: &DeriveInput) -> syn::Result<TokenStream> {
 /// One variant, with what the generated code needs about it.
 struct Expanded<'a> {
     enum_ident: &'a Ident,
+    /// The payload structs' `#[serde(...)]` container attributes.
+    serde_container: TokenStream,
     variant: &'a Variant<'a>,
     /// `Enum::Variant { .. }`
     pattern: TokenStream,
@@ -119,7 +121,7 @@ struct Expanded<'a> {
 }
 
 impl<'a> Expanded<'a> {
-    fn new(enum_ident: &'a Ident, variant: &'a Variant<'a>) -> Self {
+    fn new(enum_ident: &'a Ident, enum_attrs: &[syn::Attribute], variant: &'a Variant<'a>) -> Self {
         let variant_ident = variant.ident;
         let name_span = variant
             .attrs
@@ -128,6 +130,7 @@ impl<'a> Expanded<'a> {
             .map_or_else(|| variant_ident.span(), LitStr::span);
         Expanded {
             enum_ident,
+            serde_container: serde_attrs::container_attrs(enum_attrs, &variant.original.attrs),
             variant,
             pattern: quote!(#enum_ident::#variant_ident { .. }),
             name: LitStr::new(&variant.attrs.type_name(variant_ident), name_span),
@@ -148,6 +151,7 @@ impl<'a> Expanded<'a> {
     fn encode_arm(&self, serde_path: &LitStr) -> TokenStream {
         let enum_ident = self.enum_ident;
         let variant_ident = self.variant.ident;
+        let serde_container = &self.serde_container;
         match self.payload() {
             Payload::Unit => {
                 let pattern = &self.pattern;
@@ -172,18 +176,19 @@ impl<'a> Expanded<'a> {
                 let lifetime = if fields.is_empty() {
                     quote!()
                 } else {
-                    quote!(<'__a>)
+                    quote!(<'__payload>)
                 };
                 let definitions = fields.iter().map(|field| {
                     let member = &field.member;
-                    let ty = field.ty;
-                    let attrs = serde_attrs::for_serialize(field.original, ty);
-                    quote!(#(#attrs)* #member: &'__a #ty)
+                    let ty = serde_attrs::replace_self(field.ty, enum_ident);
+                    let attrs = serde_attrs::field_attrs(field.original);
+                    quote!(#(#attrs)* #member: &'__payload #ty)
                 });
                 quote! {
                     #enum_ident::#variant_ident { #(#members: #bindings),* } => {
                         #[derive(_fl::serde::Serialize)]
                         #[serde(crate = #serde_path)]
+                        #serde_container
                         struct __Payload #lifetime {
                             #(#definitions,)*
                         }
@@ -220,6 +225,7 @@ impl<'a> Expanded<'a> {
     fn decode_current(&self, serde_path: &LitStr) -> TokenStream {
         let enum_ident = self.enum_ident;
         let variant_ident = self.variant.ident;
+        let serde_container = &self.serde_container;
         match self.payload() {
             Payload::Unit => quote! {{
                 let () = decode_payload::<__C, ()>(__codec, __payload)?;
@@ -239,13 +245,14 @@ impl<'a> Expanded<'a> {
                 let members: Vec<_> = fields.iter().map(|f| &f.member).collect();
                 let definitions = fields.iter().map(|field| {
                     let member = &field.member;
-                    let ty = field.ty;
-                    let attrs = serde_attrs::for_deserialize(field.original);
+                    let ty = serde_attrs::replace_self(field.ty, enum_ident);
+                    let attrs = serde_attrs::field_attrs(field.original);
                     quote!(#(#attrs)* #member: #ty)
                 });
                 quote! {{
                     #[derive(_fl::serde::Deserialize)]
                     #[serde(crate = #serde_path)]
+                    #serde_container
                     struct __Payload {
                         #(#definitions,)*
                     }
@@ -264,7 +271,6 @@ impl<'a> Expanded<'a> {
         };
         let mut steps: Vec<&crate::attr::UpcastStep> = upcast.steps.iter().collect();
         steps.sort_by_key(|step| step.version);
-        let enum_ident = self.enum_ident;
         (0..steps.len())
             .map(|start| {
                 let version = Literal::u32_unsuffixed(steps[start].version);
@@ -280,7 +286,7 @@ impl<'a> Expanded<'a> {
                 });
                 let last = &steps[steps.len() - 1].ty;
                 let into_event = quote_spanned! {last.span()=>
-                    <#enum_ident as _fl::From<#last>>::from(__value)
+                    <Self as _fl::From<#last>>::from(__value)
                 };
                 quote! {
                     #version => {

@@ -1,0 +1,10 @@
+use foldline::DomainEvent;
+
+struct Owner;
+
+#[derive(DomainEvent)]
+enum AccountEvent {
+    Opened { owner: Owner },
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use foldline::DomainEvent;
+
+#[derive(DomainEvent)]
+enum Event<T> {
+    Happened { what: T },
+}
+
+fn main() {}

@@ -1,0 +1,9 @@
+use foldline::DomainEvent;
+
+#[derive(DomainEvent)]
+enum AccountEvent {
+    #[foldline(rename = "account opened")]
+    Opened { owner: String },
+}
+
+fn main() {}

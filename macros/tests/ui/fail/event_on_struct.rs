@@ -1,0 +1,8 @@
+use foldline::DomainEvent;
+
+#[derive(DomainEvent)]
+struct Opened {
+    owner: String,
+}
+
+fn main() {}

@@ -1,0 +1,8 @@
+use foldline::DomainEvent;
+
+#[derive(DomainEvent)]
+enum AccountEvent {
+    Transferred(String, String, u64),
+}
+
+fn main() {}
