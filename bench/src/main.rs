@@ -13,8 +13,8 @@ mod machine;
 mod report;
 mod stats;
 
-use anyhow::bail;
 use clap::Parser;
+use clap::builder::PossibleValuesParser;
 
 use crate::benches::{BENCHES, Options};
 
@@ -23,7 +23,7 @@ use crate::benches::{BENCHES, Options};
 #[command(version, about)]
 struct Cli {
     /// The benchmark to run, or `all`.
-    #[arg(required_unless_present = "list")]
+    #[arg(required_unless_present = "list", value_parser = names())]
     name: Option<String>,
 
     /// List the benchmarks and exit.
@@ -32,6 +32,11 @@ struct Cli {
 
     #[command(flatten)]
     options: Options,
+}
+
+/// Every benchmark's name, and `all`.
+fn names() -> PossibleValuesParser {
+    PossibleValuesParser::new(BENCHES.iter().map(|bench| bench.name).chain(["all"]))
 }
 
 #[tokio::main(flavor = "multi_thread")]
@@ -46,14 +51,9 @@ async fn main() -> anyhow::Result<()> {
     let name = cli.name.unwrap_or_default();
     let selected: Vec<_> = if name == "all" {
         BENCHES.iter().collect()
-    } else if let Some(bench) = benches::find(&name) {
-        vec![bench]
     } else {
-        let known: Vec<_> = BENCHES.iter().map(|b| b.name).collect();
-        bail!(
-            "no benchmark called `{name}` (known: {}, or `all`)",
-            known.join(", ")
-        );
+        // The parser lets only known names through.
+        benches::find(&name).into_iter().collect()
     };
     for bench in selected {
         eprintln!("== {}: {}", bench.name, bench.about);

@@ -138,7 +138,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     );
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     eprintln!(
-        "   {tasks} tasks, {} streams of at most {} events, snapshots off",
+        "   tasks: {tasks}; streams: {} at a time, retired after {} events; snapshots off",
         options.streams, options.events_per_stream
     );
 
