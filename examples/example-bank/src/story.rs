@@ -301,7 +301,7 @@ where
     async fn race(&mut self, account: &AccountId) -> anyhow::Result<()> {
         writeln!(
             self.out,
-            "  (both load carol before either appends: one append must conflict)"
+            "  (both load {account} before either appends: one append must conflict)"
         )?;
         let racing = CommandExecutor::new(Rendezvous::new(self.store.clone(), 2))
             .with_snapshots(self.store.clone());
@@ -329,9 +329,11 @@ where
             self.print_outcome(outcome).await?;
             let attempts = outcome.attempts;
             let note = if attempts > 1 {
-                "its first append conflicted, so the executor loaded carol again and re-decided"
+                format!(
+                    "its first append conflicted, so the executor loaded {account} again and re-decided"
+                )
             } else {
-                "appended first"
+                "appended first".to_owned()
             };
             writeln!(self.out, "    attempts {attempts}: {note}")?;
         }
