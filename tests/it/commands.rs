@@ -1,0 +1,502 @@
+//! The command executor against the in-memory store: load, decide, append; rejections;
+//! contention and retries; idempotency keys; snapshots.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use foldline::{
+    AppendRequest, AppendResult, Checkpoint, CommandError, CommandExecutor, CommandOptions,
+    DomainEvent, Error, EventBatch, EventStore, ExpectedVersion, IdempotencyKey,
+    InMemoryEventStore, JsonCodec, NewEvent, RecordedEvent, Result, RetryPolicy, Snapshot,
+    SnapshotStore, StreamId, Subscription, Version,
+};
+use foldline_tests::{Account, AccountCommand as Cmd, AccountError, AccountEvent, SNAPSHOT_EVERY};
+use tokio::sync::Barrier;
+use uuid::Uuid;
+
+fn stream(account: &str) -> StreamId {
+    StreamId::for_aggregate(<Account as foldline::Aggregate>::NAME, &account).unwrap()
+}
+
+async fn read(store: &impl EventStore, account: &str) -> Vec<RecordedEvent> {
+    store
+        .read_stream(&stream(account), Version::new(1), 100_000)
+        .await
+        .unwrap()
+}
+
+fn decode(recorded: &[RecordedEvent]) -> Vec<AccountEvent> {
+    recorded
+        .iter()
+        .map(|r| r.decode(&JsonCodec).unwrap())
+        .collect()
+}
+
+fn deposited(cents: u64) -> AccountEvent {
+    AccountEvent::Deposited { cents, memo: None }
+}
+
+#[tokio::test]
+async fn load_decide_append() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone());
+
+    let opened = bank.execute::<Account>(Cmd::open("a1", "ada")).await?;
+    assert_eq!(
+        opened.events,
+        [AccountEvent::Opened {
+            owner: "ada".into()
+        }]
+    );
+    assert_eq!(opened.append.stream_id, stream("a1"));
+    assert_eq!(opened.append.previous_version, Version::ZERO);
+    assert_eq!(opened.append.current_version, Version::new(1));
+    assert_eq!((opened.attempts, opened.is_replay()), (1, false));
+
+    let correlation = Uuid::now_v7();
+    let options = CommandOptions::new()
+        .with_correlation_id(correlation)
+        .with_user_metadata("user", "ada");
+    let deposit = bank
+        .execute_with::<Account>(Cmd::deposit("a1", 250), options)
+        .await?;
+    assert_eq!(deposit.events, [deposited(250)]);
+    assert_eq!(deposit.append.previous_version, Version::new(1));
+    assert_eq!(deposit.append.current_version, Version::new(2));
+
+    let recorded = read(&store, "a1").await;
+    assert_eq!(recorded.len(), 2);
+    let (open, deposit_event) = (&recorded[0], &recorded[1]);
+    assert_eq!(deposit.append.position, Some(deposit_event.position));
+    assert_eq!(
+        (open.event_type.as_str(), open.schema_version),
+        ("Opened", 1)
+    );
+    assert_eq!(
+        (
+            deposit_event.event_type.as_str(),
+            deposit_event.schema_version
+        ),
+        ("account.deposited", 3)
+    );
+    assert_eq!(deposit_event.metadata.correlation_id, Some(correlation));
+    assert_eq!(deposit_event.metadata.user["user"], "ada");
+    assert!(open.metadata.correlation_id.is_none());
+    let command_ids = (open.metadata.command_id, deposit_event.metadata.command_id);
+    assert!(command_ids.0.is_some() && command_ids.1.is_some() && command_ids.0 != command_ids.1);
+    assert_eq!(
+        decode(&recorded),
+        [opened.events[0].clone(), deposited(250)]
+    );
+
+    let account = bank.load::<Account>(&"a1".to_owned()).await?;
+    assert_eq!(account.stream_id, stream("a1"));
+    assert_eq!(account.version, Version::new(2));
+    assert_eq!(account.snapshot_version, None);
+    assert_eq!(
+        account.state,
+        Account {
+            owner: Some("ada".into()),
+            balance: 250,
+            frozen: false,
+            deposits: 1,
+        }
+    );
+
+    let unknown = bank.load::<Account>(&"nobody".to_owned()).await?;
+    assert_eq!(
+        (unknown.version, unknown.state),
+        (Version::ZERO, Account::default())
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn rejection_writes_nothing() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone());
+
+    let error = bank
+        .execute::<Account>(Cmd::deposit("r1", 5))
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        error,
+        CommandError::Rejected(AccountError::NotOpen)
+    ));
+    assert!(error.is_rejected() && !error.is_conflict() && error.store_error().is_none());
+    assert!(store.is_empty());
+
+    bank.execute::<Account>(Cmd::open("r1", "ada")).await?;
+    let head = store.head().await?;
+    let error = bank
+        .execute::<Account>(Cmd::withdraw("r1", 10))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.rejection(),
+        Some(&AccountError::InsufficientFunds {
+            balance: 0,
+            requested: 10
+        })
+    );
+    assert_eq!(read(&store, "r1").await.len(), 1);
+    assert_eq!(store.head().await?, head);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
+    const TASKS: u64 = 16;
+    const COMMANDS: u64 = 100;
+    const ACCOUNTS: [&str; 3] = ["c0", "c1", "c2"];
+    let store = InMemoryEventStore::new();
+    let retry = RetryPolicy::default()
+        .with_max_attempts(1_000)
+        .with_delays(Duration::from_micros(20), Duration::from_millis(2));
+    let bank = CommandExecutor::new(store.clone()).with_retry(retry);
+    for account in ACCOUNTS {
+        bank.execute::<Account>(Cmd::open(account, "ada")).await?;
+    }
+
+    let barrier = Arc::new(Barrier::new(TASKS as usize));
+    let mut tasks = Vec::new();
+    for task in 0..TASKS {
+        let (bank, barrier) = (bank.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            let mut done = Vec::new();
+            for i in 0..COMMANDS {
+                let account = ACCOUNTS[usize::try_from((task + i) % 3).unwrap()];
+                // Every deposit has its own amount, so a lost or doubled one shows.
+                let cents = task * COMMANDS + i + 1;
+                let outcome = bank
+                    .execute::<Account>(Cmd::deposit(account, cents))
+                    .await?;
+                done.push((account, cents, outcome));
+            }
+            anyhow::Ok(done)
+        }));
+    }
+    let mut sent: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut reported: BTreeMap<&str, BTreeMap<Version, u64>> = BTreeMap::new();
+    let mut attempts = 0;
+    for task in tasks {
+        for (account, cents, outcome) in task.await?? {
+            assert_eq!(outcome.events, [deposited(cents)]);
+            assert_eq!(outcome.append.event_count(), 1);
+            attempts += u64::from(outcome.attempts);
+            sent.entry(account).or_default().push(cents);
+            let previous = reported
+                .entry(account)
+                .or_default()
+                .insert(outcome.append.current_version, cents);
+            assert_eq!(previous, None, "two commands reported the same version");
+        }
+    }
+    assert!(
+        attempts > TASKS * COMMANDS,
+        "no command was retried ({attempts} attempts): the test did not contend"
+    );
+
+    for account in ACCOUNTS {
+        let recorded = read(&store, account).await;
+        let versions: Vec<u64> = recorded.iter().map(|r| r.stream_version.get()).collect();
+        let expected: Vec<u64> = (1..=recorded.len() as u64).collect();
+        assert_eq!(
+            versions, expected,
+            "versions of {account} are not contiguous"
+        );
+        let events = decode(&recorded);
+        let mut stored: Vec<u64> = Vec::new();
+        for (event, record) in events.iter().zip(&recorded).skip(1) {
+            let AccountEvent::Deposited { cents, .. } = event else {
+                panic!("unexpected event {event:?}");
+            };
+            stored.push(*cents);
+            // Each outcome names the version its event really got.
+            assert_eq!(reported[account].get(&record.stream_version), Some(cents));
+        }
+        let mut sent = sent.remove(account).unwrap_or_default();
+        sent.sort_unstable();
+        stored.sort_unstable();
+        assert_eq!(stored, sent, "deposits into {account} lost or doubled");
+        let loaded = bank.load::<Account>(&account.to_owned()).await?;
+        assert_eq!(loaded.state.balance, sent.iter().sum::<u64>());
+        assert_eq!(loaded.version.get(), 1 + sent.len() as u64);
+    }
+    Ok(())
+}
+
+/// The in-memory store, plus a rival writer that gets its append in just before the next
+/// append of the executor: a conflict on demand, with no timing involved.
+#[derive(Clone, Default)]
+struct RivalStore {
+    inner: InMemoryEventStore,
+    rivals: Arc<Mutex<Vec<AppendRequest>>>,
+}
+
+impl RivalStore {
+    fn rival_appends_first(&self, account: &str, event: &AccountEvent) {
+        let payload = event.encode(&JsonCodec).unwrap();
+        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
+        let request = AppendRequest::new(stream(account), ExpectedVersion::Any, vec![new]);
+        self.rivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(request);
+    }
+}
+
+impl EventStore for RivalStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
+        let rivals =
+            std::mem::take(&mut *self.rivals.lock().unwrap_or_else(PoisonError::into_inner));
+        for rival in rivals {
+            self.inner.append(rival).await?;
+        }
+        self.inner.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.inner.read_stream(stream, from, limit).await
+    }
+
+    async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn subscribe(&self, after: Checkpoint) -> Result<Subscription> {
+        self.inner.subscribe(after).await
+    }
+
+    async fn head(&self) -> Result<Checkpoint> {
+        self.inner.head().await
+    }
+
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>> {
+        self.inner.find_idempotent(key).await
+    }
+}
+
+#[tokio::test]
+async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
+    let store = RivalStore::default();
+    let bank = CommandExecutor::new(store.clone());
+    bank.execute::<Account>(Cmd::open("x1", "ada")).await?;
+
+    // Without retries the conflict reaches the caller, and the command wrote nothing.
+    let strict = bank.clone().with_retry(RetryPolicy::never());
+    store.rival_appends_first("x1", &deposited(7));
+    let error = strict
+        .execute::<Account>(Cmd::deposit("x1", 5))
+        .await
+        .unwrap_err();
+    assert!(error.is_conflict() && error.is_transient() && !error.is_rejected());
+    match error.store_error() {
+        Some(Error::Conflict {
+            stream: s,
+            expected,
+            actual,
+        }) => {
+            assert_eq!(s, &stream("x1"));
+            assert_eq!(*expected, ExpectedVersion::Exact(Version::new(1)));
+            assert_eq!(*actual, Version::new(2));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        decode(&read(&store, "x1").await)[1..],
+        [deposited(7)],
+        "the conflicting command must write nothing"
+    );
+
+    // With the default policy the decision is made again on the new state, and succeeds.
+    store.rival_appends_first("x1", &deposited(7));
+    let outcome = bank.execute::<Account>(Cmd::deposit("x1", 5)).await?;
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(outcome.append.previous_version, Version::new(3));
+    assert_eq!(
+        decode(&read(&store, "x1").await)[1..],
+        [deposited(7), deposited(7), deposited(5)]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn idempotency_key_appends_once() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone());
+    let keyed =
+        |key: &str| CommandOptions::new().with_idempotency_key(IdempotencyKey::new(key).unwrap());
+
+    let first = bank
+        .execute_with::<Account>(Cmd::open("i1", "ada"), keyed("open-i1"))
+        .await?;
+    assert!(!first.is_replay());
+    bank.execute::<Account>(Cmd::deposit("i1", 40)).await?;
+    // Deciding `open` again would now be refused...
+    let error = bank
+        .execute::<Account>(Cmd::open("i1", "ada"))
+        .await
+        .unwrap_err();
+    assert_eq!(error.rejection(), Some(&AccountError::AlreadyOpen));
+    // ...but with the same key it is a redelivery: the first outcome, nothing appended.
+    let again = bank
+        .execute_with::<Account>(Cmd::open("i1", "ada"), keyed("open-i1"))
+        .await?;
+    assert!(again.is_replay());
+    assert_eq!(again.events, first.events);
+    assert_eq!(again.append.stream_id, first.append.stream_id);
+    assert_eq!(again.append.previous_version, first.append.previous_version);
+    assert_eq!(again.append.current_version, first.append.current_version);
+    assert_eq!(again.append.position, first.append.position);
+    assert_eq!(read(&store, "i1").await.len(), 2);
+
+    // Concurrent redeliveries of one keyed command: exactly one appends.
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (bank, options) = (bank.clone(), keyed("deposit-i1-7"));
+        tasks.push(tokio::spawn(async move {
+            bank.execute_with::<Account>(Cmd::deposit("i1", 7), options)
+                .await
+        }));
+    }
+    let mut outcomes = Vec::new();
+    for task in tasks {
+        outcomes.push(task.await??);
+    }
+    assert_eq!(outcomes.iter().filter(|o| !o.is_replay()).count(), 1);
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| { o.append.current_version == Version::new(3) && o.events == [deposited(7)] })
+    );
+    assert_eq!(
+        decode(&read(&store, "i1").await)[1..],
+        [deposited(40), deposited(7)]
+    );
+    Ok(())
+}
+
+/// Deposits one cent `n` times into `account`.
+async fn deposit_times<S, N>(
+    bank: &CommandExecutor<S, N>,
+    account: &str,
+    n: u64,
+) -> anyhow::Result<()>
+where
+    S: EventStore,
+    N: SnapshotStore,
+{
+    for _ in 0..n {
+        bank.execute::<Account>(Cmd::deposit(account, 1)).await?;
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn snapshots_every_n_events() -> anyhow::Result<()> {
+    assert_eq!(
+        <Account as foldline::Aggregate>::SNAPSHOT_EVERY,
+        Some(SNAPSHOT_EVERY)
+    );
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    let from_events = CommandExecutor::new(store.clone());
+    let id = "s1".to_owned();
+
+    bank.execute::<Account>(Cmd::open("s1", "ada")).await?;
+    deposit_times(&bank, "s1", SNAPSHOT_EVERY - 2).await?;
+    assert_eq!(store.load_snapshot(&stream("s1")).await?, None);
+    deposit_times(&bank, "s1", 1).await?;
+    let snapshot = store
+        .load_snapshot(&stream("s1"))
+        .await?
+        .expect("a snapshot after SNAPSHOT_EVERY events");
+    assert_eq!(snapshot.version, Version::new(SNAPSHOT_EVERY));
+    assert_eq!(snapshot.schema_version, 1);
+    let folded = from_events.load::<Account>(&id).await?;
+    assert_eq!(
+        serde_json::from_slice::<Account>(&snapshot.payload)?,
+        folded.state
+    );
+
+    deposit_times(&bank, "s1", 4).await?;
+    let loaded = bank.load::<Account>(&id).await?;
+    let folded = from_events.load::<Account>(&id).await?;
+    assert_eq!(loaded.snapshot_version, Some(Version::new(SNAPSHOT_EVERY)));
+    assert_eq!(folded.snapshot_version, None);
+    assert_eq!(loaded.version, Version::new(SNAPSHOT_EVERY + 4));
+    assert_eq!(loaded.state, folded.state);
+    assert_eq!(loaded.state.deposits, SNAPSHOT_EVERY + 3);
+
+    deposit_times(&bank, "s1", 6).await?;
+    let snapshot = store.load_snapshot(&stream("s1")).await?.unwrap();
+    assert_eq!(snapshot.version, Version::new(2 * SNAPSHOT_EVERY));
+    Ok(())
+}
+
+#[tokio::test]
+async fn loading_starts_from_the_snapshot() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    bank.execute::<Account>(Cmd::open("s2", "ada")).await?;
+    deposit_times(&bank, "s2", 11).await?;
+
+    // A snapshot that disagrees with the events shows whether loading really starts from it.
+    let marked = Account {
+        balance: 999_999,
+        ..bank.load::<Account>(&"s2".to_owned()).await?.state
+    };
+    let payload = serde_json::to_vec(&marked)?;
+    store
+        .save_snapshot(Snapshot::new(stream("s2"), Version::new(12), 1, payload))
+        .await?;
+    deposit_times(&bank, "s2", 1).await?;
+    let loaded = bank.load::<Account>(&"s2".to_owned()).await?;
+    assert_eq!(loaded.snapshot_version, Some(Version::new(12)));
+    assert_eq!(loaded.version, Version::new(13));
+    assert_eq!(loaded.state.balance, 999_999 + 1);
+    Ok(())
+}
+
+#[tokio::test]
+async fn stale_or_corrupt_snapshots_are_ignored() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    let from_events = CommandExecutor::new(store.clone());
+    let id = "s3".to_owned();
+    bank.execute::<Account>(Cmd::open("s3", "ada")).await?;
+    deposit_times(&bank, "s3", 11).await?;
+    let truth = from_events.load::<Account>(&id).await?.state;
+    let bogus = serde_json::to_vec(&Account {
+        balance: 999_999,
+        ..truth.clone()
+    })?;
+
+    let stale = Snapshot::new(stream("s3"), Version::new(12), 0, bogus);
+    let corrupt = Snapshot::new(stream("s3"), Version::new(12), 1, b"{\"owner\": 4".to_vec());
+    for (what, snapshot) in [("stale", stale), ("corrupt", corrupt)] {
+        store.save_snapshot(snapshot.clone()).await?;
+        assert_eq!(
+            store.load_snapshot(&stream("s3")).await?,
+            Some(snapshot),
+            "the {what} snapshot should be the latest"
+        );
+        let loaded = bank.load::<Account>(&id).await?;
+        assert_eq!(loaded.snapshot_version, None, "{what} snapshot used");
+        assert_eq!(loaded.version, Version::new(12));
+        assert_eq!(loaded.state, truth, "{what} snapshot changed the state");
+    }
+    let outcome = bank.execute::<Account>(Cmd::withdraw("s3", 11)).await?;
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(bank.load::<Account>(&id).await?.state.balance, 0);
+    Ok(())
+}
