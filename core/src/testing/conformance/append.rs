@@ -204,7 +204,7 @@ const RACERS: usize = 16;
 /// Versions raced for, one after the other.
 const ROUNDS: u64 = 6;
 
-/// [`RACERS`] tasks append `Exact(v)` to one stream at the same moment, for several versions
+/// 16 tasks append `Exact(v)` to one stream at the same moment, for several versions
 /// in turn: each time exactly one wins, every other gets a conflict naming `Exact(v)` and the
 /// winner's version, and in the end the stream holds exactly the winners' events, 1..=k.
 pub async fn concurrent_appends_conflict<S: EventStore + Clone>(store: S) {

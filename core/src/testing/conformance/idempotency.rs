@@ -131,7 +131,7 @@ pub async fn failed_append_does_not_use_key<S: EventStore + Clone>(store: S) {
 /// Appends sharing one key.
 const SAME_KEY_APPENDS: usize = 16;
 
-/// [`SAME_KEY_APPENDS`] tasks append at once with the same key (and `ExpectedVersion::Any`,
+/// 16 tasks append at once with the same key (and `ExpectedVersion::Any`,
 /// so only the key stops them): exactly one writes; every other returns that one's result
 /// marked replayed; the stream holds only the writer's events.
 pub async fn concurrent_idempotent_appends_write_once<S: EventStore + Clone>(store: S) {

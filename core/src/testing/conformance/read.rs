@@ -74,7 +74,7 @@ const APPENDS: usize = 24;
 const BATCH: usize = 7;
 
 /// Events from many streams, appended concurrently, read back through `read_all` in batches
-/// of [`BATCH`]: every event exactly once, per-stream versions in order, positions strictly
+/// of 7: every event exactly once, per-stream versions in order, positions strictly
 /// increasing per partition, each batch's checkpoint covering its events, events identical to
 /// what `read_stream` returns; resuming from a checkpoint taken mid-way (through its byte form)
 /// yields exactly the events after it.

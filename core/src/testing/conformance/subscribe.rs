@@ -103,7 +103,7 @@ const WRITERS: usize = 8;
 /// Appends per writer.
 const APPENDS: usize = 20;
 
-/// A live subscriber while [`WRITERS`] tasks append concurrently to streams of their own sees
+/// A live subscriber while 8 tasks append concurrently to streams of their own sees
 /// every event exactly once, in version order per stream.
 pub async fn subscribe_with_concurrent_writers<S: EventStore + Clone>(store: S) {
     let fx = Fixture::new("subscribe_with_concurrent_writers");
