@@ -325,6 +325,79 @@ mod tests {
             .unwrap_or_default()
     }
 
+    fn command_errors(input: DeriveInput) -> Vec<String> {
+        let cx = Ctxt::new();
+        if let Some(cont) = Container::<ast::Command>::from_ast(&cx, &input) {
+            check_command(&cx, &cont);
+        }
+        cx.check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    fn aggregate_errors(input: DeriveInput) -> Vec<String> {
+        let cx = Ctxt::new();
+        if let Some(cont) = Container::<ast::Aggregate>::from_ast(&cx, &input) {
+            check_aggregate(&cx, &cont);
+        }
+        cx.check()
+            .err()
+            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn command_id_fields() {
+        assert!(
+            command_errors(parse_quote! {
+                enum C { A { #[foldline(id)] id: u8 }, B(u8, #[foldline(id)] u8) }
+            })
+            .is_empty()
+        );
+        assert!(
+            command_errors(parse_quote!(
+                struct S(#[foldline(id)] u8);
+            ))
+            .is_empty()
+        );
+        let errors = command_errors(parse_quote! {
+            #[foldline(name = "X")]
+            enum C { A { id: u8 }, B, C(#[foldline(id)] u8, #[foldline(id)] u8) }
+        });
+        assert_eq!(errors.len(), 4, "{errors:?}");
+        assert!(errors[0].starts_with("`name` on a command enum"));
+        assert!(errors[1].starts_with("variant `A` has no `#[foldline(id)]` field"));
+        assert!(errors[2].starts_with("variant `B` has no fields"));
+        assert!(errors[3].starts_with("variant `C` has more than one"));
+        let errors = command_errors(parse_quote!(
+            struct S;
+        ));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("struct `S` has no fields"));
+    }
+
+    #[test]
+    fn aggregate_keys_and_snapshot() {
+        assert!(
+            aggregate_errors(parse_quote! {
+                #[foldline(id = u8, command = C, event = E, error = X, snapshot(every = 1))]
+                struct BankAccount;
+            })
+            .is_empty()
+        );
+        let errors = aggregate_errors(parse_quote! {
+            #[foldline(snapshot(version = 0))]
+            struct Ärger;
+        });
+        assert_eq!(errors.len(), 7, "{errors:?}");
+        assert!(errors[0].starts_with("missing `#[foldline(id = ...)]`"));
+        assert!(errors[3].starts_with("missing `#[foldline(error = ...)]`"));
+        assert!(errors[4].starts_with("invalid aggregate name \"ärger\""));
+        assert!(errors[5].starts_with("`snapshot(...)` needs `every = N`"));
+        assert_eq!(errors[6], "snapshot versions start at 1");
+    }
+
     #[test]
     fn event_type_names() {
         assert_eq!(event_type_error("Opened"), None);

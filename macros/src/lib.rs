@@ -5,6 +5,7 @@
 //! Every derive runs the same pipeline: parse the input and its `#[foldline(...)]` attributes
 //! (`ast`, `attr`), check them (`check`), report all errors at once (`ctxt`), then generate
 //! code in a sealed `const _: () = { ... };` block (`dummy`).
+#![doc(test(attr(deny(warnings))))]
 
 mod aggregate;
 mod ast;
@@ -18,19 +19,19 @@ mod serde_attrs;
 
 use proc_macro::TokenStream;
 
-/// Derives `foldline::DomainEvent` for an enum of events.
+#[doc = include_str!("docs/domain_event.md")]
 #[proc_macro_derive(DomainEvent, attributes(foldline, serde))]
 pub fn derive_domain_event(input: TokenStream) -> TokenStream {
     expand_with(input, event::expand)
 }
 
-/// Derives `foldline::Command` for an enum or struct with a `#[foldline(id)]` field.
+#[doc = include_str!("docs/command.md")]
 #[proc_macro_derive(Command, attributes(foldline))]
 pub fn derive_command(input: TokenStream) -> TokenStream {
     expand_with(input, command::expand)
 }
 
-/// Derives `foldline::Aggregate` for a struct with `#[foldline(id = .., command = .., event = .., error = ..)]`.
+#[doc = include_str!("docs/aggregate.md")]
 #[proc_macro_derive(Aggregate, attributes(foldline))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     expand_with(input, aggregate::expand)
