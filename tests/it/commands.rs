@@ -160,7 +160,7 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
         bank.execute::<Account>(Cmd::open(account, "ada")).await?;
     }
 
-    let barrier = Arc::new(Barrier::new(TASKS as usize));
+    let barrier = Arc::new(Barrier::new(usize::try_from(TASKS)?));
     let mut tasks = Vec::new();
     for task in 0..TASKS {
         let (bank, barrier) = (bank.clone(), barrier.clone());
