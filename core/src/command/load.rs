@@ -41,14 +41,13 @@ where
         version: Version::ZERO,
         snapshot_version: None,
     };
-    if A::SNAPSHOT_EVERY.is_some() {
-        if let Some(snapshot) = snapshots.load_snapshot(&loaded.stream_id).await? {
-            if let Some(state) = usable_snapshot::<A, C>(codec, &snapshot) {
-                loaded.state = state;
-                loaded.version = snapshot.version;
-                loaded.snapshot_version = Some(snapshot.version);
-            }
-        }
+    if A::SNAPSHOT_EVERY.is_some()
+        && let Some(snapshot) = snapshots.load_snapshot(&loaded.stream_id).await?
+        && let Some(state) = usable_snapshot::<A, C>(codec, &snapshot)
+    {
+        loaded.state = state;
+        loaded.version = snapshot.version;
+        loaded.snapshot_version = Some(snapshot.version);
     }
     loop {
         let page = store

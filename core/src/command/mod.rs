@@ -205,10 +205,10 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
         options: CommandOptions,
     ) -> Result<CommandOutcome<A>, CommandError<A::Error>> {
         let stream = StreamId::for_aggregate(A::NAME, command.aggregate_id())?;
-        if let Some(key) = &options.idempotency_key {
-            if let Some(first) = self.store.find_idempotent(key).await? {
-                return Ok(self.replayed::<A>(first).await?);
-            }
+        if let Some(key) = &options.idempotency_key
+            && let Some(first) = self.store.find_idempotent(key).await?
+        {
+            return Ok(self.replayed::<A>(first).await?);
         }
         let command_id = options.command_id.unwrap_or_else(Uuid::now_v7);
         let metadata = options.metadata.clone().with_command_id(command_id);

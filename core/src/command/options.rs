@@ -10,6 +10,7 @@ use crate::names::IdempotencyKey;
 /// let options = CommandOptions::new()
 ///     .with_idempotency_key(IdempotencyKey::new("req-7f3a")?)
 ///     .with_user_metadata("user", "ada");
+/// assert_eq!(options.idempotency_key().map(|k| k.as_str()), Some("req-7f3a"));
 /// # Ok::<(), foldline::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
