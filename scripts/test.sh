@@ -23,4 +23,13 @@ if [[ "${FOLDLINE_SKIP_LINT:-}" != 1 ]]; then
 fi
 
 say "cargo test"
-cargo test --workspace --all-features --locked "$@"
+mkdir -p "$STATE_DIR"
+log="$STATE_DIR/test.log"
+status=0
+cargo test --workspace --all-features --locked "$@" 2>&1 | tee "$log" || status=$?
+
+# One closing line over every test binary and doctest run: the last `test result` line cargo
+# prints belongs to whichever crate came last, which may have no tests of its own.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
