@@ -75,6 +75,19 @@ pub enum Error {
         limit: usize,
     },
 
+    /// An event's payload is not in the form the store keeps (e.g. not JSON for a store that
+    /// keeps `jsonb`). Nothing was written.
+    #[error("event `{event_type}` for stream `{stream}` has a payload the store cannot keep")]
+    InvalidPayload {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The event's type.
+        event_type: EventType,
+        /// Why the payload was refused.
+        #[source]
+        source: BoxError,
+    },
+
     /// A stored event has a type the reading code does not know.
     #[error(
         "unknown event type `{event_type}` (schema version {schema_version}) at {stream}@{version}"
@@ -161,6 +174,7 @@ impl Error {
                 | Error::InvalidCheckpoint { .. }
                 | Error::EventTooLarge { .. }
                 | Error::TooManyEvents { .. }
+                | Error::InvalidPayload { .. }
         )
     }
 

@@ -97,6 +97,22 @@ pub struct AppendResult {
 }
 
 impl AppendResult {
+    /// The result of a fresh (not replayed) append. For store implementations.
+    pub fn new(
+        stream_id: StreamId,
+        previous_version: Version,
+        current_version: Version,
+        position: Option<Position>,
+    ) -> Self {
+        AppendResult {
+            stream_id,
+            previous_version,
+            current_version,
+            position,
+            replayed: false,
+        }
+    }
+
     /// The version of the first event this append wrote (meaningless when it wrote none).
     pub fn first_version(&self) -> Version {
         self.previous_version.next()

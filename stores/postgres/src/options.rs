@@ -1,0 +1,188 @@
+//! `PgStoreOptions`: where the store connects and how it behaves.
+
+use std::fmt;
+use std::time::Duration;
+
+use foldline::{BackendError, BackendErrorKind, Error, SchemaName, StoreLimits};
+
+use crate::error::BACKEND;
+
+/// The URL used when `FOLDLINE_POSTGRES_URL` is not set.
+pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// Settings of a [`PgEventStore`](crate::PgEventStore): a builder with documented defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use foldline::SchemaName;
+/// use foldline_postgres::PgStoreOptions;
+///
+/// let options = PgStoreOptions::from_url("postgres://app:secret@db.internal:5432/bank")?
+///     .with_schema(SchemaName::new("bank_events")?)
+///     .with_pool_size(32)
+///     .with_poll_interval(Duration::from_millis(250));
+/// assert_eq!(options.redacted_url(), "postgres://app:***@db.internal:5432/bank");
+/// # Ok::<(), foldline::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct PgStoreOptions {
+    pub(crate) config: tokio_postgres::Config,
+    pub(crate) redacted_url: String,
+    pub(crate) schema: SchemaName,
+    pub(crate) pool_size: usize,
+    pub(crate) limits: StoreLimits,
+    pub(crate) max_batch: usize,
+    pub(crate) poll_interval: Duration,
+}
+
+impl PgStoreOptions {
+    /// Options for the server at `url` (`postgres://user:password@host:port/database?...`, or a
+    /// key-value connection string), with the defaults: schema `foldline`, 16 connections,
+    /// [`StoreLimits::default`], up to 512 appends per group commit, a 500 ms fallback poll.
+    ///
+    /// # Errors
+    ///
+    /// A [`BackendError`] of kind `Rejected` when `url` is not a PostgreSQL connection string.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            Error::Backend(BackendError::new(
+                BACKEND,
+                BackendErrorKind::Rejected,
+                format!("parsing the PostgreSQL URL `{}`", redact(url)),
+                Some(Box::new(e)),
+            ))
+        })?;
+        if config.get_application_name().is_none() {
+            config.application_name("foldline");
+        }
+        Ok(PgStoreOptions {
+            config,
+            redacted_url: redact(url),
+            schema: SchemaName::from_static("foldline"),
+            pool_size: 16,
+            limits: StoreLimits::default(),
+            max_batch: 512,
+            poll_interval: Duration::from_millis(500),
+        })
+    }
+
+    /// Options from `FOLDLINE_POSTGRES_URL`, or [`DEFAULT_URL`] when it is not set.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_url`](PgStoreOptions::from_url).
+    pub fn from_env() -> Result<Self, Error> {
+        let url = std::env::var("FOLDLINE_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        Self::from_url(&url)
+    }
+
+    /// The schema the store's tables live in (created by [`migrate`](crate::PgEventStore::migrate)).
+    #[must_use]
+    pub fn with_schema(mut self, schema: SchemaName) -> Self {
+        self.schema = schema;
+        self
+    }
+
+    /// How many pooled connections readers and the writer share (at least 2).
+    #[must_use]
+    pub fn with_pool_size(mut self, size: usize) -> Self {
+        self.pool_size = size.max(2);
+        self
+    }
+
+    /// The limits every append is checked against before anything is sent.
+    #[must_use]
+    pub fn with_limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Group commit: the most appends coalesced into one transaction (at least 1).
+    #[must_use]
+    pub fn with_max_batch(mut self, appends: usize) -> Self {
+        self.max_batch = appends.max(1);
+        self
+    }
+
+    /// How often a subscription re-reads when no notification arrived. LISTEN/NOTIFY wakes
+    /// subscribers at once on every commit through this store; the poll catches commits of
+    /// transactions that held the feed back and were not this store's.
+    #[must_use]
+    pub fn with_poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// The configured schema.
+    pub fn schema(&self) -> &SchemaName {
+        &self.schema
+    }
+
+    /// The URL with its password replaced by `***`, safe for logs and errors.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+}
+
+impl fmt::Debug for PgStoreOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PgStoreOptions")
+            .field("url", &self.redacted_url)
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("limits", &self.limits)
+            .field("max_batch", &self.max_batch)
+            .field("poll_interval", &self.poll_interval)
+            .finish()
+    }
+}
+
+/// `url` with the password of a `scheme://user:password@host` URL, or a `password=...`
+/// key-value pair, replaced by `***`.
+pub fn redact(url: &str) -> String {
+    if let Some(scheme_end) = url.find("://") {
+        let rest = &url[scheme_end + 3..];
+        let authority_end = rest.find('/').unwrap_or(rest.len());
+        if let Some(at) = rest[..authority_end].rfind('@') {
+            let userinfo = &rest[..at];
+            if let Some(colon) = userinfo.find(':') {
+                return format!(
+                    "{}{}:***{}",
+                    &url[..scheme_end + 3],
+                    &userinfo[..colon],
+                    &rest[at..]
+                );
+            }
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|pair| {
+            if pair.starts_with("password=") {
+                "password=***"
+            } else {
+                pair
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(
+            redact("postgres://u:p@h:5432/d"),
+            "postgres://u:***@h:5432/d"
+        );
+        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
+        assert_eq!(redact("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
+        assert_eq!(
+            redact("host=h password=secret user=u"),
+            "host=h password=*** user=u"
+        );
+    }
+}

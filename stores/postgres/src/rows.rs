@@ -1,0 +1,71 @@
+//! Rows of the events and idempotency-key tables, turned into foldline's types.
+
+use foldline::{
+    AppendResult, Error, EventMetadata, EventType, Position, RecordedEvent, StreamId, Version,
+};
+use tokio_postgres::Row;
+
+use crate::error::corrupt;
+
+/// A stored (non-negative) `bigint` as `u64`.
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A `u64` as a `bigint` parameter (versions and xids stay far below `i64::MAX`).
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+/// The feed position of an event: xid and global position.
+pub(crate) fn position(xid: i64, position: i64) -> Position {
+    Position::new(0, to_u64(xid), to_u64(position))
+}
+
+/// A row selected with [`EVENT_COLUMNS`](crate::sql::EVENT_COLUMNS).
+pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
+    let stream: String = row.get(2);
+    let stream_id =
+        StreamId::new(stream).map_err(|e| corrupt(format!("reading a stored stream id: {e}")))?;
+    let event_type: String = row.get(5);
+    let event_type = EventType::new(event_type)
+        .map_err(|e| corrupt(format!("reading a stored event type: {e}")))?;
+    let metadata: String = row.get(8);
+    let metadata: EventMetadata = serde_json::from_str(&metadata).map_err(|e| {
+        corrupt(format!(
+            "reading the metadata of {stream_id}@{}: {e}",
+            row.get::<_, i64>(3)
+        ))
+    })?;
+    let payload: String = row.get(7);
+    let schema_version: i32 = row.get(6);
+    Ok(RecordedEvent::from_new(
+        foldline::NewEvent::new(
+            event_type,
+            u32::try_from(schema_version).unwrap_or(0),
+            payload.into_bytes(),
+        )
+        .with_event_id(row.get(4))
+        .with_metadata(metadata),
+        stream_id,
+        Version::new(to_u64(row.get(3))),
+        position(row.get(1), row.get(0)),
+        row.get(9),
+    ))
+}
+
+/// A row of `key, stream_id, previous_version, current_version, last_xid, last_position`.
+pub(crate) fn append_result(row: &Row) -> Result<AppendResult, Error> {
+    let stream: String = row.get(1);
+    let stream_id = StreamId::new(stream)
+        .map_err(|e| corrupt(format!("reading an idempotency key's stream: {e}")))?;
+    let xid: Option<i64> = row.get(4);
+    let last: Option<i64> = row.get(5);
+    let result = AppendResult::new(
+        stream_id,
+        Version::new(to_u64(row.get(2))),
+        Version::new(to_u64(row.get(3))),
+        xid.zip(last).map(|(x, p)| position(x, p)),
+    );
+    Ok(result.into_replayed())
+}

@@ -1,0 +1,97 @@
+//! The statements the store runs, rendered once per schema.
+//!
+//! The schema name is a validated [`SchemaName`] (lowercase letters, digits and `_`), so
+//! formatting it into the text is safe; every value travels as a parameter.
+
+use foldline::SchemaName;
+
+/// Columns of a [`RecordedEvent`](foldline::RecordedEvent), in the order `rows.rs` reads them.
+pub(crate) const EVENT_COLUMNS: &str = "position, xid::text::bigint, stream_id, stream_version, event_id, \
+     event_type, schema_version, payload::text, metadata::text, recorded_at";
+
+#[derive(Debug)]
+pub(crate) struct Sql {
+    pub(crate) lock: String,
+    pub(crate) select_versions: String,
+    pub(crate) select_keys: String,
+    pub(crate) insert_events: String,
+    pub(crate) upsert_streams: String,
+    pub(crate) insert_keys: String,
+    pub(crate) notify: String,
+    pub(crate) read_stream: String,
+    pub(crate) read_all: String,
+    pub(crate) head: String,
+    pub(crate) find_key: String,
+    pub(crate) load_snapshot: String,
+    pub(crate) save_snapshot: String,
+}
+
+impl Sql {
+    pub(crate) fn new(schema: &SchemaName) -> Self {
+        let s = schema.as_str();
+        Sql {
+            // `unnest` yields the (sorted) keys in order, so every writer locks in one order.
+            lock: "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k".into(),
+            select_versions: format!(
+                "SELECT stream_id, version FROM {s}.streams WHERE stream_id = ANY($1::text[])"
+            ),
+            select_keys: format!(
+                "SELECT key, stream_id, previous_version, current_version, last_xid::text::bigint, last_position \
+                 FROM {s}.idempotency_keys WHERE key = ANY($1::text[])"
+            ),
+            insert_events: format!(
+                "INSERT INTO {s}.events \
+                   (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata) \
+                 SELECT st, v, e, t, sv, p::jsonb, m::jsonb \
+                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::integer[], $6::text[], $7::text[]) \
+                   AS u(st, v, e, t, sv, p, m) \
+                 RETURNING stream_id, stream_version, position, xid::text::bigint"
+            ),
+            upsert_streams: format!(
+                "INSERT INTO {s}.streams (stream_id, version) \
+                 SELECT * FROM unnest($1::text[], $2::bigint[]) \
+                 ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version"
+            ),
+            insert_keys: format!(
+                "INSERT INTO {s}.idempotency_keys \
+                   (key, stream_id, previous_version, current_version, last_xid, last_position) \
+                 SELECT k, st, pv, cv, x::text::xid8, p \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
+                   AS u(k, st, pv, cv, x, p)"
+            ),
+            notify: "SELECT pg_notify($1, '')".into(),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+            ),
+            // Only transactions below the horizon have all finished, so nothing can commit
+            // behind a checkpoint taken here later. No timeouts, no skipping.
+            read_all: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE (xid, position) > ($1::bigint::text::xid8, $2::bigint) \
+                   AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY xid, position LIMIT $3"
+            ),
+            head: format!(
+                "SELECT xid::text::bigint, position FROM {s}.events \
+                 WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY xid DESC, position DESC LIMIT 1"
+            ),
+            find_key: format!(
+                "SELECT key, stream_id, previous_version, current_version, last_xid::text::bigint, last_position \
+                 FROM {s}.idempotency_keys WHERE key = $1"
+            ),
+            load_snapshot: format!(
+                "SELECT stream_id, version, schema_version, payload FROM {s}.snapshots WHERE stream_id = $1"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots (stream_id, version, schema_version, payload) \
+                 VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (stream_id) DO UPDATE \
+                   SET version = EXCLUDED.version, schema_version = EXCLUDED.schema_version, \
+                       payload = EXCLUDED.payload, taken_at = now() \
+                 WHERE {s}.snapshots.version <= EXCLUDED.version"
+            ),
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! `PgEventStore`: the `EventStore` and `SnapshotStore` on PostgreSQL.
+
+use std::sync::Arc;
+
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use foldline::{
+    AppendRequest, AppendResult, Checkpoint, Error, EventBatch, EventStore, IdempotencyKey,
+    RecordedEvent, SchemaName, Snapshot, SnapshotStore, StreamId, Subscription, Version,
+};
+use tokio::sync::{mpsc, oneshot};
+use tokio_postgres::NoTls;
+
+use crate::error::{backend, pool};
+use crate::feed::Listener;
+use crate::hash::stable_hash;
+use crate::horizon::{self, FeedHolder};
+use crate::migrate::{self, MigrationReport};
+use crate::options::PgStoreOptions;
+use crate::rows::{append_result, recorded_event, to_i64};
+use crate::sql::Sql;
+use crate::writer::{PendingAppend, Writer};
+
+/// How many appends may wait for the group-commit writer before `append` waits for room.
+const QUEUE_DEPTH: usize = 8192;
+
+/// An event store in PostgreSQL. Cheap to clone: clones share the pool, the group-commit
+/// writer and the notification listener.
+///
+/// See the crate documentation for the schema, the global feed and group commit.
+#[derive(Clone, Debug)]
+pub struct PgEventStore {
+    pub(crate) inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+pub(crate) struct Inner {
+    pub(crate) pool: Pool,
+    pub(crate) options: PgStoreOptions,
+    pub(crate) sql: Arc<Sql>,
+    writer: mpsc::Sender<PendingAppend>,
+    pub(crate) listener: Listener,
+}
+
+impl PgEventStore {
+    /// Connects to the server in `options` and starts the group-commit writer. Does not create
+    /// or change tables: call [`migrate`](PgEventStore::migrate) once at start-up.
+    ///
+    /// # Errors
+    ///
+    /// A transient [`Error::Backend`] when the server cannot be reached (the message names the
+    /// URL without its password).
+    pub async fn connect(options: PgStoreOptions) -> Result<Self, Error> {
+        let manager = Manager::from_config(
+            options.config.clone(),
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(options.pool_size)
+            .build()
+            .map_err(|e| {
+                Error::Backend(foldline::BackendError::new(
+                    crate::error::BACKEND,
+                    foldline::BackendErrorKind::Rejected,
+                    "building the connection pool",
+                    Some(Box::new(e)),
+                ))
+            })?;
+        // Fail now, with the address, rather than at the first append.
+        drop(
+            pool.get()
+                .await
+                .map_err(|e| pool_error_with_url(&options, e))?,
+        );
+
+        let schema = options.schema.clone();
+        let sql = Arc::new(Sql::new(&schema));
+        let channel = format!(
+            "foldline_{:016x}",
+            stable_hash(&[schema.as_str().as_bytes()])
+        );
+        let (writer, queue) = mpsc::channel(QUEUE_DEPTH);
+        let task = Writer {
+            pool: pool.clone(),
+            sql: sql.clone(),
+            schema: schema.as_str().to_owned(),
+            channel: channel.clone(),
+            max_batch: options.max_batch,
+        };
+        tokio::spawn(task.run(queue));
+        let listener = Listener::new(options.config.clone(), channel);
+        Ok(PgEventStore {
+            inner: Arc::new(Inner {
+                pool,
+                options,
+                sql,
+                writer,
+                listener,
+            }),
+        })
+    }
+
+    /// Creates the schema and its tables, or brings them up to date. Safe to call from every
+    /// instance at start-up: migrations run under an advisory lock, each exactly once.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when a migration fails (nothing of it is kept), or when the schema
+    /// holds a migration that differs from this release's or is newer than it knows.
+    pub async fn migrate(&self) -> Result<MigrationReport, Error> {
+        migrate::migrate(self).await
+    }
+
+    /// The schema this store's tables live in.
+    pub fn schema(&self) -> &SchemaName {
+        &self.inner.options.schema
+    }
+
+    /// The options the store was built with.
+    pub fn options(&self) -> &PgStoreOptions {
+        &self.inner.options
+    }
+
+    /// Transactions that hold the global feed back, oldest first.
+    ///
+    /// The feed only shows events of transactions older than every transaction still running
+    /// with a transaction id, anywhere in the database. A transaction left open (an idle
+    /// `BEGIN` in a console, a stuck batch job) therefore stops every subscriber until it ends;
+    /// this names it: process id, age, state and its last query.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the server fails.
+    pub async fn feed_holders(&self) -> Result<Vec<FeedHolder>, Error> {
+        horizon::feed_holders(self).await
+    }
+
+    pub(crate) async fn client(&self, context: &str) -> Result<deadpool_postgres::Object, Error> {
+        self.inner.pool.get().await.map_err(|e| pool(context, e))
+    }
+}
+
+fn pool_error_with_url(options: &PgStoreOptions, error: deadpool_postgres::PoolError) -> Error {
+    pool(
+        format!("connecting to PostgreSQL at {}", options.redacted_url()),
+        error,
+    )
+}
+
+impl EventStore for PgEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, Error> {
+        self.inner.options.limits.check(&request)?;
+        check_payloads(&request)?;
+        let (reply, result) = oneshot::channel();
+        self.inner
+            .writer
+            .send(PendingAppend { request, reply })
+            .await
+            .map_err(|_| Error::Closed {
+                what: "PostgreSQL group-commit writer",
+            })?;
+        result.await.map_err(|_| Error::Closed {
+            what: "PostgreSQL group-commit writer",
+        })?
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        let context = || format!("reading stream `{stream}`");
+        let client = self.client(&context()).await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.read_stream)
+            .await
+            .map_err(|e| backend(context(), e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(&statement, &[&stream.as_str(), &to_i64(from.get()), &limit])
+            .await
+            .map_err(|e| backend(context(), e))?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch, Error> {
+        crate::feed::read_all(self, after, limit).await
+    }
+
+    async fn subscribe(&self, after: Checkpoint) -> Result<Subscription, Error> {
+        crate::feed::subscribe(self, after).await
+    }
+
+    async fn head(&self) -> Result<Checkpoint, Error> {
+        crate::feed::head(self).await
+    }
+
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>, Error> {
+        let context = || format!("looking up idempotency key `{key}`");
+        let client = self.client(&context()).await?;
+        let statement = client
+            .prepare_cached(&self.inner.sql.find_key)
+            .await
+            .map_err(|e| backend(context(), e))?;
+        let row = client
+            .query_opt(&statement, &[&key.as_str()])
+            .await
+            .map_err(|e| backend(context(), e))?;
+        row.as_ref().map(append_result).transpose()
+    }
+}
+
+impl SnapshotStore for PgEventStore {
+    async fn load_snapshot(&self, stream: &StreamId) -> Result<Option<Snapshot>, Error> {
+        crate::snapshot::load(self, stream).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+        crate::snapshot::save(self, snapshot).await
+    }
+}
+
+/// The events table keeps payloads as `jsonb`: refuse anything else before it is queued, so
+/// one bad append never fails the group commit it would have joined.
+fn check_payloads(request: &AppendRequest) -> Result<(), Error> {
+    for event in request.events() {
+        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload) {
+            return Err(Error::InvalidPayload {
+                stream: request.stream().clone(),
+                event_type: event.event_type.clone(),
+                source: Box::new(error),
+            });
+        }
+    }
+    Ok(())
+}
