@@ -3,15 +3,19 @@
 //!
 //! ```text
 //! cargo run -p foldline-bench --release -- memory-command
+//! cargo run -p foldline-bench --release -- pg-append-1   # PostgreSQL at FOLDLINE_POSTGRES_URL
 //! cargo run -p foldline-bench --release -- --list
 //! ```
 // A command-line tool: its output is the point, so printing is allowed.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod benches;
+mod counters;
 mod machine;
+mod pg;
 mod report;
 mod stats;
+mod timed;
 
 use clap::Parser;
 use clap::builder::PossibleValuesParser;

@@ -29,108 +29,37 @@
 //! Latency percentiles are per command, over every measured round (no limit: the raw append
 //! is not a command).
 
-use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use foldline::{Aggregate, Command};
 use foldline::{
-    AppendRequest, CommandExecutor, DomainEvent, EventMetadata, EventStore, EventType,
-    ExpectedVersion, InMemoryEventStore, JsonCodec, NewEvent, StreamId, Version,
+    AppendRequest, CommandExecutor, EventMetadata, EventStore, ExpectedVersion, InMemoryEventStore,
+    NewEvent, Version,
 };
-use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 
 use super::Options;
+use super::account::{
+    Account, AccountCommand, AccountEvent, CENTS, Encoded, OWNER, Rotation, Step,
+};
 use crate::report::Figure;
 use crate::stats::{Latencies, median};
 
 const NAME: &str = "memory-command";
 
+/// Accounts written at any one time, unless `--streams` says otherwise.
+const STREAMS: u32 = 1000;
+
 /// How often a time-bound phase looks at the clock.
 const CLOCK_EVERY: u64 = 256;
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
-enum AccountEvent {
-    Opened { owner: String },
-    Deposited { cents: u64 },
-}
-
-#[derive(Debug, Command)]
-enum AccountCommand {
-    Open {
-        #[foldline(id)]
-        id: AccountId,
-        owner: String,
-    },
-    Deposit {
-        #[foldline(id)]
-        id: AccountId,
-        cents: u64,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-enum AccountError {
-    #[error("the account is already open")]
-    AlreadyOpen,
-    #[error("the account is not open")]
-    NotOpen,
-}
-
-/// A plain account; no snapshots (see the module docs).
-#[derive(Debug, Default, Aggregate)]
-#[foldline(id = AccountId, command = AccountCommand, event = AccountEvent, error = AccountError)]
-struct Account {
-    open: bool,
-    balance: u64,
-}
-
-impl Account {
-    fn handle(&self, command: &AccountCommand) -> Result<Vec<AccountEvent>, AccountError> {
-        match command {
-            AccountCommand::Open { .. } if self.open => Err(AccountError::AlreadyOpen),
-            AccountCommand::Open { owner, .. } => Ok(vec![AccountEvent::Opened {
-                owner: owner.clone(),
-            }]),
-            AccountCommand::Deposit { .. } if !self.open => Err(AccountError::NotOpen),
-            AccountCommand::Deposit { cents, .. } => {
-                Ok(vec![AccountEvent::Deposited { cents: *cents }])
-            }
-        }
-    }
-
-    fn apply(&mut self, event: &AccountEvent) {
-        match event {
-            AccountEvent::Opened { .. } => self.open = true,
-            AccountEvent::Deposited { cents } => self.balance += cents,
-        }
-    }
-}
-
-/// Account `slot`, in its `generation`-th life: stream `account-<slot>.<generation>`.
-#[derive(Debug, Clone, Copy)]
-struct AccountId {
-    slot: u32,
-    generation: u32,
-}
-
-impl fmt::Display for AccountId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}", self.slot, self.generation)
-    }
-}
-
-const OWNER: &str = "bench";
-const CENTS: u64 = 100;
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let tasks = options.tasks();
     ensure!(
-        usize::try_from(options.streams).is_ok_and(|streams| streams >= tasks),
+        usize::try_from(options.streams_or(STREAMS)).is_ok_and(|streams| streams >= tasks),
         "--streams ({}) must be at least --tasks ({tasks})",
-        options.streams
+        options.streams_or(STREAMS)
     );
     ensure!(
         options.events_per_stream >= 1,
@@ -139,7 +68,8 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
     eprintln!(
         "   tasks: {tasks}; streams: {} at a time, retired after {} events; snapshots off",
-        options.streams, options.events_per_stream
+        options.streams_or(STREAMS),
+        options.events_per_stream
     );
 
     let warmup = options.warmup();
@@ -151,7 +81,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             // Rates are far below 2^52, so the float round trip is exact enough.
             #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
             let ops = (warm.rate() * options.measured().as_secs_f64()) as u64;
-            ops.max(u64::from(options.streams))
+            ops.max(u64::from(options.streams_or(STREAMS)))
         }
     };
     eprintln!(
@@ -237,7 +167,7 @@ async fn phase(path: Path, options: &Options, budget: Budget) -> anyhow::Result<
             }
             Budget::For(_) => u64::MAX,
         };
-        let rotation = Rotation::new(task, tasks, options)?;
+        let rotation = Rotation::new(task, tasks, options.streams_or(STREAMS), options)?;
         let barrier = Arc::clone(&barrier);
         let store = store.clone();
         handles.push(match path {
@@ -288,18 +218,9 @@ struct Executor(CommandExecutor<InMemoryEventStore>);
 
 impl Operation for Executor {
     async fn run(&mut self, step: Step<'_>) -> anyhow::Result<()> {
-        let command = if step.version == 0 {
-            AccountCommand::Open {
-                id: step.id,
-                owner: OWNER.to_owned(),
-            }
-        } else {
-            AccountCommand::Deposit {
-                id: step.id,
-                cents: CENTS,
-            }
-        };
-        self.0.execute::<Account>(command).await?;
+        self.0
+            .execute::<Account>(AccountCommand::for_step(step))
+            .await?;
         Ok(())
     }
 }
@@ -310,22 +231,6 @@ struct RawAppend {
     opened: Encoded,
     deposited: Encoded,
     metadata: EventMetadata,
-}
-
-struct Encoded {
-    event_type: EventType,
-    schema_version: u32,
-    payload: Vec<u8>,
-}
-
-impl Encoded {
-    fn of(event: &AccountEvent) -> anyhow::Result<Self> {
-        Ok(Encoded {
-            event_type: event.event_type(),
-            schema_version: event.schema_version(),
-            payload: event.encode(&JsonCodec).map_err(|e| anyhow::anyhow!(e))?,
-        })
-    }
 }
 
 impl RawAppend {
@@ -360,79 +265,6 @@ impl Operation for RawAppend {
         let request = AppendRequest::new(step.stream.clone(), expected, vec![event]);
         self.store.append(request).await?;
         Ok(())
-    }
-}
-
-/// Which account the next operation goes to: round robin over this task's slots, each slot
-/// moving to a fresh account after `events_per_stream` events.
-struct Rotation {
-    slots: Vec<Slot>,
-    next: usize,
-    events_per_stream: u32,
-}
-
-struct Slot {
-    id: AccountId,
-    stream: StreamId,
-    version: u32,
-}
-
-/// One operation: the account, its stream, and its version before the operation.
-#[derive(Clone, Copy)]
-struct Step<'a> {
-    id: AccountId,
-    stream: &'a StreamId,
-    version: u32,
-}
-
-impl Rotation {
-    /// Task `task` of `tasks` owns slots `task`, `task + tasks`, `task + 2 * tasks`...
-    fn new(task: usize, tasks: usize, options: &Options) -> anyhow::Result<Self> {
-        let slots = (0..options.streams)
-            .skip(task)
-            .step_by(tasks)
-            .map(|slot| {
-                Slot::new(AccountId {
-                    slot,
-                    generation: 0,
-                })
-            })
-            .collect::<anyhow::Result<_>>()?;
-        Ok(Rotation {
-            slots,
-            next: 0,
-            events_per_stream: options.events_per_stream,
-        })
-    }
-
-    /// Moves on to the next slot and returns it, after retiring the previous account of that
-    /// slot if it is full.
-    fn advance(&mut self) -> anyhow::Result<Step<'_>> {
-        let index = self.next;
-        self.next = (self.next + 1) % self.slots.len();
-        let slot = &mut self.slots[index];
-        if slot.version == self.events_per_stream {
-            *slot = Slot::new(AccountId {
-                slot: slot.id.slot,
-                generation: slot.id.generation + 1,
-            })?;
-        }
-        slot.version += 1;
-        Ok(Step {
-            id: slot.id,
-            stream: &slot.stream,
-            version: slot.version - 1,
-        })
-    }
-}
-
-impl Slot {
-    fn new(id: AccountId) -> anyhow::Result<Self> {
-        Ok(Slot {
-            id,
-            stream: StreamId::for_aggregate(Account::NAME, &id)?,
-            version: 0,
-        })
     }
 }
 

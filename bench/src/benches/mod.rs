@@ -1,7 +1,11 @@
 //! The benchmarks, by name. To add one: write `benches/<name>.rs` with an
 //! `async fn run(options: Options) -> anyhow::Result<Vec<Figure>>` and list it in [`BENCHES`].
 
+pub(crate) mod account;
 mod memory_command;
+mod pg_append_1;
+mod pg_append_100;
+mod pg_feed;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -30,17 +34,39 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 3, value_name = "N")]
     pub(crate) rounds: u32,
 
-    /// Concurrent tasks issuing operations (default: the number of CPUs).
+    /// Concurrent tasks issuing operations (default: the number of CPUs; pg-append-100: 8).
     #[arg(long, value_name = "N")]
     pub(crate) tasks: Option<usize>,
 
-    /// Aggregates (streams) written at any one time.
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub(crate) streams: u32,
+    /// Aggregates (streams) written at any one time (default: 1000; pg-append-1: 10000).
+    #[arg(long, value_name = "N")]
+    pub(crate) streams: Option<u32>,
 
     /// Events a stream receives before it is retired and a fresh one takes its place.
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub(crate) events_per_stream: u32,
+
+    /// pg-append-1: the numbers of concurrent command handlers to measure.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "1,16,64",
+        value_name = "N,N,.."
+    )]
+    pub(crate) handlers: Vec<usize>,
+
+    /// pg-feed: events in the feed that is read.
+    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
+    pub(crate) events: u64,
+
+    /// pg-feed: events per `read_all` call (and per page of the raw scan).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub(crate) batch: usize,
+
+    /// pg-feed: reuse the benchmark's schema when it already holds exactly --events events,
+    /// instead of dropping it and writing them again.
+    #[arg(long)]
+    pub(crate) keep: bool,
 }
 
 impl Options {
@@ -57,6 +83,16 @@ impl Options {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from))
             .max(1)
     }
+
+    /// `--tasks`, or `default` for a benchmark whose task count is part of its definition.
+    pub(crate) fn tasks_or(&self, default: usize) -> usize {
+        self.tasks.unwrap_or(default).max(1)
+    }
+
+    /// `--streams`, or this benchmark's `default`.
+    pub(crate) fn streams_or(&self, default: u32) -> u32 {
+        self.streams.unwrap_or(default)
+    }
 }
 
 /// What a benchmark's `run` returns.
@@ -71,12 +107,32 @@ pub(crate) struct Bench {
 }
 
 /// Every benchmark, in the order `all` runs them.
-pub(crate) const BENCHES: &[Bench] = &[Bench {
-    name: "memory-command",
-    about: "commands/s through CommandExecutor (load, decide, append) on the in-memory store, \
-            against a bare EventStore::append loop on the same store",
-    run: |options| Box::pin(memory_command::run(options)),
-}];
+pub(crate) const BENCHES: &[Bench] = &[
+    Bench {
+        name: "memory-command",
+        about: "commands/s through CommandExecutor (load, decide, append) on the in-memory \
+                store, against a bare EventStore::append loop on the same store",
+        run: |options| Box::pin(memory_command::run(options)),
+    },
+    Bench {
+        name: "pg-append-1",
+        about: "1-event commands/s through CommandExecutor on PostgreSQL at 1, 16 and 64 \
+                handlers, against single-row INSERT transactions from 16 connections",
+        run: |options| Box::pin(pg_append_1::run(options)),
+    },
+    Bench {
+        name: "pg-append-100",
+        about: "events/s in 100-event EventStore::append calls on PostgreSQL from 8 tasks, \
+                against 100-row INSERTs from 8 connections",
+        run: |options| Box::pin(pg_append_100::run(options)),
+    },
+    Bench {
+        name: "pg-feed",
+        about: "events/s reading 1M events through read_all on PostgreSQL, against the raw \
+                keyset scan by (xid, position)",
+        run: |options| Box::pin(pg_feed::run(options)),
+    },
+];
 
 /// The benchmark called `name`.
 pub(crate) fn find(name: &str) -> Option<&'static Bench> {

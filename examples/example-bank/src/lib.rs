@@ -4,8 +4,10 @@
 //! - [`domain`]: the `Account` aggregate, its commands, events and errors.
 //! - [`read_model`]: balances folded from the store's global feed.
 //! - [`story`]: the steps the binary prints.
+//! - [`postgres`]: a fresh PostgreSQL store to run the story on.
 
 pub mod domain;
+pub mod postgres;
 pub mod read_model;
 pub mod rendezvous;
 pub mod story;

@@ -1,5 +1,7 @@
 // Run with `cargo run -p example-bank`. Needs no services: it runs on the in-memory event store.
-// `RUST_LOG=foldline=debug` shows the framework's logs (on stderr).
+// With FOLDLINE_POSTGRES_URL set (e.g. postgres://postgres@127.0.0.1:5432/postgres) it runs the
+// same story on PostgreSQL instead, in schema `example_bank`, which it DROPS and recreates first:
+// the story needs an empty store. `RUST_LOG=foldline=debug` shows the framework's logs (stderr).
 
 //! The foldline bank example: accounts, a transfer done as two commands, a refused overdraft, an
 //! idempotent redelivery, a version conflict retried for real, snapshots, and a balances read
@@ -7,6 +9,7 @@
 
 use std::io::Write;
 
+use example_bank::postgres::{SCHEMA, fresh_store};
 use foldline::InMemoryEventStore;
 use tracing_subscriber::EnvFilter;
 
@@ -18,16 +21,26 @@ async fn main() -> anyhow::Result<()> {
         )
         .with_writer(std::io::stderr)
         .init();
-    if std::env::var_os("FOLDLINE_POSTGRES_URL").is_some() {
-        tracing::warn!(
-            "FOLDLINE_POSTGRES_URL is set, but this example only runs on the in-memory store so far"
-        );
-    }
     let mut out = std::io::stdout();
-    writeln!(
-        out,
-        "foldline bank example, on the in-memory event store (no services needed)"
-    )?;
-    example_bank::run(InMemoryEventStore::new(), &mut out).await?;
+    match std::env::var("FOLDLINE_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => {
+            writeln!(
+                out,
+                "foldline bank example, on PostgreSQL at {}, schema {SCHEMA} (dropped and \
+                 recreated: the story needs an empty store)",
+                foldline_postgres::redact(&url)
+            )?;
+            let store = fresh_store(&url, SCHEMA).await?;
+            example_bank::run(store, &mut out).await?;
+        }
+        _ => {
+            writeln!(
+                out,
+                "foldline bank example, on the in-memory event store (no services needed; \
+                 set FOLDLINE_POSTGRES_URL to run it on PostgreSQL)"
+            )?;
+            example_bank::run(InMemoryEventStore::new(), &mut out).await?;
+        }
+    }
     Ok(())
 }

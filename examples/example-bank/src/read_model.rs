@@ -6,6 +6,7 @@
 //! durable read model, committing the checkpoint with the writes.
 
 use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
 
 use foldline::{Aggregate, Checkpoint, EventStore, JsonCodec, RecordedEvent};
 
@@ -58,6 +59,41 @@ impl Balances {
                 read += 1;
             }
             self.checkpoint = batch.checkpoint;
+        }
+    }
+
+    /// Catches up until the checkpoint covers `target` (say, the position of the caller's own
+    /// last append: read-your-writes), polling the feed every few milliseconds, for at most
+    /// `timeout`. Returns how many events it read.
+    ///
+    /// On PostgreSQL the global feed only shows transactions below the visibility horizon, so
+    /// a write can take a moment to appear there if another transaction was open at the time,
+    /// and a transaction left open anywhere in the database holds it back until it ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`catch_up`](Balances::catch_up); and when `target` is still not covered after
+    /// `timeout`.
+    pub async fn catch_up_to<S: EventStore>(
+        &mut self,
+        store: &S,
+        target: &Checkpoint,
+        timeout: Duration,
+    ) -> anyhow::Result<u64> {
+        let started = Instant::now();
+        let mut read = 0;
+        loop {
+            read += self.catch_up(store).await?;
+            if self.checkpoint.covers_checkpoint(target) {
+                return Ok(read);
+            }
+            anyhow::ensure!(
+                started.elapsed() < timeout,
+                "the global feed has not reached {target} after {timeout:?} (it is at {}): \
+                 a transaction left open elsewhere in the database may be holding it back",
+                self.checkpoint
+            );
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 

@@ -2,12 +2,13 @@
 //! what happened.
 
 use std::io::Write;
+use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use foldline::{
-    Aggregate, AppendRequest, CommandError, CommandExecutor, CommandOptions, CommandOutcome,
-    DomainEvent, EventStore, ExpectedVersion, IdempotencyKey, JsonCodec, NewEvent, SnapshotStore,
-    StreamId,
+    Aggregate, AppendRequest, AppendResult, Checkpoint, CommandError, CommandExecutor,
+    CommandOptions, CommandOutcome, DomainEvent, EventStore, ExpectedVersion, IdempotencyKey,
+    JsonCodec, NewEvent, SnapshotStore, StreamId,
 };
 
 use crate::domain::{
@@ -17,11 +18,14 @@ use crate::domain::{
 use crate::read_model::Balances;
 use crate::rendezvous::Rendezvous;
 
+/// How long the read model waits for the story's own writes to show in the global feed.
+const FEED_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// Runs the whole story against `store`, writing what happens to `out`, and returns the
 /// balances read model folded from the store's global feed at the end.
 ///
 /// The store must start empty. Any store that also keeps snapshots will do: the in-memory one
-/// today, PostgreSQL once `foldline-postgres` exists.
+/// or PostgreSQL's (`foldline_postgres::PgEventStore`).
 ///
 /// # Errors
 ///
@@ -36,6 +40,7 @@ where
         bank: CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
         store,
         out,
+        written: Checkpoint::START,
     };
     let alice = AccountId::new("alice");
     let bob = AccountId::new("bob");
@@ -141,8 +146,11 @@ where
     }
 
     story.heading("9. Balances read model, folded from the global feed with read_all")?;
+    // Read-your-writes: fold until the feed has shown the story's own last append.
     let mut balances = Balances::new();
-    let read = balances.catch_up(&story.store).await?;
+    let read = balances
+        .catch_up_to(&story.store, &story.written, FEED_TIMEOUT)
+        .await?;
     writeln!(
         story.out,
         "  read {read} events, checkpoint {}",
@@ -181,6 +189,8 @@ struct Story<'o, S, W> {
     bank: CommandExecutor<S, S>,
     store: S,
     out: &'o mut W,
+    /// Covers every append the story made.
+    written: Checkpoint,
 }
 
 impl<S, W> Story<'_, S, W>
@@ -188,6 +198,13 @@ where
     S: EventStore + SnapshotStore + Clone,
     W: Write,
 {
+    /// Remembers where an append landed in the global feed.
+    fn wrote(&mut self, append: &AppendResult) {
+        if let Some(position) = append.position {
+            self.written.advance(position);
+        }
+    }
+
     fn heading(&mut self, title: &str) -> anyhow::Result<()> {
         writeln!(self.out, "\n{title}")?;
         Ok(())
@@ -210,6 +227,7 @@ where
             .execute_with::<Account>(command, options)
             .await
             .with_context(|| format!("failed to {what}"))?;
+        self.wrote(&outcome.append);
         self.print_outcome(&outcome).await?;
         Ok(outcome)
     }
@@ -277,7 +295,8 @@ where
             NewEvent::new(deposited.clone(), 1, v1_payload.as_bytes().to_vec()),
         ];
         let request = AppendRequest::new(stream.clone(), ExpectedVersion::NoStream, history);
-        self.store.append(request).await?;
+        let append = self.store.append(request).await?;
+        self.wrote(&append);
         writeln!(
             self.out,
             "  appended raw: {stream}@1 {}, {stream}@2 {deposited} (schema v1) {v1_payload}",
@@ -317,6 +336,7 @@ where
             let outcome = task
                 .await?
                 .with_context(|| format!("{teller} failed to deposit"))?;
+            self.wrote(&outcome.append);
             done.push((teller, cents, outcome));
         }
         done.sort_by_key(|(_, _, outcome)| outcome.append.current_version);

@@ -1,0 +1,253 @@
+//! `pg-append-1`: one-event commands per second through the whole command path on
+//! PostgreSQL, at 1, 16 and 64 concurrent handlers, against plain single-row `INSERT`
+//! transactions from 16 connections.
+//!
+//! # What is measured
+//!
+//! - **Value**: `CommandExecutor::execute` on a `PgEventStore` (load the account with
+//!   `read_stream`, decide, encode, append with the expected version through the store's
+//!   group-commit writer), in commands/s, once per `--handlers` count (default `1,16,64`). A
+//!   handler is a task issuing one command at a time. The store runs with its default options
+//!   (a pool of 16 connections, batches of up to 512 appends).
+//! - **Limit**: `INSERT` of the same row (same columns, event types, payloads and metadata
+//!   size) into a scratch table defined like the store's `events` table, one row per
+//!   transaction (autocommit) from 16 connections with bare tokio-postgres: what PostgreSQL
+//!   takes when every event is its own commit. Group commit is how foldline should beat it:
+//!   the target at 64 handlers is 3× the limit.
+//!
+//! # Keeping it fair
+//!
+//! - **No conflicts.** `--streams` accounts (default 10 000) are split into disjoint sets, one
+//!   per handler, so no two commands race for a version; the executor's conflict counter is
+//!   printed per phase and stays 0. Each account gets `Opened`, then `Deposited`, and is
+//!   retired after `--events-per-stream` events (default 10); within a 2 s phase most accounts
+//!   get one to a few events, so a load reads 0 to 2 events.
+//! - **Fresh streams, same tables.** Every phase writes a new generation of every account, so
+//!   no phase continues another's streams; the commands go to the store's `events` table and
+//!   the limit to its scratch twin, which grow alike.
+//! - **Alternation.** Each of `--rounds` rounds runs the limit, then each handler count, for
+//!   `--seconds` each; the medians are reported. Warm-up first (both paths).
+//! - **Own schema.** `bench_pg_append_1` is dropped and recreated at the start, and left in
+//!   place afterwards for inspection.
+//!
+//! On stderr, per phase: latency percentiles, the store's group-commit batches (appends per
+//! transaction and time per transaction, from its `metrics`), conflicts, and the CPU used by
+//! this process and by everything else (mostly the PostgreSQL server).
+
+use foldline::CommandExecutor;
+use foldline_postgres::PgEventStore;
+
+use super::Options;
+use super::account::{Account, AccountCommand, Rotation};
+use crate::counters::{self, COMMAND_CONFLICTS, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
+use crate::machine::Usage;
+use crate::pg::{BenchSchema, Rows, SingleInsert};
+use crate::report::Figure;
+use crate::stats::median;
+use crate::timed::{Measured, Worker, run_for};
+
+const NAME: &str = "pg-append-1";
+const SCHEMA: &str = "bench_pg_append_1";
+/// Accounts written at any one time, unless `--streams` says otherwise.
+const STREAMS: u32 = 10_000;
+/// Connections of the raw limit (fixed by the benchmark's definition).
+const LIMIT_CONNECTIONS: usize = 16;
+/// Generations apart that two phases start, so their streams never meet.
+const GENERATION_STRIDE: u32 = 10_000;
+/// The store's connection pool (its default).
+const POOL: usize = 16;
+
+pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
+    counters::install()?;
+    let streams = options.streams_or(STREAMS);
+    let handlers = options.handlers.clone();
+    anyhow::ensure!(!handlers.is_empty(), "--handlers needs at least one count");
+    let most = handlers
+        .iter()
+        .copied()
+        .max()
+        .unwrap_or(1)
+        .max(LIMIT_CONNECTIONS);
+    anyhow::ensure!(
+        usize::try_from(streams).is_ok_and(|streams| streams >= most),
+        "--streams ({streams}) must be at least the number of handlers and connections ({most})"
+    );
+    anyhow::ensure!(options.rounds >= 1, "--rounds must be at least 1");
+
+    let schema = BenchSchema::open(SCHEMA).await?;
+    schema.drop_schema().await?;
+    let store = schema.store(POOL).await?;
+    let scratch = schema.scratch_table("raw_events").await?;
+    eprintln!(
+        "   schema {SCHEMA} (dropped and recreated); {streams} accounts split over the \
+         handlers (no conflicts), retired after {} events; limit: {LIMIT_CONNECTIONS} \
+         connections inserting into {scratch}",
+        options.events_per_stream
+    );
+
+    let mut bench = Bench {
+        store,
+        schema,
+        scratch,
+        streams,
+        options,
+        generation: 0,
+    };
+    let warmup = bench.options.warmup();
+    if !warmup.is_zero() {
+        bench.limit(warmup / 2).await?;
+        bench
+            .commands(handlers.iter().copied().max().unwrap_or(1), warmup)
+            .await?;
+    }
+
+    let measured = bench.options.measured();
+    let mut limits = Vec::new();
+    let mut values = vec![Vec::new(); handlers.len()];
+    let mut batches = vec![Vec::new(); handlers.len()];
+    for round in 1..=bench.options.rounds {
+        eprintln!("   round {round}/{}", bench.options.rounds);
+        let limit = bench.limit(measured).await?;
+        limits.push(limit.rate());
+        for (index, &count) in handlers.iter().enumerate() {
+            let phase = bench.commands(count, measured).await?;
+            values[index].push(phase.measured.rate());
+            batches[index].push(phase.batch);
+        }
+    }
+    let limit = median(&limits);
+    let mut figures = Vec::new();
+    for (index, count) in handlers.iter().enumerate() {
+        figures.push(Figure::against(
+            format!("{NAME}/handlers={count}"),
+            median(&values[index]),
+            limit,
+            "commands/s",
+        ));
+    }
+    for (index, count) in handlers.iter().enumerate() {
+        figures.push(Figure::alone(
+            format!("{NAME}/handlers={count}/batch"),
+            median(&batches[index]),
+            "appends/commit",
+        ));
+    }
+    Ok(figures)
+}
+
+struct Bench {
+    store: PgEventStore,
+    schema: BenchSchema,
+    scratch: String,
+    streams: u32,
+    options: Options,
+    generation: u32,
+}
+
+/// A command phase, and the store's mean group-commit batch during it.
+struct Phase {
+    measured: Measured,
+    batch: f64,
+}
+
+impl Bench {
+    fn next_generation(&mut self) -> u32 {
+        let generation = self.generation;
+        self.generation += GENERATION_STRIDE;
+        generation
+    }
+
+    /// The raw limit: single-row INSERT transactions from 16 connections.
+    async fn limit(&mut self, duration: std::time::Duration) -> anyhow::Result<Measured> {
+        let generation = self.next_generation();
+        let rows = Rows::new()?;
+        let mut workers = Vec::with_capacity(LIMIT_CONNECTIONS);
+        for task in 0..LIMIT_CONNECTIONS {
+            let rotation = Rotation::with(
+                task,
+                LIMIT_CONNECTIONS,
+                self.streams,
+                self.options.events_per_stream,
+                generation,
+            )?;
+            workers.push(
+                SingleInsert::new(&self.schema, &self.scratch, rotation, rows.clone()).await?,
+            );
+        }
+        let usage = Usage::start();
+        let measured = run_for(workers, duration).await?;
+        eprintln!(
+            "     limit, {LIMIT_CONNECTIONS} connections: {:.0} inserts/s; latency p50 {:.0} us, \
+             p99 {:.0} us; {}",
+            measured.rate(),
+            measured.latency_us(50.0),
+            measured.latency_us(99.0),
+            usage.finish()
+        );
+        Ok(measured)
+    }
+
+    /// `handlers` tasks issuing commands through one executor on the store.
+    async fn commands(
+        &mut self,
+        handlers: usize,
+        duration: std::time::Duration,
+    ) -> anyhow::Result<Phase> {
+        let generation = self.next_generation();
+        let executor = CommandExecutor::new(self.store.clone());
+        let workers = (0..handlers)
+            .map(|task| {
+                Ok(Handler {
+                    executor: executor.clone(),
+                    rotation: Rotation::with(
+                        task,
+                        handlers,
+                        self.streams,
+                        self.options.events_per_stream,
+                        generation,
+                    )?,
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let appends = counters::read(GROUP_COMMIT_APPENDS);
+        let seconds = counters::read(GROUP_COMMIT_SECONDS);
+        let conflicts = counters::read(COMMAND_CONFLICTS);
+        let usage = Usage::start();
+        let measured = run_for(workers, duration).await?;
+        let usage = usage.finish();
+        let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
+        let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
+        let conflicts = counters::read(COMMAND_CONFLICTS).since(conflicts);
+        eprintln!(
+            "     {handlers} handlers: {:.0} commands/s; latency p50 {:.0} us, p99 {:.0} us; \
+             {} commits of {:.1} appends, {:.2} ms each; {} conflicts; {usage}",
+            measured.rate(),
+            measured.latency_us(50.0),
+            measured.latency_us(99.0),
+            appends.count,
+            appends.mean(),
+            seconds.mean() * 1e3,
+            conflicts.count,
+        );
+        Ok(Phase {
+            measured,
+            batch: appends.mean(),
+        })
+    }
+}
+
+/// One command handler: the next account's command, executed and awaited.
+struct Handler {
+    executor: CommandExecutor<PgEventStore>,
+    rotation: Rotation,
+}
+
+impl Worker for Handler {
+    async fn step(&mut self) -> anyhow::Result<u64> {
+        let step = self.rotation.advance()?;
+        self.executor
+            .execute::<Account>(AccountCommand::for_step(step))
+            .await?;
+        Ok(1)
+    }
+}

@@ -1,0 +1,167 @@
+//! `pg-feed`: a catch-up read of the whole global feed (1M events by default) through
+//! `EventStore::read_all` on PostgreSQL, against the raw ordered index scan of the same rows.
+//!
+//! # What is measured
+//!
+//! - **Value**: `PgEventStore::read_all` from `Checkpoint::START` in batches of `--batch`
+//!   events (default 1000) until the feed is exhausted, every row decoded by the store into a
+//!   `RecordedEvent` (ids, names and metadata validated and parsed), in events/s.
+//! - **Limit**: the same rows read with bare tokio-postgres: `SELECT` of the same columns
+//!   `ORDER BY xid, position`, paged by keyset (`WHERE (xid, position) > (last)`) in pages of
+//!   the same size, every column read out of every row, nothing else done with it. It lacks
+//!   the store's visibility-horizon filter and its decoding. Target: 0.7× the limit.
+//!
+//! # The feed
+//!
+//! `--events` events (default 1 000 000) written straight into the store's `events` table in
+//! schema `bench_pg_feed` with `INSERT ... SELECT FROM generate_series`, in transactions of
+//! 1000 events spread over 4 connections (so the feed holds 1000 transactions committed out
+//! of order), with `streams` filled to match and `VACUUM ANALYZE` after: valid rows the store
+//! reads like its own (streams of 10 account events, `Opened` then `Deposited`). Writing them
+//! takes a few seconds; the schema is dropped and written again at every run unless `--keep`
+//! is given and it already holds exactly `--events` events. It is left in place afterwards.
+//!
+//! # Keeping it fair
+//!
+//! Both paths read the same rows from the same table, one connection each, one request in
+//! flight at a time. A full raw pass warms the cache first; then each of `--rounds` rounds
+//! reads the whole feed with the limit, then with the store; the medians are reported.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use foldline::{Checkpoint, EventStore};
+use foldline_postgres::PgEventStore;
+
+use super::Options;
+use crate::machine::Usage;
+use crate::pg::{BenchSchema, connect, populate, scan};
+use crate::report::Figure;
+use crate::stats::median;
+
+const NAME: &str = "pg-feed";
+const SCHEMA: &str = "bench_pg_feed";
+/// Events per transaction when writing the feed.
+const CHUNK: u64 = 1000;
+/// Connections writing the feed.
+const WRITERS: usize = 4;
+
+pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
+    ensure!(options.rounds >= 1, "--rounds must be at least 1");
+    ensure!(options.batch >= 1, "--batch must be at least 1");
+    let events = options.events;
+    let schema = BenchSchema::open(SCHEMA).await?;
+    let kept = options.keep && holds(&schema, events).await?;
+    let store = if kept {
+        eprintln!("   schema {SCHEMA} kept (--keep): it holds {events} events");
+        schema.store(1).await?
+    } else {
+        schema.drop_schema().await?;
+        let store = schema.store(1).await?;
+        let started = Instant::now();
+        populate(&schema, events, CHUNK, WRITERS).await?;
+        eprintln!(
+            "   schema {SCHEMA} dropped and recreated; wrote {events} events in {:.1} s \
+             ({CHUNK} per transaction, {WRITERS} connections; --keep reuses them next time)",
+            started.elapsed().as_secs_f64()
+        );
+        store
+    };
+    let table = schema.table("events");
+    let raw = connect(&schema.url).await?;
+    eprintln!(
+        "   batches of {}; warming the cache with one raw pass",
+        options.batch
+    );
+    scan(&raw, &table, options.batch).await?;
+
+    let mut limits = Vec::new();
+    let mut values = Vec::new();
+    for round in 1..=options.rounds {
+        let usage = Usage::start();
+        let started = Instant::now();
+        let read = scan(&raw, &table, options.batch).await?;
+        let limit = Pass::new(read, started.elapsed());
+        let limit_usage = usage.finish();
+        ensure!(
+            read == events,
+            "the raw scan read {read} of {events} events"
+        );
+
+        let usage = Usage::start();
+        let started = Instant::now();
+        let read = read_feed(&store, options.batch).await?;
+        let value = Pass::new(read, started.elapsed());
+        let value_usage = usage.finish();
+        if read != events {
+            let holders = store.feed_holders().await?;
+            anyhow::bail!(
+                "read_all returned {read} of {events} events: transactions hold the feed's \
+                 visibility horizon back: {holders:?}"
+            );
+        }
+        eprintln!(
+            "   round {round}/{}: raw scan {:.0} events/s ({:.2} s; {limit_usage})\n   \
+             {:>12}read_all {:.0} events/s ({:.2} s; {value_usage})",
+            options.rounds,
+            limit.rate(),
+            limit.elapsed.as_secs_f64(),
+            "",
+            value.rate(),
+            value.elapsed.as_secs_f64(),
+        );
+        limits.push(limit.rate());
+        values.push(value.rate());
+    }
+    Ok(vec![Figure::against(
+        NAME,
+        median(&values),
+        median(&limits),
+        "events/s",
+    )])
+}
+
+/// Whether the schema exists and its `events` table holds exactly `events` rows.
+async fn holds(schema: &BenchSchema, events: u64) -> anyhow::Result<bool> {
+    let exists: Option<String> = schema
+        .admin
+        .query_one("SELECT to_regclass($1)::text", &[&schema.table("events")])
+        .await
+        .context("looking for the kept feed")?
+        .get(0);
+    Ok(exists.is_some() && schema.count("events").await? == events)
+}
+
+/// Reads the whole feed with `read_all` and returns how many events it read.
+async fn read_feed(store: &PgEventStore, batch: usize) -> anyhow::Result<u64> {
+    let mut checkpoint = Checkpoint::START;
+    let mut read = 0;
+    loop {
+        let events = store.read_all(&checkpoint, batch).await?;
+        if events.is_empty() {
+            return Ok(read);
+        }
+        read += u64::try_from(events.events.len())?;
+        checkpoint = events.checkpoint;
+        std::hint::black_box(&events.events);
+    }
+}
+
+/// One full read.
+struct Pass {
+    events: u64,
+    elapsed: Duration,
+}
+
+impl Pass {
+    fn new(events: u64, elapsed: Duration) -> Self {
+        Pass { events, elapsed }
+    }
+
+    fn rate(&self) -> f64 {
+        // Event counts are far below 2^52.
+        #[allow(clippy::cast_precision_loss)]
+        let events = self.events as f64;
+        events / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
