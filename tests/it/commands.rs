@@ -1,5 +1,6 @@
 //! The command executor against the in-memory store: load, decide, append; rejections;
-//! contention and retries; idempotency keys; snapshots.
+//! contention and retries; idempotency keys; snapshots. The checks that need only the store
+//! traits are `pub(crate)` functions, run on PostgreSQL too (`pg_commands`).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,25 +16,25 @@ use foldline_tests::{Account, AccountCommand as Cmd, AccountError, AccountEvent,
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
-fn stream(account: &str) -> StreamId {
+pub(crate) fn stream(account: &str) -> StreamId {
     StreamId::for_aggregate(<Account as foldline::Aggregate>::NAME, &account).unwrap()
 }
 
-async fn read(store: &impl EventStore, account: &str) -> Vec<RecordedEvent> {
+pub(crate) async fn read(store: &impl EventStore, account: &str) -> Vec<RecordedEvent> {
     store
         .read_stream(&stream(account), Version::new(1), 100_000)
         .await
         .unwrap()
 }
 
-fn decode(recorded: &[RecordedEvent]) -> Vec<AccountEvent> {
+pub(crate) fn decode(recorded: &[RecordedEvent]) -> Vec<AccountEvent> {
     recorded
         .iter()
         .map(|r| r.decode(&JsonCodec).unwrap())
         .collect()
 }
 
-fn deposited(cents: u64) -> AccountEvent {
+pub(crate) fn deposited(cents: u64) -> AccountEvent {
     AccountEvent::Deposited { cents, memo: None }
 }
 
@@ -148,29 +149,59 @@ async fn rejection_writes_nothing() -> anyhow::Result<()> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
-    const TASKS: u64 = 16;
-    const COMMANDS: u64 = 100;
     const ACCOUNTS: [&str; 3] = ["c0", "c1", "c2"];
-    let store = InMemoryEventStore::new();
+    let bank = CommandExecutor::new(InMemoryEventStore::new());
+    contended_deposits(bank, &ACCOUNTS, 16, 100, |task, i| {
+        usize::try_from((task + i) % 3).unwrap()
+    })
+    .await?;
+    Ok(())
+}
+
+/// What [`contended_deposits`] saw.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Contention {
+    /// Commands executed (all succeeded).
+    pub(crate) commands: u64,
+    /// Decisions made: one per command plus one per conflict retried.
+    pub(crate) attempts: u64,
+}
+
+/// `tasks` tasks each execute `commands` deposits at once, into `accounts[pick(task, i)]`,
+/// through `bank` (its retry policy is raised so no command gives up). Every command must
+/// succeed, and some must have been retried after a conflict (or the run proved nothing).
+/// Then, per account: versions contiguous from 1, every deposit stored exactly once at the
+/// version its outcome reported, and the loaded balance is the sum of the deposits.
+pub(crate) async fn contended_deposits<S, N>(
+    bank: CommandExecutor<S, N>,
+    accounts: &'static [&'static str],
+    tasks: u64,
+    commands: u64,
+    pick: fn(u64, u64) -> usize,
+) -> anyhow::Result<Contention>
+where
+    S: EventStore + Clone,
+    N: SnapshotStore + Clone,
+{
     let retry = RetryPolicy::default()
         .with_max_attempts(1_000)
         .with_delays(Duration::from_micros(20), Duration::from_millis(2));
-    let bank = CommandExecutor::new(store.clone()).with_retry(retry);
-    for account in ACCOUNTS {
+    let bank = bank.with_retry(retry);
+    for account in accounts {
         bank.execute::<Account>(Cmd::open(account, "ada")).await?;
     }
 
-    let barrier = Arc::new(Barrier::new(usize::try_from(TASKS)?));
-    let mut tasks = Vec::new();
-    for task in 0..TASKS {
+    let barrier = Arc::new(Barrier::new(usize::try_from(tasks)?));
+    let mut handles = Vec::new();
+    for task in 0..tasks {
         let (bank, barrier) = (bank.clone(), barrier.clone());
-        tasks.push(tokio::spawn(async move {
+        handles.push(tokio::spawn(async move {
             barrier.wait().await;
             let mut done = Vec::new();
-            for i in 0..COMMANDS {
-                let account = ACCOUNTS[usize::try_from((task + i) % 3).unwrap()];
+            for i in 0..commands {
+                let account = accounts[pick(task, i)];
                 // Every deposit has its own amount, so a lost or doubled one shows.
-                let cents = task * COMMANDS + i + 1;
+                let cents = task * commands + i + 1;
                 let outcome = bank
                     .execute::<Account>(Cmd::deposit(account, cents))
                     .await?;
@@ -182,8 +213,8 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
     let mut sent: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut reported: BTreeMap<&str, BTreeMap<Version, u64>> = BTreeMap::new();
     let mut attempts = 0;
-    for task in tasks {
-        for (account, cents, outcome) in task.await?? {
+    for handle in handles {
+        for (account, cents, outcome) in handle.await?? {
             assert_eq!(outcome.events, [deposited(cents)]);
             assert_eq!(outcome.append.event_count(), 1);
             attempts += u64::from(outcome.attempts);
@@ -195,13 +226,19 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
             assert_eq!(previous, None, "two commands reported the same version");
         }
     }
+    let contention = Contention {
+        commands: tasks * commands,
+        attempts,
+    };
     assert!(
-        attempts > TASKS * COMMANDS,
+        contention.attempts > contention.commands,
         "no command was retried ({attempts} attempts): the test did not contend"
     );
 
-    for account in ACCOUNTS {
-        let recorded = read(&store, account).await;
+    let from_events = CommandExecutor::new(bank.store().clone());
+    let mut total = 0;
+    for account in accounts {
+        let recorded = read(bank.store(), account).await;
         let versions: Vec<u64> = recorded.iter().map(|r| r.stream_version.get()).collect();
         let expected: Vec<u64> = (1..=recorded.len() as u64).collect();
         assert_eq!(
@@ -222,11 +259,22 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
         sent.sort_unstable();
         stored.sort_unstable();
         assert_eq!(stored, sent, "deposits into {account} lost or doubled");
-        let loaded = bank.load::<Account>(&account.to_owned()).await?;
+        let loaded = bank.load::<Account>(&(*account).to_owned()).await?;
         assert_eq!(loaded.state.balance, sent.iter().sum::<u64>());
         assert_eq!(loaded.version.get(), 1 + sent.len() as u64);
+        let folded = from_events.load::<Account>(&(*account).to_owned()).await?;
+        assert_eq!(
+            loaded.state, folded.state,
+            "{account}: snapshot and events disagree"
+        );
+        total += loaded.state.balance;
     }
-    Ok(())
+    let deposited: u64 = (1..=contention.commands).sum();
+    assert_eq!(
+        total, deposited,
+        "the balances do not add up to the deposits"
+    );
+    Ok(contention)
 }
 
 /// The in-memory store, plus a rival writer that gets its append in just before the next
@@ -331,7 +379,12 @@ async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn idempotency_key_appends_once() -> anyhow::Result<()> {
-    let store = InMemoryEventStore::new();
+    idempotent_redelivery(InMemoryEventStore::new()).await
+}
+
+/// A keyed command redelivered (after other commands, and eight times at once) appends once and
+/// returns its first outcome.
+pub(crate) async fn idempotent_redelivery<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
     let bank = CommandExecutor::new(store.clone());
     let keyed =
         |key: &str| CommandOptions::new().with_idempotency_key(IdempotencyKey::new(key).unwrap());
@@ -403,11 +456,19 @@ where
 
 #[tokio::test]
 async fn snapshots_every_n_events() -> anyhow::Result<()> {
+    snapshot_every_n_events(InMemoryEventStore::new()).await
+}
+
+/// The executor snapshots `Account` every `SNAPSHOT_EVERY` events, and loading starts from
+/// the latest snapshot.
+pub(crate) async fn snapshot_every_n_events<S>(store: S) -> anyhow::Result<()>
+where
+    S: EventStore + SnapshotStore + Clone,
+{
     assert_eq!(
         <Account as foldline::Aggregate>::SNAPSHOT_EVERY,
         Some(SNAPSHOT_EVERY)
     );
-    let store = InMemoryEventStore::new();
     let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
     let from_events = CommandExecutor::new(store.clone());
     let id = "s1".to_owned();
@@ -445,7 +506,15 @@ async fn snapshots_every_n_events() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn loading_starts_from_the_snapshot() -> anyhow::Result<()> {
-    let store = InMemoryEventStore::new();
+    load_from_snapshot(InMemoryEventStore::new()).await
+}
+
+/// A loaded aggregate is the snapshot plus the events after it (a snapshot that disagrees
+/// with the events shows which one was used).
+pub(crate) async fn load_from_snapshot<S>(store: S) -> anyhow::Result<()>
+where
+    S: EventStore + SnapshotStore + Clone,
+{
     let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
     bank.execute::<Account>(Cmd::open("s2", "ada")).await?;
     deposit_times(&bank, "s2", 11).await?;
@@ -469,7 +538,15 @@ async fn loading_starts_from_the_snapshot() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn stale_or_corrupt_snapshots_are_ignored() -> anyhow::Result<()> {
-    let store = InMemoryEventStore::new();
+    ignore_stale_or_corrupt_snapshots(InMemoryEventStore::new()).await
+}
+
+/// A snapshot of an old schema version, or one that does not decode, is ignored: the state is
+/// folded from the events.
+pub(crate) async fn ignore_stale_or_corrupt_snapshots<S>(store: S) -> anyhow::Result<()>
+where
+    S: EventStore + SnapshotStore + Clone,
+{
     let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
     let from_events = CommandExecutor::new(store.clone());
     let id = "s3".to_owned();

@@ -18,19 +18,25 @@ struct Manifest {
     cases: Vec<Case>,
 }
 
+/// One committed old payload and what it must decode to.
 #[derive(Deserialize)]
-struct Case {
-    payload: String,
-    event_type: String,
-    schema_version: u32,
-    expected: AccountEvent,
+pub(crate) struct Case {
+    /// The fixture file holding the payload.
+    pub(crate) payload: String,
+    /// The stored type name.
+    pub(crate) event_type: String,
+    /// The stored schema version.
+    pub(crate) schema_version: u32,
+    /// The current event it decodes to.
+    pub(crate) expected: AccountEvent,
 }
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/upcasting")
 }
 
-fn cases() -> Vec<(Case, Vec<u8>)> {
+/// Every fixture case, with its payload bytes.
+pub(crate) fn cases() -> Vec<(Case, Vec<u8>)> {
     let manifest = std::fs::read(fixtures().join("cases.json")).unwrap();
     let manifest: Manifest = serde_json::from_slice(&manifest).unwrap();
     manifest
@@ -51,7 +57,7 @@ fn current_version(event_type: &str) -> u32 {
         .1
 }
 
-fn raw(event_type: &str, schema_version: u32, payload: &[u8]) -> NewEvent {
+pub(crate) fn raw(event_type: &str, schema_version: u32, payload: &[u8]) -> NewEvent {
     NewEvent::new(
         EventType::new(event_type).unwrap(),
         schema_version,
@@ -115,7 +121,12 @@ fn current_events_encode_as_committed() {
 
 #[tokio::test]
 async fn stored_old_events_load_through_the_store() -> anyhow::Result<()> {
-    let store = InMemoryEventStore::new();
+    old_events_load(InMemoryEventStore::new()).await
+}
+
+/// Every fixture appended as stored by an older release reads back in its stored shape and
+/// decodes (and loads) as the current event.
+pub(crate) async fn old_events_load<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
     let stream = StreamId::new("account-legacy")?;
     let cases = cases();
     let events = cases
@@ -130,9 +141,26 @@ async fn stored_old_events_load_through_the_store() -> anyhow::Result<()> {
         ))
         .await?;
 
-    let recorded = store.read_stream(&stream, Version::new(1), 100).await?;
+    check_old_events_load(&store, &stream, &cases).await
+}
+
+/// `stream` (aggregate `legacy` of `Account`) holds the fixture `cases` in order: each reads
+/// back with its stored type and version and decodes to the current event, and the account
+/// loads from them.
+pub(crate) async fn check_old_events_load<S: EventStore + Clone>(
+    store: &S,
+    stream: &StreamId,
+    cases: &[(Case, Vec<u8>)],
+) -> anyhow::Result<()> {
+    let recorded = store.read_stream(stream, Version::new(1), 100).await?;
     assert_eq!(recorded.len(), cases.len());
-    for (record, (case, _)) in recorded.iter().zip(&cases) {
+    for (record, (case, _)) in recorded.iter().zip(cases) {
+        assert_eq!(
+            (record.event_type.as_str(), record.schema_version),
+            (case.event_type.as_str(), case.schema_version),
+            "{} is not stored as written",
+            case.payload
+        );
         let event: AccountEvent = record.decode(&JsonCodec)?;
         assert_eq!(event, case.expected, "{}", case.payload);
     }
@@ -191,7 +219,7 @@ async fn store_bad_event(
 
 /// Checks `error` is `Error::Decode` naming `stream`@2, `event_type` and `schema_version`,
 /// with a `DecodeError` as its source; returns that source.
-fn decode_error<'e>(
+pub(crate) fn decode_error<'e>(
     error: &'e Error,
     stream: &StreamId,
     event_type: &str,

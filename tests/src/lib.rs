@@ -9,6 +9,10 @@
 //! | 1       | `{"amount": 12}` — whole dollars          |
 //! | 2       | `{"cents": 1250, "note": "rent"}` — `""` meant no note |
 //! | 3       | `{"cents": 1250, "memo": "rent"}` — `memo` optional |
+//!
+//! [`pg`] opens PostgreSQL for the tests: a fresh schema per test, raw connections for raw SQL.
+
+pub mod pg;
 
 use foldline::{Aggregate, Command, DomainEvent};
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,22 @@
+//! The PostgreSQL global feed when transactions commit out of position order.
+//!
+//! Positions are allocated when a row is inserted, not when its transaction commits, so a
+//! reader that trusts positions alone skips rows that commit late. These tests make commits
+//! land out of order on purpose — store appends from several instances racing raw transactions
+//! that hold their xid, or an inserted event, open for random times — and check that every
+//! reader of the store's feed still gets every committed event exactly once, in order, and
+//! nothing that rolled back.
+//!
+//! This is a binary of its own because an open transaction holds the feed back for the whole
+//! database: the tests here would slow every other test down. For the same reason they run one
+//! at a time ([`SERIAL`]): the held-back test keeps a transaction open on purpose.
+
+mod held_back;
+mod out_of_order;
+mod reader;
+mod stream_order;
+
+use tokio::sync::Mutex;
+
+/// Held by each test for its whole run.
+static SERIAL: Mutex<()> = Mutex::const_new(());
