@@ -1,6 +1,7 @@
 //! How busy the machine was while a benchmark ran: its own CPU use and everyone else's, from
 //! Linux's `/proc` (elsewhere the note says it is not available).
 
+use std::collections::HashMap;
 use std::fs;
 
 /// CPU counters at the start of a benchmark.
@@ -9,13 +10,16 @@ pub(crate) struct Usage {
     start: Option<Sample>,
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Sample {
     /// Busy and total jiffies over all CPUs.
     busy: u64,
     total: u64,
     /// This process's user + system jiffies.
     own: u64,
+    /// User + system jiffies of every process named `postgres` (a local PostgreSQL server's
+    /// processes), by pid. A process that exits before the end takes its share with it.
+    postgres: HashMap<u32, u64>,
     cpus: u32,
 }
 
@@ -26,9 +30,15 @@ impl Usage {
         }
     }
 
-    /// A one-line summary: CPUs, the share this process used, the share everything else used,
-    /// and the load average.
+    /// A one-line summary: CPUs, the share this process used, the share local PostgreSQL
+    /// processes used (when any), the share everything else used, and the load average.
     pub(crate) fn finish(self) -> String {
+        self.finish_with(None)
+    }
+
+    /// As [`finish`](Usage::finish), also naming the share of the PostgreSQL server processes
+    /// in `backends` (this run's connections, so other clients' work is told apart).
+    pub(crate) fn finish_with(self, backends: Option<&[u32]>) -> String {
         let (Some(start), Some(end)) = (self.start, Sample::now()) else {
             return "CPU usage not available on this system".to_owned();
         };
@@ -36,7 +46,32 @@ impl Usage {
         let cpus = f64::from(end.cpus);
         let own = end.own.saturating_sub(start.own) as f64 / total * cpus;
         let busy = end.busy.saturating_sub(start.busy) as f64 / total * cpus;
-        let others = (busy - own).max(0.0);
+        let used = |pid: &u32, now: &u64| {
+            now.saturating_sub(start.postgres.get(pid).copied().unwrap_or(0))
+        };
+        let postgres = end
+            .postgres
+            .iter()
+            .map(|(pid, now)| used(pid, now))
+            .sum::<u64>() as f64
+            / total
+            * cpus;
+        let others = (busy - own - postgres).max(0.0);
+        let mut server = String::new();
+        if postgres > 0.005 {
+            server = format!(" PostgreSQL {postgres:.2}");
+            if let Some(backends) = backends {
+                let ours = backends
+                    .iter()
+                    .filter_map(|pid| end.postgres.get_key_value(pid))
+                    .map(|(pid, now)| used(pid, now))
+                    .sum::<u64>() as f64
+                    / total
+                    * cpus;
+                server.push_str(&format!(" (this run's backends {ours:.2})"));
+            }
+            server.push(',');
+        }
         let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let load = load
             .split_whitespace()
@@ -44,7 +79,7 @@ impl Usage {
             .collect::<Vec<_>>()
             .join(" ");
         format!(
-            "{} CPUs; this process used {own:.2} of them, everything else {others:.2}; \
+            "{} CPUs; this process used {own:.2} of them,{server} everything else {others:.2}; \
              load average {load}",
             end.cpus
         )
@@ -67,16 +102,39 @@ impl Sample {
         };
         let busy = user + nice + system + irq + softirq + steal;
         let cpus = u32::try_from(lines.filter(|l| l.starts_with("cpu")).count()).ok()?;
-        let own = fs::read_to_string("/proc/self/stat").ok()?;
-        // Fields after the command name (which may hold spaces) start at field 3, `state`;
-        // utime and stime are fields 14 and 15.
-        let fields: Vec<&str> = own.rsplit_once(')')?.1.split_whitespace().collect();
-        let own = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        let own = cpu_jiffies(&fs::read_to_string("/proc/self/stat").ok()?)?;
         Some(Sample {
             busy,
             total: busy + idle + iowait,
             own,
+            postgres: postgres_jiffies(),
             cpus,
         })
     }
+}
+
+/// User + system jiffies from the text of a `/proc/<pid>/stat`.
+fn cpu_jiffies(stat: &str) -> Option<u64> {
+    // Fields after the command name (which may hold spaces) start at field 3, `state`;
+    // utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
+/// CPU jiffies of every live process named `postgres`, by pid.
+fn postgres_jiffies() -> HashMap<u32, u64> {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return HashMap::new();
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter_map(|entry| {
+            let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
+            let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
+            let (_, rest) = stat.split_once(" (")?;
+            rest.starts_with("postgres)")
+                .then(|| Some((pid, cpu_jiffies(&stat)?)))
+                .flatten()
+        })
+        .collect()
 }

@@ -15,14 +15,24 @@ use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
 use crate::benches::account::{AccountEvent, CENTS, Encoded, OWNER, Rotation};
+use crate::machine::Usage;
 use crate::timed::Worker;
 
-/// Where PostgreSQL is: `FOLDLINE_POSTGRES_URL`, or the local default.
+/// Where PostgreSQL is: `FOLDLINE_POSTGRES_URL`, or the local default; with this run's
+/// application name, so the server processes serving it can be told apart from other
+/// clients' (see [`backends`]).
 pub(crate) fn url() -> String {
-    std::env::var("FOLDLINE_POSTGRES_URL")
+    let url = std::env::var("FOLDLINE_POSTGRES_URL")
         .ok()
         .filter(|url| !url.is_empty())
-        .unwrap_or_else(|| foldline_postgres::DEFAULT_URL.to_owned())
+        .unwrap_or_else(|| foldline_postgres::DEFAULT_URL.to_owned());
+    let name = application_name();
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let separator = if url.contains('?') { '&' } else { '?' };
+        format!("{url}{separator}application_name={name}")
+    } else {
+        format!("{url} application_name={name}")
+    }
 }
 
 /// A plain connection (its driver task runs in the background).
@@ -424,4 +434,30 @@ pub(crate) async fn scan(client: &Client, table: &str, batch: usize) -> anyhow::
         }
         read += u64::try_from(rows.len())?;
     }
+}
+
+/// Ends `usage` with the share of this run's server processes named beside the rest.
+pub(crate) async fn finish_usage(usage: Usage, admin: &Client) -> anyhow::Result<String> {
+    let backends = backends(admin).await?;
+    Ok(usage.finish_with(Some(&backends)))
+}
+
+/// The pids of the server processes serving this process's connections (found by the
+/// application name every connection of this run carries).
+async fn backends(admin: &Client) -> anyhow::Result<Vec<u32>> {
+    let rows = admin
+        .query(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = $1",
+            &[&application_name()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|row| u32::try_from(row.get::<_, i32>(0)).ok())
+        .collect())
+}
+
+/// The application name of this run's connections: `foldline-bench-<pid>`.
+fn application_name() -> String {
+    format!("foldline-bench-{}", std::process::id())
 }

@@ -46,21 +46,25 @@ impl Measured {
 }
 
 /// Runs every worker on its own task for `duration` (an operation under way when the time is
-/// up finishes and counts; the phase lasts until the last one has).
+/// up finishes and counts; the phase lasts until the last one has), and gives the workers
+/// back: their connections stay open until the caller has read the machine's CPU counters
+/// (a server process that exits takes its CPU time with it).
 pub(crate) async fn run_for<W: Worker>(
     workers: Vec<W>,
     duration: Duration,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<(Measured, Vec<W>)> {
     let barrier = Arc::new(Barrier::new(workers.len()));
     let handles: Vec<_> = workers
         .into_iter()
         .map(|worker| tokio::spawn(drive(worker, duration, Arc::clone(&barrier))))
         .collect();
     let mut measured = Measured::default();
+    let mut workers = Vec::with_capacity(handles.len());
     let mut first_start: Option<Instant> = None;
     let mut last_end: Option<Instant> = None;
     for handle in handles {
-        let run = handle.await.context("a benchmark task panicked")??;
+        let (run, worker) = handle.await.context("a benchmark task panicked")??;
+        workers.push(worker);
         first_start = Some(first_start.map_or(run.start, |s| s.min(run.start)));
         last_end = Some(last_end.map_or(run.end, |e| e.max(run.end)));
         measured.units += run.units;
@@ -70,7 +74,7 @@ pub(crate) async fn run_for<W: Worker>(
     if let (Some(start), Some(end)) = (first_start, last_end) {
         measured.elapsed = end - start;
     }
-    Ok(measured)
+    Ok((measured, workers))
 }
 
 struct Run {
@@ -84,7 +88,7 @@ async fn drive<W: Worker>(
     mut worker: W,
     duration: Duration,
     barrier: Arc<Barrier>,
-) -> anyhow::Result<Run> {
+) -> anyhow::Result<(Run, W)> {
     let mut latencies = Vec::with_capacity(1 << 12);
     let mut units = 0;
     barrier.wait().await;
@@ -98,10 +102,11 @@ async fn drive<W: Worker>(
         units += worker.step().await?;
         latencies.push(u64::try_from(before.elapsed().as_nanos()).unwrap_or(u64::MAX));
     }
-    Ok(Run {
+    let run = Run {
         start,
         end: Instant::now(),
         units,
         latencies,
-    })
+    };
+    Ok((run, worker))
 }

@@ -14,6 +14,11 @@
 //!   transaction (autocommit) from 16 connections with bare tokio-postgres: what PostgreSQL
 //!   takes when every event is its own commit. Group commit is how foldline should beat it:
 //!   the target at 64 handlers is 3× the limit.
+//! - **Diagnostics** (JSON lines too): `handlers=N/batch`, the store's mean group-commit
+//!   batch (appends per transaction) at each count; and `handlers=64/append-only`, the same
+//!   events appended by as many tasks with a bare `EventStore::append` (no load, no decision),
+//!   against the same limit: what the group-commit writer takes on its own, so the gap
+//!   between it and the command figure is the cost of loading the aggregate.
 //!
 //! # Keeping it fair
 //!
@@ -25,23 +30,28 @@
 //! - **Fresh streams, same tables.** Every phase writes a new generation of every account, so
 //!   no phase continues another's streams; the commands go to the store's `events` table and
 //!   the limit to its scratch twin, which grow alike.
-//! - **Alternation.** Each of `--rounds` rounds runs the limit, then each handler count, for
-//!   `--seconds` each; the medians are reported. Warm-up first (both paths).
+//! - **Alternation.** Each of `--rounds` rounds runs the limit, then each handler count, then
+//!   the bare appends, for `--seconds` each; the medians are reported. Warm-up first.
 //! - **Own schema.** `bench_pg_append_1` is dropped and recreated at the start, and left in
 //!   place afterwards for inspection.
 //!
 //! On stderr, per phase: latency percentiles, the store's group-commit batches (appends per
 //! transaction and time per transaction, from its `metrics`), conflicts, and the CPU used by
-//! this process and by everything else (mostly the PostgreSQL server).
+//! this process, by the local PostgreSQL server's processes and by everything else.
 
-use foldline::CommandExecutor;
+use std::time::Duration;
+
+use foldline::{
+    AppendRequest, CommandExecutor, EventMetadata, EventStore, ExpectedVersion, Version,
+};
 use foldline_postgres::PgEventStore;
+use uuid::Uuid;
 
 use super::Options;
-use super::account::{Account, AccountCommand, Rotation};
+use super::account::{Account, AccountCommand, AccountEvent, CENTS, Encoded, OWNER, Rotation};
 use crate::counters::{self, COMMAND_CONFLICTS, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
 use crate::machine::Usage;
-use crate::pg::{BenchSchema, Rows, SingleInsert};
+use crate::pg::{BenchSchema, Rows, SingleInsert, finish_usage};
 use crate::report::Figure;
 use crate::stats::median;
 use crate::timed::{Measured, Worker, run_for};
@@ -62,12 +72,8 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let streams = options.streams_or(STREAMS);
     let handlers = options.handlers.clone();
     anyhow::ensure!(!handlers.is_empty(), "--handlers needs at least one count");
-    let most = handlers
-        .iter()
-        .copied()
-        .max()
-        .unwrap_or(1)
-        .max(LIMIT_CONNECTIONS);
+    let most_handlers = handlers.iter().copied().max().unwrap_or(1);
+    let most = most_handlers.max(LIMIT_CONNECTIONS);
     anyhow::ensure!(
         usize::try_from(streams).is_ok_and(|streams| streams >= most),
         "--streams ({streams}) must be at least the number of handlers and connections ({most})"
@@ -96,15 +102,14 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let warmup = bench.options.warmup();
     if !warmup.is_zero() {
         bench.limit(warmup / 2).await?;
-        bench
-            .commands(handlers.iter().copied().max().unwrap_or(1), warmup)
-            .await?;
+        bench.commands(most_handlers, warmup).await?;
     }
 
     let measured = bench.options.measured();
     let mut limits = Vec::new();
     let mut values = vec![Vec::new(); handlers.len()];
     let mut batches = vec![Vec::new(); handlers.len()];
+    let mut bare = Vec::new();
     for round in 1..=bench.options.rounds {
         eprintln!("   round {round}/{}", bench.options.rounds);
         let limit = bench.limit(measured).await?;
@@ -114,6 +119,13 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             values[index].push(phase.measured.rate());
             batches[index].push(phase.batch);
         }
+        bare.push(
+            bench
+                .appends(most_handlers, measured)
+                .await?
+                .measured
+                .rate(),
+        );
     }
     let limit = median(&limits);
     let mut figures = Vec::new();
@@ -125,6 +137,12 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             "commands/s",
         ));
     }
+    figures.push(Figure::against(
+        format!("{NAME}/handlers={most_handlers}/append-only"),
+        median(&bare),
+        limit,
+        "appends/s",
+    ));
     for (index, count) in handlers.iter().enumerate() {
         figures.push(Figure::alone(
             format!("{NAME}/handlers={count}/batch"),
@@ -158,82 +176,111 @@ impl Bench {
     }
 
     /// The raw limit: single-row INSERT transactions from 16 connections.
-    async fn limit(&mut self, duration: std::time::Duration) -> anyhow::Result<Measured> {
+    async fn limit(&mut self, duration: Duration) -> anyhow::Result<Measured> {
         let generation = self.next_generation();
         let rows = Rows::new()?;
         let mut workers = Vec::with_capacity(LIMIT_CONNECTIONS);
         for task in 0..LIMIT_CONNECTIONS {
-            let rotation = Rotation::with(
-                task,
-                LIMIT_CONNECTIONS,
-                self.streams,
-                self.options.events_per_stream,
-                generation,
-            )?;
+            let rotation = self.rotation(task, LIMIT_CONNECTIONS, generation)?;
             workers.push(
                 SingleInsert::new(&self.schema, &self.scratch, rotation, rows.clone()).await?,
             );
         }
         let usage = Usage::start();
-        let measured = run_for(workers, duration).await?;
+        let (measured, workers) = run_for(workers, duration).await?;
+        let usage = finish_usage(usage, &self.schema.admin).await?;
+        drop(workers);
         eprintln!(
             "     limit, {LIMIT_CONNECTIONS} connections: {:.0} inserts/s; latency p50 {:.0} us, \
-             p99 {:.0} us; {}",
+             p99 {:.0} us; {usage}",
             measured.rate(),
             measured.latency_us(50.0),
             measured.latency_us(99.0),
-            usage.finish()
         );
         Ok(measured)
     }
 
     /// `handlers` tasks issuing commands through one executor on the store.
-    async fn commands(
-        &mut self,
-        handlers: usize,
-        duration: std::time::Duration,
-    ) -> anyhow::Result<Phase> {
+    async fn commands(&mut self, handlers: usize, duration: Duration) -> anyhow::Result<Phase> {
         let generation = self.next_generation();
         let executor = CommandExecutor::new(self.store.clone());
         let workers = (0..handlers)
             .map(|task| {
                 Ok(Handler {
                     executor: executor.clone(),
-                    rotation: Rotation::with(
-                        task,
-                        handlers,
-                        self.streams,
-                        self.options.events_per_stream,
-                        generation,
-                    )?,
+                    rotation: self.rotation(task, handlers, generation)?,
                 })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let appends = counters::read(GROUP_COMMIT_APPENDS);
-        let seconds = counters::read(GROUP_COMMIT_SECONDS);
-        let conflicts = counters::read(COMMAND_CONFLICTS);
-        let usage = Usage::start();
-        let measured = run_for(workers, duration).await?;
-        let usage = usage.finish();
-        let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
-        let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
-        let conflicts = counters::read(COMMAND_CONFLICTS).since(conflicts);
-        eprintln!(
-            "     {handlers} handlers: {:.0} commands/s; latency p50 {:.0} us, p99 {:.0} us; \
-             {} commits of {:.1} appends, {:.2} ms each; {} conflicts; {usage}",
-            measured.rate(),
-            measured.latency_us(50.0),
-            measured.latency_us(99.0),
-            appends.count,
-            appends.mean(),
-            seconds.mean() * 1e3,
-            conflicts.count,
-        );
-        Ok(Phase {
-            measured,
-            batch: appends.mean(),
-        })
+        let label = format!("{handlers} handlers");
+        measure(&self.schema, &label, "commands", workers, duration).await
     }
+
+    /// The same events appended by `tasks` tasks with a bare `EventStore::append` (no load,
+    /// no decision): what the group-commit writer takes on its own.
+    async fn appends(&mut self, tasks: usize, duration: Duration) -> anyhow::Result<Phase> {
+        let generation = self.next_generation();
+        let workers = (0..tasks)
+            .map(|task| {
+                Ok(Appender {
+                    store: self.store.clone(),
+                    rotation: self.rotation(task, tasks, generation)?,
+                    opened: Encoded::of(&AccountEvent::Opened {
+                        owner: OWNER.to_owned(),
+                    })?,
+                    deposited: Encoded::of(&AccountEvent::Deposited { cents: CENTS })?,
+                    metadata: EventMetadata::new().with_command_id(Uuid::now_v7()),
+                })
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let label = format!("{tasks} appenders");
+        measure(&self.schema, &label, "appends", workers, duration).await
+    }
+
+    fn rotation(&self, task: usize, tasks: usize, generation: u32) -> anyhow::Result<Rotation> {
+        Rotation::with(
+            task,
+            tasks,
+            self.streams,
+            self.options.events_per_stream,
+            generation,
+        )
+    }
+}
+
+/// Runs `workers` on the store for `duration` and reads the store's group-commit batches
+/// and the executor's conflicts over that time.
+async fn measure<W: Worker>(
+    schema: &BenchSchema,
+    label: &str,
+    unit: &str,
+    workers: Vec<W>,
+    duration: Duration,
+) -> anyhow::Result<Phase> {
+    let appends = counters::read(GROUP_COMMIT_APPENDS);
+    let seconds = counters::read(GROUP_COMMIT_SECONDS);
+    let conflicts = counters::read(COMMAND_CONFLICTS);
+    let usage = Usage::start();
+    let (measured, _workers) = run_for(workers, duration).await?;
+    let usage = finish_usage(usage, &schema.admin).await?;
+    let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
+    let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
+    let conflicts = counters::read(COMMAND_CONFLICTS).since(conflicts);
+    eprintln!(
+        "     {label}: {:.0} {unit}/s; latency p50 {:.0} us, p99 {:.0} us; {} commits of \
+         {:.1} appends, {:.2} ms each; {} conflicts; {usage}",
+        measured.rate(),
+        measured.latency_us(50.0),
+        measured.latency_us(99.0),
+        appends.count,
+        appends.mean(),
+        seconds.mean() * 1e3,
+        conflicts.count,
+    );
+    Ok(Phase {
+        measured,
+        batch: appends.mean(),
+    })
 }
 
 /// One command handler: the next account's command, executed and awaited.
@@ -248,6 +295,35 @@ impl Worker for Handler {
         self.executor
             .execute::<Account>(AccountCommand::for_step(step))
             .await?;
+        Ok(1)
+    }
+}
+
+/// A bare appender: the event the command would record, encoded once, appended with the
+/// version the executor would expect.
+struct Appender {
+    store: PgEventStore,
+    rotation: Rotation,
+    opened: Encoded,
+    deposited: Encoded,
+    metadata: EventMetadata,
+}
+
+impl Worker for Appender {
+    async fn step(&mut self) -> anyhow::Result<u64> {
+        let step = self.rotation.advance()?;
+        let encoded = if step.version == 0 {
+            &self.opened
+        } else {
+            &self.deposited
+        };
+        let expected = ExpectedVersion::Exact(Version::new(step.version.into()));
+        let request = AppendRequest::new(
+            step.stream.clone(),
+            expected,
+            vec![encoded.event(&self.metadata)],
+        );
+        self.store.append(request).await?;
         Ok(1)
     }
 }

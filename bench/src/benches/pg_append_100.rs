@@ -24,7 +24,7 @@
 //!   place afterwards.
 //!
 //! On stderr, per phase: latency percentiles, the store's group-commit batches, and the CPU
-//! used by this process and by everything else (mostly the PostgreSQL server).
+//! used by this process, by the local PostgreSQL server's processes and by everything else.
 
 use std::time::Duration;
 
@@ -36,7 +36,7 @@ use super::Options;
 use super::account::{AccountEvent, CENTS, Encoded, OWNER, Rotation};
 use crate::counters::{self, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
 use crate::machine::Usage;
-use crate::pg::{BenchSchema, MultiInsert, Rows};
+use crate::pg::{BenchSchema, MultiInsert, Rows, finish_usage};
 use crate::report::Figure;
 use crate::stats::median;
 use crate::timed::{Measured, Worker, run_for};
@@ -143,14 +143,16 @@ impl Bench {
             );
         }
         let usage = Usage::start();
-        let measured = run_for(workers, duration).await?;
+        let (measured, workers) = run_for(workers, duration).await?;
+        let usage = finish_usage(usage, &self.schema.admin).await?;
+        drop(workers);
         eprintln!(
-            "     limit, {} connections: {:.0} events/s; latency p50 {:.0} us, p99 {:.0} us; {}",
+            "     limit, {} connections: {:.0} events/s; latency p50 {:.0} us, p99 {:.0} us; \
+             {usage}",
             self.tasks,
             measured.rate(),
             measured.latency_us(50.0),
             measured.latency_us(99.0),
-            usage.finish()
         );
         Ok(measured)
     }
@@ -164,8 +166,8 @@ impl Bench {
         let appends = counters::read(GROUP_COMMIT_APPENDS);
         let seconds = counters::read(GROUP_COMMIT_SECONDS);
         let usage = Usage::start();
-        let measured = run_for(workers, duration).await?;
-        let usage = usage.finish();
+        let (measured, _workers) = run_for(workers, duration).await?;
+        let usage = finish_usage(usage, &self.schema.admin).await?;
         let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
         let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
         eprintln!(

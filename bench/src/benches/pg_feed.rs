@@ -35,7 +35,7 @@ use foldline_postgres::PgEventStore;
 
 use super::Options;
 use crate::machine::Usage;
-use crate::pg::{BenchSchema, connect, populate, scan};
+use crate::pg::{BenchSchema, connect, finish_usage, populate, scan};
 use crate::report::Figure;
 use crate::stats::median;
 
@@ -82,7 +82,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let read = scan(&raw, &table, options.batch).await?;
         let limit = Pass::new(read, started.elapsed());
-        let limit_usage = usage.finish();
+        let limit_usage = finish_usage(usage, &schema.admin).await?;
         ensure!(
             read == events,
             "the raw scan read {read} of {events} events"
@@ -92,7 +92,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         let started = Instant::now();
         let read = read_feed(&store, options.batch).await?;
         let value = Pass::new(read, started.elapsed());
-        let value_usage = usage.finish();
+        let value_usage = finish_usage(usage, &schema.admin).await?;
         if read != events {
             let holders = store.feed_holders().await?;
             anyhow::bail!(
