@@ -89,9 +89,10 @@ pub async fn raw_client() -> Client {
     }
 }
 
-/// `schema.name`: a table of the store in `schema` (schema names never need quoting).
+/// `"schema".name`: a table of the store in `schema`, quoted as the store quotes it (a valid
+/// schema name may be an SQL keyword).
 pub fn table(schema: &SchemaName, name: &str) -> String {
-    format!("{schema}.{name}")
+    format!("\"{schema}\".{name}")
 }
 
 /// An event row written with raw SQL, as an older release (or a careless operator) would.
@@ -166,7 +167,7 @@ pub async fn insert_event(
                 &event.stream_version,
                 &event.event_id,
                 &event.event_type,
-                &event.schema_version,
+                &i64::from(event.schema_version),
                 &event.payload,
             ],
         )

@@ -1,4 +1,4 @@
--- foldline event store, version 1. `{schema}` is replaced by the validated schema name.
+-- foldline event store, version 1. `{schema}` is replaced by the validated schema name, quoted.
 
 CREATE TABLE {schema}.events (
     -- Allocated before commit, so commits land out of position order: the feed reads by
@@ -9,7 +9,7 @@ CREATE TABLE {schema}.events (
     stream_version  bigint      NOT NULL CHECK (stream_version >= 1),
     event_id        uuid        NOT NULL,
     event_type      text        NOT NULL,
-    schema_version  integer     NOT NULL,
+    schema_version  bigint      NOT NULL CHECK (schema_version >= 0),
     payload         jsonb       NOT NULL,
     metadata        jsonb       NOT NULL,
     recorded_at     timestamptz NOT NULL DEFAULT now(),
@@ -29,7 +29,7 @@ CREATE TABLE {schema}.streams (
 CREATE TABLE {schema}.snapshots (
     stream_id       text        PRIMARY KEY,
     version         bigint      NOT NULL,
-    schema_version  integer     NOT NULL,
+    schema_version  bigint      NOT NULL CHECK (schema_version >= 0),
     payload         bytea       NOT NULL,
     taken_at        timestamptz NOT NULL DEFAULT now()
 );

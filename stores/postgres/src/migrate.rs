@@ -38,6 +38,7 @@ impl Migration {
 
 pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Error> {
     let schema = store.schema().as_str();
+    let quoted = crate::sql::quoted(store.schema());
     let context = || format!("migrating schema `{schema}`");
     let mut client = store
         .inner
@@ -55,8 +56,8 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
         .await
         .map_err(|e| backend(context(), e))?;
     tx.batch_execute(&format!(
-        "CREATE SCHEMA IF NOT EXISTS {schema};
-         CREATE TABLE IF NOT EXISTS {schema}.schema_migrations (
+        "CREATE SCHEMA IF NOT EXISTS {quoted};
+         CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
              version integer PRIMARY KEY,
              name text NOT NULL,
              checksum bigint NOT NULL,
@@ -67,7 +68,7 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
     .map_err(|e| backend(context(), e))?;
     let rows = tx
         .query(
-            &format!("SELECT version, checksum FROM {schema}.schema_migrations ORDER BY version"),
+            &format!("SELECT version, checksum FROM {quoted}.schema_migrations ORDER BY version"),
             &[],
         )
         .await
@@ -99,7 +100,7 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
                     name = migration.name,
                     "applying migration"
                 );
-                tx.batch_execute(&migration.sql.replace("{schema}", schema))
+                tx.batch_execute(&migration.sql.replace("{schema}", &quoted))
                     .await
                     .map_err(|e| {
                         backend(
@@ -108,7 +109,7 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
                         )
                     })?;
                 tx.execute(
-                    &format!("INSERT INTO {schema}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"),
+                    &format!("INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"),
                     &[&migration.version, &migration.name, &migration.checksum()],
                 )
                 .await

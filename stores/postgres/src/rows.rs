@@ -24,32 +24,30 @@ pub(crate) fn position(xid: i64, position: i64) -> Position {
 
 /// A row selected with [`EVENT_COLUMNS`](crate::sql::EVENT_COLUMNS).
 pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
+    let global: i64 = row.get(0);
     let stream: String = row.get(2);
-    let stream_id =
-        StreamId::new(stream).map_err(|e| corrupt(format!("reading a stored stream id: {e}")))?;
-    let event_type: String = row.get(5);
-    let event_type = EventType::new(event_type)
-        .map_err(|e| corrupt(format!("reading a stored event type: {e}")))?;
-    let metadata: String = row.get(8);
-    let metadata: EventMetadata = serde_json::from_str(&metadata).map_err(|e| {
+    let version: i64 = row.get(3);
+    // A row written around the store (raw SQL) may break the rules; name where it is.
+    let bad = |what: &str, detail: &dyn std::fmt::Display| {
         corrupt(format!(
-            "reading the metadata of {stream_id}@{}: {e}",
-            row.get::<_, i64>(3)
+            "reading the event at position {global} ({stream}@{version}): {what}: {detail}"
         ))
-    })?;
+    };
+    let stream_id = StreamId::new(stream.clone()).map_err(|e| bad("invalid stream id", &e))?;
+    let event_type =
+        EventType::new(row.get::<_, String>(5)).map_err(|e| bad("invalid event type", &e))?;
+    let metadata: EventMetadata =
+        serde_json::from_str(row.get::<_, &str>(8)).map_err(|e| bad("malformed metadata", &e))?;
+    let schema_version =
+        u32::try_from(row.get::<_, i64>(6)).map_err(|e| bad("schema version out of range", &e))?;
     let payload: String = row.get(7);
-    let schema_version: i32 = row.get(6);
     Ok(RecordedEvent::from_new(
-        foldline::NewEvent::new(
-            event_type,
-            u32::try_from(schema_version).unwrap_or(0),
-            payload.into_bytes(),
-        )
-        .with_event_id(row.get(4))
-        .with_metadata(metadata),
+        foldline::NewEvent::new(event_type, schema_version, payload.into_bytes())
+            .with_event_id(row.get(4))
+            .with_metadata(metadata),
         stream_id,
-        Version::new(to_u64(row.get(3))),
-        position(row.get(1), row.get(0)),
+        Version::new(to_u64(version)),
+        position(row.get(1), global),
         row.get(9),
     ))
 }

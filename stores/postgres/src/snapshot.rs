@@ -23,7 +23,7 @@ pub(crate) async fn load(
     else {
         return Ok(None);
     };
-    let schema_version: i32 = row.get(2);
+    let schema_version: i64 = row.get(2);
     let schema_version = u32::try_from(schema_version)
         .map_err(|_| corrupt(format!("{}: negative schema version", context())))?;
     Ok(Some(Snapshot::new(
@@ -41,7 +41,7 @@ pub(crate) async fn save(store: &PgEventStore, snapshot: Snapshot) -> Result<(),
         .prepare_cached(&store.inner.sql.save_snapshot)
         .await
         .map_err(|e| backend(context(), e))?;
-    let schema_version = i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX);
+    let schema_version = i64::from(snapshot.schema_version);
     client
         .execute(
             &statement,

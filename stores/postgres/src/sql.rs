@@ -1,7 +1,7 @@
 //! The statements the store runs, rendered once per schema.
 //!
 //! The schema name is a validated [`SchemaName`] (lowercase letters, digits and `_`), so
-//! formatting it into the text is safe; every value travels as a parameter.
+//! formatting it, quoted, into the text is safe; every value travels as a parameter.
 
 use foldline::SchemaName;
 
@@ -28,7 +28,8 @@ pub(crate) struct Sql {
 
 impl Sql {
     pub(crate) fn new(schema: &SchemaName) -> Self {
-        let s = schema.as_str();
+        // Quoted, so a name that is also an SQL keyword (`select`, `user`) works.
+        let s = quoted(schema);
         Sql {
             // `unnest` yields the (sorted) keys in order, so every writer locks in one order.
             lock: "SELECT pg_advisory_xact_lock(k) FROM unnest($1::bigint[]) AS k".into(),
@@ -43,7 +44,7 @@ impl Sql {
                 "INSERT INTO {s}.events \
                    (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata) \
                  SELECT st, v, e, t, sv, p::jsonb, m::jsonb \
-                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::integer[], $6::text[], $7::text[]) \
+                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[]) \
                    AS u(st, v, e, t, sv, p, m) \
                  RETURNING stream_id, stream_version, position, xid::text::bigint"
             ),
@@ -94,4 +95,9 @@ impl Sql {
             ),
         }
     }
+}
+
+/// `schema` as a quoted identifier. Valid schema names hold no `"`, so no escaping is needed.
+pub(crate) fn quoted(schema: &SchemaName) -> String {
+    format!("\"{schema}\"")
 }

@@ -96,7 +96,10 @@ impl TestSchema {
 impl Drop for TestSchema {
     fn drop(&mut self) {
         let config = self.store.options().config.clone();
-        let sql = format!("DROP SCHEMA IF EXISTS {} CASCADE", self.name());
+        let sql = format!(
+            "DROP SCHEMA IF EXISTS {} CASCADE",
+            crate::sql::quoted(self.name())
+        );
         // Drop runs inside the test's runtime, which must not be blocked on: use a thread with
         // its own small runtime, and wait for it so the schema is gone when the test ends.
         let dropped = std::thread::spawn(move || {

@@ -358,7 +358,7 @@ struct EventRows<'a> {
     versions: Vec<i64>,
     event_ids: Vec<Uuid>,
     event_types: Vec<&'a str>,
-    schema_versions: Vec<i32>,
+    schema_versions: Vec<i64>,
     payloads: Vec<&'a str>,
     metadata: Vec<String>,
 }
@@ -384,8 +384,7 @@ impl<'a> EventRows<'a> {
         self.versions.push(to_i64(version));
         self.event_ids.push(event.event_id);
         self.event_types.push(event.event_type.as_str());
-        self.schema_versions
-            .push(i32::try_from(event.schema_version).unwrap_or(i32::MAX));
+        self.schema_versions.push(i64::from(event.schema_version));
         self.payloads.push(payload);
         self.metadata.push(metadata);
         Ok(())
