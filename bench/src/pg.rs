@@ -140,7 +140,7 @@ const FEED_COLUMNS: &str = "position, xid::text::bigint, stream_id, stream_versi
 #[derive(Debug, Clone)]
 pub(crate) struct RowText {
     event_type: String,
-    schema_version: i32,
+    schema_version: i64,
     payload: String,
 }
 
@@ -149,7 +149,7 @@ impl RowText {
         let encoded = Encoded::of(event)?;
         Ok(RowText {
             event_type: encoded.event_type.as_str().to_owned(),
-            schema_version: i32::try_from(encoded.schema_version)?,
+            schema_version: i64::from(encoded.schema_version),
             payload: encoded.payload_text()?.to_owned(),
         })
     }
@@ -266,7 +266,7 @@ impl MultiInsert {
             .prepare(&format!(
                 "INSERT INTO {table} ({INSERT_COLUMNS}) \
                  SELECT st, v, e, t, sv, p::jsonb, m::jsonb \
-                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::integer[], \
+                 FROM unnest($1::text[], $2::bigint[], $3::uuid[], $4::text[], $5::bigint[], \
                              $6::text[], $7::text[]) AS u(st, v, e, t, sv, p, m)"
             ))
             .await?;
@@ -293,7 +293,7 @@ impl Worker for MultiInsert {
             .collect::<Result<Vec<_>, _>>()?;
         let ids: Vec<Uuid> = rows.iter().map(|_| Uuid::now_v7()).collect();
         let types: Vec<&str> = rows.iter().map(|r| r.event_type.as_str()).collect();
-        let schema_versions: Vec<i32> = rows.iter().map(|r| r.schema_version).collect();
+        let schema_versions: Vec<i64> = rows.iter().map(|r| r.schema_version).collect();
         let payloads: Vec<&str> = rows.iter().map(|r| r.payload.as_str()).collect();
         let metadata = vec![self.rows.metadata.as_str(); rows.len()];
         self.client
@@ -331,7 +331,7 @@ pub(crate) async fn populate(
         "INSERT INTO {table} ({INSERT_COLUMNS}) \
          SELECT 'account-f' || (g / 10), g % 10 + 1, gen_random_uuid(), \
                 CASE WHEN g % 10 = 0 THEN $3 ELSE $4 END, \
-                CASE WHEN g % 10 = 0 THEN $5::integer ELSE $6::integer END, \
+                CASE WHEN g % 10 = 0 THEN $5::bigint ELSE $6::bigint END, \
                 (CASE WHEN g % 10 = 0 THEN $7 ELSE $8 END)::jsonb, \
                 jsonb_build_object('command_id', gen_random_uuid()) \
          FROM generate_series($1::bigint, $2::bigint) AS g"
@@ -418,7 +418,7 @@ pub(crate) async fn scan(client: &Client, table: &str, batch: usize) -> anyhow::
         };
         (position, xid) = (last.get(0), last.get(1));
         for row in &rows {
-            let values: (i64, i64, &str, i64, Uuid, &str, i32, &str, &str, SystemTime) = (
+            let values: (i64, i64, &str, i64, Uuid, &str, i64, &str, &str, SystemTime) = (
                 row.get(0),
                 row.get(1),
                 row.get(2),
