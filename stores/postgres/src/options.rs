@@ -32,13 +32,15 @@ pub struct PgStoreOptions {
     pub(crate) pool_size: usize,
     pub(crate) limits: StoreLimits,
     pub(crate) max_batch: usize,
+    pub(crate) max_in_flight: usize,
     pub(crate) poll_interval: Duration,
 }
 
 impl PgStoreOptions {
     /// Options for the server at `url` (`postgres://user:password@host:port/database?...`, or a
     /// key-value connection string), with the defaults: schema `foldline`, 16 connections,
-    /// [`StoreLimits::default`], up to 512 appends per group commit, a 500 ms fallback poll.
+    /// [`StoreLimits::default`], up to 512 appends per group commit and 2 group commits in
+    /// flight, a 500 ms fallback poll.
     ///
     /// # Errors
     ///
@@ -62,6 +64,7 @@ impl PgStoreOptions {
             pool_size: 16,
             limits: StoreLimits::default(),
             max_batch: 512,
+            max_in_flight: 2,
             poll_interval: Duration::from_millis(500),
         })
     }
@@ -104,6 +107,14 @@ impl PgStoreOptions {
         self
     }
 
+    /// Group commit: how many batch transactions may be committing at once (at least 1).
+    /// While one waits for its commit to reach the disk the next batch is built and sent.
+    #[must_use]
+    pub fn with_max_in_flight(mut self, transactions: usize) -> Self {
+        self.max_in_flight = transactions.max(1);
+        self
+    }
+
     /// How often a subscription re-reads when no notification arrived. LISTEN/NOTIFY wakes
     /// subscribers at once on every commit through this store; the poll catches commits of
     /// transactions that held the feed back and were not this store's.
@@ -132,6 +143,7 @@ impl fmt::Debug for PgStoreOptions {
             .field("pool_size", &self.pool_size)
             .field("limits", &self.limits)
             .field("max_batch", &self.max_batch)
+            .field("max_in_flight", &self.max_in_flight)
             .field("poll_interval", &self.poll_interval)
             .finish()
     }

@@ -53,12 +53,15 @@ impl Sql {
                  SELECT * FROM unnest($1::text[], $2::bigint[]) \
                  ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version"
             ),
+            // The key's position is the append's last event, inserted earlier in the same
+            // transaction; an append without events has none.
             insert_keys: format!(
                 "INSERT INTO {s}.idempotency_keys \
                    (key, stream_id, previous_version, current_version, last_xid, last_position) \
-                 SELECT k, st, pv, cv, x::text::xid8, p \
-                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[], $6::bigint[]) \
-                   AS u(k, st, pv, cv, x, p)"
+                 SELECT u.k, u.st, u.pv, u.cv, e.xid, e.position \
+                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(k, st, pv, cv) \
+                 LEFT JOIN {s}.events AS e \
+                   ON u.cv > u.pv AND e.stream_id = u.st AND e.stream_version = u.cv"
             ),
             notify: "SELECT pg_notify($1, '')".into(),
             read_stream: format!(
@@ -68,15 +71,17 @@ impl Sql {
             // Only transactions below the horizon have all finished, so nothing can commit
             // behind a checkpoint taken here later. No timeouts, no skipping.
             read_all: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
-                 WHERE (xid, position) > ($1::bigint::text::xid8, $2::bigint) \
-                   AND xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY xid, position LIMIT $3"
+                // `e.`: a bare `xid` in ORDER BY would name the output column (the bigint
+                // cast), which no index covers: a sort of the whole table per page.
+                "SELECT {EVENT_COLUMNS} FROM {s}.events AS e \
+                 WHERE (e.xid, e.position) > ($1::bigint::text::xid8, $2::bigint) \
+                   AND e.xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY e.xid, e.position LIMIT $3"
             ),
             head: format!(
-                "SELECT xid::text::bigint, position FROM {s}.events \
-                 WHERE xid < pg_snapshot_xmin(pg_current_snapshot()) \
-                 ORDER BY xid DESC, position DESC LIMIT 1"
+                "SELECT e.xid::text::bigint, e.position FROM {s}.events AS e \
+                 WHERE e.xid < pg_snapshot_xmin(pg_current_snapshot()) \
+                 ORDER BY e.xid DESC, e.position DESC LIMIT 1"
             ),
             find_key: format!(
                 "SELECT key, stream_id, previous_version, current_version, last_xid::text::bigint, last_position \

@@ -88,6 +88,7 @@ impl PgEventStore {
             schema: schema.as_str().to_owned(),
             channel: channel.clone(),
             max_batch: options.max_batch,
+            max_in_flight: options.max_in_flight,
         };
         tokio::spawn(task.run(queue));
         let listener = Listener::new(options.config.clone(), channel);

@@ -1,0 +1,232 @@
+//! Group commit: one task per store coalesces concurrent appends into transactions.
+//!
+//! Appends wait in a bounded queue. The writer takes everything queued (up to `max_batch`) as
+//! one batch and commits it in one transaction (`batch.rs`), with up to `max_in_flight`
+//! transactions at once, so a new batch is built while earlier ones wait for their commit to
+//! reach the disk. Each append in a batch is checked on its own (expected version, idempotency
+//! key) in the order it arrived, so a conflict fails only that append, and two appends to one
+//! stream in one batch are checked one after the other.
+//!
+//! Ordering across transactions and processes: before anything that assigns a transaction id,
+//! a batch takes a transaction-scoped advisory lock per stream and per idempotency key, in one
+//! global order (sorted keys, so no deadlocks). A later writer of the same stream therefore gets
+//! its xid only after the earlier one committed, and the feed — ordered by `(xid, position)` —
+//! lists every stream's events in version order. Row locks (`SELECT ... FOR UPDATE`) would not
+//! do: taking one assigns the xid before waiting.
+
+mod batch;
+mod columns;
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Instant;
+
+use deadpool_postgres::Pool;
+use foldline::{AppendRequest, AppendResult, BackendError, BackendErrorKind, Error, StreamId};
+use tokio::sync::{Semaphore, mpsc, oneshot};
+use tracing::Instrument;
+
+use crate::error::{BACKEND, backend, is_connection_error, pool};
+use crate::sql::Sql;
+
+/// An append waiting for the writer, with where to send its result.
+pub(crate) struct PendingAppend {
+    pub(crate) request: AppendRequest,
+    pub(crate) reply: oneshot::Sender<Result<AppendResult, Error>>,
+}
+
+/// The group-commit writer of one store instance.
+pub(crate) struct Writer {
+    pub(crate) pool: Pool,
+    pub(crate) sql: Arc<Sql>,
+    pub(crate) schema: String,
+    pub(crate) channel: String,
+    pub(crate) max_batch: usize,
+    pub(crate) max_in_flight: usize,
+}
+
+impl Writer {
+    /// Runs until every sender is gone (the store and all its clones were dropped); batches
+    /// still committing then finish on their own.
+    pub(crate) async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
+        let in_flight = Arc::new(Semaphore::new(self.max_in_flight));
+        let writer = Arc::new(self);
+        loop {
+            // Wait for a free transaction slot first: meanwhile appends pile up in the queue
+            // and the next batch takes them all.
+            let Ok(slot) = in_flight.clone().acquire_owned().await else {
+                return;
+            };
+            let mut appends = Vec::with_capacity(writer.max_batch);
+            if queue.recv_many(&mut appends, writer.max_batch).await == 0 {
+                return;
+            }
+            let writer = writer.clone();
+            let span = tracing::debug_span!("foldline.pg.group_commit", appends = appends.len());
+            tokio::spawn(
+                async move {
+                    writer.commit(appends).await;
+                    drop(slot);
+                }
+                .instrument(span),
+            );
+        }
+    }
+
+    /// Commits one batch and answers every append in it.
+    async fn commit(&self, appends: Vec<PendingAppend>) {
+        let started = Instant::now();
+        let count = appends.len();
+        let (requests, replies): (Vec<_>, Vec<_>) =
+            appends.into_iter().map(|p| (p.request, p.reply)).unzip();
+        let results = match self.try_batch(&requests).await {
+            Ok(results) => results,
+            Err(BatchError::Rejected(_)) if requests.len() > 1 => {
+                // One append carries something PostgreSQL refuses (say a `\u0000` in a JSON
+                // string): commit them one by one so only that append fails.
+                let mut results = Vec::with_capacity(requests.len());
+                for request in &requests {
+                    results.push(match self.try_batch(std::slice::from_ref(request)).await {
+                        Ok(mut one) => one.remove(0),
+                        Err(error) => Err(error.into_error(request.stream(), 1)),
+                    });
+                }
+                results
+            }
+            Err(error) => {
+                let shared = error.shared();
+                requests
+                    .iter()
+                    .map(|r| Err(shared.to_error(r.stream(), count)))
+                    .collect()
+            }
+        };
+        metrics::histogram!("foldline_pg_group_commit_appends").record(count as f64);
+        metrics::histogram!("foldline_pg_group_commit_seconds")
+            .record(started.elapsed().as_secs_f64());
+        for (reply, result) in replies.into_iter().zip(results) {
+            // The caller may have given up waiting (its future dropped); nothing to do then.
+            let _ = reply.send(result);
+        }
+    }
+
+    /// One transaction on a pooled connection. After a failure the connection may be inside
+    /// an aborted transaction: it is rolled back, or dropped from the pool if even that fails.
+    async fn try_batch(
+        &self,
+        requests: &[AppendRequest],
+    ) -> Result<Vec<Result<AppendResult, Error>>, BatchError> {
+        let client = self.pool.get().await.map_err(BatchError::Pool)?;
+        let outcome = batch::run(self, &client, requests).await;
+        if outcome.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
+            drop(deadpool_postgres::Object::take(client));
+        }
+        outcome
+    }
+}
+
+/// Why a whole batch failed.
+enum BatchError {
+    /// No connection could be had.
+    Pool(deadpool_postgres::PoolError),
+    /// The connection failed or the server is going away: transient.
+    Connection(tokio_postgres::Error),
+    /// The server refused a statement (a constraint, a malformed value).
+    Rejected(tokio_postgres::Error),
+    /// Anything else, already a foldline error.
+    Other(Error),
+}
+
+impl BatchError {
+    fn from_pg(error: tokio_postgres::Error) -> Self {
+        if is_connection_error(&error) {
+            BatchError::Connection(error)
+        } else {
+            BatchError::Rejected(error)
+        }
+    }
+
+    fn into_error(self, stream: &StreamId, batch: usize) -> Error {
+        let context = context(stream, batch);
+        match self {
+            BatchError::Pool(e) => pool(context, e),
+            BatchError::Connection(e) | BatchError::Rejected(e) => backend(context, e),
+            BatchError::Other(e) => e,
+        }
+    }
+
+    /// A form every append of the batch can get a copy of.
+    fn shared(self) -> SharedBatchError {
+        match self {
+            BatchError::Pool(e) => SharedBatchError {
+                kind: BackendErrorKind::Unavailable,
+                cause: Arc::new(e),
+            },
+            BatchError::Connection(e) => SharedBatchError {
+                kind: BackendErrorKind::Unavailable,
+                cause: Arc::new(e),
+            },
+            BatchError::Rejected(e) => SharedBatchError {
+                kind: BackendErrorKind::Rejected,
+                cause: Arc::new(e),
+            },
+            BatchError::Other(e) => {
+                let kind = match &e {
+                    Error::Backend(b) => b.kind(),
+                    _ => BackendErrorKind::Corrupt,
+                };
+                SharedBatchError {
+                    kind,
+                    cause: Arc::new(e),
+                }
+            }
+        }
+    }
+}
+
+fn context(stream: &StreamId, batch: usize) -> String {
+    if batch > 1 {
+        format!("appending to `{stream}` (in a group commit of {batch} appends)")
+    } else {
+        format!("appending to `{stream}`")
+    }
+}
+
+/// One batch failure, handed to every append of the batch with its cause kept as the source.
+struct SharedBatchError {
+    kind: BackendErrorKind,
+    cause: Arc<dyn StdError + Send + Sync>,
+}
+
+impl SharedBatchError {
+    fn to_error(&self, stream: &StreamId, batch: usize) -> Error {
+        Error::Backend(BackendError::new(
+            BACKEND,
+            self.kind,
+            context(stream, batch),
+            Some(Box::new(SharedCause(self.cause.clone()))),
+        ))
+    }
+}
+
+/// An error shared by several appends: displays and chains like the original.
+struct SharedCause(Arc<dyn StdError + Send + Sync>);
+
+impl fmt::Debug for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for SharedCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&*self.0, f)
+    }
+}
+
+impl StdError for SharedCause {
+    fn source(&self) -> Option<&(dyn StdError + 'static)> {
+        self.0.source()
+    }
+}
