@@ -82,7 +82,8 @@
 //! - [`EventStore`]: `append` with an [`ExpectedVersion`] and optional [`IdempotencyKey`],
 //!   `read_stream`, `read_all` / `subscribe` over the global feed from a [`Checkpoint`], `head`.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
-//!   on a version conflict with jittered backoff.
+//!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
+//!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
 //!
 //! # Feature flags
 //!

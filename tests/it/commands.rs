@@ -1,8 +1,9 @@
 //! The command executor against the in-memory store: load, decide, append; rejections;
-//! contention and retries; idempotency keys; snapshots. The checks that need only the store
-//! traits are `pub(crate)` functions, run on PostgreSQL too (`pg_commands`).
+//! contention and retries; idempotency keys; snapshots; the state cache. The checks that need
+//! only the store traits are `pub(crate)` functions, run on PostgreSQL too (`pg_commands`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use foldline::{
     SnapshotStore, StreamId, Subscription, Version,
 };
 use foldline_tests::{Account, AccountCommand as Cmd, AccountError, AccountEvent, SNAPSHOT_EVERY};
+use serde::{Deserialize, Serialize};
 use tokio::sync::Barrier;
 use uuid::Uuid;
 
@@ -278,11 +280,12 @@ where
 }
 
 /// The in-memory store, plus a rival writer that gets its append in just before the next
-/// append of the executor: a conflict on demand, with no timing involved.
+/// append of the executor (one queued rival append before each): a conflict on demand, with
+/// no timing involved.
 #[derive(Clone, Default)]
 struct RivalStore {
     inner: InMemoryEventStore,
-    rivals: Arc<Mutex<Vec<AppendRequest>>>,
+    rivals: Arc<Mutex<VecDeque<AppendRequest>>>,
 }
 
 impl RivalStore {
@@ -293,15 +296,18 @@ impl RivalStore {
         self.rivals
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(request);
+            .push_back(request);
     }
 }
 
 impl EventStore for RivalStore {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
-        let rivals =
-            std::mem::take(&mut *self.rivals.lock().unwrap_or_else(PoisonError::into_inner));
-        for rival in rivals {
+        let rival = self
+            .rivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        if let Some(rival) = rival {
             self.inner.append(rival).await?;
         }
         self.inner.append(request).await
@@ -373,6 +379,43 @@ async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
     assert_eq!(
         decode(&read(&store, "x1").await)[1..],
         [deposited(7), deposited(7), deposited(5)]
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cache_stale_conflict_spares_the_retry_budget() -> anyhow::Result<()> {
+    let store = RivalStore::default();
+    let retry = RetryPolicy::default().with_max_attempts(2);
+    let bank = CommandExecutor::new(store.clone())
+        .with_cache(4)
+        .with_retry(retry);
+    bank.execute::<Account>(Cmd::open("x2", "ada")).await?;
+    // The cached state's append conflicts, and so does the first one on the stored state:
+    // the policy's one retry is still there for the second.
+    store.rival_appends_first("x2", &deposited(7));
+    store.rival_appends_first("x2", &deposited(8));
+    let outcome = bank.execute::<Account>(Cmd::deposit("x2", 5)).await?;
+    assert_eq!(outcome.attempts, 3);
+    assert_eq!(outcome.append.previous_version, Version::new(3));
+    // Without the cache, two conflicts use up that policy.
+    let uncached = CommandExecutor::new(store.clone()).with_retry(retry);
+    store.rival_appends_first("x2", &deposited(7));
+    store.rival_appends_first("x2", &deposited(8));
+    let error = uncached
+        .execute::<Account>(Cmd::deposit("x2", 5))
+        .await
+        .unwrap_err();
+    assert!(error.is_conflict());
+    assert_eq!(
+        decode(&read(&store, "x2").await)[1..],
+        [
+            deposited(7),
+            deposited(8),
+            deposited(5),
+            deposited(7),
+            deposited(8)
+        ]
     );
     Ok(())
 }
@@ -576,4 +619,369 @@ where
     assert_eq!(outcome.attempts, 1);
     assert_eq!(bank.load::<Account>(&id).await?.state.balance, 0);
     Ok(())
+}
+
+/// Any store, counting the calls to `read_stream`: one per load of a short stream, so a
+/// command that decided on a cached state shows as a command that read nothing.
+#[derive(Clone)]
+pub(crate) struct CountingStore<S> {
+    inner: S,
+    reads: Arc<AtomicU64>,
+}
+
+impl<S> CountingStore<S> {
+    pub(crate) fn new(inner: S) -> Self {
+        CountingStore {
+            inner,
+            reads: Arc::default(),
+        }
+    }
+
+    /// The reads since the last call.
+    pub(crate) fn take_reads(&self) -> u64 {
+        self.reads.swap(0, Ordering::SeqCst)
+    }
+}
+
+impl<S: EventStore> EventStore for CountingStore<S> {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
+        self.inner.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>> {
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.read_stream(stream, from, limit).await
+    }
+
+    async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch> {
+        self.inner.read_all(after, limit).await
+    }
+
+    async fn subscribe(&self, after: Checkpoint) -> Result<Subscription> {
+        self.inner.subscribe(after).await
+    }
+
+    async fn head(&self) -> Result<Checkpoint> {
+        self.inner.head().await
+    }
+
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>> {
+        self.inner.find_idempotent(key).await
+    }
+}
+
+/// An executor with a cache over `store` (reads counted), and another executor without one,
+/// standing for another process writing the same aggregates.
+fn cached_and_rival<S: EventStore + Clone>(
+    store: &S,
+) -> (
+    CommandExecutor<CountingStore<S>>,
+    CountingStore<S>,
+    CommandExecutor<S>,
+) {
+    let counting = CountingStore::new(store.clone());
+    let bank = CommandExecutor::new(counting.clone()).with_cache(16);
+    (bank, counting, CommandExecutor::new(store.clone()))
+}
+
+#[tokio::test]
+async fn cache_hit_skips_the_read() -> anyhow::Result<()> {
+    cache_hit_skips_read(InMemoryEventStore::new()).await
+}
+
+/// After its first command on an aggregate, a cached executor decides without reading the
+/// store; an executor without a cache reads on every command; `load` always reads.
+pub(crate) async fn cache_hit_skips_read<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
+    let (bank, counting, _) = cached_and_rival(&store);
+    bank.execute::<Account>(Cmd::open("k1", "ada")).await?;
+    assert_eq!(counting.take_reads(), 1, "the first command loads");
+    for (cents, version) in [(100, 2), (50, 3)] {
+        let outcome = bank.execute::<Account>(Cmd::deposit("k1", cents)).await?;
+        assert_eq!(outcome.attempts, 1);
+        assert_eq!(outcome.append.current_version, Version::new(version));
+        assert_eq!(counting.take_reads(), 0, "a cache hit read the store");
+    }
+    // Another aggregate of the same type is cached on its own.
+    bank.execute::<Account>(Cmd::open("k1b", "bob")).await?;
+    bank.execute::<Account>(Cmd::deposit("k1b", 7)).await?;
+    assert_eq!(counting.take_reads(), 1);
+
+    let loaded = bank.load::<Account>(&"k1".to_owned()).await?;
+    assert_eq!(
+        (loaded.version, loaded.state.balance),
+        (Version::new(3), 150)
+    );
+    assert_eq!(counting.take_reads(), 1, "load reads the store");
+
+    // Without a cache, every command reads.
+    let uncached = CommandExecutor::new(counting.clone());
+    uncached.execute::<Account>(Cmd::deposit("k1b", 1)).await?;
+    uncached.execute::<Account>(Cmd::deposit("k1b", 1)).await?;
+    assert_eq!(counting.take_reads(), 2);
+    assert_eq!(
+        bank.load::<Account>(&"k1b".to_owned()).await?.state.balance,
+        9
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn cache_stale_after_another_writer() -> anyhow::Result<()> {
+    cache_stale_after_rival(InMemoryEventStore::new()).await
+}
+
+/// Another process appends to an aggregate this executor has cached: the next command's
+/// append conflicts, is decided again on the stored state and succeeds (2 attempts), even with
+/// a policy that never retries; the cache is then fresh again.
+pub(crate) async fn cache_stale_after_rival<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
+    let (bank, counting, rival) = cached_and_rival(&store);
+    bank.execute::<Account>(Cmd::open("k2", "ada")).await?;
+    bank.execute::<Account>(Cmd::deposit("k2", 100)).await?;
+    rival.execute::<Account>(Cmd::deposit("k2", 50)).await?;
+    counting.take_reads();
+
+    let outcome = bank.execute::<Account>(Cmd::deposit("k2", 10)).await?;
+    assert_eq!(
+        outcome.attempts, 2,
+        "the stale cached state should conflict"
+    );
+    assert_eq!(outcome.events, [deposited(10)]);
+    assert_eq!(outcome.append.previous_version, Version::new(3));
+    assert_eq!(outcome.append.current_version, Version::new(4));
+    assert_eq!(counting.take_reads(), 1, "the retry loads from the store");
+    assert_eq!(
+        decode(&read(&store, "k2").await)[1..],
+        [deposited(100), deposited(50), deposited(10)]
+    );
+
+    // The state cached after that append is the stored one.
+    let outcome = bank.execute::<Account>(Cmd::withdraw("k2", 160)).await?;
+    assert_eq!((outcome.attempts, counting.take_reads()), (1, 0));
+    assert_eq!(outcome.append.current_version, Version::new(5));
+
+    // A stale entry is no contention: it does not use up the retry policy (clones of an
+    // executor share its cache).
+    let strict = bank.clone().with_retry(RetryPolicy::never());
+    rival.execute::<Account>(Cmd::deposit("k2", 5)).await?;
+    let outcome = strict.execute::<Account>(Cmd::deposit("k2", 1)).await?;
+    assert_eq!(outcome.attempts, 2);
+    assert_eq!(outcome.append.current_version, Version::new(7));
+    let loaded = rival.load::<Account>(&"k2".to_owned()).await?;
+    assert_eq!((loaded.version, loaded.state.balance), (Version::new(7), 6));
+    Ok(())
+}
+
+#[tokio::test]
+async fn cache_refusal_decided_again() -> anyhow::Result<()> {
+    cache_refusal_rechecked(InMemoryEventStore::new()).await
+}
+
+/// A withdrawal refused on a stale cached balance is decided again on the stored balance and
+/// succeeds; a refusal is only returned when the stored state refuses too, and it names the
+/// stored balance.
+pub(crate) async fn cache_refusal_rechecked<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
+    let (bank, counting, rival) = cached_and_rival(&store);
+    bank.execute::<Account>(Cmd::open("k3", "ada")).await?;
+    rival.execute::<Account>(Cmd::deposit("k3", 100)).await?;
+    counting.take_reads();
+
+    // The cached balance is 0: refused there, allowed on the stored 100.
+    let outcome = bank.execute::<Account>(Cmd::withdraw("k3", 60)).await?;
+    assert_eq!(outcome.events, [AccountEvent::Withdrawn { cents: 60 }]);
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(outcome.append.previous_version, Version::new(2));
+    assert_eq!(
+        counting.take_reads(),
+        1,
+        "decided again on the stored state"
+    );
+
+    // Refused on both: the refusal is the stored state's (45, not the cached 40).
+    rival.execute::<Account>(Cmd::deposit("k3", 5)).await?;
+    let error = bank
+        .execute::<Account>(Cmd::withdraw("k3", 1_000))
+        .await
+        .unwrap_err();
+    assert_eq!(
+        error.rejection(),
+        Some(&AccountError::InsufficientFunds {
+            balance: 45,
+            requested: 1_000
+        })
+    );
+    assert_eq!(counting.take_reads(), 1);
+    assert_eq!(
+        read(&store, "k3").await.len(),
+        4,
+        "a refusal writes nothing"
+    );
+
+    // The state the refusal was decided on is cached: the next command reads nothing.
+    let outcome = bank.execute::<Account>(Cmd::withdraw("k3", 45)).await?;
+    assert_eq!((outcome.attempts, counting.take_reads()), (1, 0));
+    assert_eq!(outcome.append.previous_version, Version::new(4));
+    assert_eq!(
+        rival.load::<Account>(&"k3".to_owned()).await?.state.balance,
+        0
+    );
+    Ok(())
+}
+
+/// Something that is on or off; turning it on when it is on changes nothing (no events).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+enum SwitchEvent {
+    TurnedOn,
+    TurnedOff,
+}
+
+#[derive(Debug, foldline::Command)]
+enum SwitchCommand {
+    TurnOn {
+        #[foldline(id)]
+        id: String,
+    },
+    TurnOff {
+        #[foldline(id)]
+        id: String,
+    },
+}
+
+#[derive(Debug, Default, foldline::Aggregate)]
+#[foldline(
+    id = String,
+    command = SwitchCommand,
+    event = SwitchEvent,
+    error = std::convert::Infallible
+)]
+struct Switch {
+    on: bool,
+}
+
+impl Switch {
+    fn handle(
+        &self,
+        command: &SwitchCommand,
+    ) -> Result<Vec<SwitchEvent>, std::convert::Infallible> {
+        Ok(match command {
+            SwitchCommand::TurnOn { .. } if !self.on => vec![SwitchEvent::TurnedOn],
+            SwitchCommand::TurnOff { .. } if self.on => vec![SwitchEvent::TurnedOff],
+            _ => Vec::new(),
+        })
+    }
+
+    fn apply(&mut self, event: &SwitchEvent) {
+        self.on = matches!(event, SwitchEvent::TurnedOn);
+    }
+}
+
+#[tokio::test]
+async fn cache_no_op_decided_again() -> anyhow::Result<()> {
+    cache_no_op_rechecked(InMemoryEventStore::new()).await
+}
+
+/// A command that changes nothing on a stale cached state (on, but another process turned it
+/// off) is decided again on the stored state and appends; a no-op on the stored state too
+/// is returned as one, at the stored version.
+pub(crate) async fn cache_no_op_rechecked<S: EventStore + Clone>(store: S) -> anyhow::Result<()> {
+    let (bank, counting, rival) = cached_and_rival(&store);
+    let (on, off) = (
+        || SwitchCommand::TurnOn { id: "k4".into() },
+        || SwitchCommand::TurnOff { id: "k4".into() },
+    );
+    bank.execute::<Switch>(on()).await?;
+    rival.execute::<Switch>(off()).await?;
+    counting.take_reads();
+
+    let outcome = bank.execute::<Switch>(on()).await?;
+    assert_eq!(outcome.events, [SwitchEvent::TurnedOn]);
+    assert_eq!(outcome.attempts, 1);
+    assert_eq!(outcome.append.current_version, Version::new(3));
+    assert_eq!(counting.take_reads(), 1);
+
+    let outcome = bank.execute::<Switch>(on()).await?;
+    assert!(outcome.events.is_empty());
+    assert_eq!(outcome.append.previous_version, Version::new(3));
+    assert_eq!(outcome.append.current_version, Version::new(3));
+    assert_eq!(
+        counting.take_reads(),
+        1,
+        "a no-op on a cached state is checked"
+    );
+    assert!(bank.load::<Switch>(&"k4".to_owned()).await?.state.on);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+async fn contended_commands_lose_nothing_with_cache() -> anyhow::Result<()> {
+    const ACCOUNTS: [&str; 3] = ["c0", "c1", "c2"];
+    let store = InMemoryEventStore::new();
+    contended_deposits_cached(store.clone(), store, &ACCOUNTS, 16, 100, |task, i| {
+        usize::try_from((task + i) % 3).unwrap()
+    })
+    .await?;
+    Ok(())
+}
+
+/// [`contended_deposits`] through an executor with a cache (for every account) over `store`:
+/// nothing lost or doubled, versions contiguous; some commands decided on a cached state
+/// (fewer reads than decisions). Afterwards the cache holds each account's stored state:
+/// withdrawing the whole balance is decided without a read, and one more cent is refused.
+pub(crate) async fn contended_deposits_cached<S, N>(
+    store: S,
+    snapshots: N,
+    accounts: &'static [&'static str],
+    tasks: u64,
+    commands: u64,
+    pick: fn(u64, u64) -> usize,
+) -> anyhow::Result<Contention>
+where
+    S: EventStore + Clone,
+    N: SnapshotStore + Clone,
+{
+    let counting = CountingStore::new(store);
+    let bank = CommandExecutor::new(counting.clone())
+        .with_snapshots(snapshots)
+        .with_cache(accounts.len());
+    let contention = contended_deposits(bank.clone(), accounts, tasks, commands, pick).await?;
+    let reads = counting.take_reads();
+    assert!(
+        reads < contention.attempts,
+        "{reads} reads for {} decisions: the cache was never used",
+        contention.attempts
+    );
+
+    for account in accounts {
+        let stored = bank.load::<Account>(&(*account).to_owned()).await?;
+        counting.take_reads();
+        let balance = stored.state.balance;
+        let outcome = bank
+            .execute::<Account>(Cmd::withdraw(account, balance))
+            .await?;
+        assert_eq!(outcome.append.previous_version, stored.version);
+        assert_eq!(
+            (outcome.attempts, counting.take_reads()),
+            (1, 0),
+            "{account}: the cached state was not the stored one"
+        );
+        let error = bank
+            .execute::<Account>(Cmd::withdraw(account, 1))
+            .await
+            .unwrap_err();
+        assert_eq!(
+            error.rejection(),
+            Some(&AccountError::InsufficientFunds {
+                balance: 0,
+                requested: 1
+            })
+        );
+        let emptied = bank.load::<Account>(&(*account).to_owned()).await?;
+        assert_eq!(emptied.state.balance, 0);
+        assert_eq!(emptied.version, stored.version.next());
+    }
+    Ok(contention)
 }

@@ -1,6 +1,7 @@
-//! Command execution on PostgreSQL: heavy contention through the executor, idempotent
-//! redelivery, snapshots and upcasting behave exactly as on the in-memory store (the same
-//! checks run here, from `commands` and `upcasting`).
+//! Command execution on PostgreSQL: heavy contention through the executor (with and without
+//! the state cache), idempotent redelivery, snapshots, the cache's handling of other writers,
+//! and upcasting behave exactly as on the in-memory store (the same checks run here, from
+//! `commands` and `upcasting`).
 
 use std::time::Instant;
 
@@ -8,8 +9,9 @@ use foldline::{CommandExecutor, StreamId};
 use foldline_tests::pg::{RawEvent, insert_event, raw_client, test_schema};
 
 use crate::commands::{
-    contended_deposits, idempotent_redelivery, ignore_stale_or_corrupt_snapshots,
-    load_from_snapshot, snapshot_every_n_events,
+    cache_hit_skips_read, cache_no_op_rechecked, cache_refusal_rechecked, cache_stale_after_rival,
+    contended_deposits, contended_deposits_cached, idempotent_redelivery,
+    ignore_stale_or_corrupt_snapshots, load_from_snapshot, snapshot_every_n_events,
 };
 use crate::upcasting::{cases, check_old_events_load, old_events_load};
 
@@ -45,6 +47,61 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
         100.0 * conflicts as f64 / contention.commands as f64,
     );
     Ok(())
+}
+
+/// The same contention (16 tasks × 500 deposits on 10 accounts) through an executor with a
+/// cache: nothing lost or doubled, and the cache ends up holding each account's stored state.
+#[tokio::test(flavor = "multi_thread", worker_threads = 8)]
+#[allow(
+    clippy::print_stderr,
+    reason = "the conflict count is part of what this test reports"
+)]
+async fn contended_commands_lose_nothing_with_cache() -> anyhow::Result<()> {
+    const ACCOUNTS: [&str; 10] = ["c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"];
+    const TASKS: u64 = 16;
+    const COMMANDS: u64 = 500;
+    let schema = test_schema().await;
+    let store = schema.store().clone();
+    let started = Instant::now();
+    let contention =
+        contended_deposits_cached(store.clone(), store, &ACCOUNTS, TASKS, COMMANDS, |_, _| {
+            fastrand::usize(..ACCOUNTS.len())
+        })
+        .await?;
+    let conflicts = contention.attempts - contention.commands;
+    eprintln!(
+        "pg contention with cache: {} commands from {TASKS} tasks on {} streams in {:.1?}: \
+         {} decisions, {conflicts} version conflicts retried",
+        contention.commands,
+        ACCOUNTS.len(),
+        started.elapsed(),
+        contention.attempts,
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_hit_skips_the_read() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    cache_hit_skips_read(schema.store().clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_stale_after_another_writer() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    cache_stale_after_rival(schema.store().clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_refusal_decided_again() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    cache_refusal_rechecked(schema.store().clone()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cache_no_op_decided_again() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    cache_no_op_rechecked(schema.store().clone()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
