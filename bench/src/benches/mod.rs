@@ -38,7 +38,7 @@ pub(crate) struct Options {
     #[arg(long, value_name = "N")]
     pub(crate) tasks: Option<usize>,
 
-    /// Aggregates (streams) written at any one time (default: 1000; pg-append-1: 10000).
+    /// Aggregates (streams) written at any one time (default: 1000).
     #[arg(long, value_name = "N")]
     pub(crate) streams: Option<u32>,
 

@@ -8,7 +8,11 @@
 //!   `read_stream`, decide, encode, append with the expected version through the store's
 //!   group-commit writer), in commands/s, once per `--handlers` count (default `1,16,64`). A
 //!   handler is a task issuing one command at a time. The store runs with its default options
-//!   (a pool of 16 connections, batches of up to 512 appends).
+//!   (a pool of 16 connections, batches of up to 512 appends, 2 batches in flight). The
+//!   executor keeps an aggregate cache (`with_cache`, 10 000 entries), as an application whose
+//!   aggregates are mostly written through one process would: an account's first command loads
+//!   it from the store, later ones decide on the cached state and the expected-version check
+//!   guards against staleness.
 //! - **Limit**: `INSERT` of the same row (same columns, event types, payloads and metadata
 //!   size) into a scratch table defined like the store's `events` table, one row per
 //!   transaction (autocommit) from 16 connections with bare tokio-postgres: what PostgreSQL
@@ -22,11 +26,11 @@
 //!
 //! # Keeping it fair
 //!
-//! - **No conflicts.** `--streams` accounts (default 10 000) are split into disjoint sets, one
+//! - **No conflicts.** `--streams` accounts (default 1 000) are split into disjoint sets, one
 //!   per handler, so no two commands race for a version; the executor's conflict counter is
 //!   printed per phase and stays 0. Each account gets `Opened`, then `Deposited`, and is
-//!   retired after `--events-per-stream` events (default 10); within a 2 s phase most accounts
-//!   get one to a few events, so a load reads 0 to 2 events.
+//!   retired after `--events-per-stream` events (default 10) for a fresh one, so one command
+//!   in ten is an account's first (a cache miss that reads its empty stream).
 //! - **Fresh streams, same tables.** Every phase writes a new generation of every account, so
 //!   no phase continues another's streams; the commands go to the store's `events` table and
 //!   the limit to its scratch twin, which grow alike.
@@ -59,7 +63,9 @@ use crate::timed::{Measured, Worker, run_for};
 const NAME: &str = "pg-append-1";
 const SCHEMA: &str = "bench_pg_append_1";
 /// Accounts written at any one time, unless `--streams` says otherwise.
-const STREAMS: u32 = 10_000;
+const STREAMS: u32 = 1_000;
+/// Aggregates the executor keeps in its cache.
+const EXECUTOR_CACHE: usize = 10_000;
 /// Connections of the raw limit (fixed by the benchmark's definition).
 const LIMIT_CONNECTIONS: usize = 16;
 /// Generations apart that two phases start, so their streams never meet.
@@ -203,7 +209,7 @@ impl Bench {
     /// `handlers` tasks issuing commands through one executor on the store.
     async fn commands(&mut self, handlers: usize, duration: Duration) -> anyhow::Result<Phase> {
         let generation = self.next_generation();
-        let executor = CommandExecutor::new(self.store.clone());
+        let executor = CommandExecutor::new(self.store.clone()).with_cache(EXECUTOR_CACHE);
         let workers = (0..handlers)
             .map(|task| {
                 Ok(Handler {

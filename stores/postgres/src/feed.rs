@@ -12,9 +12,10 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use foldline::{Checkpoint, Error, EventBatch, Subscription};
-use futures_util::StreamExt;
+use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
+use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
 use crate::error::backend;
@@ -49,15 +50,18 @@ pub(crate) async fn read_all(
         .prepare_cached(&store.inner.sql.read_all)
         .await
         .map_err(|e| backend(context(), e))?;
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
+    let params: [&(dyn ToSql + Sync); 3] = [&xid, &last, &limit_param];
+    // Rows are decoded as they arrive, while the server still produces the rest of the page.
     let rows = client
-        .query(&statement, &[&xid, &last, &limit])
+        .query_raw(&statement, params)
         .await
         .map_err(|e| backend(context(), e))?;
-    let events = rows
-        .iter()
-        .map(recorded_event)
-        .collect::<Result<Vec<_>, _>>()?;
+    futures_util::pin_mut!(rows);
+    let mut events = Vec::with_capacity(limit.min(SUBSCRIPTION_BATCH));
+    while let Some(row) = rows.try_next().await.map_err(|e| backend(context(), e))? {
+        events.push(recorded_event(&row)?);
+    }
     let mut checkpoint = after.clone();
     if let Some(event) = events.last() {
         checkpoint.advance(event.position);
