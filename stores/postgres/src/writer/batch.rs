@@ -238,12 +238,12 @@ pub(super) async fn run(
         })
         .collect();
     for (result, outcome) in results.iter_mut().zip(&outcomes) {
-        if let (Ok(result), Outcome::Accepted { previous, current }) = (result, outcome) {
-            if current > previous {
-                result.position = positions
-                    .get(&(result.stream_id.as_str(), to_i64(*current)))
-                    .copied();
-            }
+        if let (Ok(result), Outcome::Accepted { previous, current }) = (result, outcome)
+            && current > previous
+        {
+            result.position = positions
+                .get(&(result.stream_id.as_str(), to_i64(*current)))
+                .copied();
         }
     }
     for (index, outcome) in outcomes.iter().enumerate() {
