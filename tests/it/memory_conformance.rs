@@ -3,37 +3,8 @@
 use foldline::testing::conformance;
 use foldline::{InMemoryEventStore, StoreLimits};
 
-macro_rules! cases {
-    ($($case:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-            async fn $case() {
-                conformance::$case(InMemoryEventStore::new()).await;
-            }
-        )*
-    };
-}
-
-cases!(
-    append_any_creates_and_extends,
-    append_no_stream,
-    append_exact,
-    empty_append_writes_nothing,
-    concurrent_appends_conflict,
-    idempotent_append_replays,
-    failed_append_does_not_use_key,
-    concurrent_idempotent_appends_write_once,
-    read_stream_ranges,
-    read_all_in_batches,
-    head_tracks_appends,
-    subscribe_catches_up_then_follows,
-    subscribe_resumes_from_checkpoint,
-    subscribe_with_concurrent_writers,
-    invalid_input_writes_nothing,
-    snapshot_absent_is_none,
-    snapshot_save_then_load,
-    snapshot_older_does_not_replace_newer,
-);
+foldline::event_store_conformance_tests!(store = InMemoryEventStore::new() => store);
+foldline::snapshot_store_conformance_tests!(store = InMemoryEventStore::new() => store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_input_with_custom_limits() {

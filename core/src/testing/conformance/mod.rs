@@ -145,3 +145,68 @@ where
     snapshot_save_then_load(make().await).await;
     snapshot_older_does_not_replace_newer(make().await).await;
 }
+
+/// One `#[tokio::test]` per [`EventStore`] conformance case, for a backend's test file, so a
+/// failure names its case in the test report and the cases run in parallel. The list of cases
+/// lives here, next to [`run_all`], so no backend can fall behind when a case is added.
+///
+/// `guard = setup => store`: each test runs `let guard = setup;` (an `.await` is allowed), then
+/// the case on `store`; `guard` lives until the test ends (a test schema, a temporary topic).
+/// The calling crate needs `tokio` with the `macros` and `rt-multi-thread` features.
+///
+/// ```
+/// // In a test file: the in-memory store, no guard needed. A PostgreSQL backend writes
+/// // `schema = TestSchema::create().await.unwrap() => schema.store().clone()`.
+/// foldline::event_store_conformance_tests!(store = foldline::InMemoryEventStore::new() => store);
+/// foldline::snapshot_store_conformance_tests!(store = foldline::InMemoryEventStore::new() => store);
+/// # fn main() {}
+/// ```
+#[macro_export]
+macro_rules! event_store_conformance_tests {
+    ($guard:pat = $setup:expr => $store:expr) => {
+        $crate::__conformance_tests!($guard = $setup => $store;
+            append_any_creates_and_extends,
+            append_no_stream,
+            append_exact,
+            empty_append_writes_nothing,
+            concurrent_appends_conflict,
+            idempotent_append_replays,
+            failed_append_does_not_use_key,
+            concurrent_idempotent_appends_write_once,
+            read_stream_ranges,
+            read_all_in_batches,
+            head_tracks_appends,
+            subscribe_catches_up_then_follows,
+            subscribe_resumes_from_checkpoint,
+            subscribe_with_concurrent_writers,
+            invalid_input_writes_nothing,
+        );
+    };
+}
+
+/// One `#[tokio::test]` per [`SnapshotStore`] conformance case; used like
+/// [`event_store_conformance_tests!`](crate::event_store_conformance_tests).
+#[macro_export]
+macro_rules! snapshot_store_conformance_tests {
+    ($guard:pat = $setup:expr => $store:expr) => {
+        $crate::__conformance_tests!($guard = $setup => $store;
+            snapshot_absent_is_none,
+            snapshot_save_then_load,
+            snapshot_older_does_not_replace_newer,
+        );
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_tests {
+    ($guard:pat = $setup:expr => $store:expr; $($case:ident),* $(,)?) => {
+        $(
+            #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let $guard = $setup;
+                $crate::testing::conformance::$case($store).await;
+            }
+        )*
+    };
+}
