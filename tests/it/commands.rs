@@ -279,69 +279,9 @@ where
     Ok(contention)
 }
 
-/// The in-memory store, plus a rival writer that gets its append in just before the next
-/// append of the executor (one queued rival append before each): a conflict on demand, with
-/// no timing involved.
-#[derive(Clone, Default)]
-struct RivalStore {
-    inner: InMemoryEventStore,
-    rivals: Arc<Mutex<VecDeque<AppendRequest>>>,
-}
-
-impl RivalStore {
-    fn rival_appends_first(&self, account: &str, event: &AccountEvent) {
-        let payload = event.encode(&JsonCodec).unwrap();
-        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
-        let request = AppendRequest::new(stream(account), ExpectedVersion::Any, vec![new]);
-        self.rivals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .push_back(request);
-    }
-}
-
-impl EventStore for RivalStore {
-    async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
-        let rival = self
-            .rivals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop_front();
-        if let Some(rival) = rival {
-            self.inner.append(rival).await?;
-        }
-        self.inner.append(request).await
-    }
-
-    async fn read_stream(
-        &self,
-        stream: &StreamId,
-        from: Version,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>> {
-        self.inner.read_stream(stream, from, limit).await
-    }
-
-    async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch> {
-        self.inner.read_all(after, limit).await
-    }
-
-    async fn subscribe(&self, after: Checkpoint) -> Result<Subscription> {
-        self.inner.subscribe(after).await
-    }
-
-    async fn head(&self) -> Result<Checkpoint> {
-        self.inner.head().await
-    }
-
-    async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>> {
-        self.inner.find_idempotent(key).await
-    }
-}
-
 #[tokio::test]
 async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
-    let store = RivalStore::default();
+    let store = InstrumentedStore::new(InMemoryEventStore::new());
     let bank = CommandExecutor::new(store.clone());
     bank.execute::<Account>(Cmd::open("x1", "ada")).await?;
 
@@ -385,7 +325,7 @@ async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn cache_stale_conflict_spares_the_retry_budget() -> anyhow::Result<()> {
-    let store = RivalStore::default();
+    let store = InstrumentedStore::new(InMemoryEventStore::new());
     let retry = RetryPolicy::default().with_max_attempts(2);
     let bank = CommandExecutor::new(store.clone())
         .with_cache(4)
@@ -621,19 +561,23 @@ where
     Ok(())
 }
 
-/// Any store, counting the calls to `read_stream`: one per load of a short stream, so a
-/// command that decided on a cached state shows as a command that read nothing.
+/// Any store, instrumented for these tests: it counts the calls to `read_stream` (one per load
+/// of a short stream, so a command that decided on a cached state shows as one that read
+/// nothing), and it can let a rival writer get its append in just before the next append
+/// (one queued rival append before each): a conflict on demand, with no timing involved.
 #[derive(Clone)]
-pub(crate) struct CountingStore<S> {
+pub(crate) struct InstrumentedStore<S> {
     inner: S,
     reads: Arc<AtomicU64>,
+    rivals: Arc<Mutex<VecDeque<AppendRequest>>>,
 }
 
-impl<S> CountingStore<S> {
+impl<S> InstrumentedStore<S> {
     pub(crate) fn new(inner: S) -> Self {
-        CountingStore {
+        InstrumentedStore {
             inner,
             reads: Arc::default(),
+            rivals: Arc::default(),
         }
     }
 
@@ -641,10 +585,28 @@ impl<S> CountingStore<S> {
     pub(crate) fn take_reads(&self) -> u64 {
         self.reads.swap(0, Ordering::SeqCst)
     }
+
+    fn rival_appends_first(&self, account: &str, event: &AccountEvent) {
+        let payload = event.encode(&JsonCodec).unwrap();
+        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
+        let request = AppendRequest::new(stream(account), ExpectedVersion::Any, vec![new]);
+        self.rivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push_back(request);
+    }
 }
 
-impl<S: EventStore> EventStore for CountingStore<S> {
+impl<S: EventStore> EventStore for InstrumentedStore<S> {
     async fn append(&self, request: AppendRequest) -> Result<AppendResult> {
+        let rival = self
+            .rivals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop_front();
+        if let Some(rival) = rival {
+            self.inner.append(rival).await?;
+        }
         self.inner.append(request).await
     }
 
@@ -680,11 +642,11 @@ impl<S: EventStore> EventStore for CountingStore<S> {
 fn cached_and_rival<S: EventStore + Clone>(
     store: &S,
 ) -> (
-    CommandExecutor<CountingStore<S>>,
-    CountingStore<S>,
+    CommandExecutor<InstrumentedStore<S>>,
+    InstrumentedStore<S>,
     CommandExecutor<S>,
 ) {
-    let counting = CountingStore::new(store.clone());
+    let counting = InstrumentedStore::new(store.clone());
     let bank = CommandExecutor::new(counting.clone()).with_cache(16);
     (bank, counting, CommandExecutor::new(store.clone()))
 }
@@ -943,7 +905,7 @@ where
     S: EventStore + Clone,
     N: SnapshotStore + Clone,
 {
-    let counting = CountingStore::new(store);
+    let counting = InstrumentedStore::new(store);
     let bank = CommandExecutor::new(counting.clone())
         .with_snapshots(snapshots)
         .with_cache(accounts.len());
