@@ -3,7 +3,8 @@
 use std::fmt;
 use std::time::Duration;
 
-use crate::names::{EventType, StreamId};
+use crate::names::{EventType, ProjectionName, StreamId};
+use crate::position::Position;
 use crate::version::{ExpectedVersion, Version};
 
 /// A boxed error from another crate (serde_json, a database driver), kept as a source so its
@@ -145,6 +146,54 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// A projection's handler kept failing on one event, and the projector's policy is to stop.
+    #[error(transparent)]
+    PoisonEvent(Box<PoisonEvent>),
+
+    /// A newer version of the projection is active in the target than the one this code builds.
+    #[error(
+        "projection `{projection}` is at version {active} in the target, newer than this \
+         code's version {running}; deploy the newer code or rebuild"
+    )]
+    ProjectionSuperseded {
+        /// The projection.
+        projection: ProjectionName,
+        /// The version this code builds.
+        running: u32,
+        /// The version of the active slot.
+        active: u32,
+    },
+
+    /// An operator action needs a slot a running projector holds.
+    #[error(
+        "slot {slot} of projection `{projection}` is held by a running projector; pause the \
+         projection first"
+    )]
+    ProjectionBusy {
+        /// The projection.
+        projection: ProjectionName,
+        /// The slot.
+        slot: u32,
+    },
+
+    /// A projection slot that does not exist (dropped, or never created).
+    #[error("projection `{projection}` has no slot {slot}")]
+    SlotNotFound {
+        /// The projection.
+        projection: ProjectionName,
+        /// The slot asked for.
+        slot: u32,
+    },
+
+    /// The active slot of a projection cannot be dropped; activate another one first.
+    #[error("slot {slot} of projection `{projection}` is active and cannot be dropped")]
+    SlotActive {
+        /// The projection.
+        projection: ProjectionName,
+        /// The slot.
+        slot: u32,
+    },
+
     /// The backing service failed (connection lost, query failed, broker unavailable).
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -184,6 +233,32 @@ impl Error {
     }
 }
 
+/// The event a projection's handler kept failing on ([`Error::PoisonEvent`]); its
+/// [`source`](std::error::Error::source) is the handler's last error.
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "projection `{projection}` failed on event `{event_type}` of stream `{stream}` \
+     (version {version}, position {position}) after {attempts} attempts"
+)]
+#[non_exhaustive]
+pub struct PoisonEvent {
+    /// The projection.
+    pub projection: ProjectionName,
+    /// The event's stream.
+    pub stream: StreamId,
+    /// The event's version in its stream.
+    pub version: Version,
+    /// The event's place in the global feed.
+    pub position: Position,
+    /// The event's type.
+    pub event_type: EventType,
+    /// How many times the handler was tried.
+    pub attempts: u32,
+    /// The handler's last error.
+    #[source]
+    pub source: BoxError,
+}
+
 /// Which kind of validated name an [`Error::InvalidName`] is about.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -198,6 +273,8 @@ pub enum NameKind {
     SchemaName,
     /// [`IdempotencyKey`](crate::IdempotencyKey).
     IdempotencyKey,
+    /// A projection target's namespace: a Redis key prefix, an index directory name.
+    KeyPrefix,
 }
 
 impl fmt::Display for NameKind {
@@ -208,6 +285,7 @@ impl fmt::Display for NameKind {
             NameKind::ProjectionName => "projection name",
             NameKind::SchemaName => "schema name",
             NameKind::IdempotencyKey => "idempotency key",
+            NameKind::KeyPrefix => "key prefix",
         })
     }
 }

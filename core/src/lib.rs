@@ -81,6 +81,9 @@
 //! - [`Aggregate`] + [`Command`]: pure, synchronous decisions; the derive fills in the rest.
 //! - [`EventStore`]: `append` with an [`ExpectedVersion`] and optional [`IdempotencyKey`],
 //!   `read_stream`, `read_all` / `subscribe` over the global feed from a [`Checkpoint`], `head`.
+//! - [`Projection`] + [`Projector`]: read models folded from the feed into a
+//!   [`ProjectionTarget`] (Redis, Tantivy, memory), exactly once in effect, with blue/green
+//!   rebuilds; see [`guide::projections`].
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
@@ -106,6 +109,7 @@ mod event;
 mod memory;
 mod names;
 mod position;
+mod projection;
 mod store;
 mod version;
 
@@ -113,16 +117,28 @@ mod version;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+/// Guides: how the parts fit together, longer than one item's docs.
+pub mod guide {
+    #[doc = include_str!("docs/projections.md")]
+    pub mod projections {}
+}
+
 pub use aggregate::{Aggregate, AggregateId, Command};
 pub use codec::{Codec, JsonCodec};
 pub use command::{
     CommandError, CommandExecutor, CommandOptions, CommandOutcome, Loaded, RetryPolicy,
 };
-pub use error::{BackendError, BackendErrorKind, BoxError, Error, NameKind, Result};
+pub use error::{BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result};
 pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
 pub use memory::InMemoryEventStore;
 pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
+pub use projection::{
+    AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
+    NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionReport, ProjectionTarget,
+    Projector, ProjectorHandle, ProjectorOptions, ProjectorProgress, ProjectorState,
+    ProjectorStatus, RebuildMode, SlotInfo, SlotState, wait_for_checkpoint,
+};
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, NoSnapshots, Snapshot, SnapshotStore,
     StoreLimits, Subscription,

@@ -37,6 +37,7 @@ const fn check(kind: NameKind, value: &str) -> Result<(), &'static str> {
             NameKind::ProjectionName | NameKind::SchemaName => {
                 b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'
             }
+            NameKind::KeyPrefix => b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'),
         };
         if !ok {
             return Err("contains a character that is not allowed");
@@ -225,6 +226,7 @@ impl NameKind {
             NameKind::EventType | NameKind::IdempotencyKey => 128,
             NameKind::ProjectionName => 48,
             NameKind::SchemaName => 63,
+            NameKind::KeyPrefix => 64,
         }
     }
 }

@@ -160,6 +160,26 @@ impl Checkpoint {
         }
     }
 
+    /// About how many events lie between this checkpoint and a later one (`later`, say the
+    /// store's head): for progress bars and lag gauges, not for correctness. Per partition it
+    /// counts by the minor component where stores number events there (in-memory, PostgreSQL:
+    /// the global sequence, which may have gaps from rolled-back appends), else by the major
+    /// one (Kafka offsets).
+    pub fn distance_to(&self, later: &Checkpoint) -> u64 {
+        later
+            .positions
+            .iter()
+            .map(|head| {
+                let (major, minor) = self.get(head.partition).map_or((0, 0), Position::key);
+                if head.minor > 0 {
+                    head.minor.saturating_sub(minor)
+                } else {
+                    head.major.saturating_sub(major)
+                }
+            })
+            .sum()
+    }
+
     /// The checkpoint as bytes (UTF-8 text), for a projection target to store.
     pub fn to_bytes(&self) -> Vec<u8> {
         self.to_string().into_bytes()

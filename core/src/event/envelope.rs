@@ -101,6 +101,25 @@ impl NewEvent {
         }
     }
 
+    /// An event with a known id and metadata, as read back from storage. For store
+    /// implementations: unlike [`NewEvent::new`] it generates no id (which costs a system call
+    /// per event on a long read).
+    pub fn from_parts(
+        event_id: Uuid,
+        event_type: EventType,
+        schema_version: u32,
+        payload: Vec<u8>,
+        metadata: EventMetadata,
+    ) -> Self {
+        NewEvent {
+            event_id,
+            event_type,
+            schema_version,
+            payload,
+            metadata,
+        }
+    }
+
     /// Replaces the metadata.
     #[must_use]
     pub fn with_metadata(mut self, metadata: EventMetadata) -> Self {

@@ -95,6 +95,21 @@ impl InMemoryEventStore {
         self.len() == 0
     }
 
+    /// Up to `limit` streams after `after` (all from the first when `None`), ordered by id,
+    /// each with its current version.
+    pub fn streams(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, Version)> {
+        let state = self.state();
+        let mut streams: Vec<(StreamId, Version)> = state
+            .streams
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a.as_str()))
+            .map(|(id, indexes)| (id.clone(), Version::new(indexes.len() as u64)))
+            .collect();
+        streams.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        streams.truncate(limit);
+        streams
+    }
+
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding the lock cannot leave a half-applied append: appends build
         // everything before touching the state. So a poisoned lock is still consistent.

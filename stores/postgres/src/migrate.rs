@@ -73,14 +73,95 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
         )
         .await
         .map_err(|e| backend(context(), e))?;
+    let applied_rows: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut applied = Vec::new();
-    let mut current = 0;
-    for migration in MIGRATIONS {
-        let done = rows
+    for migration in plan(schema, &applied_rows)? {
+        tracing::info!(
+            schema,
+            version = migration.version,
+            name = migration.name,
+            "applying migration"
+        );
+        tx.batch_execute(&migration.sql.replace("{schema}", &quoted))
+            .await
+            .map_err(|e| {
+                backend(
+                    format!("applying migration {} to `{schema}`", migration.version),
+                    e,
+                )
+            })?;
+        tx.execute(
+            &format!("INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"),
+            &[&migration.version, &migration.name, &migration.checksum()],
+        )
+        .await
+        .map_err(|e| backend(context(), e))?;
+        applied.push(migration.version);
+    }
+    tx.commit().await.map_err(|e| backend(context(), e))?;
+    Ok(MigrationReport {
+        applied,
+        current: latest(),
+    })
+}
+
+/// The versions [`migrate`] would apply, without changing anything (no lock, no `CREATE`): all
+/// of them when the schema or its `schema_migrations` table does not exist.
+pub(crate) async fn pending(store: &PgEventStore) -> Result<Vec<i32>, Error> {
+    let schema = store.schema().as_str();
+    let quoted = crate::sql::quoted(store.schema());
+    let context = || format!("checking the migrations of schema `{schema}`");
+    let client = store.client(&context()).await?;
+    let exists = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables \
+             WHERE table_schema = $1 AND table_name = 'schema_migrations')",
+            &[&schema],
+        )
+        .await
+        .map_err(|e| backend(context(), e))?
+        .get::<_, bool>(0);
+    let applied_rows: Vec<(i32, i64)> = if exists {
+        client
+            .query(
+                &format!(
+                    "SELECT version, checksum FROM {quoted}.schema_migrations ORDER BY version"
+                ),
+                &[],
+            )
+            .await
+            .map_err(|e| backend(context(), e))?
             .iter()
-            .find(|r| r.get::<_, i32>(0) == migration.version);
-        match done {
-            Some(row) if row.get::<_, i64>(1) != migration.checksum() => {
+            .map(|r| (r.get(0), r.get(1)))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    Ok(plan(schema, &applied_rows)?
+        .iter()
+        .map(|m| m.version)
+        .collect())
+}
+
+/// The latest version this release knows.
+fn latest() -> i32 {
+    MIGRATIONS.last().map_or(0, |m| m.version)
+}
+
+/// The migrations still to apply, given the `(version, checksum)` rows already applied.
+///
+/// # Errors
+///
+/// A corrupt-kind error when an applied migration differs from this release's; a rejected-kind
+/// error when the schema holds a migration newer than this release knows.
+fn plan(schema: &str, applied: &[(i32, i64)]) -> Result<Vec<&'static Migration>, Error> {
+    let mut pending = Vec::new();
+    for migration in MIGRATIONS {
+        match applied
+            .iter()
+            .find(|(version, _)| *version == migration.version)
+        {
+            Some((_, checksum)) if *checksum != migration.checksum() => {
                 return Err(Error::Backend(BackendError::new(
                     BACKEND,
                     BackendErrorKind::Corrupt,
@@ -93,37 +174,11 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
                 )));
             }
             Some(_) => {}
-            None => {
-                tracing::info!(
-                    schema,
-                    version = migration.version,
-                    name = migration.name,
-                    "applying migration"
-                );
-                tx.batch_execute(&migration.sql.replace("{schema}", &quoted))
-                    .await
-                    .map_err(|e| {
-                        backend(
-                            format!("applying migration {} to `{schema}`", migration.version),
-                            e,
-                        )
-                    })?;
-                tx.execute(
-                    &format!("INSERT INTO {quoted}.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)"),
-                    &[&migration.version, &migration.name, &migration.checksum()],
-                )
-                .await
-                .map_err(|e| backend(context(), e))?;
-                applied.push(migration.version);
-            }
+            None => pending.push(migration),
         }
-        current = migration.version;
     }
-    if let Some(newer) = rows
-        .iter()
-        .map(|r| r.get::<_, i32>(0))
-        .find(|v| *v > current)
-    {
+    let current = latest();
+    if let Some(newer) = applied.iter().map(|(v, _)| *v).find(|v| *v > current) {
         return Err(Error::Backend(BackendError::new(
             BACKEND,
             BackendErrorKind::Rejected,
@@ -133,6 +188,39 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
             None,
         )));
     }
-    tx.commit().await.map_err(|e| backend(context(), e))?;
-    Ok(MigrationReport { applied, current })
+    Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(error: &Error) -> Option<BackendErrorKind> {
+        match error {
+            Error::Backend(backend) => Some(backend.kind()),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn plans_what_is_missing_and_refuses_edited_or_newer_migrations() {
+        let all: Vec<i32> = MIGRATIONS.iter().map(|m| m.version).collect();
+        let versions = |plan: Vec<&Migration>| plan.iter().map(|m| m.version).collect::<Vec<_>>();
+        assert_eq!(versions(plan("s", &[]).unwrap()), all);
+
+        let applied: Vec<(i32, i64)> = MIGRATIONS
+            .iter()
+            .map(|m| (m.version, m.checksum()))
+            .collect();
+        assert!(plan("s", &applied).unwrap().is_empty());
+
+        let edited = [(MIGRATIONS[0].version, MIGRATIONS[0].checksum() ^ 1)];
+        let error = plan("s", &edited).map(|_| ()).unwrap_err();
+        assert_eq!(kind(&error), Some(BackendErrorKind::Corrupt));
+
+        let mut newer = applied.clone();
+        newer.push((latest() + 1, 0));
+        let error = plan("s", &newer).map(|_| ()).unwrap_err();
+        assert_eq!(kind(&error), Some(BackendErrorKind::Rejected));
+    }
 }

@@ -42,9 +42,13 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
         u32::try_from(row.get::<_, i64>(6)).map_err(|e| bad("schema version out of range", &e))?;
     let payload: String = row.get(7);
     Ok(RecordedEvent::from_new(
-        foldline::NewEvent::new(event_type, schema_version, payload.into_bytes())
-            .with_event_id(row.get(4))
-            .with_metadata(metadata),
+        foldline::NewEvent::from_parts(
+            row.get(4),
+            event_type,
+            schema_version,
+            payload.into_bytes(),
+            metadata,
+        ),
         stream_id,
         Version::new(to_u64(version)),
         position(row.get(1), global),

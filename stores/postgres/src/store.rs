@@ -10,6 +10,7 @@ use foldline::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
+use crate::catalog;
 use crate::error::{backend, pool};
 use crate::feed::Listener;
 use crate::hash::stable_hash;
@@ -114,6 +115,19 @@ impl PgEventStore {
         migrate::migrate(self).await
     }
 
+    /// The versions of the migrations [`migrate`](PgEventStore::migrate) would apply, in
+    /// order; empty when the schema is current. Changes nothing: a schema (or its
+    /// `schema_migrations` table) that does not exist yet has every migration pending and is
+    /// not created.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the server fails, or when the schema holds a migration that
+    /// differs from this release's or is newer than it knows (as `migrate` would).
+    pub async fn pending_migrations(&self) -> Result<Vec<i32>, Error> {
+        migrate::pending(self).await
+    }
+
     /// The schema this store's tables live in.
     pub fn schema(&self) -> &SchemaName {
         &self.inner.options.schema
@@ -136,6 +150,20 @@ impl PgEventStore {
     /// [`Error::Backend`] when the server fails.
     pub async fn feed_holders(&self) -> Result<Vec<FeedHolder>, Error> {
         horizon::feed_holders(self).await
+    }
+
+    /// Up to `limit` streams after `after` (from the first when `None`), ordered by id, each
+    /// with its current version.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`] when the server fails.
+    pub async fn streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, Version)>, Error> {
+        catalog::streams(self, after, limit).await
     }
 
     pub(crate) async fn client(&self, context: &str) -> Result<deadpool_postgres::Object, Error> {

@@ -200,13 +200,17 @@ macro_rules! snapshot_store_conformance_tests {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_tests {
-    ($guard:pat = $setup:expr => $store:expr; $($case:ident),* $(,)?) => {
+    // The cases of suite `$suite` (a module of `foldline::testing`).
+    (@in $suite:ident; $guard:pat = $setup:expr => $store:expr; $($case:ident),* $(,)?) => {
         $(
             #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
             async fn $case() {
                 let $guard = $setup;
-                $crate::testing::conformance::$case($store).await;
+                $crate::testing::$suite::$case($store).await;
             }
         )*
+    };
+    ($guard:pat = $setup:expr => $store:expr; $($case:ident),* $(,)?) => {
+        $crate::__conformance_tests!(@in conformance; $guard = $setup => $store; $($case),*);
     };
 }

@@ -1,0 +1,337 @@
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::target::{
+    Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionTarget,
+    ProjectorStatus, SlotInfo, SlotState,
+};
+use crate::error::{Error, Result};
+use crate::names::ProjectionName;
+use crate::position::Checkpoint;
+
+/// A read model an [`InMemoryTarget`] keeps: it applies one batch of writes at a time.
+///
+/// `foldline-redis` implements it for an in-memory keyspace that applies `RedisWrites`, so a
+/// projection written for Redis runs unchanged without a server (tests, the embedded example).
+pub trait MemoryModel: Default + Send + Sync + 'static {
+    /// The batch of writes a projection's handler builds.
+    type Writes: Default + Send + 'static;
+
+    /// Applies one batch. Must not fail: model errors belong in the handler.
+    fn apply(&mut self, writes: Self::Writes);
+}
+
+/// A [`ProjectionTarget`] in memory, with the same slots, leases, dead letters and control
+/// flags as the real ones: for tests, and for examples that run without services.
+///
+/// Clones share the same data.
+#[derive(Debug)]
+pub struct InMemoryTarget<M> {
+    inner: Arc<Mutex<HashMap<ProjectionName, Entry<M>>>>,
+}
+
+impl<M> Clone for InMemoryTarget<M> {
+    fn clone(&self) -> Self {
+        InMemoryTarget {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<M> Default for InMemoryTarget<M> {
+    fn default() -> Self {
+        InMemoryTarget {
+            inner: Arc::default(),
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry<M> {
+    slots: BTreeMap<u32, Slot<M>>,
+    last_slot: u32,
+    control: ProjectionControl,
+    status: Option<ProjectorStatus>,
+}
+
+impl<M> Default for Entry<M> {
+    fn default() -> Self {
+        Entry {
+            slots: BTreeMap::new(),
+            last_slot: 0,
+            control: ProjectionControl::default(),
+            status: None,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Slot<M> {
+    version: u32,
+    state: SlotState,
+    model: M,
+    checkpoint: Checkpoint,
+    dead_letters: Vec<DeadLetter>,
+    lease: Option<(String, Instant)>,
+}
+
+impl<M: MemoryModel> InMemoryTarget<M> {
+    /// An empty target.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Runs `read` on the active slot's model of `projection`; `None` when none is active.
+    pub fn read<R>(&self, projection: &ProjectionName, read: impl FnOnce(&M) -> R) -> Option<R> {
+        let inner = self.lock();
+        let slot = inner
+            .get(projection)?
+            .slots
+            .values()
+            .find(|s| s.state == SlotState::Active)?;
+        Some(read(&slot.model))
+    }
+
+    /// Runs `read` on the model of `slot` (active or not); `None` when the slot does not exist.
+    pub fn read_slot<R>(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        read: impl FnOnce(&M) -> R,
+    ) -> Option<R> {
+        let inner = self.lock();
+        let slot = inner.get(projection)?.slots.get(&slot)?;
+        Some(read(&slot.model))
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<ProjectionName, Entry<M>>> {
+        // Nothing here panics while holding the lock; recover the data if a caller's closure did.
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn with_slot<R>(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        f: impl FnOnce(&mut Slot<M>) -> R,
+    ) -> Result<R> {
+        let mut inner = self.lock();
+        inner
+            .get_mut(projection)
+            .and_then(|p| p.slots.get_mut(&slot))
+            .map(f)
+            .ok_or_else(|| Error::SlotNotFound {
+                projection: projection.clone(),
+                slot,
+            })
+    }
+}
+
+impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
+    type Writes = M::Writes;
+
+    async fn slots(&self, projection: &ProjectionName) -> Result<Vec<SlotInfo>> {
+        let inner = self.lock();
+        Ok(inner.get(projection).map_or_else(Vec::new, |p| {
+            p.slots
+                .iter()
+                .map(|(n, s)| SlotInfo::new(*n, s.version, s.state))
+                .collect()
+        }))
+    }
+
+    async fn create_slot(
+        &self,
+        projection: &ProjectionName,
+        version: u32,
+        how: NewSlot,
+    ) -> Result<SlotInfo> {
+        let mut inner = self.lock();
+        let entry = inner.entry(projection.clone()).or_default();
+        if how == NewSlot::Resume {
+            let building = entry
+                .slots
+                .iter()
+                .rev()
+                .find(|(_, s)| s.state == SlotState::Building && s.version == version);
+            if let Some((n, s)) = building {
+                return Ok(SlotInfo::new(*n, s.version, s.state));
+            }
+        }
+        entry.last_slot += 1;
+        let number = entry.last_slot;
+        entry.slots.insert(
+            number,
+            Slot {
+                version,
+                state: SlotState::Building,
+                model: M::default(),
+                checkpoint: Checkpoint::START,
+                dead_letters: Vec::new(),
+                lease: None,
+            },
+        );
+        Ok(SlotInfo::new(number, version, SlotState::Building))
+    }
+
+    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+        let mut inner = self.lock();
+        let not_found = || Error::SlotNotFound {
+            projection: projection.clone(),
+            slot,
+        };
+        let entry = inner.get_mut(projection).ok_or_else(not_found)?;
+        if !entry.slots.contains_key(&slot) {
+            return Err(not_found());
+        }
+        for (n, s) in &mut entry.slots {
+            if *n == slot {
+                s.state = SlotState::Active;
+            } else if s.state == SlotState::Active {
+                s.state = SlotState::Retired;
+            }
+        }
+        Ok(())
+    }
+
+    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+        let mut inner = self.lock();
+        let Some(entry) = inner.get_mut(projection) else {
+            return Ok(());
+        };
+        if entry
+            .slots
+            .get(&slot)
+            .is_some_and(|s| s.state == SlotState::Active)
+        {
+            return Err(Error::SlotActive {
+                projection: projection.clone(),
+                slot,
+            });
+        }
+        entry.slots.remove(&slot);
+        Ok(())
+    }
+
+    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+        self.with_slot(projection, slot, |s| {
+            s.model = M::default();
+            s.checkpoint = Checkpoint::START;
+            s.dead_letters.clear();
+        })
+    }
+
+    async fn checkpoint(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> Result<Option<Checkpoint>> {
+        Ok(self
+            .with_slot(projection, slot, |s| s.checkpoint.clone())
+            .ok())
+    }
+
+    async fn commit(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        commit: Commit<Self::Writes>,
+    ) -> Result<CommitOutcome> {
+        let mut inner = self.lock();
+        let Some(s) = inner
+            .get_mut(projection)
+            .and_then(|p| p.slots.get_mut(&slot))
+        else {
+            return Ok(CommitOutcome::Moved { actual: None });
+        };
+        if s.checkpoint != commit.expected {
+            return Ok(CommitOutcome::Moved {
+                actual: Some(s.checkpoint.clone()),
+            });
+        }
+        s.model.apply(commit.writes);
+        s.checkpoint = commit.checkpoint;
+        s.dead_letters
+            .retain(|d| !commit.unpark.contains(&d.event_id));
+        for letter in commit.park {
+            if !s.dead_letters.iter().any(|d| d.event_id == letter.event_id) {
+                s.dead_letters.push(letter);
+            }
+        }
+        Ok(CommitOutcome::Committed)
+    }
+
+    async fn acquire_lease(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<bool> {
+        self.with_slot(projection, slot, |s| {
+            let now = Instant::now();
+            match &s.lease {
+                Some((holder, until)) if holder != owner && *until > now => false,
+                _ => {
+                    s.lease = Some((owner.to_owned(), now + ttl));
+                    true
+                }
+            }
+        })
+    }
+
+    async fn release_lease(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        owner: &str,
+    ) -> Result<()> {
+        let _ = self.with_slot(projection, slot, |s| {
+            if s.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
+                s.lease = None;
+            }
+        });
+        Ok(())
+    }
+
+    async fn dead_letters(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> Result<Vec<DeadLetter>> {
+        Ok(self
+            .with_slot(projection, slot, |s| s.dead_letters.clone())
+            .unwrap_or_default())
+    }
+
+    async fn control(&self, projection: &ProjectionName) -> Result<ProjectionControl> {
+        Ok(self
+            .lock()
+            .get(projection)
+            .map(|p| p.control.clone())
+            .unwrap_or_default())
+    }
+
+    async fn set_control(
+        &self,
+        projection: &ProjectionName,
+        control: ProjectionControl,
+    ) -> Result<()> {
+        self.lock().entry(projection.clone()).or_default().control = control;
+        Ok(())
+    }
+
+    async fn report_status(
+        &self,
+        projection: &ProjectionName,
+        status: &ProjectorStatus,
+    ) -> Result<()> {
+        self.lock().entry(projection.clone()).or_default().status = Some(status.clone());
+        Ok(())
+    }
+
+    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
+        Ok(self.lock().get(projection).and_then(|p| p.status.clone()))
+    }
+}

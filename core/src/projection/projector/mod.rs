@@ -1,0 +1,264 @@
+//! The projector runtime: feed → handler → atomic, conditional commits in the target.
+
+mod batch;
+mod drive;
+mod handle;
+mod operate;
+mod options;
+mod telemetry;
+
+pub use handle::{ProjectorHandle, ProjectorProgress};
+pub use operate::ProjectionReport;
+pub use options::{PoisonPolicy, ProjectorOptions, RebuildMode};
+
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use tracing::Instrument;
+
+use super::Projection;
+use super::target::{NewSlot, ProjectionTarget, SlotInfo, SlotState};
+use crate::codec::{Codec, JsonCodec};
+use crate::error::{Error, Result};
+use crate::store::EventStore;
+use drive::{Driver, Until};
+
+/// Runs one [`Projection`] from an [`EventStore`] into a [`ProjectionTarget`].
+///
+/// - [`run`](Projector::run) / [`spawn`](Projector::spawn): catch up, then follow the feed
+///   live until shut down. On start it picks the slot to work on: the active one if it was
+///   built by this [`Projection::VERSION`]; otherwise (first start, or a version bump) a slot
+///   being built beside the active one, which it activates once caught up (blue/green).
+/// - [`catch_up`](Projector::catch_up): the same, but return once the store's head (as of the
+///   call) is applied.
+/// - [`rebuild`](Projector::rebuild): rebuild the read model, blue/green or in place.
+///
+/// Store and target failures are retried with backoff, from the checkpoint stored in the
+/// target, so nothing is lost or doubled; see [`ProjectorOptions`].
+///
+/// ```
+/// use foldline::testing::{KeyValueModel, KeyValueWrites};
+/// use foldline::{DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTarget};
+/// use foldline::{Projection, ProjectionName, Projector};
+/// use serde::{Deserialize, Serialize};
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+/// enum Clicked { Clicked { button: String } }
+///
+/// struct ClicksPerButton;
+/// impl Projection for ClicksPerButton {
+///     const NAME: ProjectionName = ProjectionName::from_static("clicks");
+///     type Event = Clicked;
+///     type Writes = KeyValueWrites;
+///     fn handle(&self, e: Envelope<'_, Clicked>, writes: &mut KeyValueWrites) -> Result<(), foldline::BoxError> {
+///         let Clicked::Clicked { button } = &e.event;
+///         writes.add(button.clone(), 1);
+///         Ok(())
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), foldline::BoxError> {
+/// # use foldline::{AppendRequest, ExpectedVersion, JsonCodec, NewEvent, StreamId};
+/// let store = InMemoryEventStore::new();
+/// # let event = Clicked::Clicked { button: "ok".into() };
+/// # let new = NewEvent::new(event.event_type(), 1, event.encode(&JsonCodec)?);
+/// # store.append(AppendRequest::new(StreamId::new("page-1")?, ExpectedVersion::Any, vec![new])).await?;
+/// let target = InMemoryTarget::<KeyValueModel>::new();
+/// let projector = Projector::new(store, ClicksPerButton, target.clone());
+/// projector.catch_up().await?;
+/// assert_eq!(target.read(&ClicksPerButton::NAME, |m| m.get("ok")), Some(Some(1)));
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Debug)]
+pub struct Projector<S, P, T, C = JsonCodec> {
+    shared: Arc<Shared<S, P, T, C>>,
+}
+
+impl<S, P, T, C> Clone for Projector<S, P, T, C> {
+    fn clone(&self) -> Self {
+        Projector {
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Shared<S, P, T, C> {
+    pub(crate) store: S,
+    pub(crate) projection: P,
+    pub(crate) target: T,
+    pub(crate) codec: C,
+    pub(crate) options: ProjectorOptions,
+    pub(crate) progress: watch::Sender<ProjectorProgress>,
+    pub(crate) shutdown: watch::Sender<bool>,
+}
+
+impl<S, P, T> Projector<S, P, T, JsonCodec>
+where
+    S: EventStore,
+    P: Projection,
+    T: ProjectionTarget<Writes = P::Writes>,
+{
+    /// A projector of `projection` from `store` into `target`, with default options and JSON
+    /// payloads.
+    pub fn new(store: S, projection: P, target: T) -> Self {
+        Self::with_codec(store, projection, target, JsonCodec)
+    }
+}
+
+impl<S, P, T, C> Projector<S, P, T, C>
+where
+    S: EventStore,
+    P: Projection,
+    T: ProjectionTarget<Writes = P::Writes>,
+    C: Codec + Clone + Send + Sync + 'static,
+{
+    /// A projector decoding payloads with `codec`.
+    pub fn with_codec(store: S, projection: P, target: T, codec: C) -> Self {
+        Projector {
+            shared: Arc::new(Shared {
+                store,
+                projection,
+                target,
+                codec,
+                options: ProjectorOptions::default(),
+                progress: watch::Sender::new(ProjectorProgress::starting::<P>()),
+                shutdown: watch::Sender::new(false),
+            }),
+        }
+    }
+
+    /// The same projector with `options`. Call before running it.
+    ///
+    /// # Panics
+    ///
+    /// If the projector was cloned or is running (options are fixed once it is shared).
+    #[must_use]
+    pub fn with_options(mut self, options: ProjectorOptions) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("set options before cloning or running the projector")
+            .options = options;
+        self
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.shared.projection
+    }
+
+    /// The target.
+    pub fn target(&self) -> &T {
+        &self.shared.target
+    }
+
+    /// The options.
+    pub fn options(&self) -> &ProjectorOptions {
+        &self.shared.options
+    }
+
+    /// What the projector is doing, updated after every batch.
+    pub fn progress(&self) -> watch::Receiver<ProjectorProgress> {
+        self.shared.progress.subscribe()
+    }
+
+    /// Asks a running [`run`](Projector::run) to finish its batch, give up its lease and return.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.send_replace(true);
+    }
+
+    /// Catches up, then follows the feed until [`shutdown`](Projector::shutdown).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PoisonEvent`] under [`PoisonPolicy::Stop`]; [`Error::ProjectionSuperseded`] when
+    /// a newer version of the projection is active; a store or target error once
+    /// [`give_up_after`](ProjectorOptions::with_give_up_after) has passed; a decode error of
+    /// the checkpoint. Transient failures are retried.
+    pub async fn run(&self) -> Result<()> {
+        Driver::new(&self.shared).run(Until::Shutdown).await
+    }
+
+    /// Runs the projector in a task of its own (with a `projection` tracing span).
+    pub fn spawn(&self) -> ProjectorHandle {
+        let projector = self.clone();
+        let span = tracing::info_span!("projection", name = %P::NAME);
+        let task = tokio::spawn(async move { projector.run().await }.instrument(span));
+        let shared = Arc::clone(&self.shared);
+        ProjectorHandle::new(
+            self.shared.progress.subscribe(),
+            Box::new(move || {
+                shared.shutdown.send_replace(true);
+            }),
+            task,
+        )
+    }
+
+    /// Applies every event up to the store's head as of this call, then returns; activates
+    /// the slot it built if it was building one.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Projector::run).
+    pub async fn catch_up(&self) -> Result<ProjectorProgress> {
+        Driver::new(&self.shared).run(Until::CaughtUp).await?;
+        Ok(self.shared.progress.borrow().clone())
+    }
+
+    /// Rebuilds the read model from the start of the feed and returns the slot that serves it
+    /// now. Blue/green builds a new slot (or resumes an interrupted rebuild of this version)
+    /// while the active one serves reads, switches the alias once caught up and drops the old
+    /// slot; a projector running elsewhere follows the switch. In place empties the active
+    /// slot and rebuilds it; running projectors must be [paused](Projector::pause) first, or
+    /// it fails with [`Error::ProjectionBusy`]. `on_progress` is called after every batch.
+    ///
+    /// # Errors
+    ///
+    /// As [`run`](Projector::run); [`Error::ProjectionSuperseded`] when a newer version is active.
+    pub async fn rebuild(
+        &self,
+        mode: RebuildMode,
+        on_progress: impl FnMut(&ProjectorProgress) + Send,
+    ) -> Result<SlotInfo> {
+        let target = &self.shared.target;
+        let slots = target.slots(&P::NAME).await?;
+        let active = slots.iter().find(|s| s.state == SlotState::Active);
+        if let Some(active) = active.filter(|a| a.version > P::VERSION) {
+            return Err(Error::ProjectionSuperseded {
+                projection: P::NAME,
+                running: P::VERSION,
+                active: active.version,
+            });
+        }
+        let slot = match (mode, active) {
+            (RebuildMode::InPlace, Some(active)) => {
+                self.with_lease(active.slot, async || {
+                    target.clear_slot(&P::NAME, active.slot).await
+                })
+                .await?;
+                active.clone()
+            }
+            _ => {
+                // A rebuild resumes an interrupted one of this version, never one started
+                // before the active slot was built.
+                let resumable = slots.iter().rev().find(|s| {
+                    s.state == SlotState::Building
+                        && s.version == P::VERSION
+                        && active.is_none_or(|a| s.slot > a.slot)
+                });
+                let how = if resumable.is_some() {
+                    NewSlot::Resume
+                } else {
+                    NewSlot::Fresh
+                };
+                target.create_slot(&P::NAME, P::VERSION, how).await?
+            }
+        };
+        Driver::new(&self.shared)
+            .with_progress(on_progress)
+            .run(Until::SlotCaughtUp(slot.slot))
+            .await?;
+        Ok(SlotInfo::new(slot.slot, slot.version, SlotState::Active))
+    }
+}

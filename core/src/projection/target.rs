@@ -1,0 +1,390 @@
+use std::fmt;
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Result;
+use crate::event::RecordedEvent;
+use crate::names::{EventType, ProjectionName, StreamId};
+use crate::position::{Checkpoint, Position};
+use crate::version::Version;
+
+/// Where a projection's read model lives (Redis, a Tantivy index, memory), and everything the
+/// projector runtime keeps beside it: checkpoints, slots, leases, dead letters, control flags.
+///
+/// The contract every target keeps (checked by its own tests against the real service):
+///
+/// - **Atomic, conditional commits.** [`commit`](ProjectionTarget::commit) stores the writes,
+///   the new checkpoint and the dead-letter changes all at once or not at all, and only if the
+///   slot's checkpoint still equals [`Commit::expected`]; otherwise nothing is written and it
+///   returns [`CommitOutcome::Moved`]. A crash at any point leaves writes and checkpoint in
+///   agreement.
+/// - **Slots.** Each build of a projection has its own slot; slot numbers only grow. At most
+///   one slot per projection is active, and [`activate`](ProjectionTarget::activate) switches
+///   it atomically: a reader resolves either the old slot or the new one, never a mix.
+///   Dropping a slot deletes its checkpoint *first*, so a projector still writing to it gets
+///   [`CommitOutcome::Moved`] instead of leaving stray writes.
+/// - **Leases.** At most one owner holds a slot's lease until it expires or is released.
+///
+/// All methods take the projection's name; those about one build also take its slot number.
+pub trait ProjectionTarget: Send + Sync + 'static {
+    /// The batch of writes a projection's handler builds for this target.
+    type Writes: Default + Send + 'static;
+
+    /// Every slot of `projection`, ordered by slot number (empty for an unknown projection).
+    fn slots(
+        &self,
+        projection: &ProjectionName,
+    ) -> impl Future<Output = Result<Vec<SlotInfo>>> + Send;
+
+    /// A slot to build `version` of `projection` into: with [`NewSlot::Resume`], the newest
+    /// slot in state [`SlotState::Building`] of that version if there is one; otherwise (and
+    /// always with [`NewSlot::Fresh`]) a new, empty slot numbered above every earlier one, in
+    /// state `Building`, with checkpoint [`Checkpoint::START`]. Atomic: two projectors asking
+    /// at once for `Resume` get the same slot.
+    fn create_slot(
+        &self,
+        projection: &ProjectionName,
+        version: u32,
+        how: NewSlot,
+    ) -> impl Future<Output = Result<SlotInfo>> + Send;
+
+    /// Makes `slot` the one readers see, atomically; the previously active slot becomes
+    /// [`SlotState::Retired`] (drop it with [`drop_slot`](ProjectionTarget::drop_slot)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SlotNotFound`](crate::Error::SlotNotFound) when the slot does not exist.
+    fn activate(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes everything of `slot` (checkpoint first, then data, dead letters, lease). Dropping
+    /// a slot that does not exist does nothing.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SlotActive`](crate::Error::SlotActive) for the active slot.
+    fn drop_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Empties `slot` in place (data, dead letters; checkpoint back to
+    /// [`Checkpoint::START`]), keeping its number, version and state: an in-place rebuild.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::SlotNotFound`](crate::Error::SlotNotFound) when the slot does not exist.
+    fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The checkpoint stored with `slot`'s read model; `None` when the slot does not exist.
+    fn checkpoint(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
+
+    /// Stores `commit` in `slot` atomically if the slot's checkpoint is `commit.expected`.
+    fn commit(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        commit: Commit<Self::Writes>,
+    ) -> impl Future<Output = Result<CommitOutcome>> + Send;
+
+    /// Takes or renews `slot`'s lease for `owner` until `ttl` from now. `Ok(false)` when
+    /// another owner holds an unexpired lease.
+    fn acquire_lease(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        owner: &str,
+        ttl: Duration,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives `slot`'s lease up if `owner` holds it.
+    fn release_lease(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        owner: &str,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The events parked in `slot`'s dead-letter list, oldest first.
+    fn dead_letters(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    /// The operator's flags for `projection` (all slots).
+    fn control(
+        &self,
+        projection: &ProjectionName,
+    ) -> impl Future<Output = Result<ProjectionControl>> + Send;
+
+    /// Replaces the operator's flags for `projection`.
+    fn set_control(
+        &self,
+        projection: &ProjectionName,
+        control: ProjectionControl,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records what a projector of `projection` is doing (last writer wins).
+    fn report_status(
+        &self,
+        projection: &ProjectionName,
+        status: &ProjectorStatus,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The last status a projector of `projection` recorded, if any.
+    fn status(
+        &self,
+        projection: &ProjectionName,
+    ) -> impl Future<Output = Result<Option<ProjectorStatus>>> + Send;
+}
+
+/// One commit of a projector: writes, the checkpoint they lead to, dead-letter changes.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct Commit<W> {
+    /// The checkpoint the slot must still have; otherwise nothing is written.
+    pub expected: Checkpoint,
+    /// The slot's checkpoint after this commit.
+    pub checkpoint: Checkpoint,
+    /// The read model's changes.
+    pub writes: W,
+    /// Events to add to the dead-letter list.
+    pub park: Vec<DeadLetter>,
+    /// Dead letters to remove (by [`DeadLetter::event_id`]): retried or discarded.
+    pub unpark: Vec<Uuid>,
+}
+
+impl<W> Commit<W> {
+    /// A commit of `writes` moving the checkpoint from `expected` to `checkpoint`.
+    pub fn new(expected: Checkpoint, checkpoint: Checkpoint, writes: W) -> Self {
+        Commit {
+            expected,
+            checkpoint,
+            writes,
+            park: Vec::new(),
+            unpark: Vec::new(),
+        }
+    }
+
+    /// Also parks `letters` in the dead-letter list.
+    pub fn with_park(mut self, letters: Vec<DeadLetter>) -> Self {
+        self.park = letters;
+        self
+    }
+
+    /// Also removes the dead letters of these events.
+    pub fn with_unpark(mut self, event_ids: Vec<Uuid>) -> Self {
+        self.unpark = event_ids;
+        self
+    }
+}
+
+/// What a [`ProjectionTarget::commit`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CommitOutcome {
+    /// Everything was stored.
+    Committed,
+    /// Nothing was stored: the slot's checkpoint was `actual` (`None`: the slot is gone), not
+    /// the expected one. Another instance wrote, or an operator reset or dropped the slot.
+    Moved {
+        /// The checkpoint found.
+        actual: Option<Checkpoint>,
+    },
+}
+
+/// Which slot [`ProjectionTarget::create_slot`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NewSlot {
+    /// Resume the newest unfinished build of the version, or start one.
+    Resume,
+    /// Always start a new build.
+    Fresh,
+}
+
+/// One build of a projection in a target.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct SlotInfo {
+    /// The slot's number, unique per projection and growing.
+    pub slot: u32,
+    /// The projection version that builds it.
+    pub version: u32,
+    /// Where it is in its life.
+    pub state: SlotState,
+}
+
+impl SlotInfo {
+    /// Describes a slot (for target implementations).
+    pub fn new(slot: u32, version: u32, state: SlotState) -> Self {
+        SlotInfo {
+            slot,
+            version,
+            state,
+        }
+    }
+}
+
+/// Where a slot is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum SlotState {
+    /// Being built; readers do not see it.
+    Building,
+    /// What readers see.
+    Active,
+    /// Replaced by a newer active slot; about to be dropped.
+    Retired,
+}
+
+impl fmt::Display for SlotState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SlotState::Building => "building",
+            SlotState::Active => "active",
+            SlotState::Retired => "retired",
+        })
+    }
+}
+
+/// An event a projection could not handle, parked so the rest of the feed goes on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct DeadLetter {
+    /// The event's id: the key to retry or discard it by.
+    pub event_id: Uuid,
+    /// Its place in the global feed.
+    pub position: Position,
+    /// Its stream.
+    pub stream_id: StreamId,
+    /// Its version in the stream.
+    pub stream_version: Version,
+    /// Its type.
+    pub event_type: EventType,
+    /// The handler's last error, with its sources, as text.
+    pub error: String,
+    /// How many times the handler was tried.
+    pub attempts: u32,
+    /// When it was parked.
+    pub parked_at: SystemTime,
+}
+
+impl DeadLetter {
+    /// A dead letter for `event`, which failed `attempts` times, last with `error`.
+    pub fn new(event: &RecordedEvent, error: String, attempts: u32) -> Self {
+        DeadLetter {
+            event_id: event.event_id,
+            position: event.position,
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            error,
+            attempts,
+            parked_at: SystemTime::now(),
+        }
+    }
+}
+
+/// An operator's flags for a projection, honoured by every running projector of it.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProjectionControl {
+    /// Projectors finish their current batch, then wait until this is cleared.
+    pub paused: bool,
+}
+
+impl ProjectionControl {
+    /// Flags with `paused` set as given.
+    pub fn paused(paused: bool) -> Self {
+        ProjectionControl { paused }
+    }
+}
+
+/// What a projector reported about itself, for `status` screens.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ProjectorStatus {
+    /// What it was doing.
+    pub state: ProjectorState,
+    /// The slot it was working on.
+    pub slot: u32,
+    /// Its checkpoint there.
+    pub checkpoint: Checkpoint,
+    /// Who reported (host and process, for finding it).
+    pub owner: String,
+    /// When it reported. A running projector reports at least every few seconds; an old
+    /// report means the process is gone.
+    pub at: SystemTime,
+    /// Why it stopped, when `state` is [`ProjectorState::Failed`].
+    pub error: Option<String>,
+}
+
+impl ProjectorStatus {
+    /// A report made now.
+    pub fn new(state: ProjectorState, slot: u32, checkpoint: Checkpoint, owner: String) -> Self {
+        ProjectorStatus {
+            state,
+            slot,
+            checkpoint,
+            owner,
+            at: SystemTime::now(),
+            error: None,
+        }
+    }
+
+    /// The same report with an error.
+    pub fn with_error(mut self, error: String) -> Self {
+        self.error = Some(error);
+        self
+    }
+}
+
+/// What a projector is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ProjectorState {
+    /// Catching up or following the feed.
+    Running,
+    /// Building a new slot beside the active one.
+    Rebuilding,
+    /// Waiting because an operator paused it.
+    Paused,
+    /// Waiting for another instance's lease.
+    Standby,
+    /// Shut down on request.
+    Stopped,
+    /// Stopped by an error (see [`ProjectorStatus::error`]).
+    Failed,
+}
+
+impl fmt::Display for ProjectorState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProjectorState::Running => "running",
+            ProjectorState::Rebuilding => "rebuilding",
+            ProjectorState::Paused => "paused",
+            ProjectorState::Standby => "standby",
+            ProjectorState::Stopped => "stopped",
+            ProjectorState::Failed => "failed",
+        })
+    }
+}
