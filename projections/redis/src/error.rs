@@ -1,0 +1,103 @@
+//! How Redis failures become `foldline::Error`s.
+
+use foldline::{BackendError, BackendErrorKind, BoxError, Error};
+use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+/// The backend name in every [`BackendError`] this crate builds.
+pub(crate) const BACKEND: &str = "redis";
+
+/// Wraps a driver error, classified, with what foldline was doing.
+pub(crate) fn backend(context: impl Into<String>, error: RedisError) -> Error {
+    let kind = classify(&error);
+    Error::Backend(BackendError::new(
+        BACKEND,
+        kind,
+        context,
+        Some(Box::new(error)),
+    ))
+}
+
+/// Stored data not in the shape this crate writes (a checkpoint that does not parse, a slot
+/// entry that is not JSON).
+pub(crate) fn corrupt(context: impl Into<String>, source: Option<BoxError>) -> Error {
+    Error::Backend(BackendError::new(
+        BACKEND,
+        BackendErrorKind::Corrupt,
+        context,
+        source,
+    ))
+}
+
+/// The kind of a driver error: lost or refused connections and servers that cannot serve
+/// right now are `Unavailable`, timeouts `Timeout` (both transient); answers of an unexpected
+/// shape `Corrupt`; everything else the server refused is `Rejected`.
+pub(crate) fn classify(error: &RedisError) -> BackendErrorKind {
+    if error.is_timeout() {
+        return BackendErrorKind::Timeout;
+    }
+    if error.is_connection_refusal() || error.is_connection_dropped() || error.is_io_error() {
+        return BackendErrorKind::Unavailable;
+    }
+    match error.kind() {
+        // Loading its dataset, a cluster reconfiguring, a replica promoted: retry later.
+        ErrorKind::Server(
+            ServerErrorKind::BusyLoading
+            | ServerErrorKind::TryAgain
+            | ServerErrorKind::ClusterDown
+            | ServerErrorKind::MasterDown
+            | ServerErrorKind::ReadOnly,
+        ) => BackendErrorKind::Unavailable,
+        // Another script is running past `busy-reply-threshold`.
+        ErrorKind::Extension if error.code() == Some("BUSY") => BackendErrorKind::Unavailable,
+        ErrorKind::Parse | ErrorKind::UnexpectedReturnType => BackendErrorKind::Corrupt,
+        _ => BackendErrorKind::Rejected,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io;
+
+    use foldline::BackendErrorKind;
+    use redis::{ErrorKind, RedisError, ServerErrorKind};
+
+    use super::classify;
+
+    #[test]
+    fn classifies() {
+        let io = |kind| RedisError::from(io::Error::from(kind));
+        assert_eq!(
+            classify(&io(io::ErrorKind::ConnectionRefused)),
+            BackendErrorKind::Unavailable
+        );
+        assert_eq!(
+            classify(&io(io::ErrorKind::ConnectionReset)),
+            BackendErrorKind::Unavailable
+        );
+        assert_eq!(
+            classify(&io(io::ErrorKind::TimedOut)),
+            BackendErrorKind::Timeout
+        );
+        assert_eq!(
+            classify(&RedisError::from((
+                ErrorKind::Server(ServerErrorKind::BusyLoading),
+                "loading"
+            ))),
+            BackendErrorKind::Unavailable
+        );
+        assert_eq!(
+            classify(&RedisError::from((
+                ErrorKind::Server(ServerErrorKind::ResponseError),
+                "WRONGTYPE"
+            ))),
+            BackendErrorKind::Rejected
+        );
+        assert_eq!(
+            classify(&RedisError::from((
+                ErrorKind::UnexpectedReturnType,
+                "shape"
+            ))),
+            BackendErrorKind::Corrupt
+        );
+    }
+}

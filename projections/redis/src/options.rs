@@ -1,0 +1,264 @@
+//! `RedisTargetOptions`: where the target connects and how its keys are named.
+
+use std::fmt;
+use std::time::Duration;
+
+use foldline::{BackendError, BackendErrorKind, Error, NameKind};
+
+use crate::error::{BACKEND, backend};
+
+/// The URL used when `FOLDLINE_REDIS_URL` is not set.
+pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
+
+/// The key prefix used unless [`RedisTargetOptions::with_prefix`] sets another.
+pub const DEFAULT_PREFIX: &str = "foldline";
+
+/// Settings of a [`RedisTarget`](crate::RedisTarget): a builder with documented defaults.
+///
+/// ```
+/// use std::time::Duration;
+/// use foldline_redis::RedisTargetOptions;
+///
+/// let options = RedisTargetOptions::from_url("redis://:secret@cache.internal:6379/2")?
+///     .with_prefix("bank")?
+///     .with_response_timeout(Duration::from_secs(10));
+/// assert_eq!(options.redacted_url(), "redis://:***@cache.internal:6379/2");
+/// assert_eq!(options.prefix(), "bank");
+/// assert!(!format!("{options:?}").contains("secret"));
+/// # Ok::<(), foldline::Error>(())
+/// ```
+#[derive(Clone)]
+pub struct RedisTargetOptions {
+    pub(crate) client: redis::Client,
+    redacted_url: String,
+    prefix: String,
+    connection_timeout: Duration,
+    response_timeout: Duration,
+    reconnect_retries: usize,
+}
+
+impl RedisTargetOptions {
+    /// Options for the server at `url` (`redis://[user][:password@]host[:port][/db]`, or
+    /// `redis+unix:///path`; TLS `rediss://` URLs need a TLS feature of the `redis` crate, which
+    /// this build does not enable), with the defaults: key prefix [`DEFAULT_PREFIX`], a 2 s
+    /// connection timeout, a 5 s response timeout, 2 reconnection retries per attempt.
+    ///
+    /// # Errors
+    ///
+    /// A [`BackendError`] of kind `Rejected` when `url` is not a Redis URL.
+    pub fn from_url(url: &str) -> Result<Self, Error> {
+        let client = redis::Client::open(url).map_err(|e| {
+            Error::Backend(BackendError::new(
+                BACKEND,
+                BackendErrorKind::Rejected,
+                format!("parsing the Redis URL `{}`", redact(url)),
+                Some(Box::new(e)),
+            ))
+        })?;
+        Ok(RedisTargetOptions {
+            client,
+            redacted_url: redact(url),
+            prefix: DEFAULT_PREFIX.to_owned(),
+            connection_timeout: Duration::from_secs(2),
+            response_timeout: Duration::from_secs(5),
+            reconnect_retries: 2,
+        })
+    }
+
+    /// Options from `FOLDLINE_REDIS_URL`, or [`DEFAULT_URL`] when it is not set.
+    ///
+    /// # Errors
+    ///
+    /// As [`from_url`](RedisTargetOptions::from_url).
+    pub fn from_env() -> Result<Self, Error> {
+        let url = std::env::var("FOLDLINE_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        Self::from_url(&url)
+    }
+
+    /// The namespace of every key the target writes (default [`DEFAULT_PREFIX`]): 1 to 64
+    /// characters out of `A-Z a-z 0-9 _ . -`. Applications sharing one Redis database, and
+    /// tests, keep apart by prefix.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] (kind [`NameKind::KeyPrefix`]) when `prefix` breaks those
+    /// rules; nothing is connected.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
+        let prefix = prefix.into();
+        if let Err(reason) = check_prefix(&prefix) {
+            return Err(Error::InvalidName {
+                kind: NameKind::KeyPrefix,
+                value: prefix,
+                reason,
+            });
+        }
+        self.prefix = prefix;
+        Ok(self)
+    }
+
+    /// How long one attempt to connect may take (default 2 s).
+    #[must_use]
+    pub fn with_connection_timeout(mut self, timeout: Duration) -> Self {
+        self.connection_timeout = timeout;
+        self
+    }
+
+    /// How long a command may wait for its answer (default 5 s). A commit is one script that
+    /// runs every write of a batch, so this bounds the size of a batch too. A commit that
+    /// times out may still have been applied: the next commit with the same expected
+    /// checkpoint returns [`CommitOutcome::Moved`](foldline::CommitOutcome::Moved) then.
+    #[must_use]
+    pub fn with_response_timeout(mut self, timeout: Duration) -> Self {
+        self.response_timeout = timeout;
+        self
+    }
+
+    /// How many times a lost connection is retried, with exponential backoff from 100 ms,
+    /// before the waiting commands fail (default 2). Every later command starts a new round.
+    #[must_use]
+    pub fn with_reconnect_retries(mut self, retries: usize) -> Self {
+        self.reconnect_retries = retries;
+        self
+    }
+
+    /// The key prefix.
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
+    /// The URL with its password replaced by `***`, safe for logs and errors.
+    pub fn redacted_url(&self) -> &str {
+        &self.redacted_url
+    }
+
+    /// A connection manager to the server, with these timeouts and retries.
+    pub(crate) async fn connect(&self) -> Result<redis::aio::ConnectionManager, Error> {
+        let config = redis::aio::ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+            .set_number_of_retries(self.reconnect_retries)
+            .set_max_delay(Duration::from_secs(2));
+        redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
+            .await
+            .map_err(|e| backend(format!("connecting to Redis at {}", self.redacted_url), e))
+    }
+}
+
+impl fmt::Debug for RedisTargetOptions {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisTargetOptions")
+            .field("url", &self.redacted_url)
+            .field("prefix", &self.prefix)
+            .field("connection_timeout", &self.connection_timeout)
+            .field("response_timeout", &self.response_timeout)
+            .field("reconnect_retries", &self.reconnect_retries)
+            .finish()
+    }
+}
+
+fn check_prefix(prefix: &str) -> Result<(), &'static str> {
+    if prefix.is_empty() || prefix.len() > 64 {
+        return Err("a key prefix is 1 to 64 characters");
+    }
+    if !prefix
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
+    {
+        return Err("a key prefix holds only A-Z, a-z, 0-9, `_`, `.` and `-`");
+    }
+    Ok(())
+}
+
+/// `url` with the password of a `scheme://user:password@host` URL, or of a `pass=` /
+/// `password=` query parameter (`unix:///run/redis.sock?pass=...`), replaced by `***`.
+///
+/// ```
+/// use foldline_redis::redact;
+/// assert_eq!(redact("redis://app:s3cret@h:6379/0"), "redis://app:***@h:6379/0");
+/// assert_eq!(redact("unix:///run/redis.sock?db=1&pass=s3cret"), "unix:///run/redis.sock?db=1&pass=***");
+/// ```
+pub fn redact(url: &str) -> String {
+    let (base, query) = match url.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (url, None),
+    };
+    let mut out = match base.find("://") {
+        Some(scheme_end) => {
+            let rest = &base[scheme_end + 3..];
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            match rest[..authority_end].rfind('@') {
+                Some(at) => match rest[..at].find(':') {
+                    Some(colon) => format!(
+                        "{}{}:***{}",
+                        &base[..scheme_end + 3],
+                        &rest[..colon],
+                        &rest[at..]
+                    ),
+                    None => base.to_owned(),
+                },
+                None => base.to_owned(),
+            }
+        }
+        None => base.to_owned(),
+    };
+    if let Some(query) = query {
+        out.push('?');
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((name, _)) if name == "pass" || name == "password" => format!("{name}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{RedisTargetOptions, check_prefix, redact};
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact("redis://u:p@h:6379/0"), "redis://u:***@h:6379/0");
+        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
+        assert_eq!(redact("redis://u@h/0"), "redis://u@h/0");
+        assert_eq!(redact("redis://u:p@ss@h/0"), "redis://u:***@h/0");
+        assert_eq!(redact("redis://h:6379/"), "redis://h:6379/");
+        assert_eq!(
+            redact("redis+unix:///s.sock?pass=x&db=2&password=y"),
+            "redis+unix:///s.sock?pass=***&db=2&password=***"
+        );
+    }
+
+    #[test]
+    fn debug_hides_the_password() {
+        let options = RedisTargetOptions::from_url("redis://user:hunter2@127.0.0.1:6379/").unwrap();
+        let debug = format!("{options:?}");
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("user:***@127.0.0.1"), "{debug}");
+    }
+
+    #[test]
+    fn checks_prefixes() {
+        for good in ["foldline", "a", "test-1.2_X", &"p".repeat(64)] {
+            assert_eq!(check_prefix(good), Ok(()), "{good}");
+        }
+        for bad in ["", "a b", "a:b", "{a}", "a*", "ä", &"p".repeat(65)] {
+            assert!(check_prefix(bad).is_err(), "{bad}");
+        }
+        let error = RedisTargetOptions::from_url("redis://127.0.0.1/")
+            .unwrap()
+            .with_prefix("a:b")
+            .unwrap_err();
+        assert!(!error.is_transient());
+        assert!(error.to_string().contains("`a:b`"), "{error}");
+    }
+
+    #[test]
+    fn refuses_urls_that_are_not_redis() {
+        let error = RedisTargetOptions::from_url("postgres://u:pw@h/db").unwrap_err();
+        assert!(!error.to_string().contains("pw"), "{error}");
+    }
+}
