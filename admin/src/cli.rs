@@ -1,0 +1,231 @@
+//! The command line: global connection flags, output flags, subcommands.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+use uuid::Uuid;
+
+use crate::error::EXIT_CODES;
+
+/// Operate foldline projections and inspect the event store.
+#[derive(Debug, Parser)]
+#[command(version, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
+pub struct Cli {
+    /// Where the store and the projections' targets are.
+    #[command(flatten)]
+    pub connections: Connections,
+
+    /// Print versioned JSON lines (each with `type` and `version`) instead of tables; no
+    /// colour, no progress bar.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Connection settings, from flags or `FOLDLINE_*` variables. Passwords in URLs are never
+/// printed (help shows no variable values).
+#[derive(Clone, Debug, Args)]
+pub struct Connections {
+    /// The PostgreSQL event store.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = foldline_postgres::DEFAULT_URL
+    )]
+    pub postgres_url: String,
+
+    /// The store's schema.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_POSTGRES_SCHEMA",
+        default_value = "foldline"
+    )]
+    pub schema: String,
+
+    /// Redis, for projections kept there.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_REDIS_URL",
+        hide_env_values = true
+    )]
+    pub redis_url: Option<String>,
+
+    /// The key prefix of the application's Redis projections.
+    #[arg(long, global = true, env = "FOLDLINE_REDIS_PREFIX")]
+    pub redis_prefix: Option<String>,
+
+    /// The directory of the application's Tantivy indexes.
+    #[arg(long, global = true, env = "FOLDLINE_TANTIVY_DIR")]
+    pub tantivy_dir: Option<PathBuf>,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum Command {
+    /// Per projection: version, active slot, checkpoint, store head, lag, state, dead letters;
+    /// and what holds the PostgreSQL feed back, when something does.
+    Status(StatusArgs),
+    /// Rebuild a projection: blue/green by default (the active version keeps serving reads);
+    /// resumes an interrupted rebuild.
+    Rebuild(RebuildArgs),
+    /// Empty a projection's active read model; running projectors rebuild it from the start.
+    Reset(DestructiveArgs),
+    /// Pause a projection: running projectors finish their batch and wait.
+    Pause(NameArgs),
+    /// Resume a paused projection.
+    Resume(NameArgs),
+    /// List streams with their versions.
+    Streams(StreamsArgs),
+    /// Show the events of a stream, or of the global feed with `--all`.
+    Events(EventsArgs),
+    /// Follow the global feed, printing events as they are committed.
+    Tail(TailArgs),
+    /// List, retry or discard the events a projection parked.
+    #[command(subcommand)]
+    DeadLetters(DeadLetterCommand),
+    /// Create or update the store's schema.
+    Migrate(MigrateArgs),
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    /// Only this projection.
+    pub name: Option<String>,
+    /// Exit with 1 when a projection failed or lags more than `--max-lag` events or
+    /// `--max-lag-seconds`.
+    #[arg(long)]
+    pub check: bool,
+    /// With `--check`: the most lag in events that passes.
+    #[arg(long, default_value_t = 1000)]
+    pub max_lag: u64,
+    /// With `--check`: the most lag in seconds that passes.
+    #[arg(long)]
+    pub max_lag_seconds: Option<f64>,
+}
+
+/// A projection's name.
+#[derive(Debug, Args)]
+pub struct NameArgs {
+    /// The projection.
+    pub name: String,
+}
+
+/// A destructive command on a projection.
+#[derive(Debug, Args)]
+pub struct DestructiveArgs {
+    /// The projection.
+    pub name: String,
+    /// Do it without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Say what would be done, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `rebuild`.
+#[derive(Debug, Args)]
+pub struct RebuildArgs {
+    /// The projection.
+    pub name: String,
+    /// Empty the active read model and rebuild it where it is (readers see it partial
+    /// meanwhile; pauses running projectors for the duration). Destructive: asks first.
+    #[arg(long)]
+    pub in_place: bool,
+    /// With `--in-place`: do it without asking.
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Say what would be done, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `streams`.
+#[derive(Debug, Args)]
+pub struct StreamsArgs {
+    /// Start after this stream id.
+    #[arg(long)]
+    pub after: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// `events`.
+#[derive(Debug, Args)]
+pub struct EventsArgs {
+    /// The stream (or `--all`).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub stream: Option<String>,
+    /// The global feed instead of one stream.
+    #[arg(long)]
+    pub all: bool,
+    /// With `--all`: start after this checkpoint (as `status` prints it; default: the start).
+    #[arg(long, requires = "all")]
+    pub after: Option<String>,
+    /// For a stream: start at this version.
+    #[arg(long, default_value_t = 1, conflicts_with = "all")]
+    pub from: u64,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// `tail`.
+#[derive(Debug, Args)]
+pub struct TailArgs {
+    /// Start after this checkpoint (default: the head, so only new events).
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Stop after this many events (default: follow until interrupted).
+    #[arg(long)]
+    pub limit: Option<u64>,
+}
+
+/// `dead-letters`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum DeadLetterCommand {
+    /// List a projection's dead letters.
+    List(NameArgs),
+    /// Apply dead letters again (the handler must pass now).
+    Retry(DeadLetterArgs),
+    /// Drop dead letters without applying them. Destructive: asks first.
+    Discard(DeadLetterArgs),
+}
+
+/// Which dead letters.
+#[derive(Debug, Args)]
+pub struct DeadLetterArgs {
+    /// The projection.
+    pub name: String,
+    /// The event ids of the letters (as `list` prints them).
+    #[arg(required_unless_present = "all", conflicts_with = "all")]
+    pub event_ids: Vec<Uuid>,
+    /// Every letter of the projection.
+    #[arg(long)]
+    pub all: bool,
+    /// Do it without asking (discard).
+    #[arg(long, short)]
+    pub yes: bool,
+    /// Say what would be done, and do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `migrate`.
+#[derive(Debug, Args)]
+pub struct MigrateArgs {
+    /// Apply nothing; exit with 1 when migrations are pending.
+    #[arg(long)]
+    pub check: bool,
+}

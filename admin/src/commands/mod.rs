@@ -1,0 +1,42 @@
+//! One module per subcommand group; [`execute`] dispatches.
+
+mod control;
+mod dead_letters;
+mod inspect;
+mod migrate;
+mod rebuild;
+mod reset;
+mod status;
+
+use crate::Admin;
+use crate::cli::{Command, DeadLetterCommand};
+use crate::error::{AdminError, Outcome};
+use crate::output::Output;
+use crate::store::AdminStore;
+
+pub(crate) async fn execute<S: AdminStore>(
+    admin: &Admin<S>,
+    command: &Command,
+    out: &mut Output,
+) -> Result<Outcome, AdminError> {
+    match command {
+        Command::Status(args) => status::run(admin, args, out).await,
+        Command::Rebuild(args) => rebuild::run(admin, args, out).await,
+        Command::Reset(args) => reset::run(admin, args, out).await,
+        Command::Pause(args) => control::pause(admin, args, out).await,
+        Command::Resume(args) => control::resume(admin, args, out).await,
+        Command::Streams(args) => inspect::streams(admin, args, out).await,
+        Command::Events(args) => inspect::events(admin, args, out).await,
+        Command::Tail(args) => inspect::tail(admin, args, out).await,
+        Command::DeadLetters(DeadLetterCommand::List(args)) => {
+            dead_letters::list(admin, args, out).await
+        }
+        Command::DeadLetters(DeadLetterCommand::Retry(args)) => {
+            dead_letters::retry(admin, args, out).await
+        }
+        Command::DeadLetters(DeadLetterCommand::Discard(args)) => {
+            dead_letters::discard(admin, args, out).await
+        }
+        Command::Migrate(args) => migrate::run(admin, args, out).await,
+    }
+}

@@ -1,0 +1,221 @@
+//! `status`: how far each projection has got, and what holds the feed back.
+
+use std::time::UNIX_EPOCH;
+
+use foldline::{ProjectionReport, ProjectorState};
+use serde::Serialize;
+
+use crate::Admin;
+use crate::cli::StatusArgs;
+use crate::error::{AdminError, Outcome};
+use crate::output::Output;
+use crate::store::{AdminStore, FeedHolder, HOLDER_MIN_AGE};
+
+/// One `projection_status` JSON line.
+#[derive(Serialize)]
+struct StatusLine {
+    projection: String,
+    code_version: u32,
+    active_slot: Option<u32>,
+    active_version: Option<u32>,
+    building_slot: Option<u32>,
+    building_checkpoint: Option<String>,
+    building_lag_events: Option<u64>,
+    state: String,
+    paused: bool,
+    checkpoint: Option<String>,
+    head: String,
+    lag_events: u64,
+    lag_seconds: f64,
+    dead_letters: usize,
+    owner: Option<String>,
+    reported_at: Option<f64>,
+    error: Option<String>,
+}
+
+impl StatusLine {
+    fn new(report: &ProjectionReport) -> Self {
+        StatusLine {
+            projection: report.projection.to_string(),
+            code_version: report.code_version,
+            active_slot: report.active.as_ref().map(|s| s.slot),
+            active_version: report.active.as_ref().map(|s| s.version),
+            building_slot: report.building.as_ref().map(|(slot, _)| slot.slot),
+            building_checkpoint: report.building.as_ref().map(|(_, c)| c.to_string()),
+            building_lag_events: report
+                .building
+                .as_ref()
+                .map(|(_, c)| c.distance_to(&report.head)),
+            state: report.state.to_string(),
+            paused: report.paused,
+            checkpoint: report.checkpoint.as_ref().map(ToString::to_string),
+            head: report.head.to_string(),
+            lag_events: report.lag_events,
+            lag_seconds: (report.lag_seconds * 1000.0).round() / 1000.0,
+            dead_letters: report.dead_letters,
+            owner: report.status.as_ref().map(|s| s.owner.clone()),
+            reported_at: report.status.as_ref().and_then(|s| {
+                s.at.duration_since(UNIX_EPOCH)
+                    .ok()
+                    .map(|d| d.as_secs_f64())
+            }),
+            error: report.status.as_ref().and_then(|s| s.error.clone()),
+        }
+    }
+}
+
+pub(crate) async fn run<S: AdminStore>(
+    admin: &Admin<S>,
+    args: &StatusArgs,
+    out: &mut Output,
+) -> Result<Outcome, AdminError> {
+    let projections: Vec<_> = match &args.name {
+        Some(name) => vec![admin.projection(name)?],
+        None => admin.projections().collect(),
+    };
+    let mut reports = Vec::with_capacity(projections.len());
+    for projection in projections {
+        reports.push(projection.report().await?);
+    }
+    let holders: Vec<FeedHolder> = admin
+        .store()
+        .feed_holders()
+        .await?
+        .into_iter()
+        .filter(|h| h.age_seconds >= HOLDER_MIN_AGE.as_secs_f64())
+        .collect();
+
+    let lines: Vec<StatusLine> = reports.iter().map(StatusLine::new).collect();
+    for line in &lines {
+        out.record("projection_status", line)?;
+    }
+    for holder in &holders {
+        out.record("feed_holder", holder)?;
+    }
+    out.line(format!("store: {}", admin.store().describe()))?;
+    let rows: Vec<Vec<String>> = lines.iter().map(human_row).collect();
+    out.table(
+        &[
+            "PROJECTION",
+            "VERSION",
+            "SLOT",
+            "STATE",
+            "CHECKPOINT",
+            "HEAD",
+            "LAG",
+            "LAG (s)",
+            "DEAD LETTERS",
+        ],
+        &rows,
+    )?;
+    for line in lines.iter().filter(|l| l.error.is_some()) {
+        out.line(format!(
+            "{} failed: {}",
+            line.projection,
+            line.error.as_deref().unwrap_or_default()
+        ))?;
+    }
+    if !holders.is_empty() {
+        out.line("")?;
+        out.line("the feed is held back by open transactions (end or terminate them):")?;
+        let rows: Vec<Vec<String>> = holders.iter().map(holder_row).collect();
+        out.table(
+            &["PID", "XID", "OPEN (s)", "STATE", "APPLICATION", "QUERY"],
+            &rows,
+        )?;
+    }
+
+    if !args.check {
+        return Ok(Outcome::Ok);
+    }
+    let failures: Vec<String> = reports.iter().filter_map(|r| check(r, args)).collect();
+    for failure in &failures {
+        // Why the exit code is 1, for whoever reads the logs of the job that ran the check.
+        #[expect(
+            clippy::print_stderr,
+            reason = "a failed check is reported on stderr, the status on stdout"
+        )]
+        {
+            eprintln!("check failed: {failure}");
+        }
+    }
+    Ok(if failures.is_empty() {
+        Outcome::Ok
+    } else {
+        Outcome::CheckFailed
+    })
+}
+
+/// Why `report` fails `status --check`, if it does.
+fn check(report: &ProjectionReport, args: &StatusArgs) -> Option<String> {
+    let name = &report.projection;
+    if report.state == ProjectorState::Failed {
+        return Some(format!("`{name}` failed"));
+    }
+    if report.lag_events > args.max_lag {
+        return Some(format!(
+            "`{name}` lags {} events (--max-lag {})",
+            report.lag_events, args.max_lag
+        ));
+    }
+    args.max_lag_seconds
+        .filter(|max| report.lag_seconds > *max)
+        .map(|max| {
+            format!(
+                "`{name}` lags {:.1} s (--max-lag-seconds {max})",
+                report.lag_seconds
+            )
+        })
+}
+
+fn human_row(line: &StatusLine) -> Vec<String> {
+    let slot = match (line.active_slot, line.active_version, line.building_slot) {
+        (Some(slot), Some(version), None) => format!("{slot} (v{version})"),
+        (Some(slot), Some(version), Some(building)) => format!(
+            "{slot} (v{version}), building {building} ({} to go)",
+            line.building_lag_events.unwrap_or_default()
+        ),
+        (_, _, Some(building)) => format!(
+            "building {building} ({} to go)",
+            line.building_lag_events.unwrap_or_default()
+        ),
+        _ => "-".to_owned(),
+    };
+    let state = if line.paused && line.state != "paused" {
+        format!("{} (paused)", line.state)
+    } else {
+        line.state.clone()
+    };
+    vec![
+        line.projection.clone(),
+        line.code_version.to_string(),
+        slot,
+        state,
+        line.checkpoint.clone().unwrap_or_else(|| "-".to_owned()),
+        line.head.clone(),
+        line.lag_events.to_string(),
+        format!("{:.1}", line.lag_seconds),
+        line.dead_letters.to_string(),
+    ]
+}
+
+fn holder_row(holder: &FeedHolder) -> Vec<String> {
+    let query: String = holder
+        .query
+        .as_deref()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .chars()
+        .take(60)
+        .collect();
+    vec![
+        holder.pid.to_string(),
+        holder.xid.map_or_else(|| "-".to_owned(), |x| x.to_string()),
+        format!("{:.1}", holder.age_seconds),
+        holder.state.clone().unwrap_or_default(),
+        holder.application_name.clone().unwrap_or_default(),
+        query,
+    ]
+}

@@ -1,0 +1,111 @@
+//! What can go wrong in a command, and how it maps to an exit code.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use foldline::ProjectionName;
+
+/// Why a command failed. Printed with its chain of causes; the process exits with 2.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// The store or a projection target failed, or refused the request.
+    #[error(transparent)]
+    Foldline(#[from] foldline::Error),
+
+    /// No projection of that name is registered.
+    #[error("no projection named `{name}` (known: {known})")]
+    UnknownProjection {
+        /// The name asked for.
+        name: String,
+        /// The registered names.
+        known: String,
+    },
+
+    /// A destructive command without `--yes` while stdin is not a terminal.
+    #[error("refusing to {action} without --yes: stdin is not a terminal to ask on")]
+    NotConfirmed {
+        /// What would have been done.
+        action: String,
+    },
+
+    /// The operator answered no.
+    #[error("cancelled: {action} was not confirmed")]
+    Cancelled {
+        /// What would have been done.
+        action: String,
+    },
+
+    /// An argument the command cannot use.
+    #[error("{0}")]
+    Usage(String),
+
+    /// Building the store or the projections (the application's own setup) failed.
+    #[error("setting up the store and projections failed")]
+    Setup(#[source] foldline::BoxError),
+
+    /// Writing to stdout or reading stdin failed.
+    #[error("{what}")]
+    Io {
+        /// What was being done.
+        what: &'static str,
+        /// The failure.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl AdminError {
+    pub(crate) fn unknown(name: &str, known: &[&ProjectionName]) -> Self {
+        AdminError::UnknownProjection {
+            name: name.to_owned(),
+            known: known
+                .iter()
+                .map(|n| n.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }
+    }
+
+    pub(crate) fn output(source: std::io::Error) -> Self {
+        AdminError::Io {
+            what: "writing the output",
+            source,
+        }
+    }
+}
+
+/// How a command that did not fail ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done (exit code 0).
+    Ok,
+    /// A check found a problem, such as `status --check` finding lag (exit code 1).
+    CheckFailed,
+}
+
+/// Exit codes, as documented in `--help`.
+pub const EXIT_CODES: &str = "Exit codes:\n  \
+    0  success\n  \
+    1  a check failed (`status --check` found a failed projection or lag above the limit; \
+    `migrate --check` found pending migrations)\n  \
+    2  an error (bad arguments, a service unreachable, a refused or cancelled command)";
+
+pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
+    match result {
+        Ok(Outcome::Ok) => ExitCode::SUCCESS,
+        Ok(Outcome::CheckFailed) => ExitCode::from(1),
+        Err(_) => ExitCode::from(2),
+    }
+}
+
+/// `error: outer` then one `  caused by: inner` line per source.
+pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = format!("error: {error}");
+    let mut source = error.source();
+    while let Some(inner) = source {
+        let _ = write!(text, "\n  caused by: {inner}");
+        source = inner.source();
+    }
+    text
+}

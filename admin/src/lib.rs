@@ -1,0 +1,179 @@
+//! The foldline admin CLI as a library: an application builds its store and its projections
+//! (the projection code is the application's), registers them, and gets the `foldline`
+//! command line — `status`, `rebuild`, `reset`, `pause`/`resume`, `streams`, `events`,
+//! `tail`, `dead-letters`, `migrate` — with human tables or `--json` lines, confirmations for
+//! destructive commands and meaningful exit codes.
+//!
+//! # Quick start
+//!
+//! ```no_run
+//! use std::process::ExitCode;
+//!
+//! use foldline::testing::{KeyValueModel, KeyValueWrites};
+//! use foldline::{AnyEvent, Envelope, InMemoryTarget, Projection, ProjectionName, Projector};
+//! use foldline_admin::{Admin, Connections};
+//! use foldline_postgres::{PgEventStore, PgStoreOptions};
+//!
+//! struct EventsPerStream;
+//! impl Projection for EventsPerStream {
+//!     const NAME: ProjectionName = ProjectionName::from_static("events_per_stream");
+//!     type Event = AnyEvent;
+//!     type Writes = KeyValueWrites;
+//!     fn handle(&self, e: Envelope<'_, AnyEvent>, w: &mut KeyValueWrites) -> Result<(), foldline::BoxError> {
+//!         w.add(e.recorded.stream_id.to_string(), 1);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[tokio::main]
+//! async fn main() -> ExitCode {
+//!     foldline_admin::main(async |connections: Connections| {
+//!         let options = PgStoreOptions::from_url(&connections.postgres_url)?
+//!             .with_schema(connections.schema.parse()?);
+//!         let store = PgEventStore::connect(options).await?;
+//!         let target = InMemoryTarget::<KeyValueModel>::new(); // your Redis or Tantivy target
+//!         Ok(Admin::new(store.clone()).with_projection(Projector::new(store, EventsPerStream, target)))
+//!     })
+//!     .await
+//! }
+//! ```
+//!
+//! `examples/example-bank` builds the `foldline` binary this way, with the example's Redis
+//! and Tantivy projections. Each subcommand group has a page with real output under
+//! [`docs`].
+//!
+//! # Conventions
+//!
+//! - Connection settings come from flags or the `FOLDLINE_*` variables ([`Connections`]).
+//! - `--json` prints one JSON object per line, each with a `type` and a `version` field; no
+//!   colour, no progress bar. Without it: tables for people, and on a terminal a progress bar.
+//! - Destructive commands (`reset`, `rebuild --in-place`, `dead-letters discard`) ask first,
+//!   take `--yes`, refuse without it when stdin is not a terminal, and take `--dry-run`.
+//! - Exit codes: 0 ok, 1 a check failed, 2 an error (printed with its causes).
+#![cfg_attr(docsrs, feature(doc_cfg))]
+#![doc(test(attr(deny(warnings))))]
+
+mod cli;
+mod commands;
+mod confirm;
+pub mod docs;
+mod error;
+mod output;
+mod registry;
+mod store;
+
+pub use cli::{
+    Cli, Command, Connections, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs,
+    MigrateArgs, NameArgs, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
+};
+pub use error::{AdminError, EXIT_CODES, Outcome, report};
+pub use output::{JSON_VERSION, Output};
+pub use registry::{BoxFuture, ManagedProjection, OnProgress};
+pub use store::{AdminStore, FeedHolder};
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+/// The store and the projections the CLI works on.
+pub struct Admin<S> {
+    store: S,
+    projections: Vec<Box<dyn ManagedProjection>>,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Admin<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<_> = self.projections.iter().map(|p| p.name()).collect();
+        f.debug_struct("Admin")
+            .field("store", &self.store)
+            .field("projections", &names)
+            .finish()
+    }
+}
+
+impl<S: AdminStore> Admin<S> {
+    /// An admin of `store`, with no projections yet.
+    pub fn new(store: S) -> Self {
+        Admin {
+            store,
+            projections: Vec::new(),
+        }
+    }
+
+    /// Registers a projection (any [`Projector`](foldline::Projector)).
+    #[must_use]
+    pub fn with_projection(mut self, projection: impl ManagedProjection + 'static) -> Self {
+        self.projections.push(Box::new(projection));
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The registered projections.
+    pub fn projections(&self) -> impl Iterator<Item = &dyn ManagedProjection> {
+        self.projections.iter().map(AsRef::as_ref)
+    }
+
+    /// The projection named `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::UnknownProjection`] naming the registered ones.
+    pub fn projection(&self, name: &str) -> Result<&dyn ManagedProjection, AdminError> {
+        self.projections()
+            .find(|p| p.name().as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<_> = self.projections.iter().map(|p| p.name()).collect();
+                AdminError::unknown(name, &known.iter().collect::<Vec<_>>())
+            })
+    }
+
+    /// Runs one parsed command, writing results to `out`.
+    ///
+    /// # Errors
+    ///
+    /// What the command failed with.
+    pub async fn execute(
+        &self,
+        command: &Command,
+        out: &mut Output,
+    ) -> Result<Outcome, AdminError> {
+        commands::execute(self, command, out).await
+    }
+}
+
+/// The whole CLI for a binary's `main`: parses the arguments, calls `build` with the
+/// connection settings to get the [`Admin`], runs the command, prints errors with their
+/// causes on stderr, and returns the exit code (0 ok, 1 a check failed, 2 an error).
+pub async fn main<S, F>(build: F) -> ExitCode
+where
+    S: AdminStore,
+    F: AsyncFnOnce(Connections) -> Result<Admin<S>, foldline::BoxError>,
+{
+    let cli = Cli::parse();
+    let mut out = Output::stdout(cli.json);
+    let result = match build(cli.connections.clone()).await {
+        Ok(admin) => admin.execute(&cli.command, &mut out).await,
+        Err(error) => Err(AdminError::Setup(error)),
+    };
+    match &result {
+        // `foldline tail | head`: the reader is gone, which is not an error of ours.
+        Err(AdminError::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => {
+            return ExitCode::SUCCESS;
+        }
+        Err(error) => {
+            #[expect(
+                clippy::print_stderr,
+                reason = "the CLI's one place that reports errors"
+            )]
+            {
+                eprintln!("{}", report(error));
+            }
+        }
+        Ok(_) => {}
+    }
+    error::exit_code(&result)
+}
