@@ -7,7 +7,7 @@
 
 use std::fmt;
 
-use foldline::{Aggregate, Command, DomainEvent};
+use foldline::{Aggregate, Command, DomainEvent, StreamId};
 use serde::{Deserialize, Serialize};
 
 /// An amount of money in cents, displayed as dollars (`$12.34`).
@@ -48,6 +48,15 @@ impl AccountId {
     /// The id as text.
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+
+    /// The account whose stream is `stream` (`account-<id>`); `None` for other streams.
+    pub fn from_stream(stream: &StreamId) -> Option<Self> {
+        let id = stream
+            .as_str()
+            .strip_prefix(Account::NAME)?
+            .strip_prefix('-')?;
+        Some(AccountId::new(id))
     }
 }
 

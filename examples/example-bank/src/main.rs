@@ -1,16 +1,29 @@
-// Run with `cargo run -p example-bank`. Needs no services: it runs on the in-memory event store.
-// With FOLDLINE_POSTGRES_URL set (e.g. postgres://postgres@127.0.0.1:5432/postgres) it runs the
-// same story on PostgreSQL instead, in schema `example_bank`, which it DROPS and recreates first:
-// the story needs an empty store. `RUST_LOG=foldline=debug` shows the framework's logs (stderr).
+// Run with `cargo run -p example-bank`. Needs no services: events go to the in-memory store,
+// balances to an in-memory stand-in for Redis, the memo index to a temporary directory.
+// Each variable that is set swaps in a real service (`scripts/services.sh up` starts them):
+// - FOLDLINE_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres): the events go to
+//   PostgreSQL, in schema `example_bank`, which it DROPS and recreates first;
+// - FOLDLINE_REDIS_URL (e.g. redis://127.0.0.1:6379/): the balances go to Redis, under key
+//   prefix `example_bank`, whose keys it DELETES first;
+// - FOLDLINE_TANTIVY_DIR: the memo index goes to `$FOLDLINE_TANTIVY_DIR/transfer_memos`, which
+//   it DELETES first, and stays there after the run.
+// The story needs an empty store and empty read models. `RUST_LOG=foldline=debug` shows the
+// framework's logs (stderr).
 
-//! The foldline bank example: accounts, a transfer done as two commands, a refused overdraft, an
-//! idempotent redelivery, a version conflict retried for real, snapshots, and a balances read
-//! model folded from the global feed. See `src/story.rs` for the steps.
+//! The foldline bank example: accounts, transfers done as two commands, a refused overdraft,
+//! an idempotent redelivery, a version conflict retried for real, snapshots, and two read
+//! models kept by projectors beside the commands: balances in Redis, transfer memos in a
+//! Tantivy index. See `src/story.rs` for the steps.
 
 use std::io::Write;
+use std::path::PathBuf;
 
 use example_bank::postgres::{SCHEMA, fresh_store};
-use foldline::InMemoryEventStore;
+use example_bank::projections::balances::BalanceTarget;
+use example_bank::targets::{REDIS_PREFIX, fresh_memo_index, fresh_redis};
+use foldline::{InMemoryEventStore, InMemoryTarget};
+use foldline_redis::RedisKeyspace;
+use foldline_tantivy::TantivyTarget;
 use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
@@ -22,25 +35,80 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut out = std::io::stdout();
-    match std::env::var("FOLDLINE_POSTGRES_URL") {
-        Ok(url) if !url.is_empty() => {
-            writeln!(
-                out,
-                "foldline bank example, on PostgreSQL at {}, schema {SCHEMA} (dropped and \
-                 recreated: the story needs an empty store)",
-                foldline_postgres::redact(&url)
-            )?;
-            let store = fresh_store(&url, SCHEMA).await?;
-            example_bank::run(store, &mut out).await?;
+    let postgres = var("FOLDLINE_POSTGRES_URL");
+    let redis = var("FOLDLINE_REDIS_URL");
+    let tantivy = var("FOLDLINE_TANTIVY_DIR");
+
+    writeln!(out, "foldline bank example")?;
+    let events = match &postgres {
+        Some(url) => format!(
+            "PostgreSQL at {}, schema {SCHEMA} (dropped and recreated: the story needs an \
+             empty store)",
+            foldline_postgres::redact(url)
+        ),
+        None => "the in-memory event store (set FOLDLINE_POSTGRES_URL to use PostgreSQL)".into(),
+    };
+    let balances = match &redis {
+        Some(url) => format!(
+            "Redis at {}, key prefix {REDIS_PREFIX} (its keys deleted first: the story needs \
+             an empty read model)",
+            foldline_redis::redact(url)
+        ),
+        None => "in memory, as Redis would hold them (set FOLDLINE_REDIS_URL to use Redis)".into(),
+    };
+    let memos = match &tantivy {
+        Some(dir) => format!("a Tantivy index in {dir}/transfer_memos (deleted first)"),
+        None => {
+            "a Tantivy index in a temporary directory (set FOLDLINE_TANTIVY_DIR to keep it)".into()
         }
-        _ => {
-            writeln!(
-                out,
-                "foldline bank example, on the in-memory event store (no services needed; \
-                 set FOLDLINE_POSTGRES_URL to run it on PostgreSQL)"
-            )?;
-            example_bank::run(InMemoryEventStore::new(), &mut out).await?;
+    };
+    writeln!(out, "  events:         {events}")?;
+    writeln!(out, "  balances:       {balances}")?;
+    writeln!(out, "  transfer memos: {memos}")?;
+    writeln!(out)?;
+
+    // `_temporary` is declared before the index, so it outlives it: dropping it deletes the
+    // temporary directory.
+    let (memo_root, _temporary) = match tantivy {
+        Some(dir) => (PathBuf::from(dir), None),
+        None => {
+            let dir = tempfile::TempDir::with_prefix("example-bank-")?;
+            (dir.path().to_owned(), Some(dir))
+        }
+    };
+    let memos = fresh_memo_index(&memo_root).await?;
+    match redis {
+        Some(url) => {
+            let balances = fresh_redis(&url, REDIS_PREFIX).await?;
+            with_store(postgres, balances, memos, &mut out).await
+        }
+        None => {
+            let balances = InMemoryTarget::<RedisKeyspace>::new();
+            with_store(postgres, balances, memos, &mut out).await
+        }
+    }
+}
+
+/// Opens the event store and runs the story on it.
+async fn with_store(
+    postgres: Option<String>,
+    balances: impl BalanceTarget,
+    memos: TantivyTarget,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    match postgres {
+        Some(url) => {
+            let store = fresh_store(&url, SCHEMA).await?;
+            example_bank::run(store, balances, memos, out).await?;
+        }
+        None => {
+            example_bank::run(InMemoryEventStore::new(), balances, memos, out).await?;
         }
     }
     Ok(())
+}
+
+/// The value of the environment variable `name`, unless it is unset or empty.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|value| !value.is_empty())
 }

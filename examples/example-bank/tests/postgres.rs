@@ -1,39 +1,70 @@
-//! The example's story on PostgreSQL (`FOLDLINE_POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), each test in a schema of its own. With
-//! PostgreSQL unreachable these tests fail with a message saying how to start it; they never
-//! skip.
+//! The example's story on real services: PostgreSQL (`FOLDLINE_POSTGRES_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`), each test in a schema of its own, and Redis
+//! (`FOLDLINE_REDIS_URL`, default `redis://127.0.0.1:6379/`), each test under a key prefix of
+//! its own; the memo index in a temporary directory. With a service unreachable these tests
+//! fail with a message saying how to start it; they never skip.
 
 use example_bank::domain::{AccountId, dollars};
-use example_bank::read_model::Balances;
-use foldline::{Checkpoint, EventStore};
+use example_bank::projections::balances::BalanceTarget;
+use example_bank::projections::memos::Leg;
+use example_bank::targets::{fresh_memo_index, fresh_redis};
+use foldline::{Checkpoint, EventStore, InMemoryEventStore, InMemoryTarget};
 use foldline_postgres::testing::TestSchema;
+use foldline_redis::RedisKeyspace;
+use foldline_redis::testing::TestPrefix;
+
+/// Balances in cents, `i64` as the read model keeps them.
+fn cents(amount: u64) -> Option<i64> {
+    i64::try_from(dollars(amount)).ok()
+}
+
+fn redis_url() -> String {
+    std::env::var("FOLDLINE_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+        .unwrap_or_else(|| foldline_redis::DEFAULT_URL.to_owned())
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_story_runs_on_postgres() -> anyhow::Result<()> {
+async fn the_story_runs_on_postgres_and_redis() -> anyhow::Result<()> {
     let schema = TestSchema::create().await?;
     let store = schema.store().clone();
+    let redis = TestPrefix::create().await?;
+    let dir = tempfile::tempdir()?;
+    let memos = fresh_memo_index(dir.path()).await?;
     let mut out = Vec::new();
-    let balances = example_bank::run(store.clone(), &mut out).await?;
+    let end = example_bank::run(store.clone(), redis.target().clone(), memos, &mut out).await?;
     let out = String::from_utf8(out)?;
 
-    let balance = |id: &str| balances.balance(&AccountId::new(id));
-    assert_eq!(balance("alice"), Some(dollars(400)), "{out}");
-    assert_eq!(balance("bob"), Some(dollars(200)), "{out}");
-    assert_eq!(balance("carol"), Some(dollars(875)), "{out}");
-    assert_eq!(balances.accounts().count(), 3);
-    // 12 events: the redelivered deposit leg and the refused overdraft wrote nothing.
-    assert_eq!(balances.events_seen(), 12, "{out}");
-    let mut again = Balances::new();
-    assert_eq!(
-        again.catch_up(&store).await?,
-        12,
-        "a second read of the feed"
-    );
-    assert_eq!(again.checkpoint(), balances.checkpoint());
-    assert_eq!(
-        store.head().await?,
-        *balances.checkpoint(),
+    assert_eq!(end.balance("alice"), cents(400), "{out}");
+    assert_eq!(end.balance("bob"), cents(170), "{out}");
+    assert_eq!(end.balance("carol"), cents(905), "{out}");
+    assert_eq!(end.accounts.len(), 3, "{out}");
+    assert!(
+        end.checkpoint.covers_checkpoint(&store.head().await?),
         "caught up to the head"
+    );
+    let found: Vec<_> = end
+        .memo_hits
+        .iter()
+        .map(|hit| (hit.transfer.as_str(), hit.leg, hit.account.as_str()))
+        .collect();
+    assert_eq!(
+        found,
+        [("T-1001", Leg::Out, "alice"), ("T-1001", Leg::In, "bob")],
+        "{out}"
+    );
+    assert!(
+        out.contains("from projection `balances` (Redis hashes)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    bob    Bob       $170.00  v3, 2 transfer leg(s)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("    T-1001  out  alice     $200.00  \"March rent\""),
+        "{out}"
     );
 
     assert!(out.contains("replayed: nothing appended"), "{out}");
@@ -50,6 +81,11 @@ async fn the_story_runs_on_postgres() -> anyhow::Result<()> {
     );
     assert!(out.contains("snapshot at v5 + 1 later event(s)"), "{out}");
     assert!(out.contains("upcast on read"), "{out}");
+
+    // The balances are in Redis, under the test's prefix.
+    let view = redis.target().view();
+    assert_eq!(view.balance(&AccountId::new("carol")).await?, cents(905));
+    assert!(!redis.keys().await?.is_empty());
     Ok(())
 }
 
@@ -61,9 +97,16 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| foldline_postgres::DEFAULT_URL.to_owned());
     let name = format!("example_bank_test_{}", std::process::id());
+    let dir = tempfile::tempdir()?;
 
     let first = example_bank::postgres::fresh_store(&url, &name).await?;
-    example_bank::run(first.clone(), &mut std::io::sink()).await?;
+    example_bank::run(
+        first.clone(),
+        InMemoryTarget::<RedisKeyspace>::new(),
+        fresh_memo_index(dir.path()).await?,
+        &mut std::io::sink(),
+    )
+    .await?;
     assert!(!first.head().await?.is_start(), "the story wrote events");
     drop(first);
 
@@ -74,8 +117,14 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
         "the schema was emptied"
     );
     // And the story runs again on it.
-    let balances = example_bank::run(second.clone(), &mut std::io::sink()).await?;
-    assert_eq!(balances.events_seen(), 12);
+    let end = example_bank::run(
+        second.clone(),
+        InMemoryTarget::<RedisKeyspace>::new(),
+        fresh_memo_index(dir.path()).await?,
+        &mut std::io::sink(),
+    )
+    .await?;
+    assert_eq!(end.balance("carol"), cents(905));
     drop(second);
 
     let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await?;
@@ -85,5 +134,40 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
         .await?;
     drop(client);
     driver.await??;
+    Ok(())
+}
+
+/// What `main` does with `FOLDLINE_REDIS_URL` set: the keys under its prefix are deleted
+/// before the story. (On the test's own prefix, whose keys are deleted when the test ends.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fresh_redis_starts_from_an_empty_prefix() -> anyhow::Result<()> {
+    let test = TestPrefix::create().await?;
+    let dir = tempfile::tempdir()?;
+
+    let first = fresh_redis(&redis_url(), test.prefix()).await?;
+    example_bank::run(
+        InMemoryEventStore::new(),
+        first,
+        fresh_memo_index(dir.path()).await?,
+        &mut std::io::sink(),
+    )
+    .await?;
+    assert!(!test.keys().await?.is_empty(), "the story wrote keys");
+
+    let second = fresh_redis(&redis_url(), test.prefix()).await?;
+    assert_eq!(
+        test.keys().await?,
+        Vec::<String>::new(),
+        "the keys were deleted"
+    );
+    // And the story runs again on it, from an empty read model: no balance counted twice.
+    let end = example_bank::run(
+        InMemoryEventStore::new(),
+        second,
+        fresh_memo_index(dir.path()).await?,
+        &mut std::io::sink(),
+    )
+    .await?;
+    assert_eq!(end.balance("carol"), cents(905));
     Ok(())
 }
