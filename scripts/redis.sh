@@ -19,7 +19,6 @@ answers() {
 }
 
 native_start() {
-    command -v redis-server >/dev/null 2>&1 || apt_install redis-server
     mkdir -p "$STATE_DIR/redis"
     say "starting redis-server on port $port"
     redis-server --daemonize yes --bind 127.0.0.1 -::1 --port "$port" --save "" --appendonly no \
@@ -27,7 +26,16 @@ native_start() {
     wait_until 30 Redis answers
 }
 
+# The restart tests run a private redis-server of their own (tests/src/redis_server.rs), so
+# the binaries are needed even when the shared server runs elsewhere (docker).
+ensure_binaries() {
+    if ! command -v redis-server >/dev/null 2>&1 || ! command -v redis-cli >/dev/null 2>&1; then
+        apt_install redis-server
+    fi
+}
+
 start() {
+    ensure_binaries
     if answers; then
         say "Redis answers at $host:$port"
     elif docker_available; then

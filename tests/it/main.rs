@@ -1,9 +1,15 @@
 //! foldline's integration tests: one binary, one module per concern. The `pg_*` modules run
-//! against PostgreSQL (`FOLDLINE_POSTGRES_URL`), each test in a schema of its own.
+//! against PostgreSQL (`FOLDLINE_POSTGRES_URL`), each test in a schema of its own;
+//! the `redis_*` modules against Redis (`FOLDLINE_REDIS_URL`), each test under a key prefix of its own.
 
 mod commands;
 mod memory_conformance;
+mod memory_target;
 mod pg_bad_input;
 mod pg_commands;
 mod pg_conformance;
+mod projector;
+mod projector_targets;
+mod redis_target;
+mod tantivy_target;
 mod upcasting;

@@ -11,8 +11,13 @@
 //! | 3       | `{"cents": 1250, "memo": "rent"}` — `memo` optional |
 //!
 //! [`pg`] opens PostgreSQL for the tests: a fresh schema per test, raw connections for raw SQL.
+//! [`tally`] is a projection that counts, so doubled or lost effects show as wrong totals.
 
 pub mod pg;
+pub mod redis;
+pub mod redis_server;
+pub mod tally;
+pub mod tantivy;
 
 use foldline::{Aggregate, Command, DomainEvent};
 use serde::{Deserialize, Serialize};
