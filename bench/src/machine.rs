@@ -20,6 +20,8 @@ struct Sample {
     /// User + system jiffies of every process named `postgres` (a local PostgreSQL server's
     /// processes), by pid. A process that exits before the end takes its share with it.
     postgres: HashMap<u32, u64>,
+    /// The same for processes named `redis-server`.
+    redis: HashMap<u32, u64>,
     cpus: u32,
 }
 
@@ -30,8 +32,9 @@ impl Usage {
         }
     }
 
-    /// A one-line summary: CPUs, the share this process used, the share local PostgreSQL
-    /// processes used (when any), the share everything else used, and the load average.
+    /// A one-line summary: CPUs, the share this process used, the shares local PostgreSQL
+    /// and Redis server processes used (when any), the share everything else used, and the
+    /// load average.
     pub(crate) fn finish(self) -> String {
         self.finish_with(None)
     }
@@ -56,7 +59,14 @@ impl Usage {
             .sum::<u64>() as f64
             / total
             * cpus;
-        let others = (busy - own - postgres).max(0.0);
+        let redis = end
+            .redis
+            .iter()
+            .map(|(pid, now)| now.saturating_sub(start.redis.get(pid).copied().unwrap_or(0)))
+            .sum::<u64>() as f64
+            / total
+            * cpus;
+        let others = (busy - own - postgres - redis).max(0.0);
         let mut server = String::new();
         if postgres > 0.005 {
             server = format!(" PostgreSQL {postgres:.2}");
@@ -71,6 +81,9 @@ impl Usage {
                 server.push_str(&format!(" (this run's backends {ours:.2})"));
             }
             server.push(',');
+        }
+        if redis > 0.005 {
+            server.push_str(&format!(" Redis {redis:.2},"));
         }
         let load = fs::read_to_string("/proc/loadavg").unwrap_or_default();
         let load = load
@@ -107,7 +120,8 @@ impl Sample {
             busy,
             total: busy + idle + iowait,
             own,
-            postgres: postgres_jiffies(),
+            postgres: server_jiffies("postgres"),
+            redis: server_jiffies("redis-server"),
             cpus,
         })
     }
@@ -121,18 +135,19 @@ fn cpu_jiffies(stat: &str) -> Option<u64> {
     Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
 }
 
-/// CPU jiffies of every live process named `postgres`, by pid.
-fn postgres_jiffies() -> HashMap<u32, u64> {
+/// CPU jiffies of every live process named `name` (as `/proc/<pid>/stat` gives it), by pid.
+fn server_jiffies(name: &str) -> HashMap<u32, u64> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return HashMap::new();
     };
+    let prefix = format!("{name})");
     entries
         .filter_map(Result::ok)
         .filter_map(|entry| {
             let pid: u32 = entry.file_name().to_str()?.parse().ok()?;
             let stat = fs::read_to_string(entry.path().join("stat")).ok()?;
             let (_, rest) = stat.split_once(" (")?;
-            rest.starts_with("postgres)")
+            rest.starts_with(&prefix)
                 .then(|| Some((pid, cpu_jiffies(&stat)?)))
                 .flatten()
         })

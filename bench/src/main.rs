@@ -12,8 +12,11 @@
 mod benches;
 mod counters;
 mod machine;
+mod metered;
 mod pg;
+mod redis_prefix;
 mod report;
+mod rss;
 mod stats;
 mod timed;
 
@@ -48,7 +51,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     if cli.list {
         for bench in BENCHES {
-            println!("{:<16} {}", bench.name, bench.about);
+            println!("{:<20} {}", bench.name, bench.about);
         }
         return Ok(());
     }

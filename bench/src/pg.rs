@@ -6,7 +6,7 @@
 //! metadata) as foldline writes, in a scratch table created `LIKE <schema>.events INCLUDING
 //! ALL` (same defaults, identity, constraints and indexes) in the benchmark's schema.
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
 use foldline::SchemaName;
@@ -15,8 +15,9 @@ use tokio_postgres::{Client, NoTls, Statement};
 use uuid::Uuid;
 
 use crate::benches::account::{AccountEvent, CENTS, Encoded, OWNER, Rotation};
+use crate::counters::{self, COMMAND_CONFLICTS, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
 use crate::machine::Usage;
-use crate::timed::Worker;
+use crate::timed::{Measured, Worker, run_for};
 
 /// Where PostgreSQL is: `FOLDLINE_POSTGRES_URL`, or the local default; with this run's
 /// application name, so the server processes serving it can be told apart from other
@@ -393,6 +394,52 @@ pub(crate) async fn populate(
     Ok(())
 }
 
+/// The schema of the feed `pg-feed` reads and `redis-projection` projects: both use [`feed`],
+/// so one `--keep` run serves the other.
+pub(crate) const FEED_SCHEMA: &str = "bench_pg_feed";
+/// Events per transaction when writing the feed.
+const FEED_CHUNK: u64 = 1000;
+/// Connections writing the feed.
+const FEED_WRITERS: usize = 4;
+
+/// The feed schema ([`FEED_SCHEMA`]) holding exactly `events` events, and a store on it with a
+/// pool of `pool_size` connections. With `keep`, a schema that already holds exactly `events` events is
+/// used as it is; otherwise the schema is dropped and the events are written again with
+/// [`populate`] (1000 per transaction from 4 connections).
+pub(crate) async fn feed(
+    events: u64,
+    keep: bool,
+    pool_size: usize,
+) -> anyhow::Result<(BenchSchema, PgEventStore)> {
+    let schema = BenchSchema::open(FEED_SCHEMA).await?;
+    if keep && holds(&schema, events).await? {
+        eprintln!("   schema {FEED_SCHEMA} kept (--keep): it holds {events} events");
+        let store = schema.store(pool_size).await?;
+        return Ok((schema, store));
+    }
+    schema.drop_schema().await?;
+    let store = schema.store(pool_size).await?;
+    let started = std::time::Instant::now();
+    populate(&schema, events, FEED_CHUNK, FEED_WRITERS).await?;
+    eprintln!(
+        "   schema {FEED_SCHEMA} dropped and recreated; wrote {events} events in {:.1} s \
+         ({FEED_CHUNK} per transaction, {FEED_WRITERS} connections; --keep reuses them next time)",
+        started.elapsed().as_secs_f64()
+    );
+    Ok((schema, store))
+}
+
+/// Whether the schema exists and its `events` table holds exactly `events` rows.
+async fn holds(schema: &BenchSchema, events: u64) -> anyhow::Result<bool> {
+    let exists: Option<String> = schema
+        .admin
+        .query_one("SELECT to_regclass($1)::text", &[&schema.table("events")])
+        .await
+        .context("looking for the kept feed")?
+        .get(0);
+    Ok(exists.is_some() && schema.count("events").await? == events)
+}
+
 /// The raw limit of `pg-feed`: the ordered index scan over `schema.table` by `(xid,
 /// position)`, paged with a keyset of `batch` rows, fetching the columns `read_all` fetches
 /// and reading every value out of each row. Returns the rows read (all of them).
@@ -436,6 +483,91 @@ pub(crate) async fn scan(client: &Client, table: &str, batch: usize) -> anyhow::
     }
 }
 
+/// A group-commit benchmark's tables: the schema `name` dropped and recreated, a store on it
+/// with a pool of `pool_size` connections, and the scratch table `raw_events` its raw limit
+/// inserts into (returned as `schema.table`).
+pub(crate) async fn fresh_with_scratch(
+    name: &str,
+    pool_size: usize,
+) -> anyhow::Result<(BenchSchema, PgEventStore, String)> {
+    let schema = BenchSchema::open(name).await?;
+    schema.drop_schema().await?;
+    let store = schema.store(pool_size).await?;
+    let scratch = schema.scratch_table("raw_events").await?;
+    Ok((schema, store, scratch))
+}
+
+/// Runs a raw limit's `workers` (one connection each) for `duration`, closes them, and prints
+/// `limit, N connections: R <unit>/s`, the latency percentiles and the CPU use.
+pub(crate) async fn run_limit<W: Worker>(
+    schema: &BenchSchema,
+    workers: Vec<W>,
+    duration: Duration,
+    unit: &str,
+) -> anyhow::Result<Measured> {
+    let connections = workers.len();
+    let usage = Usage::start();
+    let (measured, workers) = run_for(workers, duration).await?;
+    let usage = finish_usage(usage, &schema.admin).await?;
+    drop(workers);
+    eprintln!(
+        "     limit, {connections} connections: {:.0} {unit}/s; latency p50 {:.0} us, \
+         p99 {:.0} us; {usage}",
+        measured.rate(),
+        measured.latency_us(50.0),
+        measured.latency_us(99.0),
+    );
+    Ok(measured)
+}
+
+/// A phase on a store, and the store's mean group-commit batch (appends per transaction)
+/// during it.
+pub(crate) struct StorePhase {
+    pub(crate) measured: Measured,
+    pub(crate) batch: f64,
+}
+
+/// Runs `workers` on a store for `duration`, reads the store's group-commit batches over that
+/// time (and the executor's conflicts when `conflicts`), and prints them after `label`, the
+/// rate in `unit`/s, the latency percentiles and the CPU use. Needs [`counters::install`].
+pub(crate) async fn run_on_store<W: Worker>(
+    schema: &BenchSchema,
+    label: &str,
+    unit: &str,
+    workers: Vec<W>,
+    duration: Duration,
+    conflicts: bool,
+) -> anyhow::Result<StorePhase> {
+    let appends = counters::read(GROUP_COMMIT_APPENDS);
+    let seconds = counters::read(GROUP_COMMIT_SECONDS);
+    let conflicted = counters::read(COMMAND_CONFLICTS);
+    let usage = Usage::start();
+    let (measured, _workers) = run_for(workers, duration).await?;
+    let usage = finish_usage(usage, &schema.admin).await?;
+    let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
+    let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
+    let conflicted = counters::read(COMMAND_CONFLICTS).since(conflicted);
+    let conflicted = if conflicts {
+        format!("{} conflicts; ", conflicted.count)
+    } else {
+        String::new()
+    };
+    eprintln!(
+        "     {label}: {:.0} {unit}/s; latency p50 {:.0} us, p99 {:.0} us; {} commits of \
+         {:.1} appends, {:.2} ms each; {conflicted}{usage}",
+        measured.rate(),
+        measured.latency_us(50.0),
+        measured.latency_us(99.0),
+        appends.count,
+        appends.mean(),
+        seconds.mean() * 1e3,
+    );
+    Ok(StorePhase {
+        measured,
+        batch: appends.mean(),
+    })
+}
+
 /// Ends `usage` with the share of this run's server processes named beside the rest.
 pub(crate) async fn finish_usage(usage: Usage, admin: &Client) -> anyhow::Result<String> {
     let backends = backends(admin).await?;
@@ -458,6 +590,6 @@ async fn backends(admin: &Client) -> anyhow::Result<Vec<u32>> {
 }
 
 /// The application name of this run's connections: `foldline-bench-<pid>`.
-fn application_name() -> String {
+pub(crate) fn application_name() -> String {
     format!("foldline-bench-{}", std::process::id())
 }

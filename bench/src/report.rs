@@ -8,7 +8,9 @@ use serde::Serialize;
 ///
 /// Printed as `{"bench": "...", "value": N, "unit": "...", "limit": N or null, "ratio": N or null}`:
 /// `limit` is the same quantity measured without foldline (a bare append loop, plain INSERTs,
-/// pipelined Redis writes...) on the same store, and `ratio` is `value / limit`.
+/// pipelined Redis writes...) on the same store, and `ratio` is `value / limit` — or
+/// `limit / value` for figures where lower is better (latencies, [`Figure::against_lower`]),
+/// so a ratio is always "the share of the limit foldline reaches": 1 is as good as the limit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) struct Figure {
     /// `<benchmark>` for its main figure, `<benchmark>/<detail>` for the others (`/p99`).
@@ -28,6 +30,24 @@ impl Figure {
         unit: &'static str,
     ) -> Self {
         let ratio = (limit > 0.0).then(|| round(value / limit, 3));
+        Figure {
+            bench: bench.into(),
+            value: tidy(value),
+            unit,
+            limit: Some(tidy(limit)),
+            ratio,
+        }
+    }
+
+    /// A figure where lower is better (a latency) measured against its raw limit:
+    /// `ratio = limit / value`.
+    pub(crate) fn against_lower(
+        bench: impl Into<String>,
+        value: f64,
+        limit: f64,
+        unit: &'static str,
+    ) -> Self {
+        let ratio = (value > 0.0).then(|| round(limit / value, 3));
         Figure {
             bench: bench.into(),
             value: tidy(value),
@@ -86,6 +106,8 @@ mod tests {
             line,
             r#"{"bench":"memory-command","value":250000.0,"unit":"commands/s","limit":1000000.0,"ratio":0.25}"#
         );
+        let lower = Figure::against_lower("live-lag", 8.0, 2.0, "ms");
+        assert_eq!(lower.ratio, Some(0.25));
         let alone =
             serde_json::to_string(&Figure::alone("memory-command/p99", 12.346, "us")).unwrap();
         assert_eq!(

@@ -9,6 +9,33 @@ pub(crate) fn median(values: &[f64]) -> f64 {
     sorted.get(sorted.len() / 2).copied().unwrap_or(0.0)
 }
 
+/// Of rounds measured as `(value, limit)` pairs, the one whose ratio `value / limit` is the
+/// median (the upper one for an even count); `(0, 0)` for none. Both passes of a round ran
+/// back to back, under the same load from the rest of a shared machine, so their ratio is
+/// steadier than the ratio of separate medians.
+pub(crate) fn median_round(rounds: &[(f64, f64)]) -> (f64, f64) {
+    let ratio = |(value, limit): &(f64, f64)| value / limit.max(f64::MIN_POSITIVE);
+    let mut sorted = rounds.to_vec();
+    sorted.sort_by(|a, b| ratio(a).total_cmp(&ratio(b)));
+    sorted.get(sorted.len() / 2).copied().unwrap_or((0.0, 0.0))
+}
+
+/// `count` units (events, operations) done in `elapsed`, per second.
+pub(crate) fn per_second(count: u64, elapsed: Duration) -> f64 {
+    // Counts are far below 2^52.
+    #[allow(clippy::cast_precision_loss)]
+    let count = count as f64;
+    count / elapsed.as_secs_f64().max(1e-9)
+}
+
+/// A size (a batch, a count of documents) as a figure's value.
+pub(crate) fn size_f64(n: usize) -> f64 {
+    // Sizes are far below 2^52.
+    #[allow(clippy::cast_precision_loss)]
+    let n = n as f64;
+    n
+}
+
 /// Latency samples in nanoseconds, merged from every task and round.
 #[derive(Debug, Default)]
 pub(crate) struct Latencies {
@@ -46,6 +73,13 @@ mod tests {
     fn median_and_percentiles() {
         assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
         assert_eq!(median(&[]), 0.0);
+        assert_eq!(
+            median_round(&[(10.0, 100.0), (90.0, 100.0), (60.0, 200.0)]),
+            (60.0, 200.0)
+        );
+        assert_eq!(median_round(&[]), (0.0, 0.0));
+        assert_eq!(per_second(500, Duration::from_millis(250)), 2000.0);
+        assert_eq!(size_f64(2000), 2000.0);
         let mut latencies = Latencies::default();
         latencies.extend((1..=100).map(|us| us * 1000).collect());
         assert_eq!(latencies.percentile_us(50.0).round(), 51.0);

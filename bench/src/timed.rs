@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use tokio::sync::Barrier;
 
-use crate::stats::Latencies;
+use crate::stats::{Latencies, per_second};
 
 /// One kind of operation, repeated by one task.
 pub(crate) trait Worker: Send + 'static {
@@ -31,10 +31,7 @@ pub(crate) struct Measured {
 impl Measured {
     /// Units per second.
     pub(crate) fn rate(&self) -> f64 {
-        // Unit counts are far below 2^52.
-        #[allow(clippy::cast_precision_loss)]
-        let units = self.units as f64;
-        units / self.elapsed.as_secs_f64().max(1e-9)
+        per_second(self.units, self.elapsed)
     }
 
     /// The `p`-th percentile (0-100) of the operations' latencies, in microseconds.

@@ -101,6 +101,25 @@ impl fmt::Display for AccountId {
 pub(crate) const OWNER: &str = "bench";
 pub(crate) const CENTS: u64 = 100;
 
+/// Generations apart that two phases start, so their streams never meet.
+const GENERATION_STRIDE: u32 = 10_000;
+
+/// The first generation of each phase that shares a store with others (see
+/// [`Rotation::with`]): every phase writes accounts of its own.
+#[derive(Debug, Default)]
+pub(crate) struct Generations {
+    next: u32,
+}
+
+impl Generations {
+    /// The next phase's first generation.
+    pub(crate) fn fresh(&mut self) -> u32 {
+        let generation = self.next;
+        self.next += GENERATION_STRIDE;
+        generation
+    }
+}
+
 /// Which account the next operation goes to: round robin over this task's slots, each slot
 /// moving to a fresh account after `events_per_stream` operations.
 pub(crate) struct Rotation {

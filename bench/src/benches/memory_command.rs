@@ -44,7 +44,7 @@ use super::account::{
     Account, AccountCommand, AccountEvent, CENTS, Encoded, OWNER, Rotation, Step,
 };
 use crate::report::Figure;
-use crate::stats::{Latencies, median};
+use crate::stats::{Latencies, median, per_second};
 
 const NAME: &str = "memory-command";
 
@@ -141,10 +141,7 @@ struct Measured {
 
 impl Measured {
     fn rate(&self) -> f64 {
-        // Operation counts are far below 2^52.
-        #[allow(clippy::cast_precision_loss)]
-        let ops = self.ops as f64;
-        ops / self.elapsed.as_secs_f64().max(1e-9)
+        per_second(self.ops, self.elapsed)
     }
 }
 

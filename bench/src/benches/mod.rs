@@ -2,10 +2,14 @@
 //! `async fn run(options: Options) -> anyhow::Result<Vec<Figure>>` and list it in [`BENCHES`].
 
 pub(crate) mod account;
+mod balances;
+mod live_lag;
 mod memory_command;
 mod pg_append_1;
 mod pg_append_100;
 mod pg_feed;
+mod redis_projection;
+mod tantivy_projection;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -16,10 +20,11 @@ use crate::report::Figure;
 /// Settings shared by the benchmarks; each uses those that apply to it.
 #[derive(Debug, Clone, clap::Args)]
 pub(crate) struct Options {
-    /// How long each measured phase of the foldline path runs, in seconds. The raw limit runs
-    /// the same number of operations, so both end with stores of the same size.
-    #[arg(long, default_value_t = 2.0, value_name = "S")]
-    pub(crate) seconds: f64,
+    /// How long each measured phase of the foldline path runs, in seconds (default 2; live-lag:
+    /// 5). The raw limit runs the same number of operations, so both end with stores of the
+    /// same size.
+    #[arg(long, value_name = "S")]
+    pub(crate) seconds: Option<f64>,
 
     /// Operations per measured phase; overrides --seconds (no calibration).
     #[arg(long, value_name = "N")]
@@ -55,18 +60,25 @@ pub(crate) struct Options {
     )]
     pub(crate) handlers: Vec<usize>,
 
-    /// pg-feed: events in the feed that is read.
-    #[arg(long, default_value_t = 1_000_000, value_name = "N")]
-    pub(crate) events: u64,
+    /// pg-feed, redis-projection: events in the feed that is read (default 1 000 000);
+    /// tantivy-projection: events indexed (default 200 000).
+    #[arg(long, value_name = "N")]
+    pub(crate) events: Option<u64>,
 
-    /// pg-feed: events per `read_all` call (and per page of the raw scan).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
-    pub(crate) batch: usize,
+    /// pg-feed: events per `read_all` call and per page of the raw scan (default 1000);
+    /// redis-projection, tantivy-projection, live-lag: the projector's batch size (defaults
+    /// 2000, 10 000 and 2000).
+    #[arg(long, value_name = "N")]
+    pub(crate) batch: Option<usize>,
 
-    /// pg-feed: reuse the benchmark's schema when it already holds exactly --events events,
-    /// instead of dropping it and writing them again.
+    /// pg-feed, redis-projection: reuse the feed's schema when it already holds exactly
+    /// --events events, instead of dropping it and writing them again.
     #[arg(long)]
     pub(crate) keep: bool,
+
+    /// live-lag: appends per second (one event each), started on a fixed schedule.
+    #[arg(long, default_value_t = 500.0, value_name = "N")]
+    pub(crate) rate: f64,
 }
 
 impl Options {
@@ -75,7 +87,22 @@ impl Options {
     }
 
     pub(crate) fn measured(&self) -> Duration {
-        Duration::from_secs_f64(self.seconds.max(0.01))
+        self.measured_or(2.0)
+    }
+
+    /// `--seconds`, or this benchmark's `default`.
+    pub(crate) fn measured_or(&self, default: f64) -> Duration {
+        Duration::from_secs_f64(self.seconds.unwrap_or(default).max(0.01))
+    }
+
+    /// `--events`, or this benchmark's `default`.
+    pub(crate) fn events_or(&self, default: u64) -> u64 {
+        self.events.unwrap_or(default)
+    }
+
+    /// `--batch`, or this benchmark's `default`.
+    pub(crate) fn batch_or(&self, default: usize) -> usize {
+        self.batch.unwrap_or(default)
     }
 
     pub(crate) fn tasks(&self) -> usize {
@@ -131,6 +158,26 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "events/s reading 1M events through read_all on PostgreSQL, against the raw \
                 keyset scan by (xid, position)",
         run: |options| Box::pin(pg_feed::run(options)),
+    },
+    Bench {
+        name: "redis-projection",
+        about: "events/s of a Projector catching up 1M PostgreSQL events into Redis (3 writes \
+                per event, committed by Lua script), against the same writes as MULTI/EXEC \
+                pipelines of the same size",
+        run: |options| Box::pin(redis_projection::run(options)),
+    },
+    Bench {
+        name: "tantivy-projection",
+        about: "documents/s of a Projector catching up 200k in-memory events into a Tantivy \
+                index, against bare Tantivy indexing of the same documents with commits at \
+                the same cadence",
+        run: |options| Box::pin(tantivy_projection::run(options)),
+    },
+    Bench {
+        name: "live-lag",
+        about: "append-to-visible-in-Redis latency p50/p99 of a live Projector under a steady \
+                append load on PostgreSQL, against a plain SET per subscription batch",
+        run: |options| Box::pin(live_lag::run(options)),
     },
 ];
 

@@ -52,13 +52,16 @@ use foldline_postgres::PgEventStore;
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{Account, AccountCommand, AccountEvent, CENTS, Encoded, OWNER, Rotation};
-use crate::counters::{self, COMMAND_CONFLICTS, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
-use crate::machine::Usage;
-use crate::pg::{BenchSchema, Rows, SingleInsert, finish_usage};
+use super::account::{
+    Account, AccountCommand, AccountEvent, CENTS, Encoded, Generations, OWNER, Rotation,
+};
+use crate::counters;
+use crate::pg::{
+    BenchSchema, Rows, SingleInsert, StorePhase, fresh_with_scratch, run_limit, run_on_store,
+};
 use crate::report::Figure;
 use crate::stats::median;
-use crate::timed::{Measured, Worker, run_for};
+use crate::timed::{Measured, Worker};
 
 const NAME: &str = "pg-append-1";
 const SCHEMA: &str = "bench_pg_append_1";
@@ -68,8 +71,6 @@ const STREAMS: u32 = 1_000;
 const EXECUTOR_CACHE: usize = 10_000;
 /// Connections of the raw limit (fixed by the benchmark's definition).
 const LIMIT_CONNECTIONS: usize = 16;
-/// Generations apart that two phases start, so their streams never meet.
-const GENERATION_STRIDE: u32 = 10_000;
 /// The store's connection pool (its default).
 const POOL: usize = 16;
 
@@ -86,10 +87,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     );
     anyhow::ensure!(options.rounds >= 1, "--rounds must be at least 1");
 
-    let schema = BenchSchema::open(SCHEMA).await?;
-    schema.drop_schema().await?;
-    let store = schema.store(POOL).await?;
-    let scratch = schema.scratch_table("raw_events").await?;
+    let (schema, store, scratch) = fresh_with_scratch(SCHEMA, POOL).await?;
     eprintln!(
         "   schema {SCHEMA} (dropped and recreated); {streams} accounts split over the \
          handlers (no conflicts), retired after {} events; limit: {LIMIT_CONNECTIONS} \
@@ -103,7 +101,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         scratch,
         streams,
         options,
-        generation: 0,
+        generations: Generations::default(),
     };
     let warmup = bench.options.warmup();
     if !warmup.is_zero() {
@@ -165,25 +163,13 @@ struct Bench {
     scratch: String,
     streams: u32,
     options: Options,
-    generation: u32,
-}
-
-/// A command phase, and the store's mean group-commit batch during it.
-struct Phase {
-    measured: Measured,
-    batch: f64,
+    generations: Generations,
 }
 
 impl Bench {
-    fn next_generation(&mut self) -> u32 {
-        let generation = self.generation;
-        self.generation += GENERATION_STRIDE;
-        generation
-    }
-
     /// The raw limit: single-row INSERT transactions from 16 connections.
     async fn limit(&mut self, duration: Duration) -> anyhow::Result<Measured> {
-        let generation = self.next_generation();
+        let generation = self.generations.fresh();
         let rows = Rows::new()?;
         let mut workers = Vec::with_capacity(LIMIT_CONNECTIONS);
         for task in 0..LIMIT_CONNECTIONS {
@@ -192,23 +178,16 @@ impl Bench {
                 SingleInsert::new(&self.schema, &self.scratch, rotation, rows.clone()).await?,
             );
         }
-        let usage = Usage::start();
-        let (measured, workers) = run_for(workers, duration).await?;
-        let usage = finish_usage(usage, &self.schema.admin).await?;
-        drop(workers);
-        eprintln!(
-            "     limit, {LIMIT_CONNECTIONS} connections: {:.0} inserts/s; latency p50 {:.0} us, \
-             p99 {:.0} us; {usage}",
-            measured.rate(),
-            measured.latency_us(50.0),
-            measured.latency_us(99.0),
-        );
-        Ok(measured)
+        run_limit(&self.schema, workers, duration, "inserts").await
     }
 
     /// `handlers` tasks issuing commands through one executor on the store.
-    async fn commands(&mut self, handlers: usize, duration: Duration) -> anyhow::Result<Phase> {
-        let generation = self.next_generation();
+    async fn commands(
+        &mut self,
+        handlers: usize,
+        duration: Duration,
+    ) -> anyhow::Result<StorePhase> {
+        let generation = self.generations.fresh();
         let executor = CommandExecutor::new(self.store.clone()).with_cache(EXECUTOR_CACHE);
         let workers = (0..handlers)
             .map(|task| {
@@ -219,13 +198,13 @@ impl Bench {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let label = format!("{handlers} handlers");
-        measure(&self.schema, &label, "commands", workers, duration).await
+        run_on_store(&self.schema, &label, "commands", workers, duration, true).await
     }
 
     /// The same events appended by `tasks` tasks with a bare `EventStore::append` (no load,
     /// no decision): what the group-commit writer takes on its own.
-    async fn appends(&mut self, tasks: usize, duration: Duration) -> anyhow::Result<Phase> {
-        let generation = self.next_generation();
+    async fn appends(&mut self, tasks: usize, duration: Duration) -> anyhow::Result<StorePhase> {
+        let generation = self.generations.fresh();
         let workers = (0..tasks)
             .map(|task| {
                 Ok(Appender {
@@ -240,7 +219,7 @@ impl Bench {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let label = format!("{tasks} appenders");
-        measure(&self.schema, &label, "appends", workers, duration).await
+        run_on_store(&self.schema, &label, "appends", workers, duration, true).await
     }
 
     fn rotation(&self, task: usize, tasks: usize, generation: u32) -> anyhow::Result<Rotation> {
@@ -252,41 +231,6 @@ impl Bench {
             generation,
         )
     }
-}
-
-/// Runs `workers` on the store for `duration` and reads the store's group-commit batches
-/// and the executor's conflicts over that time.
-async fn measure<W: Worker>(
-    schema: &BenchSchema,
-    label: &str,
-    unit: &str,
-    workers: Vec<W>,
-    duration: Duration,
-) -> anyhow::Result<Phase> {
-    let appends = counters::read(GROUP_COMMIT_APPENDS);
-    let seconds = counters::read(GROUP_COMMIT_SECONDS);
-    let conflicts = counters::read(COMMAND_CONFLICTS);
-    let usage = Usage::start();
-    let (measured, _workers) = run_for(workers, duration).await?;
-    let usage = finish_usage(usage, &schema.admin).await?;
-    let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
-    let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
-    let conflicts = counters::read(COMMAND_CONFLICTS).since(conflicts);
-    eprintln!(
-        "     {label}: {:.0} {unit}/s; latency p50 {:.0} us, p99 {:.0} us; {} commits of \
-         {:.1} appends, {:.2} ms each; {} conflicts; {usage}",
-        measured.rate(),
-        measured.latency_us(50.0),
-        measured.latency_us(99.0),
-        appends.count,
-        appends.mean(),
-        seconds.mean() * 1e3,
-        conflicts.count,
-    );
-    Ok(Phase {
-        measured,
-        batch: appends.mean(),
-    })
 }
 
 /// One command handler: the next account's command, executed and awaited.

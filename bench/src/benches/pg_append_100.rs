@@ -33,13 +33,14 @@ use foldline_postgres::PgEventStore;
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{AccountEvent, CENTS, Encoded, OWNER, Rotation};
-use crate::counters::{self, GROUP_COMMIT_APPENDS, GROUP_COMMIT_SECONDS};
-use crate::machine::Usage;
-use crate::pg::{BenchSchema, MultiInsert, Rows, finish_usage};
+use super::account::{AccountEvent, CENTS, Encoded, Generations, OWNER, Rotation};
+use crate::counters;
+use crate::pg::{
+    BenchSchema, MultiInsert, Rows, StorePhase, fresh_with_scratch, run_limit, run_on_store,
+};
 use crate::report::Figure;
 use crate::stats::median;
-use crate::timed::{Measured, Worker, run_for};
+use crate::timed::{Measured, Worker};
 
 const NAME: &str = "pg-append-100";
 const SCHEMA: &str = "bench_pg_append_100";
@@ -51,8 +52,6 @@ const TASKS: usize = 8;
 const STREAMS: u32 = 1000;
 /// Appends a stream takes before it is retired.
 const APPENDS_PER_STREAM: u32 = 10;
-/// Generations apart that two phases start, so their streams never meet.
-const GENERATION_STRIDE: u32 = 10_000;
 /// The store's connection pool (its default).
 const POOL: usize = 16;
 
@@ -66,10 +65,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     );
     anyhow::ensure!(options.rounds >= 1, "--rounds must be at least 1");
 
-    let schema = BenchSchema::open(SCHEMA).await?;
-    schema.drop_schema().await?;
-    let store = schema.store(POOL).await?;
-    let scratch = schema.scratch_table("raw_events").await?;
+    let (schema, store, scratch) = fresh_with_scratch(SCHEMA, POOL).await?;
     eprintln!(
         "   schema {SCHEMA} (dropped and recreated); {tasks} tasks, {EVENTS} events per append, \
          {streams} streams split over the tasks, retired after {APPENDS_PER_STREAM} appends; \
@@ -81,7 +77,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         scratch,
         tasks,
         streams,
-        generation: 0,
+        generations: Generations::default(),
     };
     let warmup = options.warmup();
     if !warmup.is_zero() {
@@ -95,9 +91,9 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     for round in 1..=options.rounds {
         eprintln!("   round {round}/{}", options.rounds);
         limits.push(bench.limit(measured).await?.rate());
-        let (phase, batch) = bench.appends(measured).await?;
-        values.push(phase.rate());
-        batches.push(batch);
+        let phase = bench.appends(measured).await?;
+        values.push(phase.measured.rate());
+        batches.push(phase.batch);
     }
     Ok(vec![
         Figure::against(NAME, median(&values), median(&limits), "events/s"),
@@ -111,7 +107,7 @@ struct Bench {
     scratch: String,
     tasks: usize,
     streams: u32,
-    generation: u32,
+    generations: Generations,
 }
 
 impl Bench {
@@ -125,14 +121,8 @@ impl Bench {
         )
     }
 
-    fn next_generation(&mut self) -> u32 {
-        let generation = self.generation;
-        self.generation += GENERATION_STRIDE;
-        generation
-    }
-
     async fn limit(&mut self, duration: Duration) -> anyhow::Result<Measured> {
-        let generation = self.next_generation();
+        let generation = self.generations.fresh();
         let rows = Rows::new()?;
         let mut workers = Vec::with_capacity(self.tasks);
         for task in 0..self.tasks {
@@ -142,46 +132,17 @@ impl Bench {
                     .await?,
             );
         }
-        let usage = Usage::start();
-        let (measured, workers) = run_for(workers, duration).await?;
-        let usage = finish_usage(usage, &self.schema.admin).await?;
-        drop(workers);
-        eprintln!(
-            "     limit, {} connections: {:.0} events/s; latency p50 {:.0} us, p99 {:.0} us; \
-             {usage}",
-            self.tasks,
-            measured.rate(),
-            measured.latency_us(50.0),
-            measured.latency_us(99.0),
-        );
-        Ok(measured)
+        run_limit(&self.schema, workers, duration, "events").await
     }
 
     /// The store path, and its mean group-commit batch.
-    async fn appends(&mut self, duration: Duration) -> anyhow::Result<(Measured, f64)> {
-        let generation = self.next_generation();
+    async fn appends(&mut self, duration: Duration) -> anyhow::Result<StorePhase> {
+        let generation = self.generations.fresh();
         let workers = (0..self.tasks)
             .map(|task| StoreAppend::new(self.store.clone(), self.rotation(task, generation)?))
             .collect::<anyhow::Result<Vec<_>>>()?;
-        let appends = counters::read(GROUP_COMMIT_APPENDS);
-        let seconds = counters::read(GROUP_COMMIT_SECONDS);
-        let usage = Usage::start();
-        let (measured, _workers) = run_for(workers, duration).await?;
-        let usage = finish_usage(usage, &self.schema.admin).await?;
-        let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
-        let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
-        eprintln!(
-            "     store, {} tasks: {:.0} events/s; latency p50 {:.0} us, p99 {:.0} us; \
-             {} commits of {:.1} appends, {:.2} ms each; {usage}",
-            self.tasks,
-            measured.rate(),
-            measured.latency_us(50.0),
-            measured.latency_us(99.0),
-            appends.count,
-            appends.mean(),
-            seconds.mean() * 1e3,
-        );
-        Ok((measured, appends.mean()))
+        let label = format!("store, {} tasks", self.tasks);
+        run_on_store(&self.schema, &label, "events", workers, duration, false).await
     }
 }
 

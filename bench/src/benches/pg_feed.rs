@@ -20,6 +20,7 @@
 //! reads like its own (streams of 10 account events, `Opened` then `Deposited`). Writing them
 //! takes a few seconds; the schema is dropped and written again at every run unless `--keep`
 //! is given and it already holds exactly `--events` events. It is left in place afterwards.
+//! `redis-projection` projects the same feed, written by the same function (`pg::feed`).
 //!
 //! # Keeping it fair
 //!
@@ -29,58 +30,39 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, ensure};
+use anyhow::ensure;
 use foldline::{Checkpoint, EventStore};
 use foldline_postgres::PgEventStore;
 
 use super::Options;
 use crate::machine::Usage;
-use crate::pg::{BenchSchema, connect, finish_usage, populate, scan};
+use crate::pg::{connect, feed, finish_usage, scan};
 use crate::report::Figure;
-use crate::stats::median;
+use crate::stats::{median, per_second};
 
 const NAME: &str = "pg-feed";
-const SCHEMA: &str = "bench_pg_feed";
-/// Events per transaction when writing the feed.
-const CHUNK: u64 = 1000;
-/// Connections writing the feed.
-const WRITERS: usize = 4;
+/// Events in the feed unless `--events` says otherwise.
+const EVENTS: u64 = 1_000_000;
+/// Events per read unless `--batch` says otherwise.
+const BATCH: usize = 1000;
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
-    ensure!(options.batch >= 1, "--batch must be at least 1");
-    let events = options.events;
-    let schema = BenchSchema::open(SCHEMA).await?;
-    let kept = options.keep && holds(&schema, events).await?;
-    let store = if kept {
-        eprintln!("   schema {SCHEMA} kept (--keep): it holds {events} events");
-        schema.store(1).await?
-    } else {
-        schema.drop_schema().await?;
-        let store = schema.store(1).await?;
-        let started = Instant::now();
-        populate(&schema, events, CHUNK, WRITERS).await?;
-        eprintln!(
-            "   schema {SCHEMA} dropped and recreated; wrote {events} events in {:.1} s \
-             ({CHUNK} per transaction, {WRITERS} connections; --keep reuses them next time)",
-            started.elapsed().as_secs_f64()
-        );
-        store
-    };
+    let events = options.events_or(EVENTS);
+    let batch = options.batch_or(BATCH);
+    ensure!(batch >= 1, "--batch must be at least 1");
+    let (schema, store) = feed(events, options.keep, 1).await?;
     let table = schema.table("events");
     let raw = connect(&schema.url).await?;
-    eprintln!(
-        "   batches of {}; warming the cache with one raw pass",
-        options.batch
-    );
-    scan(&raw, &table, options.batch).await?;
+    eprintln!("   batches of {batch}; warming the cache with one raw pass");
+    scan(&raw, &table, batch).await?;
 
     let mut limits = Vec::new();
     let mut values = Vec::new();
     for round in 1..=options.rounds {
         let usage = Usage::start();
         let started = Instant::now();
-        let read = scan(&raw, &table, options.batch).await?;
+        let read = scan(&raw, &table, batch).await?;
         let limit = Pass::new(read, started.elapsed());
         let limit_usage = finish_usage(usage, &schema.admin).await?;
         ensure!(
@@ -90,7 +72,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
 
         let usage = Usage::start();
         let started = Instant::now();
-        let read = read_feed(&store, options.batch).await?;
+        let read = read_feed(&store, batch).await?;
         let value = Pass::new(read, started.elapsed());
         let value_usage = finish_usage(usage, &schema.admin).await?;
         if read != events {
@@ -121,17 +103,6 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     )])
 }
 
-/// Whether the schema exists and its `events` table holds exactly `events` rows.
-async fn holds(schema: &BenchSchema, events: u64) -> anyhow::Result<bool> {
-    let exists: Option<String> = schema
-        .admin
-        .query_one("SELECT to_regclass($1)::text", &[&schema.table("events")])
-        .await
-        .context("looking for the kept feed")?
-        .get(0);
-    Ok(exists.is_some() && schema.count("events").await? == events)
-}
-
 /// Reads the whole feed with `read_all` and returns how many events it read.
 async fn read_feed(store: &PgEventStore, batch: usize) -> anyhow::Result<u64> {
     let mut checkpoint = Checkpoint::START;
@@ -159,9 +130,6 @@ impl Pass {
     }
 
     fn rate(&self) -> f64 {
-        // Event counts are far below 2^52.
-        #[allow(clippy::cast_precision_loss)]
-        let events = self.events as f64;
-        events / self.elapsed.as_secs_f64().max(1e-9)
+        per_second(self.events, self.elapsed)
     }
 }
