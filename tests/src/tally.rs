@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
 
 use foldline::testing::KeyValueWrites;
 use foldline::{
@@ -126,7 +127,26 @@ pub async fn append<S: EventStore>(
         .collect::<Result<Vec<_>, foldline::BoxError>>()
         .map_err(|e| anyhow::anyhow!(e))?;
     let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::Any, new);
-    Ok(store.append(request).await?)
+    settled(store, store.append(request).await?).await
+}
+
+/// Waits until `store`'s feed shows `appended`. A PostgreSQL feed stops short of every
+/// transaction still open on the server, another test's append in another schema included, so
+/// a returned append can show in `head` (and to a catch-up) a moment later; tests that compare a
+/// read model with what they appended wait for it first.
+async fn settled<S: EventStore>(store: &S, appended: AppendResult) -> anyhow::Result<AppendResult> {
+    let Some(position) = &appended.position else {
+        return Ok(appended);
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !store.head().await?.covers(position) {
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "the feed did not show the append at {position} within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    Ok(appended)
 }
 
 /// Appends one unrelated event (another aggregate's) to `stream`.
@@ -138,7 +158,7 @@ pub async fn append_other<S: EventStore>(store: &S, stream: &str) -> anyhow::Res
         event.encode(&JsonCodec).map_err(|e| anyhow::anyhow!(e))?,
     );
     let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::Any, vec![new]);
-    Ok(store.append(request).await?)
+    settled(store, store.append(request).await?).await
 }
 
 /// `n` `Counted` events of amounts 1..=n.

@@ -169,7 +169,18 @@ pub(crate) async fn append(
         .map_err(|e| anyhow::anyhow!(e))?;
     let stream = StreamId::new(format!("account-{account}"))?;
     let request = AppendRequest::new(stream, ExpectedVersion::Any, events);
-    Ok(store.append(request).await?)
+    let appended = store.append(request).await?;
+    // The feed stops short of any transaction still open on the server, another test's append
+    // in another schema included: wait until it shows this one, so `status` sees it in `head`.
+    if let Some(position) = &appended.position {
+        eventually(
+            "the feed shows the append",
+            Duration::from_secs(10),
+            async || Ok(store.head().await?.covers(position)),
+        )
+        .await?;
+    }
+    Ok(appended)
 }
 
 pub(crate) fn opened(owner: &str) -> AccountEvent {
