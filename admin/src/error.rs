@@ -36,6 +36,30 @@ pub enum AdminError {
         action: String,
     },
 
+    /// `status` could not read some projections' state (their target is unreachable, say);
+    /// the others were shown. The source is the first failure.
+    #[error("cannot read the state of {names}")]
+    UnreadableProjections {
+        /// The projections whose state could not be read, comma-separated.
+        names: String,
+        /// Why the first of them could not be read.
+        #[source]
+        source: foldline::Error,
+    },
+
+    /// The store's schema lacks migrations: a fresh or mistyped schema, or an older release's.
+    #[error(
+        "{store} lacks {pending} of this release's migrations: run `migrate` if it is the \
+         application's store, or pick the application's schema with --schema / \
+         FOLDLINE_POSTGRES_SCHEMA"
+    )]
+    NotMigrated {
+        /// The store, as `status` describes it.
+        store: String,
+        /// How many migrations are pending.
+        pending: usize,
+    },
+
     /// An argument the command cannot use.
     #[error("{0}")]
     Usage(String),

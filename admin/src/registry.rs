@@ -20,6 +20,8 @@ pub type OnProgress<'a> = Box<dyn FnMut(&ProjectorProgress) + Send + 'a>;
 pub trait ManagedProjection: Send + Sync {
     /// The projection's name.
     fn name(&self) -> ProjectionName;
+    /// The projection's version in the code registered.
+    fn version(&self) -> u32;
     /// Its state, for `status`.
     fn report(&self) -> BoxFuture<'_, foldline::Result<ProjectionReport>>;
     /// Pauses running projectors.
@@ -51,6 +53,10 @@ where
 {
     fn name(&self) -> ProjectionName {
         P::NAME
+    }
+
+    fn version(&self) -> u32 {
+        P::VERSION
     }
 
     fn report(&self) -> BoxFuture<'_, foldline::Result<ProjectionReport>> {

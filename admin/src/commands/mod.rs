@@ -19,6 +19,9 @@ pub(crate) async fn execute<S: AdminStore>(
     command: &Command,
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
+    if !matches!(command, Command::Migrate(_)) {
+        check_migrated(admin).await?;
+    }
     match command {
         Command::Status(args) => status::run(admin, args, out).await,
         Command::Rebuild(args) => rebuild::run(admin, args, out).await,
@@ -39,4 +42,18 @@ pub(crate) async fn execute<S: AdminStore>(
         }
         Command::Migrate(args) => migrate::run(admin, args, out).await,
     }
+}
+
+/// Refuses to work on a store whose schema lacks migrations (a fresh or mistyped schema, an
+/// older release's): without this, every command fails with the server's "relation does not
+/// exist" instead of saying what to do.
+async fn check_migrated<S: AdminStore>(admin: &Admin<S>) -> Result<(), AdminError> {
+    let pending = admin.store().pending_migrations().await?;
+    if pending.is_empty() {
+        return Ok(());
+    }
+    Err(AdminError::NotMigrated {
+        store: admin.store().describe(),
+        pending: pending.len(),
+    })
 }

@@ -73,9 +73,22 @@ pub(crate) async fn run<S: AdminStore>(
         Some(name) => vec![admin.projection(name)?],
         None => admin.projections().collect(),
     };
+    // One unreachable target does not hide the others: its row says why, and the command
+    // fails (exit 2) once everything readable is shown. Rows keep the registration order.
+    let mut entries: Vec<Result<StatusLine, Unreadable>> = Vec::with_capacity(projections.len());
     let mut reports = Vec::with_capacity(projections.len());
     for projection in projections {
-        reports.push(projection.report().await?);
+        match projection.report().await {
+            Ok(report) => {
+                entries.push(Ok(StatusLine::new(&report)));
+                reports.push(report);
+            }
+            Err(error) => entries.push(Err(Unreadable {
+                projection: projection.name().to_string(),
+                code_version: projection.version(),
+                error,
+            })),
+        }
     }
     let holders: Vec<FeedHolder> = admin
         .store()
@@ -85,15 +98,23 @@ pub(crate) async fn run<S: AdminStore>(
         .filter(|h| h.age_seconds >= HOLDER_MIN_AGE.as_secs_f64())
         .collect();
 
-    let lines: Vec<StatusLine> = reports.iter().map(StatusLine::new).collect();
-    for line in &lines {
-        out.record("projection_status", line)?;
+    for entry in &entries {
+        match entry {
+            Ok(line) => out.record("projection_status", line)?,
+            Err(failed) => out.record("projection_unreadable", &failed.line())?,
+        }
     }
     for holder in &holders {
         out.record("feed_holder", holder)?;
     }
     out.line(format!("store: {}", admin.store().describe()))?;
-    let rows: Vec<Vec<String>> = lines.iter().map(human_row).collect();
+    let rows: Vec<Vec<String>> = entries
+        .iter()
+        .map(|entry| match entry {
+            Ok(line) => human_row(line),
+            Err(failed) => failed.human_row(),
+        })
+        .collect();
     out.table(
         &[
             "PROJECTION",
@@ -108,11 +129,21 @@ pub(crate) async fn run<S: AdminStore>(
         ],
         &rows,
     )?;
+    let (lines, unreadable): (Vec<_>, Vec<_>) = entries.into_iter().partition(Result::is_ok);
+    let lines: Vec<StatusLine> = lines.into_iter().filter_map(Result::ok).collect();
+    let unreadable: Vec<Unreadable> = unreadable.into_iter().filter_map(Result::err).collect();
     for line in lines.iter().filter(|l| l.error.is_some()) {
         out.line(format!(
             "{} failed: {}",
             line.projection,
             line.error.as_deref().unwrap_or_default()
+        ))?;
+    }
+    for failed in &unreadable {
+        out.line(format!(
+            "{}: cannot read its state: {}",
+            failed.projection,
+            chain(&failed.error)
         ))?;
     }
     if !holders.is_empty() {
@@ -125,6 +156,16 @@ pub(crate) async fn run<S: AdminStore>(
         )?;
     }
 
+    if !unreadable.is_empty() {
+        let names: Vec<&str> = unreadable.iter().map(|u| u.projection.as_str()).collect();
+        let names = names.join(", ");
+        if let Some(first) = unreadable.into_iter().next() {
+            return Err(AdminError::UnreadableProjections {
+                names,
+                source: first.error,
+            });
+        }
+    }
     if !args.check {
         return Ok(Outcome::Ok);
     }
@@ -144,6 +185,54 @@ pub(crate) async fn run<S: AdminStore>(
     } else {
         Outcome::CheckFailed
     })
+}
+
+/// A projection whose state could not be read.
+struct Unreadable {
+    projection: String,
+    code_version: u32,
+    error: foldline::Error,
+}
+
+/// One `projection_unreadable` JSON line.
+#[derive(Serialize)]
+struct UnreadableLine<'a> {
+    projection: &'a str,
+    code_version: u32,
+    error: String,
+}
+
+impl Unreadable {
+    fn line(&self) -> UnreadableLine<'_> {
+        UnreadableLine {
+            projection: &self.projection,
+            code_version: self.code_version,
+            error: chain(&self.error),
+        }
+    }
+
+    fn human_row(&self) -> Vec<String> {
+        let mut row = vec![
+            self.projection.clone(),
+            self.code_version.to_string(),
+            "?".to_owned(),
+            "unreadable".to_owned(),
+        ];
+        row.resize(9, "?".to_owned());
+        row
+    }
+}
+
+/// `error` and its causes on one line, `: `-separated.
+fn chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(inner) = source {
+        text.push_str(": ");
+        text.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    text
 }
 
 /// Why `report` fails `status --check`, if it does.

@@ -13,8 +13,38 @@ pub(crate) fn backend(context: impl Into<String>, error: RedisError) -> Error {
         BACKEND,
         kind,
         context,
-        Some(Box::new(error)),
+        Some(Box::new(DriverError(error))),
     ))
+}
+
+/// The redis-rs error behind a [`BackendError`] of this crate (downcast its source to this).
+///
+/// redis-rs prints an I/O error's message in its own and returns the I/O error as its
+/// `source()` too, so an error chain would say "Connection refused" twice; this wrapper
+/// leaves out a source whose message is already in the error's.
+#[derive(Debug)]
+pub struct DriverError(pub(crate) RedisError);
+
+impl DriverError {
+    /// The driver's error.
+    pub fn redis_error(&self) -> &RedisError {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        let message = self.0.to_string();
+        self.0
+            .source()
+            .filter(|inner| !message.contains(&inner.to_string()))
+    }
 }
 
 /// Stored data not in the shape this crate writes (a checkpoint that does not parse, a slot
@@ -61,7 +91,17 @@ mod tests {
     use foldline::BackendErrorKind;
     use redis::{ErrorKind, RedisError, ServerErrorKind};
 
-    use super::classify;
+    use super::{DriverError, classify};
+
+    #[test]
+    fn a_driver_error_does_not_repeat_its_source() {
+        let refused = DriverError(RedisError::from(io::Error::from(
+            io::ErrorKind::ConnectionRefused,
+        )));
+        assert!(refused.to_string().contains("refused"), "{refused}");
+        assert!(std::error::Error::source(&refused).is_none());
+        assert!(refused.redis_error().is_connection_refusal());
+    }
 
     #[test]
     fn classifies() {

@@ -123,6 +123,7 @@ mod writes;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use error::DriverError;
 pub use keys::RedisSlotKeys;
 pub use keyspace::RedisKeyspace;
 pub use options::{DEFAULT_PREFIX, DEFAULT_URL, RedisTargetOptions, redact};

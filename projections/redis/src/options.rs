@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use foldline::{BackendError, BackendErrorKind, Error, NameKind};
 
-use crate::error::{BACKEND, backend};
+use crate::error::{BACKEND, DriverError, backend};
 
 /// The URL used when `FOLDLINE_REDIS_URL` is not set.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
@@ -52,7 +52,7 @@ impl RedisTargetOptions {
                 BACKEND,
                 BackendErrorKind::Rejected,
                 format!("parsing the Redis URL `{}`", redact(url)),
-                Some(Box::new(e)),
+                Some(Box::new(DriverError(e))),
             ))
         })?;
         Ok(RedisTargetOptions {
@@ -133,14 +133,33 @@ impl RedisTargetOptions {
 
     /// A connection manager to the server, with these timeouts and retries.
     pub(crate) async fn connect(&self) -> Result<redis::aio::ConnectionManager, Error> {
-        let config = redis::aio::ConnectionManagerConfig::new()
+        redis::aio::ConnectionManager::new_with_config(self.client.clone(), self.manager_config())
+            .await
+            .map_err(|e| self.connect_error(e))
+    }
+
+    /// A connection manager that connects on its first command.
+    pub(crate) fn connect_lazy(&self) -> Result<redis::aio::ConnectionManager, Error> {
+        redis::aio::ConnectionManager::new_lazy_with_config(
+            self.client.clone(),
+            self.manager_config(),
+        )
+        .map_err(|e| self.connect_error(e))
+    }
+
+    fn manager_config(&self) -> redis::aio::ConnectionManagerConfig {
+        redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))
             .set_response_timeout(Some(self.response_timeout))
             .set_number_of_retries(self.reconnect_retries)
-            .set_max_delay(Duration::from_secs(2));
-        redis::aio::ConnectionManager::new_with_config(self.client.clone(), config)
-            .await
-            .map_err(|e| backend(format!("connecting to Redis at {}", self.redacted_url), e))
+            .set_max_delay(Duration::from_secs(2))
+    }
+
+    fn connect_error(&self, error: redis::RedisError) -> Error {
+        backend(
+            format!("connecting to Redis at {}", self.redacted_url),
+            error,
+        )
     }
 }
 

@@ -83,12 +83,29 @@ impl RedisTarget {
     /// configured reconnection retries).
     pub async fn connect(options: RedisTargetOptions) -> Result<Self> {
         let conn = options.connect().await?;
-        Ok(RedisTarget {
+        Ok(Self::with_connection(conn, options))
+    }
+
+    /// A target that connects on its first command, for tools that may never use it (an
+    /// admin CLI whose inspection commands only read the event store): nothing is sent now,
+    /// and an unreachable server shows as an [`Error::Backend`] from the first operation.
+    ///
+    /// # Errors
+    ///
+    /// Only when the connection manager cannot be set up (no Tokio runtime); the server is
+    /// not contacted.
+    pub fn connect_lazy(options: RedisTargetOptions) -> Result<Self> {
+        let conn = options.connect_lazy()?;
+        Ok(Self::with_connection(conn, options))
+    }
+
+    fn with_connection(conn: ConnectionManager, options: RedisTargetOptions) -> Self {
+        RedisTarget {
             conn,
             options: Arc::new(options),
             scripts: Arc::new(Scripts::new()),
             rejected: Arc::default(),
-        })
+        }
     }
 
     /// The options it was connected with.

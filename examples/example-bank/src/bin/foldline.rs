@@ -28,7 +28,6 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
 use example_bank::targets::REDIS_PREFIX;
@@ -56,15 +55,9 @@ async fn main() -> ExitCode {
             .unwrap_or(foldline_redis::DEFAULT_URL);
         let prefix = connections.redis_prefix.as_deref().unwrap_or(REDIS_PREFIX);
         let redis_options = RedisTargetOptions::from_url(url)?.with_prefix(prefix)?;
-        let redis = RedisTarget::connect(redis_options.clone())
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot connect to Redis at {}: start it with `scripts/redis.sh start`, or \
-                     point --redis-url / FOLDLINE_REDIS_URL at a running server",
-                    redis_options.redacted_url()
-                )
-            })?;
+        // Connected on first use: `streams`, `events`, `tail` and `migrate` work while Redis
+        // is down, and `status` shows the other projections.
+        let redis = RedisTarget::connect_lazy(redis_options)?;
 
         let tantivy_dir = connections
             .tantivy_dir
