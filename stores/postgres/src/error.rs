@@ -17,18 +17,18 @@ pub(crate) fn backend(context: impl Into<String>, error: tokio_postgres::Error) 
     ))
 }
 
-/// Wraps a pool error (no connection could be had).
+/// Wraps a pool error (no connection could be had). A failed connection attempt is the
+/// driver's error itself: the pool's wrapper only repeats its message in its own.
 pub(crate) fn pool(context: impl Into<String>, error: deadpool_postgres::PoolError) -> Error {
-    let kind = match &error {
-        deadpool_postgres::PoolError::Backend(e) => classify(e),
-        _ => BackendErrorKind::Unavailable,
-    };
-    Error::Backend(BackendError::new(
-        BACKEND,
-        kind,
-        context,
-        Some(Box::new(error)),
-    ))
+    match error {
+        deadpool_postgres::PoolError::Backend(e) => backend(context, e),
+        other => Error::Backend(BackendError::new(
+            BACKEND,
+            BackendErrorKind::Unavailable,
+            context,
+            Some(Box::new(other)),
+        )),
+    }
 }
 
 /// A failure without a driver error (a row in an unexpected shape).
