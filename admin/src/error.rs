@@ -60,6 +60,18 @@ pub enum AdminError {
         pending: usize,
     },
 
+    /// A flag's value does not parse (a checkpoint, a stream id).
+    #[error("invalid value for {flag}: {expected}")]
+    InvalidArgument {
+        /// The flag, such as `--after`.
+        flag: &'static str,
+        /// What it takes.
+        expected: &'static str,
+        /// What was wrong with the value.
+        #[source]
+        source: foldline::Error,
+    },
+
     /// An argument the command cannot use.
     #[error("{0}")]
     Usage(String),

@@ -449,7 +449,9 @@ async fn invalid_checkpoints_and_stream_ids_are_errors() -> anyhow::Result<()> {
     let schema = TestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     let invalid_input = |result: Result<Outcome, AdminError>| match result {
-        Err(AdminError::Foldline(error)) => error.is_invalid_input(),
+        Err(AdminError::Foldline(error) | AdminError::InvalidArgument { source: error, .. }) => {
+            error.is_invalid_input()
+        }
         _ => false,
     };
 
@@ -468,8 +470,18 @@ async fn invalid_checkpoints_and_stream_ids_are_errors() -> anyhow::Result<()> {
         assert!(out.records().is_empty(), "{args:?} printed nothing");
     }
     let (result, _) = run(&admin, &["events", "--all", "--after", "yesterday"]).await;
-    let message = result.expect_err("an invalid checkpoint").to_string();
-    assert_eq!(message, "invalid checkpoint `yesterday`");
+    let error = result.expect_err("an invalid checkpoint");
+    assert_eq!(
+        foldline_admin::report(&error),
+        "error: invalid value for --after: a checkpoint as `status` and `events --all` print \
+         it (such as 0:69021:14), or `start`\n  caused by: invalid checkpoint `yesterday`"
+    );
+    let (result, _) = run(&admin, &["streams", "--after", "{braces}"]).await;
+    let message = result.expect_err("an invalid stream id").to_string();
+    assert!(
+        message.starts_with("invalid value for --after: a stream id"),
+        "{message}"
+    );
 
     let (result, _) = run(&admin, &["streams", "--limit", "0"]).await;
     assert!(matches!(result, Err(AdminError::Usage(_))));

@@ -108,7 +108,16 @@ pub(crate) async fn streams<S: AdminStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     check_limit(args.limit)?;
-    let after = args.after.as_deref().map(StreamId::new).transpose()?;
+    let after = args
+        .after
+        .as_deref()
+        .map(StreamId::new)
+        .transpose()
+        .map_err(|source| AdminError::InvalidArgument {
+            flag: "--after",
+            expected: "a stream id, as `streams` prints it",
+            source,
+        })?;
     let streams = admin.store().streams(after.as_ref(), args.limit).await?;
     for (stream, version) in &streams {
         out.record(
@@ -284,8 +293,16 @@ fn check_limit(limit: usize) -> Result<(), AdminError> {
 }
 
 /// `None` when no checkpoint was given.
+/// `--after`'s checkpoint, if given.
 fn parse_checkpoint(text: Option<&str>) -> Result<Option<Checkpoint>, AdminError> {
-    Ok(text.map(str::parse::<Checkpoint>).transpose()?)
+    text.map(str::parse::<Checkpoint>)
+        .transpose()
+        .map_err(|source| AdminError::InvalidArgument {
+            flag: "--after",
+            expected: "a checkpoint as `status` and `events --all` print it \
+                (such as 0:69021:14), or `start`",
+            source,
+        })
 }
 
 fn human_cells(event: &RecordedEvent) -> Vec<String> {
