@@ -72,6 +72,20 @@ pub enum AdminError {
         source: foldline::Error,
     },
 
+    /// The slot a rebuild was filling disappeared under it: another process dropped it, or
+    /// the target lost its data (a Redis restarted without persistence).
+    #[error(
+        "the slot the rebuild of `{projection}` was filling is gone (dropped by another \
+         process, or lost with the target's data): run the rebuild again to start over"
+    )]
+    RebuildSlotGone {
+        /// The projection.
+        projection: String,
+        /// The store's or target's error.
+        #[source]
+        source: foldline::Error,
+    },
+
     /// An argument the command cannot use.
     #[error("{0}")]
     Usage(String),

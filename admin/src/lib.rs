@@ -148,12 +148,17 @@ impl<S: AdminStore> Admin<S> {
 /// The whole CLI for a binary's `main`: parses the arguments, calls `build` with the
 /// connection settings to get the [`Admin`], runs the command, prints errors with their
 /// causes on stderr, and returns the exit code (0 ok, 1 a check failed, 2 an error).
+///
+/// Logs go to stderr, warnings and errors by default (`RUST_LOG` chooses otherwise), so a
+/// rebuild retrying against a service that went away says so instead of standing still;
+/// an application that installed its own `tracing` subscriber keeps it.
 pub async fn main<S, F>(build: F) -> ExitCode
 where
     S: AdminStore,
     F: AsyncFnOnce(Connections) -> Result<Admin<S>, foldline::BoxError>,
 {
     let cli = Cli::parse();
+    log_to_stderr(cli.json);
     let mut out = Output::stdout(cli.json);
     let result = match build(cli.connections.clone()).await {
         Ok(admin) => admin.execute(&cli.command, &mut out).await,
@@ -176,4 +181,16 @@ where
         Ok(_) => {}
     }
     error::exit_code(&result)
+}
+
+/// Installs a `tracing` subscriber writing to stderr, unless one is installed already.
+fn log_to_stderr(json: bool) {
+    use std::io::IsTerminal;
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let _already_installed = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(!json && std::io::stderr().is_terminal())
+        .try_init();
 }

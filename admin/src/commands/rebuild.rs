@@ -90,7 +90,13 @@ pub(crate) async fn run<S: AdminStore>(
         projection.resume().await?;
     }
     progress.finish();
-    let slot = rebuilt?;
+    let slot = rebuilt.map_err(|error| match error {
+        gone @ foldline::Error::SlotNotFound { .. } => AdminError::RebuildSlotGone {
+            projection: args.name.clone(),
+            source: gone,
+        },
+        other => other.into(),
+    })?;
     let seconds = started.elapsed().as_secs_f64();
     out.record(
         "projection_rebuild",

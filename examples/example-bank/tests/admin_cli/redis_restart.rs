@@ -1,0 +1,86 @@
+//! A blue/green rebuild while its Redis restarts: the binary says on stderr that it is retrying,
+//! carries on once Redis is back, and ends with the same read model as a fresh build.
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use example_bank::projections::balances::Balances;
+use foldline::{Projection, ProjectionTarget, Projector, SlotState};
+use foldline_redis::testing::TestPrefix;
+use foldline_redis::{RedisTarget, RedisTargetOptions};
+use foldline_tests::redis_server::RedisServer;
+
+use crate::support::{Bank, dump, fill};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()> {
+    let bank = Bank::new().await?;
+    let store = bank.store();
+    // Enough events that the rebuild is still going when Redis stops (~100 000).
+    fill(&store, 50, 1999).await?;
+    let mut server = RedisServer::start()?;
+    let url = server.url();
+    let options = RedisTargetOptions::from_url(&url)?.with_prefix(bank.redis.prefix())?;
+    let target = RedisTarget::connect(options.clone()).await?;
+
+    let child = bank
+        .command(&["rebuild", "balances", "--redis-url", &url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Stop Redis (cleanly: its append-only file keeps every acknowledged write) once the
+    // building slot has a first commit, and start it again a second later.
+    let started = Instant::now();
+    loop {
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rebuild never committed"
+        );
+        let slots = target.slots(&Balances::NAME).await.unwrap_or_default();
+        if let Some(slot) = slots.iter().find(|s| s.state == SlotState::Building) {
+            let checkpoint = target.checkpoint(&Balances::NAME, slot.slot).await?;
+            if checkpoint.is_some_and(|c| !c.is_start()) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    server.stop()?;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    server.restart()?;
+
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output()).await??;
+    let stdout = String::from_utf8(out.stdout)?;
+    let stderr = String::from_utf8(out.stderr)?;
+    assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
+    assert!(
+        stdout.starts_with("rebuilt balances into slot 1 (version 1): "),
+        "{stdout}"
+    );
+    // The retries are logged (warnings go to stderr by default), naming the projection and
+    // the cause, with the plain progress lines around them.
+    let retry = stderr
+        .lines()
+        .find(|l| l.contains(" WARN ") && l.contains("projection interrupted"))
+        .with_context(|| format!("a retry warning on stderr:\n{stderr}"))?;
+    assert!(retry.contains("projection=balances"), "{retry}");
+    assert!(retry.contains("redis failed while"), "{retry}");
+    assert!(
+        !stderr.contains('\u{1b}'),
+        "no colour off a terminal: {stderr}"
+    );
+
+    // Nothing lost or doubled: the same data as a fresh build of the same store.
+    let fresh = TestPrefix::create().await?;
+    Projector::new(store.clone(), Balances, fresh.target().clone())
+        .catch_up()
+        .await?;
+    // A new connection: the one above saw the restart, and its next command would fail.
+    let target = RedisTarget::connect(options).await?;
+    let rebuilt = dump(&target, 1).await?;
+    assert_eq!(rebuilt.len(), 51, "50 accounts and the set of them");
+    assert_eq!(rebuilt, dump(fresh.target(), 1).await?);
+    Ok(())
+}
