@@ -108,10 +108,6 @@ struct Slot {
     state: State,
 }
 
-/// What a [`Entries::put`] pushed out: the entry it replaced, or the one evicted, or the
-/// state offered when a newer one was already there.
-type Dropped = Vec<State>;
-
 impl Entries {
     fn take(&mut self, stream: &StreamId) -> Option<State> {
         let slot = self.slots.remove(stream)?;
@@ -119,19 +115,21 @@ impl Entries {
         Some(slot.state)
     }
 
+    /// Puts `state` in, keeping at most `capacity` entries. Returns the one state it pushed
+    /// out, for the caller to drop: the offered one when a newer version is already there, or
+    /// the entry it replaced, or the one evicted. Never more than one: a replacement leaves
+    /// the count as it was, and a new entry goes one over `capacity` at most.
     fn put(
         &mut self,
         stream: StreamId,
         version: Version,
         state: State,
         capacity: usize,
-    ) -> Dropped {
-        let mut dropped = Vec::new();
+    ) -> Option<State> {
         if let Some(existing) = self.slots.get(&stream)
             && existing.version > version
         {
-            dropped.push(state);
-            return dropped;
+            return Some(state);
         }
         let tick = self.next_tick;
         self.next_tick += 1;
@@ -143,17 +141,13 @@ impl Entries {
         };
         if let Some(replaced) = self.slots.insert(stream, slot) {
             self.order.remove(&replaced.tick);
-            dropped.push(replaced.state);
+            return Some(replaced.state);
         }
-        while self.slots.len() > capacity {
-            let Some((_, oldest)) = self.order.pop_first() else {
-                break;
-            };
-            if let Some(evicted) = self.slots.remove(&oldest) {
-                dropped.push(evicted.state);
-            }
+        if self.slots.len() > capacity {
+            let (_, oldest) = self.order.pop_first()?;
+            return self.slots.remove(&oldest).map(|evicted| evicted.state);
         }
-        dropped
+        None
     }
 }
 
