@@ -3,6 +3,7 @@
 use std::fmt;
 use std::time::Duration;
 
+use crate::event::RecordedEvent;
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::position::Position;
 use crate::version::{ExpectedVersion, Version};
@@ -257,6 +258,26 @@ pub struct PoisonEvent {
     /// The handler's last error.
     #[source]
     pub source: BoxError,
+}
+
+impl PoisonEvent {
+    /// `event`, which `projection`'s handler failed on `attempts` times, last with `source`.
+    pub(crate) fn new(
+        projection: ProjectionName,
+        event: &RecordedEvent,
+        attempts: u32,
+        source: BoxError,
+    ) -> Self {
+        PoisonEvent {
+            projection,
+            stream: event.stream_id.clone(),
+            version: event.stream_version,
+            position: event.position,
+            event_type: event.event_type.clone(),
+            attempts,
+            source,
+        }
+    }
 }
 
 /// Which kind of validated name an [`Error::InvalidName`] is about.

@@ -560,15 +560,12 @@ where
             }
         }
         match options.poison {
-            PoisonPolicy::Stop => Err(Error::PoisonEvent(Box::new(PoisonEvent {
-                projection: P::NAME,
-                stream: event.stream_id.clone(),
-                version: event.stream_version,
-                position: event.position,
-                event_type: event.event_type.clone(),
+            PoisonPolicy::Stop => Err(Error::PoisonEvent(Box::new(PoisonEvent::new(
+                P::NAME,
+                event,
                 attempts,
-                source: error,
-            }))),
+                error,
+            )))),
             PoisonPolicy::DeadLetter => {
                 let letter = DeadLetter::new(event, chain(&*error), attempts);
                 tracing::warn!(

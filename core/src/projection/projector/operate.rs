@@ -236,15 +236,12 @@ where
                 if let Err(error) =
                     batch::handle_one(&shared.projection, &shared.codec, &event, &mut writes)
                 {
-                    return Err(Error::PoisonEvent(Box::new(PoisonEvent {
-                        projection: name.clone(),
-                        stream: event.stream_id.clone(),
-                        version: event.stream_version,
-                        position: event.position,
-                        event_type: event.event_type.clone(),
-                        attempts: 1,
-                        source: error,
-                    })));
+                    return Err(Error::PoisonEvent(Box::new(PoisonEvent::new(
+                        name.clone(),
+                        &event,
+                        1,
+                        error,
+                    ))));
                 }
             }
             let checkpoint = shared
