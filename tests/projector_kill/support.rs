@@ -9,7 +9,7 @@ use anyhow::{Context, ensure};
 use foldline::{Checkpoint, EventStore};
 use foldline_postgres::PgEventStore;
 use foldline_postgres::testing::TestSchema;
-use foldline_tests::tally::{self, TallyEvent};
+use foldline_tests::tally;
 
 /// Kills per test.
 pub(crate) const KILLS: usize = 50;
@@ -48,18 +48,6 @@ impl Feed {
         tally::append(self.store(), &stream, &tally::counted(n)).await?;
         self.events += n;
         self.total += n * (n + 1) / 2;
-        Ok(())
-    }
-
-    /// Appends one event the projections refuse, for nothing: not used by the kill tests.
-    #[allow(dead_code)]
-    pub(crate) async fn append_poison(&mut self) -> anyhow::Result<()> {
-        tally::append(
-            self.store(),
-            "poison",
-            &[TallyEvent::Poison { note: "x".into() }],
-        )
-        .await?;
         Ok(())
     }
 
