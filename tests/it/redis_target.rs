@@ -17,7 +17,8 @@ use foldline_redis::{
     RedisKeyspace, RedisOp, RedisSlotKeys, RedisTarget, RedisTargetOptions, RedisWrites,
 };
 use foldline_tests::AccountEvent;
-use foldline_tests::redis::{chain, dump_slot, hash_tag, scan, test_prefix};
+use foldline_tests::pg::chain;
+use foldline_tests::redis::{dump_slot, hash_tag, scan, test_prefix};
 
 fn name(text: &str) -> ProjectionName {
     ProjectionName::new(text).unwrap()

@@ -14,20 +14,8 @@ use foldline_redis::{RedisKeyspace, RedisSlotKeys, RedisWrites};
 pub async fn test_prefix() -> TestPrefix {
     match TestPrefix::create().await {
         Ok(prefix) => prefix,
-        Err(error) => panic!("{}", chain(&error)),
+        Err(error) => panic!("{}", crate::pg::chain(&error)),
     }
-}
-
-/// `error` and its sources, `: `-separated.
-pub fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }
 
 /// The hash tag Redis Cluster hashes `key` by: what is between the first `{` and the first
