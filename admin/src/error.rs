@@ -1,6 +1,5 @@
 //! What can go wrong in a command, and how it maps to an exit code.
 
-use std::fmt::Write as _;
 use std::process::ExitCode;
 
 use foldline::ProjectionName;
@@ -151,11 +150,13 @@ pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
 
 /// `error: outer` then one `  caused by: inner` line per source.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = format!("error: {error}");
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let _ = write!(text, "\n  caused by: {inner}");
-        source = inner.source();
-    }
-    text
+    format!("error: {}", chain(error, "\n  caused by: "))
+}
+
+/// `error` and its causes, outermost first, `separator` between them.
+pub(crate) fn chain(error: &(dyn std::error::Error + 'static), separator: &str) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
 }

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use crate::Admin;
 use crate::cli::StatusArgs;
-use crate::error::{AdminError, Outcome};
+use crate::error::{AdminError, Outcome, chain};
 use crate::output::Output;
 use crate::store::{AdminStore, FeedHolder, HOLDER_MIN_AGE};
 
@@ -143,7 +143,7 @@ pub(crate) async fn run<S: AdminStore>(
         out.line(format!(
             "{}: cannot read its state: {}",
             failed.projection,
-            chain(&failed.error)
+            chain(&failed.error, ": ")
         ))?;
     }
     if !holders.is_empty() {
@@ -207,7 +207,7 @@ impl Unreadable {
         UnreadableLine {
             projection: &self.projection,
             code_version: self.code_version,
-            error: chain(&self.error),
+            error: chain(&self.error, ": "),
         }
     }
 
@@ -221,18 +221,6 @@ impl Unreadable {
         row.resize(9, "?".to_owned());
         row
     }
-}
-
-/// `error` and its causes on one line, `: `-separated.
-fn chain(error: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    text
 }
 
 /// Why `report` fails `status --check`, if it does.
