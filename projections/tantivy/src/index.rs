@@ -213,9 +213,14 @@ impl SlotIndex {
 
     /// The payload of the slot's last commit.
     pub(crate) fn committed(&self) -> Result<Payload> {
-        if let Some(open) = &self.writer {
-            return Ok(open.committed.clone());
+        match &self.writer {
+            Some(open) => Ok(open.committed.clone()),
+            None => self.stored_payload(),
         }
+    }
+
+    /// The payload of the slot's last commit, as the index on disk has it.
+    fn stored_payload(&self) -> Result<Payload> {
         let metas =
             self.reader.index.load_metas().map_err(|e| {
                 from_tantivy(e, format!("reading the checkpoint of {}", self.label))
@@ -233,19 +238,13 @@ impl SlotIndex {
         if self.writer.is_some() {
             return Ok(());
         }
-        let label = &self.label;
         let writer = self
             .reader
             .index
             .writer(memory)
-            .map_err(|e| from_tantivy(e, format!("opening the writer of {label}")))?;
+            .map_err(|e| from_tantivy(e, format!("opening the writer of {}", self.label)))?;
         // Read after taking the lock: no other writer can commit from here on.
-        let metas = self
-            .reader
-            .index
-            .load_metas()
-            .map_err(|e| from_tantivy(e, format!("reading the checkpoint of {label}")))?;
-        let committed = Payload::parse(metas.payload.as_deref(), label)?;
+        let committed = self.stored_payload()?;
         self.writer = Some(OpenWriter { writer, committed });
         Ok(())
     }

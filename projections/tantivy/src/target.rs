@@ -13,7 +13,7 @@ use tantivy::{Index, TantivyDocument};
 use tracing::Instrument;
 
 use crate::error::{from_tantivy, rejected};
-use crate::index::{SlotIndex, blocking, is_not_owner};
+use crate::index::{Payload, SlotIndex, blocking, is_not_owner};
 use crate::layout::{CONTROL, Lease, ProjectionDir, STATUS, SlotMeta};
 use crate::options::TantivyTargetOptions;
 use crate::schema::KeyField;
@@ -94,6 +94,24 @@ impl Cell {
             }
         }
         Ok(self.index.as_mut())
+    }
+
+    /// The payload of the slot's last commit; `None` when the slot does not exist (or was
+    /// dropped while it was read).
+    fn committed(
+        &mut self,
+        dir: &ProjectionDir,
+        slot: u32,
+        inner: &Inner,
+    ) -> Result<Option<Payload>> {
+        let Some(index) = self.index(dir, slot, inner)? else {
+            return Ok(None);
+        };
+        match index.committed() {
+            Ok(payload) => Ok(Some(payload)),
+            Err(_) if !index.exists() => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 }
 
@@ -358,14 +376,9 @@ impl ProjectionTarget for TantivyTarget {
         slot: u32,
     ) -> Result<Option<Checkpoint>> {
         self.with_cell(projection, slot, move |cell, dir, inner| {
-            let Some(index) = cell.index(dir, slot, inner)? else {
-                return Ok(None);
-            };
-            match index.committed() {
-                Ok(payload) => Ok(Some(payload.checkpoint().clone())),
-                Err(_) if !index.exists() => Ok(None),
-                Err(e) => Err(e),
-            }
+            Ok(cell
+                .committed(dir, slot, inner)?
+                .map(|payload| payload.checkpoint().clone()))
         })
         .await
     }
@@ -472,14 +485,10 @@ impl ProjectionTarget for TantivyTarget {
         slot: u32,
     ) -> Result<Vec<DeadLetter>> {
         self.with_cell(projection, slot, move |cell, dir, inner| {
-            let Some(index) = cell.index(dir, slot, inner)? else {
-                return Ok(Vec::new());
-            };
-            match index.committed() {
-                Ok(payload) => Ok(payload.into_dead_letters()),
-                Err(_) if !index.exists() => Ok(Vec::new()),
-                Err(e) => Err(e),
-            }
+            Ok(cell
+                .committed(dir, slot, inner)?
+                .map(Payload::into_dead_letters)
+                .unwrap_or_default())
         })
         .await
     }
