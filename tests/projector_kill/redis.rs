@@ -1,24 +1,20 @@
 //! The Redis tally: killed 50 times, two workers at once, Redis restarted mid-run.
 
-use std::collections::BTreeMap;
 use std::process::Child;
 use std::time::Duration;
 
 use anyhow::Context;
 use foldline::{Checkpoint, Projection, ProjectionTarget, Projector, ProjectorOptions, SlotState};
-use foldline_redis::{RedisTarget, RedisTargetOptions};
+use foldline_redis::testing::TestPrefix;
+use foldline_redis::{RedisKeyspace, RedisTarget, RedisTargetOptions};
+use foldline_tests::redis::{dump_slot, test_prefix};
 use foldline_tests::redis_server::RedisServer;
 use foldline_tests::tally::RedisTally;
-use redis::AsyncCommands;
 
 use crate::support::{self, Feed, KILLS, Rounds};
 
 fn redis_url() -> String {
     std::env::var("FOLDLINE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
-}
-
-fn fresh_prefix(label: &str) -> String {
-    format!("{label}{:08x}", fastrand::u32(..))
 }
 
 async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisTarget> {
@@ -28,23 +24,23 @@ async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisTarget> {
     })
 }
 
-/// A test's own key prefix on the shared Redis, and the worker arguments that point there.
+/// A test's own key prefix on the shared Redis (its keys deleted on drop), and the worker
+/// arguments that point there.
 struct Namespace {
     url: String,
-    prefix: String,
-    target: RedisTarget,
+    test: TestPrefix,
 }
 
 impl Namespace {
-    async fn new(label: &str) -> anyhow::Result<Self> {
-        let url = redis_url();
-        let prefix = fresh_prefix(label);
-        let target = connect(&url, &prefix).await?;
-        Ok(Namespace {
-            url,
-            prefix,
-            target,
-        })
+    async fn new() -> Self {
+        Namespace {
+            url: redis_url(),
+            test: test_prefix().await,
+        }
+    }
+
+    fn target(&self) -> &RedisTarget {
+        self.test.target()
     }
 
     fn worker_args(&self) -> [&str; 6] {
@@ -54,7 +50,7 @@ impl Namespace {
             "--redis-url",
             &self.url,
             "--redis-prefix",
-            &self.prefix,
+            self.test.prefix(),
         ]
     }
 }
@@ -83,102 +79,58 @@ async fn newest_checkpoint(target: &RedisTarget) -> anyhow::Result<Option<Checkp
     Ok(target.checkpoint(&<RedisTally>::NAME, newest.slot).await?)
 }
 
-/// Every data key of the active slot, with its value: strings as text, hashes and sets sorted.
-async fn dump(target: &RedisTarget) -> anyhow::Result<BTreeMap<String, String>> {
+/// The active slot's keys.
+async fn dump(target: &RedisTarget) -> anyhow::Result<RedisKeyspace> {
     let slots = target.slots(&<RedisTally>::NAME).await?;
     let active = slots
         .iter()
         .find(|s| s.state == SlotState::Active)
         .context("no active slot")?;
     let keys = target.slot_keys(&<RedisTally>::NAME, active.slot);
-    let prefix = keys.data_prefix();
-    let mut conn = target.connection();
-    let mut names: Vec<String> = Vec::new();
-    let mut iter = conn.scan_match::<_, String>(format!("{prefix}*")).await?;
-    while let Some(key) = futures_like_next(&mut iter).await {
-        names.push(key);
-    }
-    drop(iter);
-    let mut model = BTreeMap::new();
-    for key in names {
-        let kind: String = redis::cmd("TYPE").arg(&key).query_async(&mut conn).await?;
-        let value = match kind.as_str() {
-            "string" => conn.get::<_, String>(&key).await?,
-            "hash" => {
-                let map: BTreeMap<String, String> = conn.hgetall(&key).await?;
-                format!("{map:?}")
-            }
-            "set" => {
-                let mut members: Vec<String> = conn.smembers(&key).await?;
-                members.sort();
-                format!("{members:?}")
-            }
-            other => anyhow::bail!("unexpected Redis type {other} at {key}"),
-        };
-        model.insert(key[prefix.len()..].to_owned(), value);
-    }
-    Ok(model)
+    Ok(dump_slot(&mut target.connection(), &keys).await?)
 }
 
-async fn futures_like_next(iter: &mut redis::AsyncIter<'_, String>) -> Option<String> {
-    iter.next_item().await.transpose().ok().flatten()
-}
-
-/// Deletes every key under `prefix` (the test's own namespace).
-async fn cleanup(target: &RedisTarget, prefix: &str) {
-    let mut conn = target.connection();
-    let mut keys: Vec<String> = Vec::new();
-    if let Ok(mut iter) = conn.scan_match::<_, String>(format!("*{prefix}*")).await {
-        while let Some(key) = futures_like_next(&mut iter).await {
-            keys.push(key);
-        }
-    }
-    for key in keys {
-        let _: Result<(), _> = conn.del(&key).await;
-    }
-}
-
-/// Checks the read model against the feed and against a fresh build from the same store.
-async fn check_model(feed: &Feed, target: &RedisTarget, url: &str) -> anyhow::Result<()> {
+/// Checks the read model against the feed and against a fresh build from the same store into
+/// `fresh`, an empty target.
+async fn check_model(feed: &Feed, target: &RedisTarget, fresh: &RedisTarget) -> anyhow::Result<()> {
     let model = dump(target).await?;
     assert_eq!(
-        model.get("events").map(String::as_str),
+        model.get_str("events"),
         Some(feed.events.to_string().as_str()),
         "events counter"
     );
     assert_eq!(
-        model.get("total").map(String::as_str),
+        model.get_str("total"),
         Some(feed.total.to_string().as_str()),
         "total"
     );
-    let fresh_prefix = fresh_prefix("fresh");
-    let fresh = connect(url, &fresh_prefix).await?;
     Projector::new(feed.store().clone(), RedisTally::<1>, fresh.clone())
         .catch_up()
         .await?;
-    let rebuilt = dump(&fresh).await?;
-    cleanup(&fresh, &fresh_prefix).await;
-    assert_eq!(model, rebuilt, "the read model equals a fresh rebuild");
+    assert_eq!(
+        model,
+        dump(fresh).await?,
+        "the read model equals a fresh rebuild"
+    );
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_projector_killed_50_times() -> anyhow::Result<()> {
     let mut feed = Feed::with_backlog(3_000).await?;
-    let space = Namespace::new("kill").await?;
+    let space = Namespace::new().await;
     let args = space.worker_args();
     let rounds = Rounds {
         appends: 12..24,
         batch_size: "5",
     };
     let mid_work = support::kill_rounds(&mut feed, &rounds, &args, || {
-        newest_checkpoint(&space.target)
+        newest_checkpoint(space.target())
     })
     .await?;
     support::finish(&feed, &args)?;
-    let checked = check_model(&feed, &space.target, &space.url).await;
-    cleanup(&space.target, &space.prefix).await;
-    checked?;
+    let fresh = test_prefix().await;
+    check_model(&feed, space.target(), fresh.target()).await?;
     assert!(
         mid_work >= 15,
         "only {mid_work} of {KILLS} kills hit a worker with work left"
@@ -189,7 +141,7 @@ async fn redis_projector_killed_50_times() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_redis_workers_started_together() -> anyhow::Result<()> {
     let mut feed = Feed::with_backlog(1_000).await?;
-    let space = Namespace::new("pair").await?;
+    let space = Namespace::new().await;
     let args = space.worker_args();
     let spawn = |owner: &str| -> anyhow::Result<Child> {
         Ok(feed.worker(&args).args(["--owner", owner]).spawn()?)
@@ -199,15 +151,14 @@ async fn two_redis_workers_started_together() -> anyhow::Result<()> {
         feed.append(fastrand::u64(1..10)).await?;
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let reached = reach(&space.target, &feed.head().await?).await;
+    let reached = reach(space.target(), &feed.head().await?).await;
     for worker in &mut workers {
         worker.kill()?;
         worker.wait()?;
     }
     reached?;
-    let checked = check_model(&feed, &space.target, &space.url).await;
-    cleanup(&space.target, &space.prefix).await;
-    checked
+    let fresh = test_prefix().await;
+    check_model(&feed, space.target(), fresh.target()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -241,5 +192,6 @@ async fn redis_restarted_under_a_running_projector() -> anyhow::Result<()> {
     assert!(!handle.is_finished(), "the projector survives the restarts");
     caught_up?;
     handle.shutdown().await?;
-    check_model(&feed, &target, &url).await
+    let fresh = connect(&url, "fresh").await?;
+    check_model(&feed, &target, &fresh).await
 }
