@@ -75,20 +75,14 @@ pub(crate) async fn run<S: AdminStore>(
     };
     // One unreachable target does not hide the others: its row says why, and the command
     // fails (exit 2) once everything readable is shown. Rows keep the registration order.
-    let mut entries: Vec<Result<StatusLine, Unreadable>> = Vec::with_capacity(projections.len());
-    let mut reports = Vec::with_capacity(projections.len());
+    let mut entries: Vec<Result<ProjectionReport, Unreadable>> =
+        Vec::with_capacity(projections.len());
     for projection in projections {
-        match projection.report().await {
-            Ok(report) => {
-                entries.push(Ok(StatusLine::new(&report)));
-                reports.push(report);
-            }
-            Err(error) => entries.push(Err(Unreadable {
-                projection: projection.name().to_string(),
-                code_version: projection.version(),
-                error,
-            })),
-        }
+        entries.push(projection.report().await.map_err(|error| Unreadable {
+            projection: projection.name().to_string(),
+            code_version: projection.version(),
+            error,
+        }));
     }
     let holders: Vec<FeedHolder> = admin
         .store()
@@ -100,7 +94,7 @@ pub(crate) async fn run<S: AdminStore>(
 
     for entry in &entries {
         match entry {
-            Ok(line) => out.record("projection_status", line)?,
+            Ok(report) => out.record("projection_status", &StatusLine::new(report))?,
             Err(failed) => out.record("projection_unreadable", &failed.line())?,
         }
     }
@@ -111,7 +105,7 @@ pub(crate) async fn run<S: AdminStore>(
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| match entry {
-            Ok(line) => human_row(line),
+            Ok(report) => human_row(&StatusLine::new(report)),
             Err(failed) => failed.human_row(),
         })
         .collect();
@@ -129,17 +123,12 @@ pub(crate) async fn run<S: AdminStore>(
         ],
         &rows,
     )?;
-    let (lines, unreadable): (Vec<_>, Vec<_>) = entries.into_iter().partition(Result::is_ok);
-    let lines: Vec<StatusLine> = lines.into_iter().filter_map(Result::ok).collect();
-    let unreadable: Vec<Unreadable> = unreadable.into_iter().filter_map(Result::err).collect();
-    for line in lines.iter().filter(|l| l.error.is_some()) {
-        out.line(format!(
-            "{} failed: {}",
-            line.projection,
-            line.error.as_deref().unwrap_or_default()
-        ))?;
+    for report in entries.iter().flatten() {
+        if let Some(error) = report.status.as_ref().and_then(|s| s.error.as_deref()) {
+            out.line(format!("{} failed: {error}", report.projection))?;
+        }
     }
-    for failed in &unreadable {
+    for failed in entries.iter().filter_map(|entry| entry.as_ref().err()) {
         out.line(format!(
             "{}: cannot read its state: {}",
             failed.projection,
@@ -156,20 +145,25 @@ pub(crate) async fn run<S: AdminStore>(
         )?;
     }
 
-    if !unreadable.is_empty() {
-        let names: Vec<&str> = unreadable.iter().map(|u| u.projection.as_str()).collect();
-        let names = names.join(", ");
-        if let Some(first) = unreadable.into_iter().next() {
-            return Err(AdminError::UnreadableProjections {
-                names,
-                source: first.error,
-            });
-        }
+    let failures: Vec<String> = if args.check {
+        entries
+            .iter()
+            .flatten()
+            .filter_map(|report| check(report, args))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let mut unreadable = entries.into_iter().filter_map(Result::err);
+    if let Some(first) = unreadable.next() {
+        let names: Vec<String> = std::iter::once(first.projection)
+            .chain(unreadable.map(|u| u.projection))
+            .collect();
+        return Err(AdminError::UnreadableProjections {
+            names: names.join(", "),
+            source: first.error,
+        });
     }
-    if !args.check {
-        return Ok(Outcome::Ok);
-    }
-    let failures: Vec<String> = reports.iter().filter_map(|r| check(r, args)).collect();
     for failure in &failures {
         // Why the exit code is 1, for whoever reads the logs of the job that ran the check.
         #[expect(
