@@ -131,19 +131,7 @@ impl ProjectionDir {
 
     /// The active slot: what `ACTIVE` says, `None` before any activation.
     pub(crate) fn active(&self) -> Result<Option<u32>> {
-        match fs::read_to_string(self.path.join(ACTIVE)) {
-            Ok(text) => text.trim().parse().map(Some).map_err(|e| {
-                corrupt(
-                    format!("reading ACTIVE of projection `{}`", self.projection),
-                    Box::new(e),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(from_io(
-                e,
-                format!("reading ACTIVE of projection `{}`", self.projection),
-            )),
-        }
+        self.read_number(ACTIVE)
     }
 
     /// Points `ACTIVE` at `slot`, atomically. Hold the lock.
@@ -153,19 +141,7 @@ impl ProjectionDir {
 
     /// The number the next new slot gets (1 for a new projection). Hold the lock.
     pub(crate) fn next_slot(&self, _lock: &ProjectionLock) -> Result<u32> {
-        match fs::read_to_string(self.path.join(NEXT_SLOT)) {
-            Ok(text) => text.trim().parse().map_err(|e| {
-                corrupt(
-                    format!("reading next_slot of projection `{}`", self.projection),
-                    Box::new(e),
-                )
-            }),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(1),
-            Err(e) => Err(from_io(
-                e,
-                format!("reading next_slot of projection `{}`", self.projection),
-            )),
-        }
+        Ok(self.read_number(NEXT_SLOT)?.unwrap_or(1))
     }
 
     /// Records that numbers below `next` are taken. Hold the lock.
@@ -296,6 +272,21 @@ impl ProjectionDir {
             {
                 tracing::warn!(%error, path = %entry.path().display(), "could not delete leftovers");
             }
+        }
+    }
+
+    /// The number in the projection's file `name` (`ACTIVE`, `next_slot`); `None` when the
+    /// file does not exist.
+    fn read_number(&self, name: &str) -> Result<Option<u32>> {
+        let context = || format!("reading {name} of projection `{}`", self.projection);
+        match fs::read_to_string(self.path.join(name)) {
+            Ok(text) => text
+                .trim()
+                .parse()
+                .map(Some)
+                .map_err(|e| corrupt(context(), Box::new(e))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(from_io(e, context())),
         }
     }
 
