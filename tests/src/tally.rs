@@ -109,11 +109,12 @@ impl<const VERSION: u32> Projection for Tally<VERSION> {
     }
 }
 
-/// Appends `events` to `stream` (any version) and returns the append's result.
-pub async fn append<S: EventStore>(
+/// Appends `events` (the tally's, or any other aggregate's) to `stream` (any version), waits
+/// until the store's feed shows them and returns the append's result.
+pub async fn append<S: EventStore, E: DomainEvent>(
     store: &S,
     stream: &str,
-    events: &[TallyEvent],
+    events: &[E],
 ) -> anyhow::Result<AppendResult> {
     let new = events
         .iter()
@@ -151,14 +152,7 @@ async fn settled<S: EventStore>(store: &S, appended: AppendResult) -> anyhow::Re
 
 /// Appends one unrelated event (another aggregate's) to `stream`.
 pub async fn append_other<S: EventStore>(store: &S, stream: &str) -> anyhow::Result<AppendResult> {
-    let event = OtherEvent::Unrelated { text: "x".into() };
-    let new = NewEvent::new(
-        event.event_type(),
-        1,
-        event.encode(&JsonCodec).map_err(|e| anyhow::anyhow!(e))?,
-    );
-    let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::Any, vec![new]);
-    settled(store, store.append(request).await?).await
+    append(store, stream, &[OtherEvent::Unrelated { text: "x".into() }]).await
 }
 
 /// `n` `Counted` events of amounts 1..=n.
