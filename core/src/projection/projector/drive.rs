@@ -440,7 +440,8 @@ where
     }
 
     /// Handles and commits what was read. `false` when the target's checkpoint moved under
-    /// us (nothing of the failed commit was stored): start again from the target.
+    /// us (nothing of the failed commit was stored), or a shutdown interrupted the retries of
+    /// a failing event: start again from the target (which ends the run on shutdown).
     async fn apply(
         &mut self,
         slot: u32,
@@ -523,7 +524,7 @@ where
 
     /// An event failed: retry it alone with backoff, then apply the poison policy.
     /// `Some(true)` when a retry succeeded, `Some(false)` when it was parked, `None` when the
-    /// target's checkpoint moved.
+    /// target's checkpoint moved or a shutdown came first (the event stays unapplied).
     async fn poison(
         &mut self,
         slot: u32,
@@ -540,7 +541,7 @@ where
             telemetry::retry(&P::NAME);
             tracing::debug!(projection = %P::NAME, event = %event.event_id, attempts, error = %chain(&*error), "handler failed; retrying");
             if sleep_or_shutdown(&self.shared.shutdown, delay).await {
-                return Err(Error::Closed { what: "projector" });
+                return Ok(None);
             }
             delay *= 2;
             attempts += 1;
@@ -737,4 +738,75 @@ pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
         source = inner.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use tokio::sync::Notify;
+
+    use crate::error::BoxError;
+    use crate::event::NewEvent;
+    use crate::memory::InMemoryEventStore;
+    use crate::names::{EventType, ProjectionName, StreamId};
+    use crate::projection::{
+        AnyEvent, Envelope, InMemoryTarget, MemoryModel, PoisonPolicy, Projection,
+        ProjectionTarget, Projector, ProjectorOptions, ProjectorState,
+    };
+    use crate::store::{AppendRequest, EventStore};
+    use crate::version::ExpectedVersion;
+
+    const NAME: ProjectionName = ProjectionName::from_static("always_fails");
+
+    /// A handler that fails on every event, and tells when it has been called.
+    struct AlwaysFails(Arc<Notify>);
+
+    impl Projection for AlwaysFails {
+        const NAME: ProjectionName = NAME;
+        type Event = AnyEvent;
+        type Writes = ();
+        fn handle(&self, _: Envelope<'_, AnyEvent>, (): &mut ()) -> Result<(), BoxError> {
+            self.0.notify_one();
+            Err("always fails".into())
+        }
+    }
+
+    #[derive(Default)]
+    struct Nothing;
+
+    impl MemoryModel for Nothing {
+        type Writes = ();
+        fn apply(&mut self, (): ()) {}
+    }
+
+    /// A shutdown while a failing event waits for its next try is a shutdown, not a failure.
+    #[tokio::test]
+    async fn shutdown_during_a_handler_retry_stops_cleanly() -> crate::Result<()> {
+        let store = InMemoryEventStore::new();
+        let event = NewEvent::new(EventType::new("happened")?, 1, b"{}".to_vec());
+        let stream = StreamId::new("s-1")?;
+        store
+            .append(AppendRequest::new(
+                stream,
+                ExpectedVersion::Any,
+                vec![event],
+            ))
+            .await?;
+        let target = InMemoryTarget::<Nothing>::new();
+        let called = Arc::new(Notify::new());
+        let options = ProjectorOptions::new()
+            .with_poison_policy(PoisonPolicy::Stop)
+            .with_retries(5, Duration::from_secs(30));
+        let projector = Projector::new(store, AlwaysFails(Arc::clone(&called)), target.clone())
+            .with_options(options);
+        let running = projector.spawn();
+        called.notified().await;
+        running.shutdown().await?;
+        let status = target.status(&NAME).await?.expect("a status report");
+        assert_eq!(status.state, ProjectorState::Stopped);
+        assert_eq!(status.error, None);
+        Ok(())
+    }
 }
