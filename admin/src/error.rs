@@ -105,12 +105,11 @@ pub enum AdminError {
 }
 
 impl AdminError {
-    pub(crate) fn unknown(name: &str, known: &[&ProjectionName]) -> Self {
+    pub(crate) fn unknown(name: &str, known: impl Iterator<Item = ProjectionName>) -> Self {
         AdminError::UnknownProjection {
             name: name.to_owned(),
             known: known
-                .iter()
-                .map(|n| n.as_str())
+                .map(|n| n.as_str().to_owned())
                 .collect::<Vec<_>>()
                 .join(", "),
         }

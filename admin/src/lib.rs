@@ -125,10 +125,7 @@ impl<S: AdminStore> Admin<S> {
     pub fn projection(&self, name: &str) -> Result<&dyn ManagedProjection, AdminError> {
         self.projections()
             .find(|p| p.name().as_str() == name)
-            .ok_or_else(|| {
-                let known: Vec<_> = self.projections.iter().map(|p| p.name()).collect();
-                AdminError::unknown(name, &known.iter().collect::<Vec<_>>())
-            })
+            .ok_or_else(|| AdminError::unknown(name, self.projections().map(|p| p.name())))
     }
 
     /// Runs one parsed command, writing results to `out`.
