@@ -264,8 +264,12 @@ pub(crate) async fn tail<S: AdminStore>(
         for event in &batch.events {
             checkpoint.advance(event.position);
             seen += 1;
-            out.record("event", &EventLine::new(event, Some(&checkpoint)))?;
-            out.line(tail_line(&human_cells(event)))?;
+            // Only the form that prints: each parses the payload.
+            if out.is_json() {
+                out.record("event", &EventLine::new(event, Some(&checkpoint)))?;
+            } else {
+                out.line(tail_line(&human_cells(event)))?;
+            }
             if args.limit.is_some_and(|limit| seen >= limit) {
                 break 'follow "limit";
             }
@@ -292,7 +296,6 @@ fn check_limit(limit: usize) -> Result<(), AdminError> {
     Ok(())
 }
 
-/// `None` when no checkpoint was given.
 /// `--after`'s checkpoint, if given.
 fn parse_checkpoint(text: Option<&str>) -> Result<Option<Checkpoint>, AdminError> {
     text.map(str::parse::<Checkpoint>)
