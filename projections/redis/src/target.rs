@@ -9,7 +9,7 @@ use foldline::{
     ProjectionName, ProjectionTarget, ProjectorStatus, Result, SlotInfo, SlotState,
 };
 use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, Script, ScriptInvocation, Value};
+use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
@@ -19,7 +19,7 @@ use crate::options::RedisTargetOptions;
 use crate::reader::RedisReader;
 use crate::writes::{RedisOp, RedisWrites};
 
-/// How many keys one `SCAN` step asks for (see [`scan_step`]).
+/// How many keys one `SCAN` step asks for (see [`scan_options`]).
 const SCAN_COUNT: usize = 1000;
 
 /// A [`ProjectionTarget`] on Redis: each slot's keys under one hash tag, every commit one Lua
@@ -304,16 +304,11 @@ impl RedisTarget {
     }
 }
 
-/// One `SCAN` step over the keys matching `pattern`, from `cursor`: its reply is the next
-/// cursor (0 once done) and a batch of keys.
-pub(crate) fn scan_step(cursor: u64, pattern: &str) -> Cmd {
-    let mut cmd = redis::cmd("SCAN");
-    cmd.cursor_arg(cursor)
-        .arg("MATCH")
-        .arg(pattern)
-        .arg("COUNT")
-        .arg(SCAN_COUNT);
-    cmd
+/// `SCAN` over the keys matching `pattern`, [`SCAN_COUNT`] keys a step.
+pub(crate) fn scan_options(pattern: &str) -> ScanOptions {
+    ScanOptions::default()
+        .with_pattern(pattern)
+        .with_count(SCAN_COUNT)
 }
 
 /// Unlinks every key matching `pattern` but `keep`, one `SCAN` batch at a time (never holding
@@ -326,8 +321,11 @@ async fn unlink_matching(
     let keep = keep.map(str::as_bytes);
     let mut cursor = 0;
     loop {
-        let (next, mut keys): (u64, Vec<Vec<u8>>) =
-            scan_step(cursor, pattern).query_async(conn).await?;
+        let (next, mut keys): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
+            .cursor_arg(cursor)
+            .arg(scan_options(pattern))
+            .query_async(conn)
+            .await?;
         keys.retain(|k| Some(k.as_slice()) != keep);
         if !keys.is_empty() {
             redis::cmd("UNLINK").arg(&keys).exec_async(conn).await?;

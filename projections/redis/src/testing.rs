@@ -4,11 +4,11 @@ use std::time::Duration;
 
 use foldline::testing::target_conformance::TargetProbe;
 use foldline::{BackendError, BackendErrorKind, Error, ProjectionName, Result};
-use redis::AsyncCommands;
+use redis::{AsyncCommands, Commands};
 
 use crate::error::{BACKEND, backend, corrupt};
-use crate::options::{DEFAULT_URL, RedisTargetOptions};
-use crate::target::{RedisTarget, scan_step};
+use crate::options::RedisTargetOptions;
+use crate::target::{RedisTarget, scan_options};
 use crate::writes::RedisWrites;
 
 /// A random key prefix `test-<16 hex digits>` on the server at `FOLDLINE_REDIS_URL` (default
@@ -53,8 +53,7 @@ impl TestPrefix {
     pub async fn create_with(
         configure: impl FnOnce(RedisTargetOptions) -> RedisTargetOptions,
     ) -> Result<Self> {
-        let url = std::env::var("FOLDLINE_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
-        let options = configure(RedisTargetOptions::from_url(&url)?)
+        let options = configure(RedisTargetOptions::from_env()?)
             .with_prefix(format!("test-{:016x}", fastrand::u64(..)))?;
         let target = RedisTarget::connect(options.clone())
             .await
@@ -104,7 +103,7 @@ impl TestPrefix {
         let mut keys = Vec::new();
         let listed: redis::RedisResult<()> = async {
             for pattern in patterns(self.prefix()) {
-                let mut iter = conn.scan_match::<_, String>(pattern).await?;
+                let mut iter = conn.scan_options::<String>(scan_options(&pattern)).await?;
                 while let Some(key) = iter.next_item().await.transpose()? {
                     keys.push(key);
                 }
@@ -151,16 +150,11 @@ fn patterns(prefix: &str) -> [String; 2] {
 fn delete_all(client: &redis::Client, prefix: &str) -> redis::RedisResult<()> {
     let mut conn = client.get_connection_with_timeout(Duration::from_secs(2))?;
     for pattern in patterns(prefix) {
-        let mut cursor = 0;
-        loop {
-            let (next, keys): (u64, Vec<Vec<u8>>) = scan_step(cursor, &pattern).query(&mut conn)?;
-            if !keys.is_empty() {
-                redis::cmd("UNLINK").arg(&keys).exec(&mut conn)?;
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
+        let keys: Vec<Vec<u8>> = conn
+            .scan_options(scan_options(&pattern))?
+            .collect::<redis::RedisResult<_>>()?;
+        if !keys.is_empty() {
+            redis::cmd("UNLINK").arg(&keys).exec(&mut conn)?;
         }
     }
     Ok(())
