@@ -110,17 +110,28 @@ impl<M: MemoryModel> InMemoryTarget<M> {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// Runs `f` on `slot` under the lock; `None` when the slot does not exist.
+    fn find_slot<R>(
+        &self,
+        projection: &ProjectionName,
+        slot: u32,
+        f: impl FnOnce(&mut Slot<M>) -> R,
+    ) -> Option<R> {
+        let mut inner = self.lock();
+        inner
+            .get_mut(projection)
+            .and_then(|p| p.slots.get_mut(&slot))
+            .map(f)
+    }
+
+    /// [`find_slot`](Self::find_slot), with [`Error::SlotNotFound`] for a missing slot.
     fn with_slot<R>(
         &self,
         projection: &ProjectionName,
         slot: u32,
         f: impl FnOnce(&mut Slot<M>) -> R,
     ) -> Result<R> {
-        let mut inner = self.lock();
-        inner
-            .get_mut(projection)
-            .and_then(|p| p.slots.get_mut(&slot))
-            .map(f)
+        self.find_slot(projection, slot, f)
             .ok_or_else(|| Error::SlotNotFound {
                 projection: projection.clone(),
                 slot,
@@ -227,9 +238,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         projection: &ProjectionName,
         slot: u32,
     ) -> Result<Option<Checkpoint>> {
-        Ok(self
-            .with_slot(projection, slot, |s| s.checkpoint.clone())
-            .ok())
+        Ok(self.find_slot(projection, slot, |s| s.checkpoint.clone()))
     }
 
     async fn commit(
@@ -238,28 +247,24 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         slot: u32,
         commit: Commit<Self::Writes>,
     ) -> Result<CommitOutcome> {
-        let mut inner = self.lock();
-        let Some(s) = inner
-            .get_mut(projection)
-            .and_then(|p| p.slots.get_mut(&slot))
-        else {
-            return Ok(CommitOutcome::Moved { actual: None });
-        };
-        if s.checkpoint != commit.expected {
-            return Ok(CommitOutcome::Moved {
-                actual: Some(s.checkpoint.clone()),
-            });
-        }
-        s.model.apply(commit.writes);
-        s.checkpoint = commit.checkpoint;
-        s.dead_letters
-            .retain(|d| !commit.unpark.contains(&d.event_id));
-        for letter in commit.park {
-            if !s.dead_letters.iter().any(|d| d.event_id == letter.event_id) {
-                s.dead_letters.push(letter);
+        let outcome = self.find_slot(projection, slot, |s| {
+            if s.checkpoint != commit.expected {
+                return CommitOutcome::Moved {
+                    actual: Some(s.checkpoint.clone()),
+                };
             }
-        }
-        Ok(CommitOutcome::Committed)
+            s.model.apply(commit.writes);
+            s.checkpoint = commit.checkpoint;
+            s.dead_letters
+                .retain(|d| !commit.unpark.contains(&d.event_id));
+            for letter in commit.park {
+                if !s.dead_letters.iter().any(|d| d.event_id == letter.event_id) {
+                    s.dead_letters.push(letter);
+                }
+            }
+            CommitOutcome::Committed
+        });
+        Ok(outcome.unwrap_or(CommitOutcome::Moved { actual: None }))
     }
 
     async fn acquire_lease(
@@ -287,7 +292,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         slot: u32,
         owner: &str,
     ) -> Result<()> {
-        let _ = self.with_slot(projection, slot, |s| {
+        self.find_slot(projection, slot, |s| {
             if s.lease.as_ref().is_some_and(|(holder, _)| holder == owner) {
                 s.lease = None;
             }
@@ -301,7 +306,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         slot: u32,
     ) -> Result<Vec<DeadLetter>> {
         Ok(self
-            .with_slot(projection, slot, |s| s.dead_letters.clone())
+            .find_slot(projection, slot, |s| s.dead_letters.clone())
             .unwrap_or_default())
     }
 
