@@ -41,7 +41,7 @@ pub(crate) fn corrupt(context: impl Into<String>) -> Error {
     ))
 }
 
-fn classify(error: &tokio_postgres::Error) -> BackendErrorKind {
+pub(crate) fn classify(error: &tokio_postgres::Error) -> BackendErrorKind {
     if error.is_closed() {
         return BackendErrorKind::Unavailable;
     }

@@ -27,7 +27,7 @@ use foldline::{AppendRequest, AppendResult, BackendError, BackendErrorKind, Erro
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::error::{BACKEND, backend, is_connection_error, pool};
+use crate::error::{BACKEND, backend, classify, is_connection_error, pool};
 use crate::sql::Sql;
 
 /// An append waiting for the writer, with where to send its result.
@@ -159,6 +159,11 @@ impl BatchError {
     /// A form every append of the batch can get a copy of.
     fn shared(self) -> SharedBatchError {
         match self {
+            // As `error::pool`: a failed connection attempt is the driver's error itself.
+            BatchError::Pool(deadpool_postgres::PoolError::Backend(e)) => SharedBatchError {
+                kind: classify(&e),
+                cause: Arc::new(e),
+            },
             BatchError::Pool(e) => SharedBatchError {
                 kind: BackendErrorKind::Unavailable,
                 cause: Arc::new(e),
@@ -228,5 +233,51 @@ impl fmt::Display for SharedCause {
 impl StdError for SharedCause {
     fn source(&self) -> Option<&(dyn StdError + 'static)> {
         self.0.source()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use foldline::{BackendErrorKind, Error, StreamId};
+    use tokio_postgres::NoTls;
+
+    use super::BatchError;
+
+    /// Every cause of `error`, outermost first.
+    fn causes(error: &Error) -> Vec<String> {
+        let mut causes = Vec::new();
+        let mut source = std::error::Error::source(error);
+        while let Some(cause) = source {
+            causes.push(cause.to_string());
+            source = cause.source();
+        }
+        causes
+    }
+
+    /// A batch that got no connection hands every append the driver's error, classified, and
+    /// not the pool's wrapper, whose message repeats the driver's.
+    #[tokio::test]
+    async fn failed_connection_is_shared_as_the_drivers_error() {
+        // Nothing listens on port 1.
+        let refused = tokio_postgres::connect("host=127.0.0.1 port=1 user=postgres", NoTls)
+            .await
+            .map(|_| ())
+            .unwrap_err();
+        let driver = refused.to_string();
+        let stream = StreamId::new("s-1").unwrap();
+        let error = BatchError::Pool(deadpool_postgres::PoolError::Backend(refused))
+            .shared()
+            .to_error(&stream, 3);
+        let Error::Backend(backend) = &error else {
+            panic!("{error:?}");
+        };
+        assert_eq!(backend.kind(), BackendErrorKind::Unavailable);
+        let causes = causes(&error);
+        assert_eq!(causes.first(), Some(&driver), "{causes:?}");
+        assert_eq!(
+            causes.iter().filter(|c| c.contains(&driver)).count(),
+            1,
+            "the driver's message is printed once: {causes:?}"
+        );
     }
 }
