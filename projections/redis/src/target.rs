@@ -481,19 +481,24 @@ impl ProjectionTarget for RedisTarget {
         let keys = self.keys(projection);
         let slot_keys = keys.slot(slot);
         let clearing = || format!("clearing slot {slot} of projection `{projection}`");
-        let begun: i64 = self
-            .invoke(
-                self.scripts
-                    .clear_begin
-                    .key(keys.slots())
-                    .key(slot_keys.checkpoint())
-                    .arg(slot),
-                clearing,
-            )
-            .await?;
-        if begun != 1 {
-            return Err(not_found(projection, slot));
-        }
+        // `clear_begin` and `clear_end` take the same keys and say 0 when the slot is gone.
+        let step = async |script: &Script| -> Result<()> {
+            let found: i64 = self
+                .invoke(
+                    script
+                        .key(keys.slots())
+                        .key(slot_keys.checkpoint())
+                        .arg(slot),
+                    clearing,
+                )
+                .await?;
+            if found == 1 {
+                Ok(())
+            } else {
+                Err(not_found(projection, slot))
+            }
+        };
+        step(&self.scripts.clear_begin).await?;
         unlink_matching(
             &mut self.conn.clone(),
             &slot_keys.pattern(),
@@ -501,21 +506,7 @@ impl ProjectionTarget for RedisTarget {
         )
         .await
         .map_err(|e| backend(clearing(), e))?;
-        let ended: i64 = self
-            .invoke(
-                self.scripts
-                    .clear_end
-                    .key(keys.slots())
-                    .key(slot_keys.checkpoint())
-                    .arg(slot),
-                clearing,
-            )
-            .await?;
-        if ended == 1 {
-            Ok(())
-        } else {
-            Err(not_found(projection, slot))
-        }
+        step(&self.scripts.clear_end).await
     }
 
     async fn checkpoint(
