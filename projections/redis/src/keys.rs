@@ -1,7 +1,5 @@
 //! The key layout: which Redis key holds what (described in the crate docs).
 
-use std::fmt::Write;
-
 use foldline::ProjectionName;
 
 /// The keys of one projection that are not about one slot: `<prefix>:<projection>:…`.
@@ -155,7 +153,7 @@ pub(crate) fn escape_glob(text: &str) -> String {
         if matches!(c, '*' | '?' | '[' | ']' | '\\') {
             out.push('\\');
         }
-        let _ = out.write_char(c);
+        out.push(c);
     }
     out
 }
