@@ -41,9 +41,7 @@ impl Projection for Balances {
         event: Envelope<'_, AccountEvent>,
         writes: &mut RedisWrites,
     ) -> Result<(), BoxError> {
-        let stream = &event.recorded.stream_id;
-        let id = AccountId::from_stream(stream)
-            .ok_or_else(|| format!("an account event on `{stream}`, which is not an account"))?;
+        let id = super::account_of(&event.recorded.stream_id)?;
         let key = account_key(id.as_str());
         // HINCRBY is not idempotent on its own: replaying an event would count it twice. The
         // projector commits each batch together with its checkpoint, and skips events the
@@ -230,27 +228,11 @@ fn hash_of(keyspace: &RedisKeyspace, id: &str) -> BTreeMap<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
-    use foldline::{
-        DomainEvent, JsonCodec, MemoryModel, NewEvent, Position, RecordedEvent, StreamId, Version,
-    };
+    use foldline::MemoryModel;
 
     use super::*;
     use crate::domain::TransferRef;
-
-    /// `event` as recorded at `version` of `stream`.
-    fn recorded(stream: &str, version: u64, event: &AccountEvent) -> RecordedEvent {
-        let payload = event.encode(&JsonCodec).expect("account events encode");
-        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
-        RecordedEvent::from_new(
-            new,
-            StreamId::new(stream).expect("a valid stream id"),
-            Version::new(version),
-            Position::new(0, 0, version),
-            SystemTime::now(),
-        )
-    }
+    use crate::projections::recorded;
 
     /// The writes `events` cause on `stream`, from version 1 on.
     fn writes_of(stream: &str, events: &[AccountEvent]) -> Result<RedisWrites, BoxError> {

@@ -58,9 +58,7 @@ impl Projection for TransferMemos {
             } => (Leg::In, *cents, transfer),
             _ => return Ok(()),
         };
-        let stream = &event.recorded.stream_id;
-        let account = AccountId::from_stream(stream)
-            .ok_or_else(|| format!("an account event on `{stream}`, which is not an account"))?;
+        let account = super::account_of(&event.recorded.stream_id)?;
         let fields = &self.fields;
         let mut doc = TantivyDocument::new();
         doc.add_text(fields.transfer, &transfer.id);
@@ -217,25 +215,15 @@ impl MemoFields {
 
 #[cfg(test)]
 mod tests {
-    use std::time::SystemTime;
-
-    use foldline::{DomainEvent, JsonCodec, NewEvent, Position, RecordedEvent, StreamId, Version};
     use foldline_tantivy::TantivyOp;
 
     use super::*;
     use crate::domain::TransferRef;
+    use crate::projections::recorded;
 
     /// The writes `event`, recorded on `stream`, causes.
     fn writes_of(stream: &str, event: AccountEvent) -> Result<TantivyWrites, BoxError> {
-        let payload = event.encode(&JsonCodec)?;
-        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
-        let recorded = RecordedEvent::from_new(
-            new,
-            StreamId::new(stream)?,
-            Version::new(2),
-            Position::new(0, 0, 2),
-            SystemTime::now(),
-        );
+        let recorded = recorded(stream, 2, &event);
         let mut writes = TantivyWrites::new();
         TransferMemos::new().handle(Envelope::new(event, &recorded), &mut writes)?;
         Ok(writes)

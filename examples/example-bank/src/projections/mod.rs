@@ -9,3 +9,34 @@
 
 pub mod balances;
 pub mod memos;
+
+use foldline::{BoxError, StreamId};
+
+use crate::domain::AccountId;
+
+/// The account whose stream is `stream`; an error for any other stream (no account event is
+/// recorded there).
+fn account_of(stream: &StreamId) -> Result<AccountId, BoxError> {
+    AccountId::from_stream(stream)
+        .ok_or_else(|| format!("an account event on `{stream}`, which is not an account").into())
+}
+
+/// `event` as recorded at `version` of `stream`, for the handlers' unit tests.
+#[cfg(test)]
+fn recorded(
+    stream: &str,
+    version: u64,
+    event: &crate::domain::AccountEvent,
+) -> foldline::RecordedEvent {
+    use foldline::{DomainEvent, JsonCodec, NewEvent, Position, RecordedEvent, Version};
+
+    let payload = event.encode(&JsonCodec).expect("account events encode");
+    let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
+    RecordedEvent::from_new(
+        new,
+        StreamId::new(stream).expect("a valid stream id"),
+        Version::new(version),
+        Position::new(0, 0, version),
+        std::time::SystemTime::now(),
+    )
+}
