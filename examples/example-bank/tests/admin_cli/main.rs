@@ -10,7 +10,7 @@
 mod redis_restart;
 mod support;
 
-use anyhow::{Context, bail, ensure};
+use anyhow::{Context, ensure};
 use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
@@ -23,9 +23,8 @@ use foldline_redis::RedisWrites;
 use foldline_redis::testing::TestPrefix;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
-use std::process::{Child, Stdio};
-use std::time::{Duration, Instant};
-use support::{Bank, RUN_TIMEOUT, append, deposited, dump, eventually, fill, opened};
+use std::time::Duration;
+use support::{Bank, append, deposited, dump, eventually, fill, first_rebuild_commit, opened, run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn status_shows_the_lag_and_the_state_in_json_and_as_a_table() -> anyhow::Result<()> {
@@ -113,38 +112,11 @@ async fn an_interrupted_blue_green_rebuild_resumes_its_slot_and_equals_a_fresh_b
     assert_eq!(bank.active_slot().await?, Some(1));
 
     // Start a blue/green rebuild and kill it (SIGKILL) once its slot has some of the events.
-    let mut child: Child = bank
-        .command(&["rebuild", "balances"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child = bank.spawn(&["rebuild", "balances"])?;
     let target = bank.target();
     let head = store.head().await?;
-    let started = Instant::now();
-    let (building, reached) = loop {
-        if let Some(status) = child.try_wait()? {
-            let out = child.wait_with_output()?;
-            bail!(
-                "the rebuild ended ({status}) before it could be killed midway: make the store \
-                 bigger\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the rebuild never started"
-        );
-        let slots = target.slots(&Balances::NAME).await?;
-        if let Some(slot) = slots.iter().find(|s| s.state == SlotState::Building) {
-            let checkpoint = bank.checkpoint(slot.slot).await?;
-            if let Some(checkpoint) = checkpoint.filter(|c| !c.is_start()) {
-                child.kill()?;
-                break (slot.slot, checkpoint);
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    };
+    let (building, reached) = first_rebuild_commit(&target, &mut child).await?;
+    child.kill()?;
     let killed = child.wait()?;
     assert_eq!(killed.signal(), Some(9), "SIGKILL: {killed}");
     // Let a commit the process sent just before it died land before looking.
@@ -455,14 +427,9 @@ async fn exit_codes_say_what_happened_and_passwords_are_never_printed() -> anyho
         "FOLDLINE_POSTGRES_URL",
         "postgres://nobody:secret@127.0.0.1:1/x",
     );
-    let output = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::from_std(command)
-            .timeout(RUN_TIMEOUT)
-            .output()
-    })
-    .await??;
-    assert_eq!(output.status.code(), Some(2), "{output:?}");
-    assert!(!String::from_utf8(output.stderr)?.contains("secret"));
+    let ran = run(command).await?;
+    assert_eq!(ran.code, Some(2), "{ran:?}");
+    assert!(!ran.stderr.contains("secret"));
     // `--help` names the variables but never shows their values.
     let mut command = bank.command(&["--help"]);
     command
@@ -471,14 +438,9 @@ async fn exit_codes_say_what_happened_and_passwords_are_never_printed() -> anyho
             "postgres://nobody:secret@db:5432/x",
         )
         .env("FOLDLINE_REDIS_URL", "redis://:secret@cache:6379/");
-    let output = tokio::task::spawn_blocking(move || {
-        assert_cmd::Command::from_std(command)
-            .timeout(RUN_TIMEOUT)
-            .output()
-    })
-    .await??;
-    assert_eq!(output.status.code(), Some(0), "{output:?}");
-    let help = String::from_utf8(output.stdout)?;
+    let ran = run(command).await?;
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let help = ran.stdout;
     assert!(help.contains("FOLDLINE_POSTGRES_URL"), "{help}");
     assert!(help.contains("FOLDLINE_REDIS_URL"), "{help}");
     assert!(!help.contains("secret"), "{help}");

@@ -1,17 +1,16 @@
 //! A blue/green rebuild while its Redis restarts: the binary says on stderr that it is retrying,
 //! carries on once Redis is back, and ends with the same read model as a fresh build.
 
-use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{Context, ensure};
+use anyhow::Context;
 use example_bank::projections::balances::Balances;
-use foldline::{Projection, ProjectionTarget, Projector, SlotState};
+use foldline::Projector;
 use foldline_redis::testing::TestPrefix;
 use foldline_redis::{RedisTarget, RedisTargetOptions};
 use foldline_tests::redis_server::RedisServer;
 
-use crate::support::{Bank, dump, fill};
+use crate::support::{Bank, dump, fill, first_rebuild_commit};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()> {
@@ -24,29 +23,10 @@ async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()>
     let options = RedisTargetOptions::from_url(&url)?.with_prefix(bank.redis.prefix())?;
     let target = RedisTarget::connect(options.clone()).await?;
 
-    let child = bank
-        .command(&["rebuild", "balances", "--redis-url", &url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()?;
+    let mut child = bank.spawn(&["rebuild", "balances", "--redis-url", &url])?;
     // Stop Redis (cleanly: its append-only file keeps every acknowledged write) once the
     // building slot has a first commit, and start it again a second later.
-    let started = Instant::now();
-    loop {
-        ensure!(
-            started.elapsed() < Duration::from_secs(30),
-            "the rebuild never committed"
-        );
-        let slots = target.slots(&Balances::NAME).await.unwrap_or_default();
-        if let Some(slot) = slots.iter().find(|s| s.state == SlotState::Building) {
-            let checkpoint = target.checkpoint(&Balances::NAME, slot.slot).await?;
-            if checkpoint.is_some_and(|c| !c.is_start()) {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    first_rebuild_commit(&target, &mut child).await?;
     server.stop()?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     server.restart()?;

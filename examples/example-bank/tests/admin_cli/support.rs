@@ -3,9 +3,11 @@
 #![allow(dead_code, unreachable_pub)]
 
 use std::collections::BTreeMap;
+use std::io::Read;
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, bail};
+use anyhow::{Context, bail, ensure};
 use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::{BalanceTarget, Balances};
 use foldline::{
@@ -109,17 +111,19 @@ impl Bank {
         command
     }
 
-    /// Runs `foldline <args>` to its end (stdin a pipe, so not a terminal), off the runtime's
-    /// threads so in-process projectors keep running meanwhile.
+    /// Runs `foldline <args>` to its end, as [`run`] does.
     pub(crate) async fn foldline(&self, args: &[&str]) -> anyhow::Result<Ran> {
-        let mut command = assert_cmd::Command::from_std(self.command(args));
-        command.timeout(RUN_TIMEOUT);
-        let output = tokio::task::spawn_blocking(move || command.output()).await??;
-        Ok(Ran {
-            code: output.status.code(),
-            stdout: String::from_utf8(output.stdout)?,
-            stderr: String::from_utf8(output.stderr)?,
-        })
+        run(self.command(args)).await
+    }
+
+    /// Starts `foldline <args>` without waiting for it: stdin empty, stdout and stderr piped.
+    pub(crate) fn spawn(&self, args: &[&str]) -> anyhow::Result<Child> {
+        Ok(self
+            .command(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()?)
     }
 
     /// A projector of the real `Balances` into this test's prefix; quick to notice a pause.
@@ -147,6 +151,53 @@ impl Bank {
 
     pub(crate) async fn checkpoint(&self, slot: u32) -> anyhow::Result<Option<Checkpoint>> {
         Ok(self.target().checkpoint(&Balances::NAME, slot).await?)
+    }
+}
+
+/// Runs `command` to its end (stdin a pipe, so not a terminal), off the runtime's threads so
+/// in-process projectors keep running meanwhile.
+pub(crate) async fn run(command: std::process::Command) -> anyhow::Result<Ran> {
+    let mut command = assert_cmd::Command::from_std(command);
+    command.timeout(RUN_TIMEOUT);
+    let output = tokio::task::spawn_blocking(move || command.output()).await??;
+    Ok(Ran {
+        code: output.status.code(),
+        stdout: String::from_utf8(output.stdout)?,
+        stderr: String::from_utf8(output.stderr)?,
+    })
+}
+
+/// Polls `target` (every 2 ms, for at most 30 s) until the rebuild of `Balances` that `child`
+/// runs has a building slot with a commit past the start; returns the slot and its checkpoint.
+/// Fails, with the child's stderr, when the child ends first.
+pub(crate) async fn first_rebuild_commit(
+    target: &RedisTarget,
+    child: &mut Child,
+) -> anyhow::Result<(u32, Checkpoint)> {
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait()? {
+            let mut stderr = String::new();
+            if let Some(mut pipe) = child.stderr.take() {
+                pipe.read_to_string(&mut stderr)?;
+            }
+            bail!(
+                "the rebuild ended ({status}) before a first commit could be seen midway: make \
+                 the store bigger\n{stderr}"
+            );
+        }
+        ensure!(
+            started.elapsed() < Duration::from_secs(30),
+            "the rebuild never committed"
+        );
+        let slots = target.slots(&Balances::NAME).await?;
+        if let Some(slot) = slots.iter().find(|s| s.state == SlotState::Building) {
+            let checkpoint = target.checkpoint(&Balances::NAME, slot.slot).await?;
+            if let Some(checkpoint) = checkpoint.filter(|c| !c.is_start()) {
+                return Ok((slot.slot, checkpoint));
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
 }
 
