@@ -107,7 +107,13 @@ async fn settle<S: AdminStore>(
     action: Action,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let letters = projection.dead_letters().await?;
+    // The list is needed to name every letter (`--all`) or to say what a dry run would do;
+    // settling given ids reads nothing first.
+    let letters = if args.all || args.dry_run {
+        projection.dead_letters().await?
+    } else {
+        Vec::new()
+    };
     let ids: Vec<Uuid> = if args.all {
         letters.iter().map(|l| l.event_id).collect()
     } else {
