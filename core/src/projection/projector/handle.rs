@@ -66,6 +66,9 @@ impl ProjectorProgress {
 /// A projector running in a task of its own ([`Projector::spawn`](super::Projector::spawn)).
 pub struct ProjectorHandle {
     progress: watch::Receiver<ProjectorProgress>,
+    /// Closed when the task ends. (`progress` is not: its sender lives in the projector, which
+    /// this handle and every clone of the projector keep.)
+    ended: watch::Receiver<()>,
     stop: Box<dyn Fn() + Send + Sync>,
     task: JoinHandle<Result<()>>,
 }
@@ -73,11 +76,13 @@ pub struct ProjectorHandle {
 impl ProjectorHandle {
     pub(crate) fn new(
         progress: watch::Receiver<ProjectorProgress>,
+        ended: watch::Receiver<()>,
         stop: Box<dyn Fn() + Send + Sync>,
         task: JoinHandle<Result<()>>,
     ) -> Self {
         ProjectorHandle {
             progress,
+            ended,
             stop,
             task,
         }
@@ -107,11 +112,18 @@ impl ProjectorHandle {
     /// Cancel safe: it only watches.
     pub async fn wait_for(&self, position: &Position, timeout: Duration) -> Result<()> {
         let mut progress = self.progress.clone();
-        let waited =
-            tokio::time::timeout(timeout, progress.wait_for(|p| p.is_visible(position))).await;
-        match waited {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(_)) => Err(Error::Closed { what: "projector" }),
+        let mut ended = self.ended.clone();
+        let visible = async {
+            tokio::select! {
+                biased;
+                visible = progress.wait_for(|p| p.is_visible(position)) => visible.is_ok(),
+                // Nothing is ever sent: this resolves when the task ends.
+                _ = ended.changed() => false,
+            }
+        };
+        match tokio::time::timeout(timeout, visible).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Closed { what: "projector" }),
             Err(_) => Err(Error::Timeout {
                 what: format!(
                     "projection `{}` to reach {position}",

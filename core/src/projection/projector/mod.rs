@@ -6,6 +6,8 @@ mod handle;
 mod operate;
 mod options;
 mod telemetry;
+#[cfg(test)]
+mod tests;
 
 pub use handle::{ProjectorHandle, ProjectorProgress};
 pub use operate::ProjectionReport;
@@ -184,10 +186,19 @@ where
     pub fn spawn(&self) -> ProjectorHandle {
         let projector = self.clone();
         let span = tracing::info_span!("projection", name = %P::NAME);
-        let task = tokio::spawn(async move { projector.run().await }.instrument(span));
+        // Dropped with the task's future, however it ends (return, panic, abort).
+        let (running, ended) = watch::channel(());
+        let task = tokio::spawn(
+            async move {
+                let _running = running;
+                projector.run().await
+            }
+            .instrument(span),
+        );
         let shared = Arc::clone(&self.shared);
         ProjectorHandle::new(
             self.shared.progress.subscribe(),
+            ended,
             Box::new(move || {
                 shared.shutdown.send_replace(true);
             }),
