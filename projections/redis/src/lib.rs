@@ -97,7 +97,8 @@
 //! writing to it gets `Moved { actual: None }`; then its other keys, in `SCAN` batches; then its
 //! entry. Clearing a slot deletes its checkpoint the same way, then its keys (not the lease),
 //! then stores the checkpoint `start` again; while it runs, commits to the slot return
-//! `Moved { actual: None }`.
+//! `Moved { actual: None }`, and the lease stays with the clearer (another owner asking for it
+//! is refused, as for any held lease).
 //!
 //! The management scripts (create, activate, drop) touch the projection's keys and a slot's
 //! keys together: they assume one Redis primary, which is what this crate connects to.
