@@ -149,13 +149,5 @@ pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
 
 /// `error: outer` then one `  caused by: inner` line per source.
 pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
-    format!("error: {}", chain(error, "\n  caused by: "))
-}
-
-/// `error` and its causes, outermost first, `separator` between them.
-pub(crate) fn chain(error: &(dyn std::error::Error + 'static), separator: &str) -> String {
-    std::iter::successors(Some(error), |e| e.source())
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(separator)
+    format!("error: {}", foldline::error_chain(error, "\n  caused by: "))
 }

@@ -15,6 +15,21 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 /// `Result` with foldline's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// `error` and its sources, outermost first, with `separator` between them: the one-line
+/// form (`": "`) foldline writes into logs, status reports and dead letters, or a CLI's
+/// `caused by:` lines.
+///
+/// ```
+/// let error = foldline::Error::InvalidCheckpoint { value: "x".into() };
+/// assert_eq!(foldline::error_chain(&error, ": "), "invalid checkpoint `x`");
+/// ```
+pub fn error_chain(error: &(dyn std::error::Error + 'static), separator: &str) -> String {
+    std::iter::successors(Some(error), |e| e.source())
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(separator)
+}
+
 /// What went wrong in a store, a codec or the command executor.
 ///
 /// Match on the helpers ([`Error::is_conflict`], [`Error::is_transient`],

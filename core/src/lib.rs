@@ -128,7 +128,9 @@ pub use codec::{Codec, JsonCodec};
 pub use command::{
     CommandError, CommandExecutor, CommandOptions, CommandOutcome, Loaded, RetryPolicy,
 };
-pub use error::{BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result};
+pub use error::{
+    BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result, error_chain,
+};
 pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
 pub use memory::InMemoryEventStore;
 pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};

@@ -298,7 +298,7 @@ async fn keyword_schema_name_is_refused_or_works() -> anyhow::Result<()> {
     if let Err(error) = outcome {
         panic!(
             "schema `{KEYWORD}` is a valid SchemaName but the store fails on it: {}",
-            foldline_tests::pg::chain(&error)
+            foldline::error_chain(&error, ": ")
         );
     }
     Ok(())

@@ -130,7 +130,7 @@ async fn poison_event_stops_with_an_error_naming_it() -> anyhow::Result<()> {
     assert_eq!(poison.version.get(), 1);
     assert_eq!(poison.attempts, 3);
     assert_eq!(Some(poison.position), bad.position);
-    let text = foldline_tests::pg::chain(&error);
+    let text = foldline::error_chain(&error, ": ");
     assert!(text.contains("refusing poison event: bad"), "{text}");
     // The events before it are applied, without the poison event's partial writes.
     let slot = target.slots(&NAME).await?[0].slot;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
+use foldline::error_chain;
 use foldline::{
     BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, Error, EventType, MemoryModel,
     NewEvent, NewSlot, Position, ProjectionName, ProjectionTarget, RecordedEvent, StreamId,
@@ -17,7 +18,6 @@ use foldline_redis::{
     RedisKeyspace, RedisOp, RedisSlotKeys, RedisTarget, RedisTargetOptions, RedisWrites,
 };
 use foldline_tests::AccountEvent;
-use foldline_tests::pg::chain;
 use foldline_tests::redis::{dump_slot, hash_tag, scan, test_prefix};
 
 fn name(text: &str) -> ProjectionName {
@@ -615,12 +615,16 @@ async fn redis_connection_refused_is_transient_and_quick() {
         "took {:?}",
         started.elapsed()
     );
-    assert!(error.is_transient(), "{}", chain(&error));
+    assert!(error.is_transient(), "{}", error_chain(&error, ": "));
     assert!(
         matches!(&error, Error::Backend(e) if e.kind() == BackendErrorKind::Unavailable),
         "{error:?}"
     );
-    assert!(chain(&error).contains("127.0.0.1:1"), "{}", chain(&error));
+    assert!(
+        error_chain(&error, ": ").contains("127.0.0.1:1"),
+        "{}",
+        error_chain(&error, ": ")
+    );
 }
 
 /// The server closes the target's connection (`CLIENT KILL`): at most the next command fails,
@@ -656,12 +660,12 @@ async fn redis_target_recovers_after_its_connection_is_killed() {
                 break;
             }
             Err(error) => {
-                assert!(error.is_transient(), "{}", chain(&error));
+                assert!(error.is_transient(), "{}", error_chain(&error, ": "));
                 failures += 1;
                 assert!(
                     Instant::now() < deadline,
                     "no reconnection: {}",
-                    chain(&error)
+                    error_chain(&error, ": ")
                 );
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

@@ -5,9 +5,6 @@
 //! Every test runs in its own schema ([`test_schema`]); raw SQL names that schema's tables
 //! through [`table`], so tests never see each other's rows.
 
-use std::error::Error as StdError;
-use std::fmt::Write as _;
-
 use foldline::SchemaName;
 pub use foldline_postgres::testing::TestSchema;
 use tokio_postgres::{Client, GenericClient, NoTls};
@@ -33,19 +30,11 @@ pub fn url() -> String {
 pub async fn test_schema() -> TestSchema {
     match TestSchema::create().await {
         Ok(schema) => schema,
-        Err(error) => panic!("cannot set up a test schema: {}", chain(&error)),
+        Err(error) => panic!(
+            "cannot set up a test schema: {}",
+            foldline::error_chain(&error, ": ")
+        ),
     }
-}
-
-/// `error` and all its sources, one after another (`a: b: c`).
-pub fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let _ = write!(text, ": {cause}");
-        source = cause.source();
-    }
-    text
 }
 
 /// A raw connection could not be opened.
@@ -85,7 +74,7 @@ pub async fn connect(url: &str) -> Result<Client, ConnectError> {
 pub async fn raw_client() -> Client {
     match connect(&url()).await {
         Ok(client) => client,
-        Err(error) => panic!("{}", chain(&error)),
+        Err(error) => panic!("{}", foldline::error_chain(&error, ": ")),
     }
 }
 

@@ -14,7 +14,7 @@ use foldline_redis::{RedisKeyspace, RedisSlotKeys, RedisWrites};
 pub async fn test_prefix() -> TestPrefix {
     match TestPrefix::create().await {
         Ok(prefix) => prefix,
-        Err(error) => panic!("{}", crate::pg::chain(&error)),
+        Err(error) => panic!("{}", foldline::error_chain(&error, ": ")),
     }
 }
 

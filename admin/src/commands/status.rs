@@ -2,12 +2,12 @@
 
 use std::time::UNIX_EPOCH;
 
-use foldline::{ProjectionReport, ProjectorState};
+use foldline::{ProjectionReport, ProjectorState, error_chain};
 use serde::Serialize;
 
 use crate::Admin;
 use crate::cli::StatusArgs;
-use crate::error::{AdminError, Outcome, chain};
+use crate::error::{AdminError, Outcome};
 use crate::output::Output;
 use crate::store::{AdminStore, FeedHolder, HOLDER_MIN_AGE};
 
@@ -132,7 +132,7 @@ pub(crate) async fn run<S: AdminStore>(
         out.line(format!(
             "{}: cannot read its state: {}",
             failed.projection,
-            chain(&failed.error, ": ")
+            error_chain(&failed.error, ": ")
         ))?;
     }
     if !holders.is_empty() {
@@ -201,7 +201,7 @@ impl Unreadable {
         UnreadableLine {
             projection: &self.projection,
             code_version: self.code_version,
-            error: chain(&self.error, ": "),
+            error: error_chain(&self.error, ": "),
         }
     }
 

@@ -5,8 +5,6 @@
 //! never make the projector skip or repeat an effect.
 
 use std::collections::VecDeque;
-use std::error::Error as StdError;
-use std::fmt::Write as _;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
@@ -17,7 +15,7 @@ use super::batch::{self, Built};
 use super::options::PoisonPolicy;
 use super::{ProjectorProgress, Shared, telemetry};
 use crate::codec::Codec;
-use crate::error::{BoxError, Error, PoisonEvent, Result};
+use crate::error::{BoxError, Error, PoisonEvent, Result, error_chain};
 use crate::event::RecordedEvent;
 use crate::position::Checkpoint;
 use crate::projection::Projection;
@@ -116,14 +114,14 @@ where
             let since = *failing_since.get_or_insert_with(Instant::now);
             let give_up = options.give_up_after.is_some_and(|g| since.elapsed() >= g);
             if !error.is_transient() || give_up {
-                tracing::error!(projection = %P::NAME, error = %chain(&error), "projection stopped");
+                tracing::error!(projection = %P::NAME, error = %error_chain(&error, ": "), "projection stopped");
                 self.set_state(ProjectorState::Failed);
-                self.report(Some(chain(&error))).await;
+                self.report(Some(error_chain(&error, ": "))).await;
                 return Err(error);
             }
             tracing::warn!(
                 projection = %P::NAME,
-                error = %chain(&error),
+                error = %error_chain(&error, ": "),
                 retry_in = ?backoff,
                 "projection interrupted; resuming from the target's checkpoint"
             );
@@ -145,7 +143,7 @@ where
         // A switch interrupted between activating the new slot and dropping the old one.
         for retired in slots.iter().filter(|s| s.state == SlotState::Retired) {
             if let Err(error) = target.drop_slot(name, retired.slot).await {
-                tracing::warn!(projection = %name, slot = retired.slot, error = %chain(&error), "could not drop a retired slot");
+                tracing::warn!(projection = %name, slot = retired.slot, error = %error_chain(&error, ": "), "could not drop a retired slot");
             }
         }
         let active = slots.iter().find(|s| s.state == SlotState::Active);
@@ -195,7 +193,7 @@ where
         self.worked = true;
         let worked = self.work(slot, building, &head, until).await;
         if let Err(error) = target.release_lease(name, slot, owner).await {
-            tracing::debug!(projection = %name, slot, error = %chain(&error), "could not release the lease");
+            tracing::debug!(projection = %name, slot, error = %error_chain(&error, ": "), "could not release the lease");
         }
         worked
     }
@@ -539,7 +537,7 @@ where
         let mut delay = options.retry_delay;
         while attempts < options.max_attempts {
             telemetry::retry(&P::NAME);
-            tracing::debug!(projection = %P::NAME, event = %event.event_id, attempts, error = %chain(&*error), "handler failed; retrying");
+            tracing::debug!(projection = %P::NAME, event = %event.event_id, attempts, error = %error_chain(&*error, ": "), "handler failed; retrying");
             if sleep_or_shutdown(&self.shared.shutdown, delay).await {
                 return Ok(None);
             }
@@ -568,7 +566,7 @@ where
                 error,
             )))),
             PoisonPolicy::DeadLetter => {
-                let letter = DeadLetter::new(event, chain(&*error), attempts);
+                let letter = DeadLetter::new(event, error_chain(&*error, ": "), attempts);
                 tracing::warn!(
                     projection = %P::NAME,
                     stream = %event.stream_id,
@@ -669,7 +667,7 @@ where
             status = status.with_error(error);
         }
         if let Err(error) = self.shared.target.report_status(&P::NAME, &status).await {
-            tracing::debug!(projection = %P::NAME, error = %chain(&error), "could not report status");
+            tracing::debug!(projection = %P::NAME, error = %error_chain(&error, ": "), "could not report status");
         }
     }
 
@@ -727,15 +725,4 @@ impl Drop for AbortOnDrop {
     fn drop(&mut self) {
         self.0.abort();
     }
-}
-
-/// An error and its sources, `outer: inner: innermost`, for logs and dead letters.
-pub(crate) fn chain(error: &(dyn StdError + 'static)) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(inner) = source {
-        let _ = write!(text, ": {inner}");
-        source = inner.source();
-    }
-    text
 }
