@@ -11,9 +11,8 @@ use anyhow::{Context, bail, ensure};
 use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::{BalanceTarget, Balances};
 use foldline::{
-    AppendRequest, AppendResult, BoxError, Checkpoint, DomainEvent, EventStore, ExpectedVersion,
-    JsonCodec, NewEvent, Position, Projection, ProjectionTarget, Projector, ProjectorOptions,
-    SlotState, StreamId,
+    AppendResult, Checkpoint, Position, Projection, ProjectionTarget, Projector, ProjectorOptions,
+    SlotState,
 };
 use foldline_postgres::PgEventStore;
 use foldline_postgres::testing::TestSchema;
@@ -207,31 +206,9 @@ pub(crate) async fn append(
     account: &str,
     events: &[AccountEvent],
 ) -> anyhow::Result<AppendResult> {
-    let events = events
-        .iter()
-        .map(|e| {
-            Ok(NewEvent::new(
-                e.event_type(),
-                e.schema_version(),
-                e.encode(&JsonCodec)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, BoxError>>()
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let stream = StreamId::new(format!("account-{account}"))?;
-    let request = AppendRequest::new(stream, ExpectedVersion::Any, events);
-    let appended = store.append(request).await?;
-    // The feed stops short of any transaction still open on the server, another test's append
-    // in another schema included: wait until it shows this one, so `status` sees it in `head`.
-    if let Some(position) = &appended.position {
-        eventually(
-            "the feed shows the append",
-            Duration::from_secs(10),
-            async || Ok(store.head().await?.covers(position)),
-        )
-        .await?;
-    }
-    Ok(appended)
+    // Returns once the feed shows the append (another test's open append, in another schema,
+    // can hold it back a moment), so `status` sees it in `head`.
+    foldline_tests::tally::append(store, &format!("account-{account}"), events).await
 }
 
 pub(crate) fn opened(owner: &str) -> AccountEvent {
