@@ -85,11 +85,24 @@ pub(crate) async fn run<S: AdminStore>(
         projection.pause().await?;
     }
     let rebuilt = rebuild(projection, mode, &mut progress).await;
-    if args.in_place && !was_paused {
-        // Resume even when the rebuild failed: the operator did not ask for a pause.
-        projection.resume().await?;
-    }
+    // Resume even when the rebuild failed: the operator did not ask for a pause.
+    let resumed = if args.in_place && !was_paused {
+        projection.resume().await
+    } else {
+        Ok(())
+    };
     progress.finish();
+    if rebuilt.is_err()
+        && let Err(error) = &resumed
+    {
+        // The rebuild's error is the one to report; this one must not be lost either.
+        tracing::error!(
+            projection = %args.name,
+            error = %foldline::error_chain(error, ": "),
+            "could not resume the projection after the failed rebuild: run `resume` when the \
+             cause is mended"
+        );
+    }
     let slot = rebuilt.map_err(|error| match error {
         gone @ foldline::Error::SlotNotFound { .. } => AdminError::RebuildSlotGone {
             projection: args.name.clone(),
@@ -97,6 +110,7 @@ pub(crate) async fn run<S: AdminStore>(
         },
         other => other.into(),
     })?;
+    resumed?;
     let seconds = started.elapsed().as_secs_f64();
     out.record(
         "projection_rebuild",
