@@ -7,7 +7,14 @@ here="$(dirname "${BASH_SOURCE[0]}")"
 services=(postgres redis)
 
 case "${1:-up}" in
-    up) for s in "${services[@]}"; do "$here/$s.sh" start; done ;;
+    up)
+        # Each script says what it installs and starts; the times show what a fresh machine costs.
+        for s in "${services[@]}"; do
+            started=$SECONDS
+            "$here/$s.sh" start
+            printf '[foldline] %s ready after %ds\n' "$s" "$((SECONDS - started))" >&2
+        done
+        ;;
     down) for s in "${services[@]}"; do "$here/$s.sh" stop || true; done ;;
     status) rc=0; for s in "${services[@]}"; do "$here/$s.sh" status || rc=1; done; exit $rc ;;
     *) echo "usage: $0 [up|down|status]" >&2; exit 2 ;;

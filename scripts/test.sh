@@ -12,14 +12,33 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rust
 
 "$ROOT/scripts/services.sh" up
 
-if [[ "${FOLDLINE_SKIP_LINT:-}" != 1 ]]; then
+# lint_tool COMPONENT CHECK...: whether the cargo subcommand is usable, adding the rustup
+# component when it is missing. Says why when it cannot be had.
+lint_tool() {
+    local component="$1"
+    shift
+    "$@" >/dev/null 2>&1 && return 0
     if command -v rustup >/dev/null 2>&1; then
-        rustup component add rustfmt clippy >/dev/null 2>&1 || true
+        say "installing the $component component with rustup"
+        rustup component add "$component" >&2 || true
+        "$@" >/dev/null 2>&1 && return 0
     fi
-    say "cargo fmt --check"
-    cargo fmt --all -- --check
-    say "cargo clippy"
-    cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+    say "WARNING: skipping the $component step: \`$*\` does not run and rustup could not add" \
+        "the component (install it with \`rustup component add $component\`)"
+    return 1
+}
+
+if [[ "${FOLDLINE_SKIP_LINT:-}" == 1 ]]; then
+    say "FOLDLINE_SKIP_LINT=1: skipping cargo fmt and cargo clippy"
+else
+    if lint_tool rustfmt cargo fmt --version; then
+        say "cargo fmt --check"
+        cargo fmt --all -- --check
+    fi
+    if lint_tool clippy cargo clippy --version; then
+        say "cargo clippy"
+        cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
+    fi
 fi
 
 say "cargo test"
