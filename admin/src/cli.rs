@@ -1,19 +1,20 @@
 //! The command line: global connection flags, output flags, subcommands.
 
-use std::path::PathBuf;
-
 use clap::{Args, Parser, Subcommand};
 use uuid::Uuid;
 
 use crate::error::EXIT_CODES;
 
 /// Operate foldline projections and inspect the event store.
+///
+/// `C` is the application's connection flags (its store's URL, its targets' addresses): any
+/// `#[derive(clap::Args)]` struct, flattened beside the admin's own flags.
 #[derive(Debug, Parser)]
 #[command(version, after_help = EXIT_CODES, after_long_help = EXIT_CODES)]
-pub struct Cli {
-    /// Where the store and the projections' targets are.
+pub struct Cli<C: Args> {
+    /// Where the application's store and projection targets are.
     #[command(flatten)]
-    pub connections: Connections,
+    pub connections: C,
 
     /// Print versioned JSON lines (each with `type` and `version`) instead of tables; no
     /// colour, no progress bar.
@@ -23,47 +24,6 @@ pub struct Cli {
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
-}
-
-/// Connection settings, from flags or `FOLDLINE_*` variables. Passwords in URLs are never
-/// printed (help shows no variable values).
-#[derive(Clone, Debug, Args)]
-pub struct Connections {
-    /// The PostgreSQL event store.
-    #[arg(
-        long,
-        global = true,
-        env = "FOLDLINE_POSTGRES_URL",
-        hide_env_values = true,
-        default_value = foldline_postgres::DEFAULT_URL
-    )]
-    pub postgres_url: String,
-
-    /// The store's schema.
-    #[arg(
-        long,
-        global = true,
-        env = "FOLDLINE_POSTGRES_SCHEMA",
-        default_value = "foldline"
-    )]
-    pub schema: String,
-
-    /// Redis, for projections kept there.
-    #[arg(
-        long,
-        global = true,
-        env = "FOLDLINE_REDIS_URL",
-        hide_env_values = true
-    )]
-    pub redis_url: Option<String>,
-
-    /// The key prefix of the application's Redis projections.
-    #[arg(long, global = true, env = "FOLDLINE_REDIS_PREFIX")]
-    pub redis_prefix: Option<String>,
-
-    /// The directory of the application's Tantivy indexes.
-    #[arg(long, global = true, env = "FOLDLINE_TANTIVY_DIR")]
-    pub tantivy_dir: Option<PathBuf>,
 }
 
 /// The subcommands.

@@ -11,8 +11,19 @@
 //!
 //! use foldline::testing::{KeyValueModel, KeyValueWrites};
 //! use foldline::{AnyEvent, Envelope, InMemoryTarget, Projection, ProjectionName, Projector};
-//! use foldline_admin::{Admin, Connections};
+//! use foldline_admin::Admin;
 //! use foldline_postgres::{PgEventStore, PgStoreOptions};
+//!
+//! /// The application's connection flags, beside the admin's own (any `clap::Args`).
+//! #[derive(Debug, clap::Args)]
+//! struct Connections {
+//!     /// The event store.
+//!     #[arg(long, global = true, env = "FOLDLINE_POSTGRES_URL", hide_env_values = true)]
+//!     postgres_url: String,
+//!     /// Its schema.
+//!     #[arg(long, global = true, env = "FOLDLINE_POSTGRES_SCHEMA", default_value = "foldline")]
+//!     schema: String,
+//! }
 //!
 //! struct EventsPerStream;
 //! impl Projection for EventsPerStream {
@@ -44,7 +55,10 @@
 //!
 //! # Conventions
 //!
-//! - Connection settings come from flags or the `FOLDLINE_*` variables ([`Connections`]).
+//! - The admin depends on no backend: the application brings its store (any
+//!   [`ManagedStore`](foldline::ManagedStore)), its projections, and the flags that say where
+//!   they are (any `clap::Args` struct, flattened into [`Cli`]; by convention the `FOLDLINE_*`
+//!   variables set them).
 //! - `--json` prints one JSON object per line, each with a `type` and a `version` field; no
 //!   colour, no progress bar. Without it: tables for people, and on a terminal a progress bar.
 //! - Destructive commands (`reset`, `rebuild --in-place`, `dead-letters discard`) ask first,
@@ -60,16 +74,14 @@ pub mod docs;
 mod error;
 mod output;
 mod registry;
-mod store;
 
 pub use cli::{
-    Cli, Command, Connections, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs,
-    MigrateArgs, NameArgs, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
+    Cli, Command, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs, MigrateArgs,
+    NameArgs, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
 };
 pub use error::{AdminError, EXIT_CODES, Outcome, report};
 pub use output::{JSON_VERSION, Output};
 pub use registry::{BoxFuture, ManagedProjection, OnProgress};
-pub use store::{AdminStore, FeedHolder};
 
 use std::process::ExitCode;
 
@@ -91,7 +103,7 @@ impl<S: std::fmt::Debug> std::fmt::Debug for Admin<S> {
     }
 }
 
-impl<S: AdminStore> Admin<S> {
+impl<S: foldline::ManagedStore> Admin<S> {
     /// An admin of `store`, with no projections yet.
     pub fn new(store: S) -> Self {
         Admin {
@@ -143,21 +155,22 @@ impl<S: AdminStore> Admin<S> {
 }
 
 /// The whole CLI for a binary's `main`: parses the arguments, calls `build` with the
-/// connection settings to get the [`Admin`], runs the command, prints errors with their
+/// application's connection flags `C` to get the [`Admin`], runs the command, prints errors with their
 /// causes on stderr, and returns the exit code (0 ok, 1 a check failed, 2 an error).
 ///
 /// Logs go to stderr, warnings and errors by default (`RUST_LOG` chooses otherwise), so a
 /// rebuild retrying against a service that went away says so instead of standing still;
 /// an application that installed its own `tracing` subscriber keeps it.
-pub async fn main<S, F>(build: F) -> ExitCode
+pub async fn main<C, S, F>(build: F) -> ExitCode
 where
-    S: AdminStore,
-    F: AsyncFnOnce(Connections) -> Result<Admin<S>, foldline::BoxError>,
+    C: clap::Args,
+    S: foldline::ManagedStore,
+    F: AsyncFnOnce(C) -> Result<Admin<S>, foldline::BoxError>,
 {
-    let cli = Cli::parse();
+    let cli = Cli::<C>::parse();
     log_to_stderr(cli.json);
     let mut out = Output::stdout(cli.json);
-    let result = match build(cli.connections.clone()).await {
+    let result = match build(cli.connections).await {
         Ok(admin) => admin.execute(&cli.command, &mut out).await,
         Err(error) => Err(AdminError::Setup(error)),
     };

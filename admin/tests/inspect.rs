@@ -8,9 +8,9 @@ use std::time::Duration;
 use clap::Parser;
 use foldline::{
     AppendRequest, EventMetadata, EventStore, EventType, ExpectedVersion, InMemoryEventStore,
-    NewEvent, SchemaName, StreamId,
+    ManagedStore, NewEvent, SchemaName, StreamId,
 };
-use foldline_admin::{Admin, AdminError, AdminStore, Cli, Outcome, Output};
+use foldline_admin::{Admin, AdminError, Cli, Outcome, Output};
 use foldline_postgres::testing::TestSchema;
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use serde_json::{Value, json};
@@ -59,13 +59,19 @@ impl Captured {
     }
 }
 
+/// The tests build their store themselves: no connection flags.
+#[derive(Debug, clap::Args)]
+struct NoConnections {}
+
 /// Runs `foldline <args>` on `admin`, in JSON mode when `args` holds `--json`.
-async fn run<S: AdminStore>(
+async fn run<S: ManagedStore>(
     admin: &Admin<S>,
     args: &[&str],
 ) -> (Result<Outcome, AdminError>, Captured) {
-    let cli = Cli::try_parse_from(std::iter::once("foldline").chain(args.iter().copied()))
-        .expect("the arguments parse");
+    let cli = Cli::<NoConnections>::try_parse_from(
+        std::iter::once("foldline").chain(args.iter().copied()),
+    )
+    .expect("the arguments parse");
     let captured = Captured::default();
     let mut out = Output::to_writer(cli.json, captured.clone());
     let result = admin.execute(&cli.command, &mut out).await;
@@ -290,7 +296,7 @@ async fn tail_prints_events_committed_after_it_started_and_stops_at_the_limit() 
     let admin = Admin::new(schema.store().clone());
     append(schema.store(), "before", &[json!({ "old": true })]).await?;
 
-    let cli = Cli::try_parse_from(["foldline", "--json", "tail", "--limit", "3"])?;
+    let cli = Cli::<NoConnections>::try_parse_from(["foldline", "--json", "tail", "--limit", "3"])?;
     let captured = Captured::default();
     let mut out = Output::to_writer(true, captured.clone());
     let tail = admin.execute(&cli.command, &mut out);

@@ -5,8 +5,8 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use foldline::{
-    AppendRequest, AppendResult, Checkpoint, EventStore, EventType, ExpectedVersion, NewEvent,
-    Position, StreamId,
+    AppendRequest, AppendResult, Checkpoint, EventStore, EventType, ExpectedVersion, ManagedStore,
+    NewEvent, Position, StreamId,
 };
 use foldline_postgres::PgEventStore;
 use foldline_tests::pg::{RawEvent, backend_pid, insert_event, raw_client, take_xid, test_schema};
@@ -108,7 +108,7 @@ async fn open_transaction_holds_the_feed_back_until_it_ends() -> anyhow::Result<
     let holders = store.feed_holders().await?;
     let holding = holders
         .iter()
-        .find(|h| h.pid == pid)
+        .find(|h| h.pid == Some(pid))
         .unwrap_or_else(|| panic!("feed_holders() does not name pid {pid}: {holders:?}"));
     assert_eq!(holding.xid, Some(xid), "{holding:?}");
     let open_for = began.elapsed();
@@ -151,7 +151,7 @@ async fn open_transaction_holds_the_feed_back_until_it_ends() -> anyhow::Result<
     }
     let holders = store.feed_holders().await?;
     assert!(
-        holders.iter().all(|h| h.pid != pid),
+        holders.iter().all(|h| h.pid != Some(pid)),
         "a committed transaction is still named as a holder: {holders:?}"
     );
     assert!(

@@ -1,12 +1,12 @@
 //! `pause` and `resume`.
 
+use foldline::ManagedStore;
 use serde::Serialize;
 
 use crate::Admin;
 use crate::cli::NameArgs;
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::AdminStore;
 
 #[derive(Serialize)]
 struct ControlLine<'a> {
@@ -14,7 +14,7 @@ struct ControlLine<'a> {
     paused: bool,
 }
 
-pub(crate) async fn pause<S: AdminStore>(
+pub(crate) async fn pause<S: ManagedStore>(
     admin: &Admin<S>,
     args: &NameArgs,
     out: &mut Output,
@@ -36,7 +36,7 @@ pub(crate) async fn pause<S: AdminStore>(
     Ok(Outcome::Ok)
 }
 
-pub(crate) async fn resume<S: AdminStore>(
+pub(crate) async fn resume<S: ManagedStore>(
     admin: &Admin<S>,
     args: &NameArgs,
     out: &mut Output,

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use foldline::DeadLetter;
+use foldline::{DeadLetter, ManagedStore};
 
 use crate::Admin;
 use crate::cli::{DeadLetterArgs, NameArgs};
@@ -11,7 +11,6 @@ use crate::confirm::{Consent, confirm};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
 use crate::registry::ManagedProjection;
-use crate::store::AdminStore;
 
 #[derive(Serialize)]
 struct LetterLine<'a> {
@@ -35,7 +34,7 @@ struct SettledLine<'a> {
     dry_run: bool,
 }
 
-pub(crate) async fn list<S: AdminStore>(
+pub(crate) async fn list<S: ManagedStore>(
     admin: &Admin<S>,
     args: &NameArgs,
     out: &mut Output,
@@ -69,7 +68,7 @@ pub(crate) async fn list<S: AdminStore>(
     Ok(Outcome::Ok)
 }
 
-pub(crate) async fn retry<S: AdminStore>(
+pub(crate) async fn retry<S: ManagedStore>(
     admin: &Admin<S>,
     args: &DeadLetterArgs,
     out: &mut Output,
@@ -77,7 +76,7 @@ pub(crate) async fn retry<S: AdminStore>(
     settle(admin, args, out, Action::Retry).await
 }
 
-pub(crate) async fn discard<S: AdminStore>(
+pub(crate) async fn discard<S: ManagedStore>(
     admin: &Admin<S>,
     args: &DeadLetterArgs,
     out: &mut Output,
@@ -100,7 +99,7 @@ impl Action {
     }
 }
 
-async fn settle<S: AdminStore>(
+async fn settle<S: ManagedStore>(
     admin: &Admin<S>,
     args: &DeadLetterArgs,
     out: &mut Output,

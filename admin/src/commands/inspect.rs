@@ -7,7 +7,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use foldline::{Checkpoint, EventMetadata, RecordedEvent, StreamId, Version};
+use foldline::{Checkpoint, EventMetadata, ManagedStore, RecordedEvent, StreamId, Version};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -15,7 +15,6 @@ use crate::Admin;
 use crate::cli::{EventsArgs, StreamsArgs, TailArgs};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::AdminStore;
 
 /// Characters of payload shown in a human row before it is cut with `…`.
 const PAYLOAD_WIDTH: usize = 80;
@@ -102,7 +101,7 @@ struct TailStoppedLine {
     next_after: String,
 }
 
-pub(crate) async fn streams<S: AdminStore>(
+pub(crate) async fn streams<S: ManagedStore>(
     admin: &Admin<S>,
     args: &StreamsArgs,
     out: &mut Output,
@@ -148,7 +147,7 @@ pub(crate) async fn streams<S: AdminStore>(
     Ok(Outcome::Ok)
 }
 
-pub(crate) async fn events<S: AdminStore>(
+pub(crate) async fn events<S: ManagedStore>(
     admin: &Admin<S>,
     args: &EventsArgs,
     out: &mut Output,
@@ -186,7 +185,7 @@ pub(crate) async fn events<S: AdminStore>(
 }
 
 /// `events --all`: one page of the global feed, and where the next one starts.
-async fn feed_page<S: AdminStore>(
+async fn feed_page<S: ManagedStore>(
     admin: &Admin<S>,
     args: &EventsArgs,
     out: &mut Output,
@@ -217,7 +216,7 @@ async fn feed_page<S: AdminStore>(
     Ok(Outcome::Ok)
 }
 
-pub(crate) async fn tail<S: AdminStore>(
+pub(crate) async fn tail<S: ManagedStore>(
     admin: &Admin<S>,
     args: &TailArgs,
     out: &mut Output,

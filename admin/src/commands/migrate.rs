@@ -1,12 +1,12 @@
 //! `migrate`: bring the store's schema up to date, or with `--check` only say whether it is.
 
+use foldline::ManagedStore;
 use serde::Serialize;
 
 use crate::Admin;
 use crate::cli::MigrateArgs;
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::AdminStore;
 
 /// The one `migrate` JSON line.
 #[derive(Serialize)]
@@ -19,7 +19,7 @@ struct MigrateLine<'a> {
     pending: &'a [String],
 }
 
-pub(crate) async fn run<S: AdminStore>(
+pub(crate) async fn run<S: ManagedStore>(
     admin: &Admin<S>,
     args: &MigrateArgs,
     out: &mut Output,

@@ -8,13 +8,14 @@ mod rebuild;
 mod reset;
 mod status;
 
+use foldline::ManagedStore;
+
 use crate::Admin;
 use crate::cli::{Command, DeadLetterCommand};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::AdminStore;
 
-pub(crate) async fn execute<S: AdminStore>(
+pub(crate) async fn execute<S: ManagedStore>(
     admin: &Admin<S>,
     command: &Command,
     out: &mut Output,
@@ -47,7 +48,7 @@ pub(crate) async fn execute<S: AdminStore>(
 /// Refuses to work on a store whose schema lacks migrations (a fresh or mistyped schema, an
 /// older release's): without this, every command fails with the server's "relation does not
 /// exist" instead of saying what to do.
-async fn check_migrated<S: AdminStore>(admin: &Admin<S>) -> Result<(), AdminError> {
+async fn check_migrated<S: ManagedStore>(admin: &Admin<S>) -> Result<(), AdminError> {
     let pending = admin.store().pending_migrations().await?;
     if pending.is_empty() {
         return Ok(());

@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use foldline::{Checkpoint, ProjectorProgress, ProjectorState, RebuildMode};
+use foldline::{Checkpoint, ManagedStore, ProjectorProgress, ProjectorState, RebuildMode};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
@@ -14,7 +14,6 @@ use crate::confirm::{Consent, confirm};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
 use crate::registry::ManagedProjection;
-use crate::store::AdminStore;
 
 #[derive(Serialize)]
 struct RebuildLine<'a> {
@@ -29,7 +28,7 @@ struct RebuildLine<'a> {
 /// How often plain progress lines are printed when stderr is not a terminal.
 const PLAIN_EVERY: Duration = Duration::from_secs(2);
 
-pub(crate) async fn run<S: AdminStore>(
+pub(crate) async fn run<S: ManagedStore>(
     admin: &Admin<S>,
     args: &RebuildArgs,
     out: &mut Output,

@@ -1,5 +1,6 @@
 //! `reset`: empty a projection's active read model.
 
+use foldline::ManagedStore;
 use serde::Serialize;
 
 use crate::Admin;
@@ -7,7 +8,6 @@ use crate::cli::DestructiveArgs;
 use crate::confirm::{Consent, confirm};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::AdminStore;
 
 #[derive(Serialize)]
 struct ResetLine<'a> {
@@ -16,7 +16,7 @@ struct ResetLine<'a> {
     dry_run: bool,
 }
 
-pub(crate) async fn run<S: AdminStore>(
+pub(crate) async fn run<S: ManagedStore>(
     admin: &Admin<S>,
     args: &DestructiveArgs,
     out: &mut Output,

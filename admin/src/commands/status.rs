@@ -2,14 +2,15 @@
 
 use std::time::UNIX_EPOCH;
 
-use foldline::{ProjectionReport, ProjectorState, error_chain};
+use std::time::Duration;
+
+use foldline::{FeedHolder, ManagedStore, ProjectionReport, ProjectorState, error_chain};
 use serde::Serialize;
 
 use crate::Admin;
 use crate::cli::StatusArgs;
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
-use crate::store::{AdminStore, FeedHolder, HOLDER_MIN_AGE};
 
 /// One `projection_status` JSON line.
 #[derive(Serialize)]
@@ -64,7 +65,10 @@ impl StatusLine {
     }
 }
 
-pub(crate) async fn run<S: AdminStore>(
+/// Holders open at least this long are worth naming (shorter ones are ordinary appends).
+const HOLDER_MIN_AGE: Duration = Duration::from_secs(1);
+
+pub(crate) async fn run<S: ManagedStore>(
     admin: &Admin<S>,
     args: &StatusArgs,
     out: &mut Output,
@@ -89,7 +93,7 @@ pub(crate) async fn run<S: AdminStore>(
         .feed_holders()
         .await?
         .into_iter()
-        .filter(|h| h.age_seconds >= HOLDER_MIN_AGE.as_secs_f64())
+        .filter(|h| h.age >= HOLDER_MIN_AGE)
         .collect();
 
     for entry in &entries {
@@ -282,9 +286,11 @@ fn holder_row(holder: &FeedHolder) -> Vec<String> {
         .take(60)
         .collect();
     vec![
-        holder.pid.to_string(),
+        holder
+            .pid
+            .map_or_else(|| "-".to_owned(), |pid| pid.to_string()),
         holder.xid.map_or_else(|| "-".to_owned(), |x| x.to_string()),
-        format!("{:.1}", holder.age_seconds),
+        format!("{:.1}", holder.age.as_secs_f64()),
         holder.state.clone().unwrap_or_default(),
         holder.application_name.clone().unwrap_or_default(),
         query,

@@ -31,7 +31,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::ensure;
-use foldline::{Checkpoint, EventStore};
+use foldline::{Checkpoint, EventStore, ManagedStore};
 use foldline_postgres::PgEventStore;
 
 use super::Options;

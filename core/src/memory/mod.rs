@@ -11,8 +11,8 @@ use crate::event::RecordedEvent;
 use crate::names::{IdempotencyKey, StreamId};
 use crate::position::{Checkpoint, Position};
 use crate::store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, Snapshot, SnapshotStore, StoreLimits,
-    Subscription,
+    AppendRequest, AppendResult, EventBatch, EventStore, FeedHolder, ManagedStore, Snapshot,
+    SnapshotStore, StoreLimits, Subscription,
 };
 use crate::version::Version;
 
@@ -93,21 +93,6 @@ impl InMemoryEventStore {
     /// Whether the store holds no events.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
-    }
-
-    /// Up to `limit` streams after `after` (all from the first when `None`), ordered by id,
-    /// each with its current version.
-    pub fn streams(&self, after: Option<&StreamId>, limit: usize) -> Vec<(StreamId, Version)> {
-        let state = self.state();
-        let mut streams: Vec<(StreamId, Version)> = state
-            .streams
-            .iter()
-            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a.as_str()))
-            .map(|(id, indexes)| (id.clone(), Version::new(indexes.len() as u64)))
-            .collect();
-        streams.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
-        streams.truncate(limit);
-        streams
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -259,6 +244,43 @@ impl EventStore for InMemoryEventStore {
             .get(key)
             .cloned()
             .map(AppendResult::into_replayed))
+    }
+}
+
+impl ManagedStore for InMemoryEventStore {
+    fn describe(&self) -> String {
+        "the in-memory store".to_owned()
+    }
+
+    async fn streams(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, Version)>> {
+        let state = self.state();
+        let mut streams: Vec<(StreamId, Version)> = state
+            .streams
+            .iter()
+            .filter(|(id, _)| after.is_none_or(|a| id.as_str() > a.as_str()))
+            .map(|(id, indexes)| (id.clone(), Version::new(indexes.len() as u64)))
+            .collect();
+        streams.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        streams.truncate(limit);
+        Ok(streams)
+    }
+
+    /// Always empty: appends are visible to readers the moment they return.
+    async fn feed_holders(&self) -> Result<Vec<FeedHolder>> {
+        Ok(Vec::new())
+    }
+
+    /// Always empty: nothing to migrate in memory.
+    async fn migrate(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    async fn pending_migrations(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
     }
 }
 

@@ -2,11 +2,13 @@
 
 mod append;
 mod limits;
+mod managed;
 mod snapshot;
 mod subscription;
 
 pub use append::{AppendRequest, AppendResult, EventBatch};
 pub use limits::StoreLimits;
+pub use managed::{FeedHolder, ManagedStore};
 pub use snapshot::{NoSnapshots, Snapshot, SnapshotStore};
 pub use subscription::Subscription;
 

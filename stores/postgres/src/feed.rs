@@ -6,7 +6,7 @@
 //! events of transactions below the visibility horizon, `pg_snapshot_xmin(pg_current_snapshot())`:
 //! every transaction there has finished, so nothing can appear behind a checkpoint later. The
 //! cost: a transaction left open anywhere in the database holds the feed back
-//! ([`PgEventStore::feed_holders`] names it).
+//! ([`ManagedStore::feed_holders`](foldline::ManagedStore::feed_holders) names it).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -37,7 +37,8 @@
 //!   [`subscribe`](foldline::EventStore::subscribe)) is ordered by `(xid, position)` and shows
 //!   only transactions below the visibility horizon, so a reader never skips an event that
 //!   commits late and never sees one that rolls back. A transaction held open anywhere in the
-//!   database holds the feed back until it ends: [`PgEventStore::feed_holders`] names it.
+//!   database holds the feed back until it ends:
+//!   [`ManagedStore::feed_holders`](foldline::ManagedStore::feed_holders) names it.
 //!   Subscribers are woken by LISTEN/NOTIFY and poll as a fallback. Positions are
 //!   `0:<xid>:<position>`.
 //! - **Payloads** must be JSON (they are stored as `jsonb`, which normalises whitespace and key
@@ -55,11 +56,10 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
-mod catalog;
 mod error;
 mod feed;
 mod hash;
-mod horizon;
+mod managed;
 mod migrate;
 mod options;
 mod rows;
@@ -72,7 +72,6 @@ mod writer;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-pub use horizon::FeedHolder;
 pub use migrate::MigrationReport;
 pub use options::{DEFAULT_URL, PgStoreOptions, redact};
 pub use store::PgEventStore;

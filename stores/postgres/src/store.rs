@@ -10,11 +10,9 @@ use foldline::{
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use crate::catalog;
 use crate::error::{backend, pool};
 use crate::feed::Listener;
 use crate::hash::stable_hash;
-use crate::horizon::{self, FeedHolder};
 use crate::migrate::{self, MigrationReport};
 use crate::options::PgStoreOptions;
 use crate::rows::{append_result, recorded_event, to_i64};
@@ -115,19 +113,6 @@ impl PgEventStore {
         migrate::migrate(self).await
     }
 
-    /// The versions of the migrations [`migrate`](PgEventStore::migrate) would apply, in
-    /// order; empty when the schema is current. Changes nothing: a schema (or its
-    /// `schema_migrations` table) that does not exist yet has every migration pending and is
-    /// not created.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Backend`] when the server fails, or when the schema holds a migration that
-    /// differs from this release's or is newer than it knows (as `migrate` would).
-    pub async fn pending_migrations(&self) -> Result<Vec<i32>, Error> {
-        migrate::pending(self).await
-    }
-
     /// The schema this store's tables live in.
     pub fn schema(&self) -> &SchemaName {
         &self.inner.options.schema
@@ -136,34 +121,6 @@ impl PgEventStore {
     /// The options the store was built with.
     pub fn options(&self) -> &PgStoreOptions {
         &self.inner.options
-    }
-
-    /// Transactions that hold the global feed back, oldest first.
-    ///
-    /// The feed only shows events of transactions older than every transaction still running
-    /// with a transaction id, anywhere in the database. A transaction left open (an idle
-    /// `BEGIN` in a console, a stuck batch job) therefore stops every subscriber until it ends;
-    /// this names it: process id, age, state and its last query.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Backend`] when the server fails.
-    pub async fn feed_holders(&self) -> Result<Vec<FeedHolder>, Error> {
-        horizon::feed_holders(self).await
-    }
-
-    /// Up to `limit` streams after `after` (from the first when `None`), ordered by id, each
-    /// with its current version.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Backend`] when the server fails.
-    pub async fn streams(
-        &self,
-        after: Option<&StreamId>,
-        limit: usize,
-    ) -> Result<Vec<(StreamId, Version)>, Error> {
-        catalog::streams(self, after, limit).await
     }
 
     pub(crate) async fn client(&self, context: &str) -> Result<deadpool_postgres::Object, Error> {

@@ -28,13 +28,55 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::Args;
 use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
 use example_bank::targets::REDIS_PREFIX;
 use foldline::{BoxError, Projector};
-use foldline_admin::{Admin, Connections};
+use foldline_admin::Admin;
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use foldline_redis::{RedisTarget, RedisTargetOptions};
+
+/// Where the example's store and targets are: flags, or the `FOLDLINE_*` variables. Passwords
+/// in URLs are never printed (help shows no variable values).
+#[derive(Clone, Debug, Args)]
+struct Connections {
+    /// The PostgreSQL event store.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_POSTGRES_URL",
+        hide_env_values = true,
+        default_value = foldline_postgres::DEFAULT_URL
+    )]
+    postgres_url: String,
+
+    /// The store's schema.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_POSTGRES_SCHEMA",
+        default_value = "foldline"
+    )]
+    schema: String,
+
+    /// Redis, for the `balances` projection.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_REDIS_URL",
+        hide_env_values = true
+    )]
+    redis_url: Option<String>,
+
+    /// The key prefix of the Redis projections.
+    #[arg(long, global = true, env = "FOLDLINE_REDIS_PREFIX")]
+    redis_prefix: Option<String>,
+
+    /// The directory of the Tantivy indexes (`transfer_memos`).
+    #[arg(long, global = true, env = "FOLDLINE_TANTIVY_DIR")]
+    tantivy_dir: Option<PathBuf>,
+}
 
 /// The directory of the Tantivy indexes when neither `--tantivy-dir` nor
 /// `FOLDLINE_TANTIVY_DIR` says: `<temporary directory>/example-bank`.
