@@ -142,8 +142,8 @@ pub use projection::{
     ProjectorStatus, RebuildMode, SlotInfo, SlotState, wait_for_checkpoint,
 };
 pub use store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, FeedHolder, ManagedStore, NoSnapshots,
-    Snapshot, SnapshotStore, StoreLimits, Subscription,
+    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder, ManagedStore,
+    NoSnapshots, Snapshot, SnapshotStore, StoreLimits, Subscription,
 };
 pub use version::{ExpectedVersion, Version};
 

@@ -587,8 +587,7 @@ impl<S> InstrumentedStore<S> {
     }
 
     fn rival_appends_first(&self, account: &str, event: &AccountEvent) {
-        let payload = event.encode(&JsonCodec).unwrap();
-        let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
+        let new = NewEvent::encode(event, &JsonCodec).unwrap();
         let request = AppendRequest::new(stream(account), ExpectedVersion::Any, vec![new]);
         self.rivals
             .lock()

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use foldline::testing::KeyValueWrites;
 use foldline::{
-    AppendRequest, AppendResult, DomainEvent, Envelope, EventStore, ExpectedVersion, JsonCodec,
-    NewEvent, Projection, ProjectionName, StreamId,
+    AppendResult, DomainEvent, Envelope, EventStore, EventStoreExt, ExpectedVersion, Projection,
+    ProjectionName, StreamId,
 };
 use serde::{Deserialize, Serialize};
 
@@ -116,19 +116,10 @@ pub async fn append<S: EventStore, E: DomainEvent>(
     stream: &str,
     events: &[E],
 ) -> anyhow::Result<AppendResult> {
-    let new = events
-        .iter()
-        .map(|e| {
-            Ok(NewEvent::new(
-                e.event_type(),
-                e.schema_version(),
-                e.encode(&JsonCodec)?,
-            ))
-        })
-        .collect::<Result<Vec<_>, foldline::BoxError>>()
-        .map_err(|e| anyhow::anyhow!(e))?;
-    let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::Any, new);
-    settled(store, store.append(request).await?).await
+    let appended = store
+        .append_events(StreamId::new(stream)?, ExpectedVersion::Any, events)
+        .await?;
+    settled(store, appended).await
 }
 
 /// Waits until `store`'s feed shows `appended`. A PostgreSQL feed stops short of every

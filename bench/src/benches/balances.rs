@@ -103,7 +103,7 @@ pub(crate) fn raw_writes(
 mod tests {
     use std::time::SystemTime;
 
-    use foldline::{DomainEvent, JsonCodec, NewEvent, Position, RecordedEvent, StreamId, Version};
+    use foldline::{JsonCodec, NewEvent, Position, RecordedEvent, StreamId, Version};
     use foldline_redis::RedisOp;
 
     use super::*;
@@ -159,11 +159,7 @@ mod tests {
             ),
             (2, AccountEvent::Deposited { cents: 100 }),
         ] {
-            let new = NewEvent::new(
-                event.event_type(),
-                event.schema_version(),
-                event.encode(&JsonCodec).unwrap(),
-            );
+            let new = NewEvent::encode(&event, &JsonCodec).unwrap();
             let recorded = RecordedEvent::from_new(
                 new,
                 stream.clone(),

@@ -44,9 +44,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
 use foldline::{
-    AppendRequest, BoxError, Checkpoint, DomainEvent, Envelope, EventStore, ExpectedVersion,
-    InMemoryEventStore, JsonCodec, NewEvent, Projection, ProjectionName, Projector,
-    ProjectorOptions, StreamId,
+    BoxError, Checkpoint, DomainEvent, Envelope, EventStore, EventStoreExt, ExpectedVersion,
+    InMemoryEventStore, JsonCodec, Projection, ProjectionName, Projector, ProjectorOptions,
+    StreamId,
 };
 use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyWrites};
 use serde::{Deserialize, Serialize};
@@ -231,23 +231,15 @@ async fn populate(events: u64) -> anyhow::Result<InMemoryEventStore> {
     let mut stream = 0u64;
     while written < events {
         let count = PER_STREAM.min(events - written);
-        let batch = (0..count)
-            .map(|_| {
-                let event = NoteEvent::Noted {
-                    amount: memos.amount(),
-                    memo: memos.memo(),
-                };
-                Ok(NewEvent::new(
-                    event.event_type(),
-                    event.schema_version(),
-                    event.encode(&JsonCodec)?,
-                ))
+        let batch: Vec<NoteEvent> = (0..count)
+            .map(|_| NoteEvent::Noted {
+                amount: memos.amount(),
+                memo: memos.memo(),
             })
-            .collect::<Result<Vec<_>, BoxError>>()
-            .map_err(|e| anyhow::anyhow!(e))?;
+            .collect();
         let id = StreamId::new(format!("note-{stream}"))?;
         store
-            .append(AppendRequest::new(id, ExpectedVersion::NoStream, batch))
+            .append_events(id, ExpectedVersion::NoStream, &batch)
             .await?;
         written += count;
         stream += 1;

@@ -2,7 +2,7 @@
 
 mod cache;
 mod error;
-mod load;
+pub(crate) mod load;
 mod options;
 mod retry;
 
@@ -19,8 +19,8 @@ use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Command};
 use crate::codec::{Codec, JsonCodec};
-use crate::error::{Error, Result};
-use crate::event::{DomainEvent, NewEvent};
+use crate::error::Result;
+use crate::event::NewEvent;
 use crate::names::StreamId;
 use crate::store::{AppendRequest, AppendResult, EventStore, NoSnapshots, Snapshot, SnapshotStore};
 use crate::version::ExpectedVersion;
@@ -415,15 +415,7 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     ) -> Result<Vec<NewEvent>> {
         events
             .iter()
-            .map(|event| {
-                let event_type = event.event_type();
-                let payload = event.encode(&self.codec).map_err(|source| Error::Encode {
-                    what: format!("event `{event_type}`"),
-                    source,
-                })?;
-                Ok(NewEvent::new(event_type, event.schema_version(), payload)
-                    .with_metadata(metadata.clone()))
-            })
+            .map(|event| Ok(NewEvent::encode(event, &self.codec)?.with_metadata(metadata.clone())))
             .collect()
     }
 

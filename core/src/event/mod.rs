@@ -79,6 +79,33 @@ pub enum DecodeError {
     Payload(#[source] BoxError),
 }
 
+impl NewEvent {
+    /// Encodes a domain event for an append: its type name, current schema version and
+    /// payload (`codec`'s encoding), with empty metadata and a fresh event id.
+    ///
+    /// ```
+    /// use foldline::{DomainEvent, JsonCodec, NewEvent};
+    /// # #[derive(Debug, serde::Serialize, serde::Deserialize, DomainEvent)]
+    /// # enum AccountEvent { Deposited { cents: u64 } }
+    /// let new = NewEvent::encode(&AccountEvent::Deposited { cents: 250 }, &JsonCodec)?;
+    /// assert_eq!(new.event_type.as_str(), "Deposited");
+    /// assert_eq!(new.payload, br#"{"cents":250}"#);
+    /// # Ok::<(), foldline::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Encode`](crate::Error::Encode) naming the event type, with the codec's error.
+    pub fn encode<E: DomainEvent, C: Codec>(event: &E, codec: &C) -> crate::Result<NewEvent> {
+        let event_type = event.event_type();
+        let payload = event.encode(codec).map_err(|source| crate::Error::Encode {
+            what: format!("event `{event_type}`"),
+            source,
+        })?;
+        Ok(NewEvent::new(event_type, event.schema_version(), payload))
+    }
+}
+
 impl RecordedEvent {
     /// Decodes this event's payload into `E`, upcasting older schema versions.
     ///

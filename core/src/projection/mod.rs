@@ -80,7 +80,7 @@ use crate::names::ProjectionName;
 /// // A unit test of the handler: no store, no target.
 /// use foldline::{JsonCodec, NewEvent, Position, RecordedEvent, StreamId, Version};
 /// let event = AccountEvent::Deposited { cents: 250 };
-/// let new = NewEvent::new(event.event_type(), 1, event.encode(&JsonCodec)?);
+/// let new = NewEvent::encode(&event, &JsonCodec)?;
 /// let recorded = RecordedEvent::from_new(
 ///     new, StreamId::new("account-1")?, Version::new(1), Position::new(0, 0, 1),
 ///     std::time::SystemTime::now(),

@@ -1,12 +1,14 @@
 //! The event store contract every backend implements, and what travels through it.
 
 mod append;
+mod ext;
 mod limits;
 mod managed;
 mod snapshot;
 mod subscription;
 
 pub use append::{AppendRequest, AppendResult, EventBatch};
+pub use ext::EventStoreExt;
 pub use limits::StoreLimits;
 pub use managed::{FeedHolder, ManagedStore};
 pub use snapshot::{NoSnapshots, Snapshot, SnapshotStore};

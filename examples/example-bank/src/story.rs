@@ -440,7 +440,6 @@ where
         let opened = AccountEvent::Opened {
             owner: "Carol".into(),
         };
-        let opened_payload = opened.encode(&JsonCodec).map_err(|e| anyhow::anyhow!(e))?;
         let deposited = AccountEvent::Deposited {
             cents: 0,
             transfer: None,
@@ -448,7 +447,7 @@ where
         .event_type();
         let v1_payload = r#"{"cents":80000}"#;
         let history = vec![
-            NewEvent::new(opened.event_type(), opened.schema_version(), opened_payload),
+            NewEvent::encode(&opened, &JsonCodec)?,
             NewEvent::new(deposited.clone(), 1, v1_payload.as_bytes().to_vec()),
         ];
         let request = AppendRequest::new(stream.clone(), ExpectedVersion::NoStream, history);

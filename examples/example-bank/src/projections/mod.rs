@@ -28,10 +28,9 @@ fn recorded(
     version: u64,
     event: &crate::domain::AccountEvent,
 ) -> foldline::RecordedEvent {
-    use foldline::{DomainEvent, JsonCodec, NewEvent, Position, RecordedEvent, Version};
+    use foldline::{JsonCodec, NewEvent, Position, RecordedEvent, Version};
 
-    let payload = event.encode(&JsonCodec).expect("account events encode");
-    let new = NewEvent::new(event.event_type(), event.schema_version(), payload);
+    let new = NewEvent::encode(event, &JsonCodec).expect("account events encode");
     RecordedEvent::from_new(
         new,
         StreamId::new(stream).expect("a valid stream id"),
