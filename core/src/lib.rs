@@ -106,7 +106,6 @@ mod codec;
 mod command;
 mod error;
 mod event;
-mod memory;
 mod names;
 mod position;
 mod projection;
@@ -132,18 +131,18 @@ pub use error::{
     BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result, error_chain,
 };
 pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
-pub use memory::InMemoryEventStore;
 pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
     NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionReport, ProjectionTarget,
-    Projector, ProjectorHandle, ProjectorOptions, ProjectorProgress, ProjectorState,
-    ProjectorStatus, RebuildMode, SlotInfo, SlotState, wait_for_checkpoint,
+    ProjectionTargetExt, Projector, ProjectorHandle, ProjectorOptions, ProjectorProgress,
+    ProjectorState, ProjectorStatus, RebuildMode, SlotInfo, SlotState,
 };
 pub use store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder, ManagedStore,
-    NoSnapshots, Snapshot, SnapshotStore, StoreLimits, Subscription,
+    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
+    InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
+    Subscription,
 };
 pub use version::{ExpectedVersion, Version};
 

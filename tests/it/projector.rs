@@ -7,8 +7,8 @@ use std::time::Duration;
 use foldline::testing::KeyValueModel;
 use foldline::{
     Error, InMemoryEventStore, InMemoryTarget, PoisonPolicy, Projection, ProjectionControl,
-    ProjectionName, ProjectionTarget, Projector, ProjectorOptions, ProjectorState, RebuildMode,
-    SlotState,
+    ProjectionName, ProjectionTarget, ProjectionTargetExt, Projector, ProjectorOptions,
+    ProjectorState, RebuildMode, SlotState,
 };
 use foldline_tests::tally::{self, Tally, TallyEvent};
 
@@ -77,7 +77,9 @@ async fn live_projector_follows_and_wait_for_sees_the_write() -> anyhow::Result<
             Some(round + 1),
             "visible once wait_for returns"
         );
-        foldline::wait_for_checkpoint(&target, &NAME, &position, Duration::from_secs(1)).await?;
+        target
+            .wait_for_checkpoint(&NAME, &position, Duration::from_secs(1))
+            .await?;
     }
     assert_eq!(handle.progress().state, ProjectorState::Running);
 
@@ -90,8 +92,9 @@ async fn live_projector_follows_and_wait_for_sees_the_write() -> anyhow::Result<
     let position = result.position.expect("position");
     let waited = handle.wait_for(&position, Duration::from_millis(300)).await;
     assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
-    let waited =
-        foldline::wait_for_checkpoint(&target, &NAME, &position, Duration::from_millis(100)).await;
+    let waited = target
+        .wait_for_checkpoint(&NAME, &position, Duration::from_millis(100))
+        .await;
     assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
     assert_eq!(value(&target, "events"), Some(10));
     assert_eq!(handle.progress().state, ProjectorState::Paused);

@@ -4,7 +4,9 @@ use std::process::Child;
 use std::time::Duration;
 
 use anyhow::Context;
-use foldline::{Checkpoint, Projection, ProjectionTarget, Projector, ProjectorOptions, SlotState};
+use foldline::{
+    Checkpoint, Projection, ProjectionTarget, ProjectionTargetExt, Projector, ProjectorOptions,
+};
 use foldline_redis::testing::TestPrefix;
 use foldline_redis::{RedisKeyspace, RedisTarget, RedisTargetOptions};
 use foldline_tests::redis::{dump_slot, test_prefix};
@@ -81,10 +83,9 @@ async fn newest_checkpoint(target: &RedisTarget) -> anyhow::Result<Option<Checkp
 
 /// The active slot's keys.
 async fn dump(target: &RedisTarget) -> anyhow::Result<RedisKeyspace> {
-    let slots = target.slots(&<RedisTally>::NAME).await?;
-    let active = slots
-        .iter()
-        .find(|s| s.state == SlotState::Active)
+    let active = target
+        .active_slot(&<RedisTally>::NAME)
+        .await?
         .context("no active slot")?;
     let keys = target.slot_keys(&<RedisTally>::NAME, active.slot);
     Ok(dump_slot(&mut target.connection(), &keys).await?)

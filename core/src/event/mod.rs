@@ -1,8 +1,8 @@
 //! Domain events: what an aggregate decided happened, and the envelope a store records it in.
 
-mod envelope;
+mod record;
 
-pub use envelope::{EventMetadata, NewEvent, RecordedEvent};
+pub use record::{EventMetadata, NewEvent, RecordedEvent};
 
 use crate::codec::Codec;
 use crate::error::BoxError;

@@ -26,22 +26,18 @@
 //!   commit is what makes that safe; the lease only avoids wasted work).
 
 mod envelope;
-mod memory;
 mod projector;
 mod target;
-mod wait;
 
 pub use envelope::{AnyEvent, Envelope, FeedEvent};
-pub use memory::{InMemoryTarget, MemoryModel};
 pub use projector::{
     PoisonPolicy, ProjectionReport, Projector, ProjectorHandle, ProjectorOptions,
     ProjectorProgress, RebuildMode,
 };
 pub use target::{
-    Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionTarget,
-    ProjectorState, ProjectorStatus, SlotInfo, SlotState,
+    Commit, CommitOutcome, DeadLetter, InMemoryTarget, MemoryModel, NewSlot, ProjectionControl,
+    ProjectionTarget, ProjectionTargetExt, ProjectorState, ProjectorStatus, SlotInfo, SlotState,
 };
-pub use wait::wait_for_checkpoint;
 
 use crate::error::BoxError;
 use crate::names::ProjectionName;

@@ -4,6 +4,7 @@ mod append;
 mod ext;
 mod limits;
 mod managed;
+mod memory;
 mod snapshot;
 mod subscription;
 
@@ -11,6 +12,7 @@ pub use append::{AppendRequest, AppendResult, EventBatch};
 pub use ext::EventStoreExt;
 pub use limits::StoreLimits;
 pub use managed::{FeedHolder, ManagedStore};
+pub use memory::InMemoryEventStore;
 pub use snapshot::{NoSnapshots, Snapshot, SnapshotStore};
 pub use subscription::Subscription;
 

@@ -8,12 +8,12 @@ use tokio::sync::Notify;
 
 use crate::error::{BoxError, Error};
 use crate::event::NewEvent;
-use crate::memory::InMemoryEventStore;
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::projection::{
     AnyEvent, Envelope, InMemoryTarget, MemoryModel, PoisonPolicy, Projection, ProjectionTarget,
     Projector, ProjectorOptions, ProjectorState,
 };
+use crate::store::InMemoryEventStore;
 use crate::store::{AppendRequest, EventStore};
 use crate::version::ExpectedVersion;
 

@@ -12,9 +12,9 @@ use tokio::sync::watch;
 
 use crate::error::Result;
 use crate::event::RecordedEvent;
-use crate::memory::InMemoryEventStore;
 use crate::names::{IdempotencyKey, StreamId};
 use crate::position::{Checkpoint, Position};
+use crate::store::InMemoryEventStore;
 use crate::store::{
     AppendRequest, AppendResult, EventBatch, EventStore, Snapshot, SnapshotStore, StoreLimits,
     Subscription,

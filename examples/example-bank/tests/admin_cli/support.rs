@@ -11,8 +11,8 @@ use anyhow::{Context, bail, ensure};
 use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::{BalanceTarget, Balances};
 use foldline::{
-    AppendResult, Checkpoint, Position, Projection, ProjectionTarget, Projector, ProjectorOptions,
-    SlotState,
+    AppendResult, Checkpoint, Position, Projection, ProjectionTarget, ProjectionTargetExt,
+    Projector, ProjectorOptions, SlotState,
 };
 use foldline_postgres::PgEventStore;
 use foldline_postgres::testing::TestSchema;
@@ -141,11 +141,8 @@ impl Bank {
     }
 
     pub(crate) async fn active_slot(&self) -> anyhow::Result<Option<u32>> {
-        let slots = self.target().slots(&Balances::NAME).await?;
-        Ok(slots
-            .iter()
-            .find(|s| s.state == SlotState::Active)
-            .map(|s| s.slot))
+        let active = self.target().active_slot(&Balances::NAME).await?;
+        Ok(active.map(|s| s.slot))
     }
 
     pub(crate) async fn checkpoint(&self, slot: u32) -> anyhow::Result<Option<Checkpoint>> {

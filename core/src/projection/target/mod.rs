@@ -1,15 +1,33 @@
-use std::fmt;
-use std::future::Future;
-use std::time::{Duration, SystemTime};
+//! The projection target contract: where a projection's read model lives, and everything the
+//! projector runtime keeps beside it.
+//!
+//! - [`ProjectionTarget`] and [`Commit`]: the contract (this file);
+//! - `slot.rs`: builds of a projection ([`SlotInfo`], [`SlotState`], [`NewSlot`]);
+//! - `dead_letter.rs`: events parked after failing ([`DeadLetter`]);
+//! - `status.rs`: operator flags and what projectors record about themselves;
+//! - `ext.rs`: [`ProjectionTargetExt`], conveniences every target gets;
+//! - `memory.rs`: [`InMemoryTarget`], the contract kept in memory.
 
-use serde::{Deserialize, Serialize};
+mod dead_letter;
+mod ext;
+mod memory;
+mod slot;
+mod status;
+
+pub use dead_letter::DeadLetter;
+pub use ext::ProjectionTargetExt;
+pub use memory::{InMemoryTarget, MemoryModel};
+pub use slot::{NewSlot, SlotInfo, SlotState};
+pub use status::{ProjectionControl, ProjectorState, ProjectorStatus};
+
+use std::future::Future;
+use std::time::Duration;
+
 use uuid::Uuid;
 
 use crate::error::Result;
-use crate::event::RecordedEvent;
-use crate::names::{EventType, ProjectionName, StreamId};
-use crate::position::{Checkpoint, Position};
-use crate::version::Version;
+use crate::names::ProjectionName;
+use crate::position::Checkpoint;
 
 /// Where a projection's read model lives (Redis, a Tantivy index, memory), and everything the
 /// projector runtime keeps beside it: checkpoints, slots, leases, dead letters, control flags.
@@ -207,184 +225,4 @@ pub enum CommitOutcome {
         /// The checkpoint found.
         actual: Option<Checkpoint>,
     },
-}
-
-/// Which slot [`ProjectionTarget::create_slot`] returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum NewSlot {
-    /// Resume the newest unfinished build of the version, or start one.
-    Resume,
-    /// Always start a new build.
-    Fresh,
-}
-
-/// One build of a projection in a target.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct SlotInfo {
-    /// The slot's number, unique per projection and growing.
-    pub slot: u32,
-    /// The projection version that builds it.
-    pub version: u32,
-    /// Where it is in its life.
-    pub state: SlotState,
-}
-
-impl SlotInfo {
-    /// Describes a slot (for target implementations).
-    pub fn new(slot: u32, version: u32, state: SlotState) -> Self {
-        SlotInfo {
-            slot,
-            version,
-            state,
-        }
-    }
-}
-
-/// Where a slot is in its life.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum SlotState {
-    /// Being built; readers do not see it.
-    Building,
-    /// What readers see.
-    Active,
-    /// Replaced by a newer active slot; about to be dropped.
-    Retired,
-}
-
-impl fmt::Display for SlotState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            SlotState::Building => "building",
-            SlotState::Active => "active",
-            SlotState::Retired => "retired",
-        })
-    }
-}
-
-/// An event a projection could not handle, parked so the rest of the feed goes on.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct DeadLetter {
-    /// The event's id: the key to retry or discard it by.
-    pub event_id: Uuid,
-    /// Its place in the global feed.
-    pub position: Position,
-    /// Its stream.
-    pub stream_id: StreamId,
-    /// Its version in the stream.
-    pub stream_version: Version,
-    /// Its type.
-    pub event_type: EventType,
-    /// The handler's last error, with its sources, as text.
-    pub error: String,
-    /// How many times the handler was tried.
-    pub attempts: u32,
-    /// When it was parked.
-    pub parked_at: SystemTime,
-}
-
-impl DeadLetter {
-    /// A dead letter for `event`, which failed `attempts` times, last with `error`.
-    pub fn new(event: &RecordedEvent, error: String, attempts: u32) -> Self {
-        DeadLetter {
-            event_id: event.event_id,
-            position: event.position,
-            stream_id: event.stream_id.clone(),
-            stream_version: event.stream_version,
-            event_type: event.event_type.clone(),
-            error,
-            attempts,
-            parked_at: SystemTime::now(),
-        }
-    }
-}
-
-/// An operator's flags for a projection, honoured by every running projector of it.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ProjectionControl {
-    /// Projectors finish their current batch, then wait until this is cleared.
-    pub paused: bool,
-}
-
-impl ProjectionControl {
-    /// Flags with `paused` set as given.
-    pub fn paused(paused: bool) -> Self {
-        ProjectionControl { paused }
-    }
-}
-
-/// What a projector reported about itself, for `status` screens.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[non_exhaustive]
-pub struct ProjectorStatus {
-    /// What it was doing.
-    pub state: ProjectorState,
-    /// The slot it was working on.
-    pub slot: u32,
-    /// Its checkpoint there.
-    pub checkpoint: Checkpoint,
-    /// Who reported (host and process, for finding it).
-    pub owner: String,
-    /// When it reported. A running projector reports at least every few seconds; an old
-    /// report means the process is gone.
-    pub at: SystemTime,
-    /// Why it stopped, when `state` is [`ProjectorState::Failed`].
-    pub error: Option<String>,
-}
-
-impl ProjectorStatus {
-    /// A report made now.
-    pub fn new(state: ProjectorState, slot: u32, checkpoint: Checkpoint, owner: String) -> Self {
-        ProjectorStatus {
-            state,
-            slot,
-            checkpoint,
-            owner,
-            at: SystemTime::now(),
-            error: None,
-        }
-    }
-
-    /// The same report with an error.
-    pub fn with_error(mut self, error: String) -> Self {
-        self.error = Some(error);
-        self
-    }
-}
-
-/// What a projector is doing.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-#[non_exhaustive]
-pub enum ProjectorState {
-    /// Catching up or following the feed.
-    Running,
-    /// Building a new slot beside the active one.
-    Rebuilding,
-    /// Waiting because an operator paused it.
-    Paused,
-    /// Waiting for another instance's lease.
-    Standby,
-    /// Shut down on request.
-    Stopped,
-    /// Stopped by an error (see [`ProjectorStatus::error`]).
-    Failed,
-}
-
-impl fmt::Display for ProjectorState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            ProjectorState::Running => "running",
-            ProjectorState::Rebuilding => "rebuilding",
-            ProjectorState::Paused => "paused",
-            ProjectorState::Standby => "standby",
-            ProjectorState::Stopped => "stopped",
-            ProjectorState::Failed => "failed",
-        })
-    }
 }

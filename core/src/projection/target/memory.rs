@@ -2,7 +2,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::target::{
+use super::{
     Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionTarget,
     ProjectorStatus, SlotInfo, SlotState,
 };
