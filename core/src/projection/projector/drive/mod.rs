@@ -6,9 +6,9 @@
 //!
 //! This file is the orchestration: [`Driver::run`] retries attempts with backoff, and an
 //! attempt picks the slot and takes its lease (or stands by, or waits out a pause). Holding
-//! the lease, [`follow`] runs the loop on the slot; [`read_ahead`] feeds it events, [`apply`]
-//! turns them into writes, [`commit`] stores them, [`housekeeping`] keeps the lease and looks
-//! for operators' changes, and [`report`] tells the progress.
+//! the lease, [`follow`] runs the loop on the slot: [`read_ahead`] feeds it events, [`apply`]
+//! turns them into writes, [`commit`] stores them, [`report`] tells the progress, and
+//! [`housekeeping`] keeps the lease and notices operators' changes.
 
 mod apply;
 mod commit;
