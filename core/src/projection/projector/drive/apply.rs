@@ -71,8 +71,8 @@ where
             .handle_and_commit(slot, checkpoint, events, store_checkpoint, &mut counts)
             .instrument(span)
             .await?;
-        if let Step::Exit(exit) = step {
-            return Ok(Step::Exit(exit));
+        if let exit @ Step::Exit(_) = step {
+            return Ok(exit);
         }
         self.progress.applied += counts.applied;
         self.progress.skipped += counts.skipped;
@@ -148,12 +148,10 @@ where
             match batch::build(&shared.projection, &shared.codec, prefix, checkpoint) {
                 Ok(built) => {
                     counts.add(&built);
-                    return Ok(
-                        match self.commit(slot, checkpoint, built, Vec::new()).await? {
-                            Committed::Stored => Step::Continue,
-                            Committed::Moved => Step::Exit(Exit::Restart),
-                        },
-                    );
+                    if self.commit(slot, checkpoint, built, Vec::new()).await? == Committed::Moved {
+                        return Ok(Step::Exit(Exit::Restart));
+                    }
+                    break;
                 }
                 Err(again) => *failed = again,
             }
@@ -187,12 +185,11 @@ where
             let alone = std::slice::from_ref(event);
             match batch::build(&shared.projection, &shared.codec, alone, checkpoint) {
                 Ok(built) => {
-                    return Ok(
-                        match self.commit(slot, checkpoint, built, Vec::new()).await? {
-                            Committed::Stored => Poisoned::Retried,
-                            Committed::Moved => Poisoned::Interrupted,
-                        },
-                    );
+                    let committed = self.commit(slot, checkpoint, built, Vec::new()).await?;
+                    return Ok(match committed {
+                        Committed::Stored => Poisoned::Retried,
+                        Committed::Moved => Poisoned::Interrupted,
+                    });
                 }
                 Err(failed) => error = failed.error,
             }
