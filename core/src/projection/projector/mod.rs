@@ -1,4 +1,17 @@
 //! The projector runtime: feed → handler → atomic, conditional commits in the target.
+//!
+//! The life of a batch, file by file. `drive/mod.rs`: [`Projector::run`] (or `catch_up`,
+//! `rebuild`) runs a `Driver`, which picks the slot, takes its lease (or stands by, or waits
+//! out a pause), and on any failure starts again from what the target has stored.
+//! `drive/follow.rs`: holding the lease, the loop waits for events or the idle tick.
+//! `drive/read_ahead.rs`: a task reads the feed ahead into a bounded channel; the loop takes
+//! up to `batch_size` events from it. `drive/apply.rs`: the projection's handler turns them
+//! into one batch of writes (`batch.rs`); an event that fails is retried alone, then stops
+//! the projector or is parked as a dead letter. `drive/commit.rs`: writes and checkpoint are
+//! committed together, only if the slot's checkpoint has not moved. `drive/report.rs`: the
+//! progress and lag are published. Every idle interval, `drive/housekeeping.rs` renews the
+//! lease and notices a pause, a reset or a switched slot. Beside the loop: `handle.rs` (a
+//! spawned projector), `operate.rs` (an operator's actions), `options.rs`, `telemetry.rs`.
 
 mod batch;
 mod drive;
