@@ -148,6 +148,6 @@ pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
 }
 
 /// `error: outer` then one `  caused by: inner` line per source.
-pub fn report(error: &(dyn std::error::Error + 'static)) -> String {
+pub fn format_error(error: &(dyn std::error::Error + 'static)) -> String {
     format!("error: {}", foldline::error_chain(error, "\n  caused by: "))
 }

@@ -79,7 +79,7 @@ pub use cli::{
     Cli, Command, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs, MigrateArgs,
     NameArgs, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
 };
-pub use error::{AdminError, EXIT_CODES, Outcome, report};
+pub use error::{AdminError, EXIT_CODES, Outcome, format_error};
 pub use output::{JSON_VERSION, Output};
 pub use registry::{BoxFuture, ManagedProjection, OnProgress};
 
@@ -185,7 +185,7 @@ where
                 reason = "the CLI's one place that reports errors"
             )]
             {
-                eprintln!("{}", report(error));
+                eprintln!("{}", format_error(error));
             }
         }
         Ok(_) => {}

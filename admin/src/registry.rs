@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use foldline::{
-    Codec, DeadLetter, EventStore, Projection, ProjectionName, ProjectionReport, ProjectionTarget,
-    Projector, ProjectorProgress, RebuildMode, SlotInfo,
+    Codec, DeadLetter, EventStore, Projection, ProjectionName, ProjectionOverview,
+    ProjectionTarget, Projector, ProjectorProgress, RebuildMode, SlotInfo,
 };
 use uuid::Uuid;
 
@@ -23,7 +23,7 @@ pub trait ManagedProjection: Send + Sync {
     /// The projection's version in the code registered.
     fn version(&self) -> u32;
     /// Its state, for `status`.
-    fn report(&self) -> BoxFuture<'_, foldline::Result<ProjectionReport>>;
+    fn overview(&self) -> BoxFuture<'_, foldline::Result<ProjectionOverview>>;
     /// Pauses running projectors.
     fn pause(&self) -> BoxFuture<'_, foldline::Result<()>>;
     /// Resumes them.
@@ -59,8 +59,8 @@ where
         P::VERSION
     }
 
-    fn report(&self) -> BoxFuture<'_, foldline::Result<ProjectionReport>> {
-        Box::pin(Projector::report(self))
+    fn overview(&self) -> BoxFuture<'_, foldline::Result<ProjectionOverview>> {
+        Box::pin(Projector::overview(self))
     }
 
     fn pause(&self) -> BoxFuture<'_, foldline::Result<()>> {

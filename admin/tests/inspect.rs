@@ -478,7 +478,7 @@ async fn invalid_checkpoints_and_stream_ids_are_errors() -> anyhow::Result<()> {
     let (result, _) = run(&admin, &["events", "--all", "--after", "yesterday"]).await;
     let error = result.expect_err("an invalid checkpoint");
     assert_eq!(
-        foldline_admin::report(&error),
+        foldline_admin::format_error(&error),
         "error: invalid value for --after: a checkpoint as `status` and `events --all` print \
          it (such as 0:69021:14), or `start`\n  caused by: invalid checkpoint `yesterday`"
     );

@@ -135,7 +135,7 @@ pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId}
 pub use position::{Checkpoint, Position};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
-    NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionReport, ProjectionTarget,
+    NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionOverview, ProjectionTarget,
     ProjectionTargetExt, Projector, ProjectorHandle, ProjectorOptions, ProjectorProgress,
     ProjectorState, ProjectorStatus, RebuildMode, SlotInfo, SlotState,
 };

@@ -396,14 +396,14 @@ async fn operator_report_reset_and_dead_letters() -> anyhow::Result<()> {
     let target = Target::new();
     let operator = Projector::new(store.clone(), Tally::<1>::failing(3), target.clone())
         .with_options(options().with_poison_policy(PoisonPolicy::DeadLetter));
-    let before = operator.report().await?;
+    let before = operator.overview().await?;
     assert_eq!((before.active, before.lag_events), (None, 6));
     assert_eq!(before.state, ProjectorState::Stopped);
     operator.catch_up().await?;
     tally::append(&store, "o-1", &tally::counted(4)).await?;
 
     // Four events behind, one dead letter, caught-up report from the last run.
-    let report = operator.report().await?;
+    let report = operator.overview().await?;
     assert_eq!(report.active.as_ref().map(|s| s.slot), Some(1));
     assert_eq!(report.lag_events, 4);
     assert!(report.lag_seconds >= 0.0);
@@ -426,7 +426,7 @@ async fn operator_report_reset_and_dead_letters() -> anyhow::Result<()> {
     assert_eq!(value(&target, "events"), None);
     operator.catch_up().await?;
     assert_eq!(value(&target, "events"), Some(10));
-    assert_eq!(operator.report().await?.lag_events, 0);
+    assert_eq!(operator.overview().await?.lag_events, 0);
     Ok(())
 }
 

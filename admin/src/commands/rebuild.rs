@@ -34,7 +34,7 @@ pub(crate) async fn run<S: ManagedStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let report = projection.report().await?;
+    let report = projection.overview().await?;
     let total = Checkpoint::START.distance_to(&report.head);
     let (mode, mode_name) = if args.in_place {
         (RebuildMode::InPlace, "in_place")

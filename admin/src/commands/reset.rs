@@ -22,7 +22,7 @@ pub(crate) async fn run<S: ManagedStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let report = projection.report().await?;
+    let report = projection.overview().await?;
     let Some(active) = report.active else {
         out.record(
             "projection_reset",

@@ -4,7 +4,7 @@ use std::time::UNIX_EPOCH;
 
 use std::time::Duration;
 
-use foldline::{FeedHolder, ManagedStore, ProjectionReport, ProjectorState, error_chain};
+use foldline::{FeedHolder, ManagedStore, ProjectionOverview, ProjectorState, error_chain};
 use serde::Serialize;
 
 use crate::Admin;
@@ -35,7 +35,7 @@ struct StatusLine {
 }
 
 impl StatusLine {
-    fn new(report: &ProjectionReport) -> Self {
+    fn new(report: &ProjectionOverview) -> Self {
         StatusLine {
             projection: report.projection.to_string(),
             code_version: report.code_version,
@@ -79,10 +79,10 @@ pub(crate) async fn run<S: ManagedStore>(
     };
     // One unreachable target does not hide the others: its row says why, and the command
     // fails (exit 2) once everything readable is shown. Rows keep the registration order.
-    let mut entries: Vec<Result<ProjectionReport, Unreadable>> =
+    let mut entries: Vec<Result<ProjectionOverview, Unreadable>> =
         Vec::with_capacity(projections.len());
     for projection in projections {
-        entries.push(projection.report().await.map_err(|error| Unreadable {
+        entries.push(projection.overview().await.map_err(|error| Unreadable {
             projection: projection.name().to_string(),
             code_version: projection.version(),
             error,
@@ -222,7 +222,7 @@ impl Unreadable {
 }
 
 /// Why `report` fails `status --check`, if it does.
-fn check(report: &ProjectionReport, args: &StatusArgs) -> Option<String> {
+fn check(report: &ProjectionOverview, args: &StatusArgs) -> Option<String> {
     let name = &report.projection;
     if report.state == ProjectorState::Failed {
         return Some(format!("`{name}` failed"));

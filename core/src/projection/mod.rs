@@ -31,7 +31,7 @@ mod target;
 
 pub use envelope::{AnyEvent, Envelope, FeedEvent};
 pub use projector::{
-    PoisonPolicy, ProjectionReport, Projector, ProjectorHandle, ProjectorOptions,
+    PoisonPolicy, ProjectionOverview, Projector, ProjectorHandle, ProjectorOptions,
     ProjectorProgress, RebuildMode,
 };
 pub use target::{

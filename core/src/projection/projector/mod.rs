@@ -8,7 +8,7 @@
 //! up to `batch_size` events from it. `drive/apply.rs`: the projection's handler turns them
 //! into one batch of writes (`batch.rs`); an event that fails is retried alone, then stops
 //! the projector or is parked as a dead letter. `drive/commit.rs`: writes and checkpoint are
-//! committed together, only if the slot's checkpoint has not moved. `drive/report.rs`: the
+//! committed together, only if the slot's checkpoint has not moved. `drive/progress.rs`: the
 //! progress and lag are published. Every idle interval, `drive/housekeeping.rs` renews the
 //! lease and notices a pause, a reset or a switched slot. Beside the loop: `handle.rs` (a
 //! spawned projector), `operate.rs` (an operator's actions), `options.rs`, `telemetry.rs`.
@@ -23,7 +23,7 @@ mod telemetry;
 mod tests;
 
 pub use handle::{ProjectorHandle, ProjectorProgress};
-pub use operate::ProjectionReport;
+pub use operate::ProjectionOverview;
 pub use options::{PoisonPolicy, ProjectorOptions, RebuildMode};
 
 use std::sync::Arc;

@@ -20,7 +20,7 @@ use crate::store::EventStore;
 /// A projection as an operator sees it: slots, checkpoint, lag, state, dead letters.
 #[derive(Clone, Debug, PartialEq)]
 #[non_exhaustive]
-pub struct ProjectionReport {
+pub struct ProjectionOverview {
     /// The projection.
     pub projection: ProjectionName,
     /// The version the running code builds.
@@ -66,7 +66,7 @@ where
     /// # Errors
     ///
     /// The store's or target's error.
-    pub async fn report(&self) -> Result<ProjectionReport> {
+    pub async fn overview(&self) -> Result<ProjectionOverview> {
         let shared = &self.shared;
         let name = &P::NAME;
         let slots = shared.target.slots(name).await?;
@@ -99,7 +99,7 @@ where
         let paused = shared.target.control(name).await?.paused;
         let status = shared.target.status(name).await?;
         let state = derive_state(status.as_ref(), paused, SystemTime::now());
-        Ok(ProjectionReport {
+        Ok(ProjectionOverview {
             projection: name.clone(),
             code_version: P::VERSION,
             active,

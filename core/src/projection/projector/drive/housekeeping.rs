@@ -59,7 +59,7 @@ where
         self.set_state(state);
         self.update_lag();
         self.publish();
-        self.report(None).await;
+        self.record_heartbeat(None).await;
         Ok(Step::Continue)
     }
 

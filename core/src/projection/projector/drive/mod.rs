@@ -14,8 +14,8 @@ mod apply;
 mod commit;
 mod follow;
 mod housekeeping;
+mod progress;
 mod read_ahead;
-mod report;
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -121,7 +121,7 @@ where
                     // did nothing itself: its report would overwrite the running one's.
                     if until == Until::Shutdown || self.worked {
                         self.set_state(ProjectorState::Stopped);
-                        self.report(None).await;
+                        self.record_heartbeat(None).await;
                     }
                     return Ok(());
                 }
@@ -137,7 +137,7 @@ where
             if !error.is_transient() || give_up {
                 tracing::error!(projection = %P::NAME, error = %error_chain(&error, ": "), "projection stopped");
                 self.set_state(ProjectorState::Failed);
-                self.report(Some(error_chain(&error, ": "))).await;
+                self.record_heartbeat(Some(error_chain(&error, ": "))).await;
                 return Err(error);
             }
             tracing::warn!(
@@ -250,7 +250,7 @@ where
     /// interval. (Only live projectors pause; `catch_up` and `rebuild` are operator actions.)
     async fn wait_paused(&mut self) -> Result<Exit> {
         self.set_state(ProjectorState::Paused);
-        self.report(None).await;
+        self.record_heartbeat(None).await;
         loop {
             let idle = self.shared.options.idle_interval;
             if sleep_or_shutdown(&self.shared.shutdown, idle).await == Slept::Shutdown {
@@ -259,7 +259,7 @@ where
             if !self.shared.target.control(&P::NAME).await?.paused {
                 return Ok(Exit::Restart);
             }
-            self.report(None).await;
+            self.record_heartbeat(None).await;
         }
     }
 

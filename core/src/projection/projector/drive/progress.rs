@@ -48,7 +48,7 @@ where
 
     /// Records the projector's state in the target, for `status`; a failure to do so is
     /// logged, never fatal.
-    pub(super) async fn report(&mut self, error: Option<String>) {
+    pub(super) async fn record_heartbeat(&mut self, error: Option<String>) {
         self.publish();
         let progress = &self.progress;
         let mut status = ProjectorStatus::new(
