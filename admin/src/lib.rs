@@ -9,8 +9,9 @@
 //! ```no_run
 //! use std::process::ExitCode;
 //!
-//! use foldline::testing::{KeyValueModel, KeyValueWrites};
-//! use foldline::{AnyEvent, Envelope, InMemoryTarget, Projection, ProjectionName, Projector};
+//! use std::collections::BTreeMap;
+//!
+//! use foldline::{AnyEvent, Envelope, InMemoryTarget, MemoryModel, Projection, ProjectionName, Projector};
 //! use foldline_admin::Admin;
 //! use foldline_postgres::{PgEventStore, PgStoreOptions};
 //!
@@ -25,13 +26,23 @@
 //!     schema: String,
 //! }
 //!
+//! /// Events per stream (the application's own read model; Redis or Tantivy in a real one).
+//! #[derive(Default)]
+//! struct Counts(BTreeMap<String, u64>);
+//! impl MemoryModel for Counts {
+//!     type Writes = Vec<String>;
+//!     fn apply(&mut self, streams: Vec<String>) {
+//!         streams.into_iter().for_each(|s| *self.0.entry(s).or_default() += 1);
+//!     }
+//! }
+//!
 //! struct EventsPerStream;
 //! impl Projection for EventsPerStream {
 //!     const NAME: ProjectionName = ProjectionName::from_static("events_per_stream");
 //!     type Event = AnyEvent;
-//!     type Writes = KeyValueWrites;
-//!     fn handle(&self, e: Envelope<'_, AnyEvent>, w: &mut KeyValueWrites) -> Result<(), foldline::BoxError> {
-//!         w.add(e.recorded.stream_id.to_string(), 1);
+//!     type Writes = Vec<String>;
+//!     fn handle(&self, e: Envelope<'_, AnyEvent>, w: &mut Vec<String>) -> Result<(), foldline::BoxError> {
+//!         w.push(e.recorded.stream_id.to_string());
 //!         Ok(())
 //!     }
 //! }
@@ -42,7 +53,7 @@
 //!         let options = PgStoreOptions::from_url(&connections.postgres_url)?
 //!             .with_schema(connections.schema.parse()?);
 //!         let store = PgEventStore::connect(options).await?;
-//!         let target = InMemoryTarget::<KeyValueModel>::new(); // your Redis or Tantivy target
+//!         let target = InMemoryTarget::<Counts>::new(); // your Redis or Tantivy target
 //!         Ok(Admin::new(store.clone()).with_projection(Projector::new(store, EventsPerStream, target)))
 //!     })
 //!     .await

@@ -52,37 +52,49 @@ use drive::{Driver, Until};
 /// target, so nothing is lost or doubled; see [`ProjectorOptions`].
 ///
 /// ```
-/// use foldline::testing::{KeyValueModel, KeyValueWrites};
-/// use foldline::{DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTarget};
-/// use foldline::{Projection, ProjectionName, Projector};
+/// use std::collections::BTreeMap;
+///
+/// use foldline::{DomainEvent, Envelope, EventStoreExt, ExpectedVersion, InMemoryEventStore};
+/// use foldline::{InMemoryTarget, MemoryModel, Projection, ProjectionName, Projector, StreamId};
 /// use serde::{Deserialize, Serialize};
 ///
 /// #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
 /// enum Clicked { Clicked { button: String } }
 ///
+/// /// The read model: clicks per button. Its writes are the buttons clicked in a batch.
+/// #[derive(Default)]
+/// struct Clicks(BTreeMap<String, u64>);
+/// impl MemoryModel for Clicks {
+///     type Writes = Vec<String>;
+///     fn apply(&mut self, clicked: Vec<String>) {
+///         for button in clicked {
+///             *self.0.entry(button).or_default() += 1;
+///         }
+///     }
+/// }
+///
 /// struct ClicksPerButton;
 /// impl Projection for ClicksPerButton {
 ///     const NAME: ProjectionName = ProjectionName::from_static("clicks");
 ///     type Event = Clicked;
-///     type Writes = KeyValueWrites;
-///     fn handle(&self, e: Envelope<'_, Clicked>, writes: &mut KeyValueWrites) -> Result<(), foldline::BoxError> {
+///     type Writes = Vec<String>;
+///     fn handle(&self, e: Envelope<'_, Clicked>, writes: &mut Vec<String>) -> Result<(), foldline::BoxError> {
 ///         let Clicked::Clicked { button } = &e.event;
-///         writes.add(button.clone(), 1);
+///         writes.push(button.clone());
 ///         Ok(())
 ///     }
 /// }
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> Result<(), foldline::BoxError> {
-/// # use foldline::{AppendRequest, ExpectedVersion, JsonCodec, NewEvent, StreamId};
 /// let store = InMemoryEventStore::new();
-/// # let event = Clicked::Clicked { button: "ok".into() };
-/// # let new = NewEvent::new(event.event_type(), 1, event.encode(&JsonCodec)?);
-/// # store.append(AppendRequest::new(StreamId::new("page-1")?, ExpectedVersion::Any, vec![new])).await?;
-/// let target = InMemoryTarget::<KeyValueModel>::new();
+/// let clicked = [Clicked::Clicked { button: "ok".into() }];
+/// store.append_events(StreamId::new("page-1")?, ExpectedVersion::Any, &clicked).await?;
+///
+/// let target = InMemoryTarget::<Clicks>::new();
 /// let projector = Projector::new(store, ClicksPerButton, target.clone());
 /// projector.catch_up().await?;
-/// assert_eq!(target.read(&ClicksPerButton::NAME, |m| m.get("ok")), Some(Some(1)));
+/// assert_eq!(target.read(&ClicksPerButton::NAME, |m| m.0.get("ok").copied()), Some(Some(1)));
 /// # Ok(())
 /// # }
 /// ```
