@@ -210,8 +210,12 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`] if the id makes an invalid stream id; decode errors for stored
+    /// [`Error::InvalidName`](crate::Error::InvalidName) if the id makes an invalid stream id; decode errors for stored
     /// events the code cannot read; store failures.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
         let stream = StreamId::for_aggregate(A::NAME, id)?;
         load::load(&self.store, &self.snapshots, &self.codec, stream).await
@@ -220,6 +224,10 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     /// Executes `command` with default [`CommandOptions`].
     ///
     /// # Errors
+    ///
+    /// As [`execute_with`](CommandExecutor::execute_with).
+    ///
+    /// # Cancel safety
     ///
     /// As [`execute_with`](CommandExecutor::execute_with).
     pub async fn execute<A: Aggregate>(
@@ -239,6 +247,13 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     ///
     /// [`CommandError::Rejected`] when the aggregate refuses; [`CommandError::Store`] for store
     /// failures, decode errors, and a conflict that outlasted every retry.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped after its append reached the store, the command's events may
+    /// still be written ([`EventStore::append`]). Give commands an idempotency key
+    /// ([`CommandOptions::with_idempotency_key`]) and execute again: a repeat appends nothing
+    /// and returns the first outcome.
     pub async fn execute_with<A: Aggregate>(
         &self,
         command: A::Command,

@@ -44,6 +44,10 @@ pub trait ManagedStore: EventStore {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn streams(
         &self,
         after: Option<&StreamId>,
@@ -56,6 +60,10 @@ pub trait ManagedStore: EventStore {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn feed_holders(&self) -> impl Future<Output = Result<Vec<FeedHolder>>> + Send;
 
     /// Applies the store's pending migrations and returns their names, in the order applied
@@ -64,6 +72,12 @@ pub trait ManagedStore: EventStore {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails or refuses a migration.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: a migration the store received may still be applied (PostgreSQL
+    /// applies each in one transaction, so it is applied whole or not at all). Call it again:
+    /// migrations already applied are skipped.
     fn migrate(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 
     /// The migrations [`migrate`](ManagedStore::migrate) would apply, in order, without
@@ -72,6 +86,10 @@ pub trait ManagedStore: EventStore {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn pending_migrations(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 

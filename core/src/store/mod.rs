@@ -54,6 +54,16 @@ pub trait EventStore: Send + Sync + 'static {
     /// [`Error::EventTooLarge`](crate::Error::EventTooLarge) /
     /// [`Error::TooManyEvents`](crate::Error::TooManyEvents) for input over the store's limits
     /// (nothing is written); [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe. Once the store has received the append, dropping the future does not
+    /// withdraw it: it may still commit (PostgreSQL: it sits in the group-commit writer's
+    /// batch; Kafka: in the producer's transaction), and the caller never learns the outcome.
+    /// To be sure, give the append an [`IdempotencyKey`] and send it again: a repeat with the
+    /// same key writes nothing and returns the first append's result (or look it up with
+    /// [`find_idempotent`](EventStore::find_idempotent)). Without a key, read the stream
+    /// before deciding again, as on a version conflict.
     fn append(&self, request: AppendRequest) -> impl Future<Output = Result<AppendResult>> + Send;
 
     /// Reads up to `limit` events of `stream` with version `>= from`, in version order. A
@@ -62,6 +72,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads; call it again.
     fn read_stream(
         &self,
         stream: &StreamId,
@@ -76,6 +90,10 @@ pub trait EventStore: Send + Sync + 'static {
     ///
     /// [`Error::InvalidCheckpoint`](crate::Error::InvalidCheckpoint) for a checkpoint of
     /// another store; [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads; call it again with the same checkpoint.
     fn read_all(
         &self,
         after: &Checkpoint,
@@ -88,6 +106,11 @@ pub trait EventStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// As [`read_all`](EventStore::read_all).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropping the future before it resolves leaves nothing behind. The
+    /// subscription's own [`next`](Subscription::next) is cancel safe too.
     fn subscribe(&self, after: Checkpoint) -> impl Future<Output = Result<Subscription>> + Send;
 
     /// The checkpoint just after the newest committed event: a reader there is caught up.
@@ -95,6 +118,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn head(&self) -> impl Future<Output = Result<Checkpoint>> + Send;
 
     /// The result of the append that first used `key`, if any.
@@ -102,6 +129,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn find_idempotent(
         &self,
         key: &IdempotencyKey,

@@ -45,6 +45,10 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     fn load_snapshot(
         &self,
         stream: &StreamId,
@@ -56,6 +60,11 @@ pub trait SnapshotStore: Send + Sync + 'static {
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in effect: dropped, the snapshot may or may not be stored, and either is
+    /// fine (a snapshot is an optimisation; loading falls back to the events).
     fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
 }
 

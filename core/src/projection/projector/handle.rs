@@ -144,6 +144,11 @@ impl ProjectorHandle {
     /// # Errors
     ///
     /// The error the projector stopped with, if it failed before.
+    ///
+    /// # Cancel safety
+    ///
+    /// The stop is asked for before the first await: dropped, the projector still stops
+    /// after its batch, but its result is not seen.
     pub async fn shutdown(self) -> Result<()> {
         (self.stop)();
         self.join().await
@@ -154,6 +159,10 @@ impl ProjectorHandle {
     /// # Errors
     ///
     /// The error it stopped with.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it detaches the task, which runs on; its result is not seen.
     pub async fn join(self) -> Result<()> {
         match self.task.await {
             Ok(result) => result,

@@ -203,6 +203,14 @@ where
     /// a newer version of the projection is active; a store or target error once
     /// [`give_up_after`](ProjectorOptions::with_give_up_after) has passed; a decode error of
     /// the checkpoint. Transient failures are retried.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe in effect: dropped, the projector stops at whatever point it was, as a
+    /// crash would, and nothing is lost or doubled: the next run resumes from the last commit
+    /// (a commit in flight may land unseen; the conditional commit takes care of that). The
+    /// slot's lease is not released, so another instance waits until it expires
+    /// ([`ProjectorOptions::with_lease_ttl`]); prefer [`shutdown`](Projector::shutdown).
     pub async fn run(&self) -> Result<()> {
         Driver::new(&self.shared).run(Until::Shutdown).await
     }
@@ -237,6 +245,10 @@ where
     /// # Errors
     ///
     /// As [`run`](Projector::run).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run`](Projector::run).
     pub async fn catch_up(&self) -> Result<ProjectorProgress> {
         Driver::new(&self.shared).run(Until::CaughtUp).await?;
         Ok(self.shared.progress.borrow().clone())
@@ -252,6 +264,12 @@ where
     /// # Errors
     ///
     /// As [`run`](Projector::run); [`Error::ProjectionSuperseded`] when a newer version is active.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`run`](Projector::run): run the rebuild again and a blue/green build resumes where
+    /// it stopped; an in-place rebuild interrupted after emptying the slot leaves it being
+    /// refilled by the next run.
     pub async fn rebuild(
         &self,
         mode: RebuildMode,

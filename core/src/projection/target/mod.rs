@@ -47,6 +47,15 @@ use crate::position::Checkpoint;
 /// - **Leases.** At most one owner holds a slot's lease until it expires or is released.
 ///
 /// All methods take the projection's name; those about one build also take its slot number.
+///
+/// # Cancel safety
+///
+/// The reads (`slots`, `checkpoint`, `dead_letters`, `control`, `status`) are cancel safe.
+/// A write dropped before it returns may or may not have happened (a Redis script already
+/// sent, a Tantivy commit already running on the blocking pool). That is safe for the
+/// projector: it starts again from what the target has stored, and every commit is
+/// conditional on the checkpoint it started from, so a commit that landed unseen makes the
+/// next one come back [`CommitOutcome::Moved`] instead of applying the writes twice.
 pub trait ProjectionTarget: Send + Sync + 'static {
     /// The batch of writes a projection's handler builds for this target.
     type Writes: Default + Send + 'static;
@@ -113,6 +122,12 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
     /// Stores `commit` in `slot` atomically if the slot's checkpoint is `commit.expected`.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: dropped, the commit may still land. Read the slot's
+    /// [`checkpoint`](ProjectionTarget::checkpoint) to learn whether it did (it equals
+    /// `commit.checkpoint` then), and build the next commit from what is stored.
     fn commit(
         &self,
         projection: &ProjectionName,

@@ -4,7 +4,7 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-/// Which slot [`ProjectionTarget::create_slot`] returns.
+/// Which slot [`ProjectionTarget::create_slot`](super::ProjectionTarget::create_slot) returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum NewSlot {
