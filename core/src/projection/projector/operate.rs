@@ -12,8 +12,8 @@ use crate::names::ProjectionName;
 use crate::position::Checkpoint;
 use crate::projection::Projection;
 use crate::projection::target::{
-    Commit, CommitOutcome, DeadLetter, ProjectionControl, ProjectionTarget, ProjectorState,
-    ProjectorStatus, SlotInfo, SlotState,
+    Commit, CommitOutcome, DeadLetter, ProjectionControl, ProjectionTarget, ProjectionTargetExt,
+    ProjectorState, ProjectorStatus, SlotInfo, SlotState,
 };
 use crate::store::EventStore;
 
@@ -158,7 +158,7 @@ where
     ///
     /// [`Error::ProjectionBusy`] when a running projector holds the slot (pause it first).
     pub async fn reset(&self) -> Result<Option<SlotInfo>> {
-        let Some(active) = self.active_slot().await? else {
+        let Some(active) = self.shared.target.active_slot(&P::NAME).await? else {
             return Ok(None);
         };
         self.with_lease(active.slot, async || {
@@ -174,7 +174,7 @@ where
     ///
     /// The target's error.
     pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
-        match self.active_slot().await? {
+        match self.shared.target.active_slot(&P::NAME).await? {
             Some(active) => self.shared.target.dead_letters(&P::NAME, active.slot).await,
             None => Ok(Vec::new()),
         }
@@ -203,7 +203,7 @@ where
     }
 
     async fn settle_dead_letter(&self, event_id: Uuid, apply: bool) -> Result<bool> {
-        let Some(active) = self.active_slot().await? else {
+        let Some(active) = self.shared.target.active_slot(&P::NAME).await? else {
             return Ok(false);
         };
         let shared = &self.shared;
@@ -263,11 +263,6 @@ where
             }
         })
         .await
-    }
-
-    async fn active_slot(&self) -> Result<Option<SlotInfo>> {
-        let slots = self.shared.target.slots(&P::NAME).await?;
-        Ok(slots.into_iter().find(|s| s.state == SlotState::Active))
     }
 
     /// Runs `work` holding `slot`'s lease; waits up to a lease's lifetime for a paused or

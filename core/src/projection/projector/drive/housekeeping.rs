@@ -8,7 +8,7 @@ use super::{Driver, Exit, Step};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::projection::Projection;
-use crate::projection::target::{ProjectionTarget, ProjectorState, SlotState};
+use crate::projection::target::{ProjectionTarget, ProjectionTargetExt, ProjectorState};
 use crate::store::EventStore;
 
 /// Whether this driver still holds the slot's lease after a [`Driver::renew`].
@@ -41,10 +41,8 @@ where
             return Ok(Step::Exit(Exit::Restart));
         }
         if !slot.building {
-            let slots = target.slots(&P::NAME).await?;
-            let still_active = slots
-                .iter()
-                .any(|s| s.slot == slot.number && s.state == SlotState::Active);
+            let active = target.active_slot(&P::NAME).await?;
+            let still_active = active.is_some_and(|a| a.slot == slot.number);
             if !still_active {
                 tracing::info!(projection = %P::NAME, slot = slot.number, "another slot was activated; switching to it");
                 return Ok(Step::Exit(Exit::Restart));
