@@ -7,7 +7,7 @@
 //! This file is the orchestration: [`Driver::run`] retries attempts with backoff, and an
 //! attempt picks the slot and takes its lease (or stands by, or waits out a pause). Holding
 //! the lease, [`follow`] runs the loop on the slot: [`read_ahead`] feeds it events, [`apply`]
-//! turns them into writes, [`commit`] stores them, [`report`] tells the progress, and
+//! turns them into writes, [`commit`] stores them, [`progress`] tells how it goes, and
 //! [`housekeeping`] keeps the lease and notices operators' changes.
 
 mod apply;
