@@ -35,7 +35,7 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut out = std::io::stdout();
-    let postgres = var("FOLDLINE_POSTGRES_URL");
+    let postgres = var(foldline_postgres::ENV_URL);
     let redis = var("FOLDLINE_REDIS_URL");
     let tantivy = var("FOLDLINE_TANTIVY_DIR");
 
@@ -44,9 +44,12 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => format!(
             "PostgreSQL at {}, schema {SCHEMA} (dropped and recreated: the story needs an \
              empty store)",
-            foldline_postgres::redact(url)
+            foldline::redact_url(url)
         ),
-        None => "the in-memory event store (set FOLDLINE_POSTGRES_URL to use PostgreSQL)".into(),
+        None => format!(
+            "the in-memory event store (set {} to use PostgreSQL)",
+            foldline_postgres::ENV_URL
+        ),
     };
     let balances = match &redis {
         Some(url) => format!(

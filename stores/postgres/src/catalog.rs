@@ -1,8 +1,8 @@
 //! What the store holds, for operators: the streams and their versions.
 
-use foldline::{Error, StreamId, Version};
+use foldline::{DriverErrors, Error, StreamId, Version};
 
-use crate::error::backend;
+use crate::error::Postgres;
 use crate::rows::to_u64;
 use crate::sql::quoted;
 use crate::store::PgEventStore;
@@ -24,7 +24,7 @@ pub(crate) async fn streams(
     let rows = client
         .query(&sql, &[&after, &limit])
         .await
-        .map_err(|e| backend(context, e))?;
+        .map_err(|e| Postgres::error(context, e))?;
     rows.iter()
         .map(|row| {
             Ok((

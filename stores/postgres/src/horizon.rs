@@ -2,9 +2,9 @@
 
 use std::time::Duration;
 
-use foldline::Error;
+use foldline::{DriverErrors, Error};
 
-use crate::error::backend;
+use crate::error::Postgres;
 use crate::store::PgEventStore;
 
 /// A transaction that holds the global feed back (see [`PgEventStore::feed_holders`]).
@@ -38,7 +38,7 @@ pub(crate) async fn feed_holders(store: &PgEventStore) -> Result<Vec<FeedHolder>
     let rows = client
         .query(HOLDERS, &[])
         .await
-        .map_err(|e| backend(context, e))?;
+        .map_err(|e| Postgres::error(context, e))?;
     Ok(rows
         .iter()
         .map(|row| FeedHolder {

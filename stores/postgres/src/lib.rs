@@ -51,7 +51,7 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: [`testing::TestSchema`], a fresh migrated schema per test.
+//! - `testing`: [`PgTestSchema`], a fresh migrated schema per test.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -66,13 +66,14 @@ mod rows;
 mod snapshot;
 mod sql;
 mod store;
+#[cfg(feature = "testing")]
+mod testing;
 mod writer;
 
+pub use horizon::FeedHolder;
+pub use migrate::PgMigrationReport;
+pub use options::{DEFAULT_URL, ENV_URL, PgStoreOptions};
+pub use store::PgEventStore;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
-
-pub use horizon::FeedHolder;
-pub use migrate::MigrationReport;
-pub use options::{DEFAULT_URL, PgStoreOptions, redact};
-pub use store::PgEventStore;
+pub use testing::PgTestSchema;

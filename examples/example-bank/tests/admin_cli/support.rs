@@ -15,7 +15,7 @@ use foldline::{
     SlotState,
 };
 use foldline_postgres::PgEventStore;
-use foldline_postgres::testing::TestSchema;
+use foldline_postgres::PgTestSchema;
 use foldline_redis::RedisTarget;
 use foldline_redis::redis::{self, AsyncCommands};
 use foldline_redis::testing::TestPrefix;
@@ -30,7 +30,7 @@ pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One test's world: a PostgreSQL schema, a Redis prefix and a directory for the index.
 pub(crate) struct Bank {
-    pub(crate) schema: TestSchema,
+    pub(crate) schema: PgTestSchema,
     pub(crate) redis: TestPrefix,
     pub(crate) dir: TempDir,
 }
@@ -78,7 +78,7 @@ impl Ran {
 impl Bank {
     pub(crate) async fn new() -> anyhow::Result<Self> {
         Ok(Bank {
-            schema: TestSchema::create().await?,
+            schema: PgTestSchema::create().await?,
             redis: TestPrefix::create().await?,
             dir: tempfile::tempdir()?,
         })
