@@ -36,7 +36,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let mut out = std::io::stdout();
     let postgres = var(foldline_postgres::ENV_URL);
-    let redis = var("FOLDLINE_REDIS_URL");
+    let redis = var(foldline_redis::ENV_URL);
     let tantivy = var("FOLDLINE_TANTIVY_DIR");
 
     writeln!(out, "foldline bank example")?;
@@ -55,9 +55,12 @@ async fn main() -> anyhow::Result<()> {
         Some(url) => format!(
             "Redis at {}, key prefix {REDIS_PREFIX} (its keys deleted first: the story needs \
              an empty read model)",
-            foldline_redis::redact(url)
+            foldline::redact_url(url)
         ),
-        None => "in memory, as Redis would hold them (set FOLDLINE_REDIS_URL to use Redis)".into(),
+        None => format!(
+            "in memory, as Redis would hold them (set {} to use Redis)",
+            foldline_redis::ENV_URL
+        ),
     };
     let memos = match &tantivy {
         Some(dir) => format!("a Tantivy index in {dir}/transfer_memos (deleted first)"),
