@@ -37,7 +37,7 @@ async fn main() -> anyhow::Result<()> {
     let mut out = std::io::stdout();
     let postgres = var(foldline_postgres::ENV_URL);
     let redis = var(foldline_redis::ENV_URL);
-    let tantivy = var("FOLDLINE_TANTIVY_DIR");
+    let tantivy = var(foldline_tantivy::ENV_DIR);
 
     writeln!(out, "foldline bank example")?;
     let events = match &postgres {
@@ -64,9 +64,10 @@ async fn main() -> anyhow::Result<()> {
     };
     let memos = match &tantivy {
         Some(dir) => format!("a Tantivy index in {dir}/transfer_memos (deleted first)"),
-        None => {
-            "a Tantivy index in a temporary directory (set FOLDLINE_TANTIVY_DIR to keep it)".into()
-        }
+        None => format!(
+            "a Tantivy index in a temporary directory (set {} to keep it)",
+            foldline_tantivy::ENV_DIR
+        ),
     };
     writeln!(out, "  events:         {events}")?;
     writeln!(out, "  balances:       {balances}")?;
