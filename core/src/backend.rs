@@ -112,17 +112,17 @@ pub trait DriverErrors {
 /// ```
 pub fn redact_url(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
-        return redact_key_values(url);
+        return mask_key_values(url);
     };
-    let url = redact_user_info(url, scheme_end + 3);
+    let url = mask_user_info(url, scheme_end + 3);
     match url.split_once('?') {
-        Some((base, query)) => format!("{base}?{}", redact_query(query)),
+        Some((base, query)) => format!("{base}?{}", mask_query(query)),
         None => url,
     }
 }
 
 /// The password in the user info of the authority that starts at `authority_start`.
-fn redact_user_info(url: &str, authority_start: usize) -> String {
+fn mask_user_info(url: &str, authority_start: usize) -> String {
     let rest = &url[authority_start..];
     let authority_end = rest.find('/').unwrap_or(rest.len());
     if let Some(at) = rest[..authority_end].rfind('@')
@@ -139,7 +139,7 @@ fn redact_user_info(url: &str, authority_start: usize) -> String {
 }
 
 /// The values of `pass` and `password` parameters in a `a=1&b=2` query.
-fn redact_query(query: &str) -> String {
+fn mask_query(query: &str) -> String {
     query
         .split('&')
         .map(|pair| match pair.split_once('=') {
@@ -151,7 +151,7 @@ fn redact_query(query: &str) -> String {
 }
 
 /// The value of `password=` pairs in a whitespace-separated `key=value` connection string.
-fn redact_key_values(text: &str) -> String {
+fn mask_key_values(text: &str) -> String {
     text.split_whitespace()
         .map(|pair| {
             if pair.starts_with("password=") {
@@ -172,7 +172,7 @@ mod tests {
     use crate::error::{BackendErrorKind, BoxError, Error};
 
     #[test]
-    fn redacts_postgres_passwords() {
+    fn hides_postgres_passwords() {
         assert_eq!(
             redact_url("postgres://u:p@h:5432/d"),
             "postgres://u:***@h:5432/d"
@@ -186,7 +186,7 @@ mod tests {
     }
 
     #[test]
-    fn redacts_redis_passwords() {
+    fn hides_redis_passwords() {
         assert_eq!(redact_url("redis://u:p@h:6379/0"), "redis://u:***@h:6379/0");
         assert_eq!(redact_url("redis://:p@h"), "redis://:***@h");
         assert_eq!(redact_url("redis://u@h/0"), "redis://u@h/0");
@@ -199,7 +199,7 @@ mod tests {
     }
 
     #[test]
-    fn redacts_a_password_holding_a_question_mark() {
+    fn hides_a_password_holding_a_question_mark() {
         assert_eq!(
             redact_url("postgres://u:p?x@h/d?sslmode=disable&password=y"),
             "postgres://u:***@h/d?sslmode=disable&password=***"
