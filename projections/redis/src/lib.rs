@@ -1,4 +1,4 @@
-//! Redis projection target for [foldline](foldline): read models kept in Redis strings,
+//! Redis projection target for [foldline]: read models kept in Redis strings,
 //! hashes, sets and sorted sets, committed together with their checkpoint in one Lua script,
 //! so a replay is exactly once in effect.
 //!

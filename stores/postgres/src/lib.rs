@@ -1,4 +1,4 @@
-//! PostgreSQL event store for [foldline](foldline): a gap-free global feed, group commit,
+//! PostgreSQL event store for [foldline]: a gap-free global feed, group commit,
 //! snapshots and idempotency keys, in a schema you name.
 //!
 //! # Quick start
