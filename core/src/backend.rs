@@ -97,7 +97,8 @@ pub trait DriverErrors {
 /// last `@` before the path, so an unencoded `@` in a password is hidden too), the value of a
 /// `pass=` or `password=` query parameter (`redis+unix:///run/redis.sock?pass=...`), and a
 /// `password=...` pair of a key-value connection string (`host=db password=... user=app`).
-/// Everything else is kept as written.
+/// Everything else is kept as written, except that a key-value string's pairs are joined by
+/// single spaces.
 ///
 /// ```
 /// use foldline::redact_url;
@@ -111,10 +112,10 @@ pub trait DriverErrors {
 /// assert_eq!(redact_url("host=db password=s3cret user=app"), "host=db password=*** user=app");
 /// ```
 pub fn redact_url(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return mask_key_values(url);
+    let url = match url.find("://") {
+        Some(scheme_end) => mask_user_info(url, scheme_end + 3),
+        None => mask_key_values(url),
     };
-    let url = mask_user_info(url, scheme_end + 3);
     match url.split_once('?') {
         Some((base, query)) => format!("{base}?{}", mask_query(query)),
         None => url,
@@ -195,6 +196,14 @@ mod tests {
         assert_eq!(
             redact_url("redis+unix:///s.sock?pass=x&db=2&password=y"),
             "redis+unix:///s.sock?pass=***&db=2&password=***"
+        );
+    }
+
+    #[test]
+    fn hides_query_passwords_without_a_scheme() {
+        assert_eq!(
+            redact_url("localhost:6379?pass=x&db=2"),
+            "localhost:6379?pass=***&db=2"
         );
     }
 
