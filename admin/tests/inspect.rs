@@ -11,7 +11,7 @@ use foldline::{
     ManagedStore, NewEvent, SchemaName, StreamId,
 };
 use foldline_admin::{Admin, AdminError, Cli, Outcome, Output};
-use foldline_postgres::testing::TestSchema;
+use foldline_postgres::PgTestSchema;
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use serde_json::{Value, json};
 
@@ -124,7 +124,7 @@ fn strings(records: &[Value], field: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn streams_page_through_all_streams_in_order() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     for (i, stream) in ["acct-3", "acct-1", "acct-5", "acct-2", "acct-4"]
         .into_iter()
@@ -175,7 +175,7 @@ async fn streams_page_through_all_streams_in_order() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn events_of_a_stream_from_a_version() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     let payloads: Vec<Value> = (1..=5).map(|n| json!({ "amount": n * 10 })).collect();
     append(schema.store(), "acct-1", &payloads).await?;
@@ -237,7 +237,7 @@ async fn events_of_a_stream_from_a_version() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn feed_pages_continue_with_exactly_the_rest() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     for n in 0..7 {
         append(
@@ -292,7 +292,7 @@ async fn feed_pages_continue_with_exactly_the_rest() -> anyhow::Result<()> {
 #[tokio::test]
 async fn tail_prints_events_committed_after_it_started_and_stops_at_the_limit() -> anyhow::Result<()>
 {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     append(schema.store(), "before", &[json!({ "old": true })]).await?;
 
@@ -355,7 +355,7 @@ async fn tail_prints_events_committed_after_it_started_and_stops_at_the_limit() 
 
 #[tokio::test]
 async fn migrate_check_passes_on_a_current_schema() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
 
     let (result, out) = run(&admin, &["--json", "migrate", "--check"]).await;
@@ -379,7 +379,7 @@ struct FreshSchema {
 
 impl FreshSchema {
     fn new() -> anyhow::Result<Self> {
-        let url = std::env::var("FOLDLINE_POSTGRES_URL")
+        let url = std::env::var(foldline_postgres::ENV_URL)
             .unwrap_or_else(|_| foldline_postgres::DEFAULT_URL.to_owned());
         let name = SchemaName::new(format!("test_{}", uuid::Uuid::now_v7().simple()))?;
         Ok(FreshSchema { name, url })
@@ -452,7 +452,7 @@ async fn migrate_check_fails_on_a_fresh_schema_and_creates_nothing() -> anyhow::
 
 #[tokio::test]
 async fn invalid_checkpoints_and_stream_ids_are_errors() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     let invalid_input = |result: Result<Outcome, AdminError>| match result {
         Err(AdminError::Foldline(error) | AdminError::InvalidArgument { source: error, .. }) => {

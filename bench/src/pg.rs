@@ -23,7 +23,7 @@ use crate::timed::{Measured, Worker, run_for};
 /// application name, so the server processes serving it can be told apart from other
 /// clients' (see [`backends`]).
 pub(crate) fn url() -> String {
-    let url = std::env::var("FOLDLINE_POSTGRES_URL")
+    let url = std::env::var(foldline_postgres::ENV_URL)
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| foldline_postgres::DEFAULT_URL.to_owned());
@@ -52,8 +52,9 @@ pub(crate) async fn connect(url: &str) -> anyhow::Result<Client> {
 fn unreachable(url: &str) -> String {
     format!(
         "cannot connect to PostgreSQL at {}: start it with `scripts/postgres.sh start`, or set \
-         FOLDLINE_POSTGRES_URL",
-        foldline_postgres::redact(url)
+         {}",
+        foldline::redact_url(url),
+        foldline_postgres::ENV_URL,
     )
 }
 

@@ -9,7 +9,7 @@ use redis::aio::MultiplexedConnection;
 
 /// Where Redis is: `FOLDLINE_REDIS_URL`, or the local default.
 pub(crate) fn url() -> String {
-    std::env::var("FOLDLINE_REDIS_URL")
+    std::env::var(foldline_redis::ENV_URL)
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| foldline_redis::DEFAULT_URL.to_owned())
@@ -18,8 +18,9 @@ pub(crate) fn url() -> String {
 fn unreachable() -> String {
     format!(
         "cannot connect to Redis at {}: start it with `scripts/redis.sh start`, or set \
-         FOLDLINE_REDIS_URL",
-        foldline_redis::redact(&url())
+         {}",
+        foldline::redact_url(&url()),
+        foldline_redis::ENV_URL,
     )
 }
 

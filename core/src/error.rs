@@ -358,7 +358,8 @@ pub enum BackendErrorKind {
 
 impl BackendError {
     /// Builds a backend error. `backend` names the service (`"postgres"`), `context` says what
-    /// foldline was doing (`"appending to account-1"`).
+    /// foldline was doing (`"appending to account-1"`). Backend crates build theirs through
+    /// their [`DriverErrors`](crate::DriverErrors) implementation, which fills in `backend`.
     pub fn new(
         backend: &'static str,
         kind: BackendErrorKind,

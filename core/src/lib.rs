@@ -87,6 +87,8 @@
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
+//! - For backend crates: [`DriverErrors`] maps a driver's errors to [`BackendError`]s the same
+//!   way in every backend, and [`redact_url`] hides passwords in the URLs they print.
 //!
 //! # Feature flags
 //!
@@ -102,6 +104,7 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod aggregate;
+mod backend;
 mod codec;
 mod command;
 mod error;
@@ -123,6 +126,7 @@ pub mod guide {
 }
 
 pub use aggregate::{Aggregate, AggregateId, Command};
+pub use backend::{DriverErrors, redact_url};
 pub use codec::{Codec, JsonCodec};
 pub use command::{
     CommandError, CommandExecutor, CommandOptions, CommandOutcome, Loaded, RetryPolicy,

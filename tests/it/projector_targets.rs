@@ -9,7 +9,7 @@ use foldline::{
     Error, InMemoryEventStore, PoisonPolicy, Projection, ProjectionControl, ProjectionTarget,
     Projector, ProjectorOptions, RebuildMode, SlotState,
 };
-use foldline_tantivy::{TantivyTarget, TantivyTargetOptions};
+use foldline_tantivy::TantivyTestDir;
 use foldline_tests::redis::test_prefix;
 use foldline_tests::tally::{self, RedisTally, TallyEvent, TantivyTally, tantivy_schema};
 use tantivy::collector::Count;
@@ -91,9 +91,9 @@ async fn redis_reader_sees_only_complete_versions_during_blue_green() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tantivy_searcher_sees_only_complete_versions_during_blue_green() -> anyhow::Result<()> {
     let (store, events, _) = filled_store(20).await?;
-    let dir = tempfile::tempdir()?;
     let schema = tantivy_schema();
-    let target = TantivyTarget::new(TantivyTargetOptions::new(dir.path(), schema.clone(), "key"))?;
+    let dir = TantivyTestDir::create(schema.clone(), "key")?;
+    let target = dir.target().clone();
     let name = <TantivyTally>::NAME;
     Projector::new(
         store.clone(),

@@ -7,7 +7,7 @@ use anyhow::Context;
 use foldline::{
     Checkpoint, Projection, ProjectionTarget, ProjectionTargetExt, Projector, ProjectorOptions,
 };
-use foldline_redis::testing::TestPrefix;
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::{RedisKeyspace, RedisTarget, RedisTargetOptions};
 use foldline_tests::redis::{dump_slot, test_prefix};
 use foldline_tests::redis_server::RedisServer;
@@ -16,7 +16,8 @@ use foldline_tests::tally::RedisTally;
 use crate::support::{self, Feed, KILLS, Rounds};
 
 fn redis_url() -> String {
-    std::env::var("FOLDLINE_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379/".to_owned())
+    std::env::var(foldline_redis::ENV_URL)
+        .unwrap_or_else(|_| foldline_redis::DEFAULT_URL.to_owned())
 }
 
 async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisTarget> {
@@ -30,7 +31,7 @@ async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisTarget> {
 /// arguments that point there.
 struct Namespace {
     url: String,
-    test: TestPrefix,
+    test: RedisTestPrefix,
 }
 
 impl Namespace {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{Context, ensure};
 use foldline::{Checkpoint, EventStore};
 use foldline_postgres::PgEventStore;
-use foldline_postgres::testing::TestSchema;
+use foldline_postgres::PgTestSchema;
 use foldline_tests::tally;
 
 /// Kills per test.
@@ -16,7 +16,7 @@ pub(crate) const KILLS: usize = 50;
 
 /// The store of one kill test and what was appended to it.
 pub(crate) struct Feed {
-    pub(crate) schema: TestSchema,
+    pub(crate) schema: PgTestSchema,
     pub(crate) events: u64,
     pub(crate) total: u64,
 }

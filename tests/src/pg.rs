@@ -6,19 +6,13 @@
 //! through [`table`], so tests never see each other's rows.
 
 use foldline::SchemaName;
-pub use foldline_postgres::testing::TestSchema;
+pub use foldline_postgres::PgTestSchema;
+use foldline_postgres::{DEFAULT_URL, ENV_URL};
 use tokio_postgres::{Client, GenericClient, NoTls};
 
-/// Where the tests find PostgreSQL when `FOLDLINE_POSTGRES_URL` is not set.
-pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// How to bring PostgreSQL up, for failure messages.
-pub const HOW_TO_START: &str =
-    "start PostgreSQL with `scripts/postgres.sh start` (or point FOLDLINE_POSTGRES_URL at one)";
-
-/// The server the tests use: `FOLDLINE_POSTGRES_URL`, or [`DEFAULT_URL`].
+/// The server the tests use: [`ENV_URL`] (`FOLDLINE_POSTGRES_URL`), or [`DEFAULT_URL`].
 pub fn url() -> String {
-    std::env::var("FOLDLINE_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned())
+    std::env::var(ENV_URL).unwrap_or_else(|_| DEFAULT_URL.to_owned())
 }
 
 /// A fresh, migrated schema with a connected store, dropped when the value is dropped.
@@ -27,8 +21,8 @@ pub fn url() -> String {
 ///
 /// When PostgreSQL is unreachable or the schema cannot be set up, with the whole error chain
 /// (which says how to start PostgreSQL). A test never passes by skipping.
-pub async fn test_schema() -> TestSchema {
-    match TestSchema::create().await {
+pub async fn test_schema() -> PgTestSchema {
+    match PgTestSchema::create().await {
         Ok(schema) => schema,
         Err(error) => panic!(
             "cannot set up a test schema: {}",
@@ -39,7 +33,10 @@ pub async fn test_schema() -> TestSchema {
 
 /// A raw connection could not be opened.
 #[derive(Debug, thiserror::Error)]
-#[error("could not connect to PostgreSQL at {url}; {HOW_TO_START}")]
+#[error(
+    "could not connect to PostgreSQL at {url}; start PostgreSQL with `scripts/postgres.sh start` \
+     (or point {ENV_URL} at one)"
+)]
 pub struct ConnectError {
     url: String,
     #[source]

@@ -2,8 +2,8 @@
 //! [`RedisKeyspace`] so they compare with what the in-memory model holds.
 
 use foldline::MemoryModel;
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::redis::{self, AsyncCommands, aio::ConnectionManager};
-use foldline_redis::testing::TestPrefix;
 use foldline_redis::{RedisKeyspace, RedisSlotKeys, RedisWrites};
 
 /// A fresh key prefix with a target under it; its keys are deleted when it is dropped.
@@ -11,8 +11,8 @@ use foldline_redis::{RedisKeyspace, RedisSlotKeys, RedisWrites};
 /// # Panics
 ///
 /// When Redis cannot be reached, with a message saying how to start it.
-pub async fn test_prefix() -> TestPrefix {
-    match TestPrefix::create().await {
+pub async fn test_prefix() -> RedisTestPrefix {
+    match RedisTestPrefix::create().await {
         Ok(prefix) => prefix,
         Err(error) => panic!("{}", foldline::error_chain(&error, ": ")),
     }

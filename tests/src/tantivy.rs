@@ -1,5 +1,6 @@
 //! The tantivy target as the tests use it: indexes of counters in a temporary directory of
-//! each test's own, and the probe the target conformance suite reads and writes them with.
+//! each test's own ([`TantivyTestDir`]), and the probe the target conformance suite reads and
+//! writes them with.
 //!
 //! The counter schema has two fields, in this order: `key` (`STRING | STORED`, the key field)
 //! and `value` (u64, `INDEXED | STORED | FAST`).
@@ -14,8 +15,7 @@ use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
     ProjectionTarget, ProjectorStatus, Result, SlotInfo,
 };
-use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyWrites};
-use tempfile::TempDir;
+use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyTestDir, TantivyWrites};
 
 /// The counter schema's key field.
 pub const KEY: Field = Field::from_field_id(0);
@@ -63,8 +63,9 @@ pub fn open(root: &Path) -> TantivyTarget {
 /// A temporary root directory, deleted on drop, with a target of counters over it.
 #[derive(Debug)]
 pub struct TestRoot {
-    dir: TempDir,
+    // Declared before `dir`, so the target is dropped before the directory is deleted.
     target: TantivyProbe,
+    dir: TantivyTestDir,
 }
 
 impl TestRoot {
@@ -74,12 +75,10 @@ impl TestRoot {
     ///
     /// When no temporary directory can be made.
     pub fn new() -> Self {
-        let dir = tempfile::Builder::new()
-            .prefix("foldline-tantivy-")
-            .tempdir()
+        let dir = TantivyTestDir::create(counter_schema(), "key")
             .expect("a temporary directory for a tantivy test");
-        let target = TantivyProbe(open(dir.path()));
-        TestRoot { dir, target }
+        let target = TantivyProbe(dir.target().clone());
+        TestRoot { target, dir }
     }
 
     /// The root directory.

@@ -35,32 +35,39 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut out = std::io::stdout();
-    let postgres = var("FOLDLINE_POSTGRES_URL");
-    let redis = var("FOLDLINE_REDIS_URL");
-    let tantivy = var("FOLDLINE_TANTIVY_DIR");
+    let postgres = var(foldline_postgres::ENV_URL);
+    let redis = var(foldline_redis::ENV_URL);
+    let tantivy = var(foldline_tantivy::ENV_DIR);
 
     writeln!(out, "foldline bank example")?;
     let events = match &postgres {
         Some(url) => format!(
             "PostgreSQL at {}, schema {SCHEMA} (dropped and recreated: the story needs an \
              empty store)",
-            foldline_postgres::redact(url)
+            foldline::redact_url(url)
         ),
-        None => "the in-memory event store (set FOLDLINE_POSTGRES_URL to use PostgreSQL)".into(),
+        None => format!(
+            "the in-memory event store (set {} to use PostgreSQL)",
+            foldline_postgres::ENV_URL
+        ),
     };
     let balances = match &redis {
         Some(url) => format!(
             "Redis at {}, key prefix {REDIS_PREFIX} (its keys deleted first: the story needs \
              an empty read model)",
-            foldline_redis::redact(url)
+            foldline::redact_url(url)
         ),
-        None => "in memory, as Redis would hold them (set FOLDLINE_REDIS_URL to use Redis)".into(),
+        None => format!(
+            "in memory, as Redis would hold them (set {} to use Redis)",
+            foldline_redis::ENV_URL
+        ),
     };
     let memos = match &tantivy {
         Some(dir) => format!("a Tantivy index in {dir}/transfer_memos (deleted first)"),
-        None => {
-            "a Tantivy index in a temporary directory (set FOLDLINE_TANTIVY_DIR to keep it)".into()
-        }
+        None => format!(
+            "a Tantivy index in a temporary directory (set {} to keep it)",
+            foldline_tantivy::ENV_DIR
+        ),
     };
     writeln!(out, "  events:         {events}")?;
     writeln!(out, "  balances:       {balances}")?;

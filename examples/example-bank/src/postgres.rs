@@ -1,8 +1,8 @@
 //! Running the story on PostgreSQL: a store in a schema of its own, emptied first.
 
 use anyhow::Context;
-use foldline::SchemaName;
-use foldline_postgres::{PgEventStore, PgStoreOptions, redact};
+use foldline::{SchemaName, redact_url};
+use foldline_postgres::{ENV_URL, PgEventStore, PgStoreOptions};
 use tokio_postgres::NoTls;
 
 /// The schema `main` runs the story in when `FOLDLINE_POSTGRES_URL` is set.
@@ -20,8 +20,8 @@ pub async fn fresh_store(url: &str, schema: &str) -> anyhow::Result<PgEventStore
     let (client, connection) = tokio_postgres::connect(url, NoTls).await.with_context(|| {
         format!(
             "cannot connect to PostgreSQL at {}: start it with `scripts/postgres.sh start`, \
-                 or point FOLDLINE_POSTGRES_URL at a running server",
-            redact(url)
+                 or point {ENV_URL} at a running server",
+            redact_url(url)
         )
     })?;
     let driver = tokio::spawn(connection);

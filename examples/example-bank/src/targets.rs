@@ -8,7 +8,7 @@ use std::path::Path;
 use anyhow::Context;
 use foldline::Projection;
 use foldline_redis::redis::{self, AsyncCommands};
-use foldline_redis::{RedisTarget, RedisTargetOptions};
+use foldline_redis::{ENV_URL, RedisTarget, RedisTargetOptions};
 use foldline_tantivy::TantivyTarget;
 
 use crate::projections::memos::{self, TransferMemos};
@@ -29,7 +29,7 @@ pub async fn fresh_redis(url: &str, prefix: &str) -> anyhow::Result<RedisTarget>
         .with_context(|| {
             format!(
                 "cannot connect to Redis at {}: start it with `scripts/redis.sh start`, or \
-                 point FOLDLINE_REDIS_URL at a running server",
+                 point {ENV_URL} at a running server",
                 options.redacted_url()
             )
         })?;

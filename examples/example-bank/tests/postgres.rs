@@ -9,9 +9,9 @@ use example_bank::projections::balances::BalanceTarget;
 use example_bank::projections::memos::Leg;
 use example_bank::targets::{fresh_memo_index, fresh_redis};
 use foldline::{Checkpoint, EventStore, InMemoryEventStore, InMemoryTarget};
-use foldline_postgres::testing::TestSchema;
+use foldline_postgres::PgTestSchema;
 use foldline_redis::RedisKeyspace;
-use foldline_redis::testing::TestPrefix;
+use foldline_redis::RedisTestPrefix;
 
 /// Balances in cents, `i64` as the read model keeps them.
 fn cents(amount: u64) -> Option<i64> {
@@ -19,7 +19,7 @@ fn cents(amount: u64) -> Option<i64> {
 }
 
 fn redis_url() -> String {
-    std::env::var("FOLDLINE_REDIS_URL")
+    std::env::var(foldline_redis::ENV_URL)
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| foldline_redis::DEFAULT_URL.to_owned())
@@ -27,9 +27,9 @@ fn redis_url() -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_story_runs_on_postgres_and_redis() -> anyhow::Result<()> {
-    let schema = TestSchema::create().await?;
+    let schema = PgTestSchema::create().await?;
     let store = schema.store().clone();
-    let redis = TestPrefix::create().await?;
+    let redis = RedisTestPrefix::create().await?;
     let dir = tempfile::tempdir()?;
     let memos = fresh_memo_index(dir.path()).await?;
     let mut out = Vec::new();
@@ -92,7 +92,7 @@ async fn the_story_runs_on_postgres_and_redis() -> anyhow::Result<()> {
 /// What `main` does with `FOLDLINE_POSTGRES_URL` set: the schema is emptied before the story.
 #[tokio::test]
 async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
-    let url = std::env::var("FOLDLINE_POSTGRES_URL")
+    let url = std::env::var(foldline_postgres::ENV_URL)
         .ok()
         .filter(|url| !url.is_empty())
         .unwrap_or_else(|| foldline_postgres::DEFAULT_URL.to_owned());
@@ -141,7 +141,7 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
 /// before the story. (On the test's own prefix, whose keys are deleted when the test ends.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fresh_redis_starts_from_an_empty_prefix() -> anyhow::Result<()> {
-    let test = TestPrefix::create().await?;
+    let test = RedisTestPrefix::create().await?;
     let dir = tempfile::tempdir()?;
 
     let first = fresh_redis(&redis_url(), test.prefix()).await?;

@@ -1,4 +1,4 @@
-//! Redis projection target for [foldline](foldline): read models kept in Redis strings,
+//! Redis projection target for [foldline]: read models kept in Redis strings,
 //! hashes, sets and sorted sets, committed together with their checkpoint in one Lua script,
 //! so a replay is exactly once in effect.
 //!
@@ -105,8 +105,8 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: [`testing::TestPrefix`], a random key prefix per test with its keys deleted
-//!   afterwards.
+//! - `testing`: [`RedisTestPrefix`], a random key prefix per test with its keys deleted
+//!   afterwards, and the target conformance suite's probe for [`RedisTarget`].
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 // Every fallible function returns `foldline::Error`, whose size is the core crate's to decide.
@@ -118,18 +118,19 @@ mod keyspace;
 mod options;
 mod reader;
 mod target;
+#[cfg(feature = "testing")]
+mod testing;
 mod writes;
 
-#[cfg(feature = "testing")]
-#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
-
-pub use error::DriverError;
+pub use error::RedisDriverError;
 pub use keys::RedisSlotKeys;
 pub use keyspace::RedisKeyspace;
-pub use options::{DEFAULT_PREFIX, DEFAULT_URL, RedisTargetOptions, redact};
+pub use options::{DEFAULT_PREFIX, DEFAULT_URL, ENV_URL, RedisTargetOptions};
 pub use reader::RedisReader;
 pub use target::RedisTarget;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use testing::RedisTestPrefix;
 pub use writes::{RedisOp, RedisWrites};
 
 /// The `redis` crate this one is built on, for commands of your own on

@@ -3,11 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use foldline::{BackendError, BackendErrorKind, Error, NameKind};
+use foldline::{BackendErrorKind, DriverErrors, Error, NameKind, redact_url};
 
-use crate::error::{BACKEND, DriverError, backend};
+use crate::error::Redis;
 
-/// The URL used when `FOLDLINE_REDIS_URL` is not set.
+/// The environment variable [`RedisTargetOptions::from_env`] reads the server's URL from.
+pub const ENV_URL: &str = "FOLDLINE_REDIS_URL";
+
+/// The URL used when [`ENV_URL`] (`FOLDLINE_REDIS_URL`) is not set.
 pub const DEFAULT_URL: &str = "redis://127.0.0.1:6379/";
 
 /// The key prefix used unless [`RedisTargetOptions::with_prefix`] sets another.
@@ -45,19 +48,19 @@ impl RedisTargetOptions {
     ///
     /// # Errors
     ///
-    /// A [`BackendError`] of kind `Rejected` when `url` is not a Redis URL.
+    /// A [`BackendError`](foldline::BackendError) of kind `Rejected` when `url` is not a Redis
+    /// URL.
     pub fn from_url(url: &str) -> Result<Self, Error> {
         let client = redis::Client::open(url).map_err(|e| {
-            Error::Backend(BackendError::new(
-                BACKEND,
+            Redis::failure(
                 BackendErrorKind::Rejected,
-                format!("parsing the Redis URL `{}`", redact(url)),
-                Some(Box::new(DriverError(e))),
-            ))
+                format!("parsing the Redis URL `{}`", redact_url(url)),
+                Some(Redis::into_source(e)),
+            )
         })?;
         Ok(RedisTargetOptions {
             client,
-            redacted_url: redact(url),
+            redacted_url: redact_url(url),
             prefix: DEFAULT_PREFIX.to_owned(),
             connection_timeout: Duration::from_secs(2),
             response_timeout: Duration::from_secs(5),
@@ -65,13 +68,14 @@ impl RedisTargetOptions {
         })
     }
 
-    /// Options from `FOLDLINE_REDIS_URL`, or [`DEFAULT_URL`] when it is not set.
+    /// Options from the URL in [`ENV_URL`] (`FOLDLINE_REDIS_URL`), or [`DEFAULT_URL`] when it
+    /// is not set.
     ///
     /// # Errors
     ///
     /// As [`from_url`](RedisTargetOptions::from_url).
     pub fn from_env() -> Result<Self, Error> {
-        let url = std::env::var("FOLDLINE_REDIS_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let url = std::env::var(ENV_URL).unwrap_or_else(|_| DEFAULT_URL.to_owned());
         Self::from_url(&url)
     }
 
@@ -156,7 +160,7 @@ impl RedisTargetOptions {
     }
 
     fn connect_error(&self, error: redis::RedisError) -> Error {
-        backend(
+        Redis::error(
             format!("connecting to Redis at {}", self.redacted_url),
             error,
         )
@@ -188,68 +192,9 @@ fn check_prefix(prefix: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
-/// `url` with the password of a `scheme://user:password@host` URL, or of a `pass=` /
-/// `password=` query parameter (`unix:///run/redis.sock?pass=...`), replaced by `***`.
-///
-/// ```
-/// use foldline_redis::redact;
-/// assert_eq!(redact("redis://app:s3cret@h:6379/0"), "redis://app:***@h:6379/0");
-/// assert_eq!(redact("unix:///run/redis.sock?db=1&pass=s3cret"), "unix:///run/redis.sock?db=1&pass=***");
-/// ```
-pub fn redact(url: &str) -> String {
-    let (base, query) = match url.split_once('?') {
-        Some((base, query)) => (base, Some(query)),
-        None => (url, None),
-    };
-    let mut out = match base.find("://") {
-        Some(scheme_end) => {
-            let rest = &base[scheme_end + 3..];
-            let authority_end = rest.find('/').unwrap_or(rest.len());
-            match rest[..authority_end].rfind('@') {
-                Some(at) => match rest[..at].find(':') {
-                    Some(colon) => format!(
-                        "{}{}:***{}",
-                        &base[..scheme_end + 3],
-                        &rest[..colon],
-                        &rest[at..]
-                    ),
-                    None => base.to_owned(),
-                },
-                None => base.to_owned(),
-            }
-        }
-        None => base.to_owned(),
-    };
-    if let Some(query) = query {
-        out.push('?');
-        let pairs: Vec<String> = query
-            .split('&')
-            .map(|pair| match pair.split_once('=') {
-                Some((name, _)) if name == "pass" || name == "password" => format!("{name}=***"),
-                _ => pair.to_owned(),
-            })
-            .collect();
-        out.push_str(&pairs.join("&"));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{RedisTargetOptions, check_prefix, redact};
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(redact("redis://u:p@h:6379/0"), "redis://u:***@h:6379/0");
-        assert_eq!(redact("redis://:p@h"), "redis://:***@h");
-        assert_eq!(redact("redis://u@h/0"), "redis://u@h/0");
-        assert_eq!(redact("redis://u:p@ss@h/0"), "redis://u:***@h/0");
-        assert_eq!(redact("redis://h:6379/"), "redis://h:6379/");
-        assert_eq!(
-            redact("redis+unix:///s.sock?pass=x&db=2&password=y"),
-            "redis+unix:///s.sock?pass=***&db=2&password=***"
-        );
-    }
+    use super::{RedisTargetOptions, check_prefix};
 
     #[test]
     fn debug_hides_the_password() {

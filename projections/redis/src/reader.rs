@@ -2,10 +2,10 @@
 
 use std::future::Future;
 
-use foldline::{BackendError, BackendErrorKind, Error, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
 use redis::aio::ConnectionManager;
 
-use crate::error::{BACKEND, backend, corrupt};
+use crate::error::Redis;
 use crate::keys::{ProjectionKeys, RedisSlotKeys};
 use crate::options::RedisTargetOptions;
 
@@ -58,7 +58,7 @@ impl RedisReader {
     ///
     /// # Errors
     ///
-    /// A transient [`Error::Backend`] when the server cannot be reached.
+    /// A transient [`Error::Backend`](foldline::Error::Backend) when the server cannot be reached.
     pub async fn connect(options: RedisTargetOptions) -> Result<Self> {
         let conn = options.connect().await?;
         Ok(RedisReader::new(conn, options.prefix().to_owned()))
@@ -71,7 +71,7 @@ impl RedisReader {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when Redis fails.
+    /// [`Error::Backend`](foldline::Error::Backend) when Redis fails.
     pub async fn resolve(&self, projection: &ProjectionName) -> Result<Option<RedisSlotKeys>> {
         let keys = ProjectionKeys::new(&self.prefix, projection);
         let active: Option<String> = redis::cmd("GET")
@@ -79,7 +79,7 @@ impl RedisReader {
             .query_async(&mut self.conn.clone())
             .await
             .map_err(|e| {
-                backend(
+                Redis::error(
                     format!("resolving the active slot of projection `{projection}`"),
                     e,
                 )
@@ -87,7 +87,7 @@ impl RedisReader {
         active
             .map(|text| {
                 text.parse().map(|slot| keys.slot(slot)).map_err(|_| {
-                    corrupt(
+                    Redis::corrupt(
                         format!(
                             "resolving the active slot of projection `{projection}`: \
                              the alias holds `{text}`"
@@ -109,7 +109,7 @@ impl RedisReader {
     ///
     /// # Errors
     ///
-    /// [`Error::Backend`] when Redis fails or `read` returns an error (its error is the
+    /// [`Error::Backend`](foldline::Error::Backend) when Redis fails or `read` returns an error (its error is the
     /// source), and a transient one when the active slot changed during every attempt.
     pub async fn read<T, F, Fut>(
         &self,
@@ -129,7 +129,7 @@ impl RedisReader {
             let still = self.resolve(projection).await?;
             if still.is_some_and(|k| k.slot() == slot) {
                 return result.map(Some).map_err(|e| {
-                    backend(
+                    Redis::error(
                         format!("reading slot {slot} of projection `{projection}`"),
                         e,
                     )
@@ -137,15 +137,14 @@ impl RedisReader {
             }
             tracing::debug!(%projection, slot, "the active slot changed during a read; reading again");
         }
-        Err(Error::Backend(BackendError::new(
-            BACKEND,
+        Err(Redis::failure(
             BackendErrorKind::Unavailable,
             format!(
                 "reading projection `{projection}`: its active slot changed during each of \
                  {READ_ATTEMPTS} attempts"
             ),
             None,
-        )))
+        ))
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use foldline::{
-    Checkpoint, Commit, CommitOutcome, DeadLetter, Error, NewSlot, ProjectionControl,
+    Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
     ProjectionName, ProjectionTarget, ProjectorStatus, Result, SlotInfo, SlotState,
 };
 use redis::aio::ConnectionManager;
@@ -13,7 +13,7 @@ use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
-use crate::error::{backend, corrupt};
+use crate::error::Redis;
 use crate::keys::{ProjectionKeys, RedisSlotKeys};
 use crate::options::RedisTargetOptions;
 use crate::reader::RedisReader;
@@ -149,7 +149,7 @@ impl RedisTarget {
             .await?;
         text.map(|text| {
             serde_json::from_str(&text).map_err(|e| {
-                corrupt(
+                Redis::corrupt(
                     format!("reading {what}: `{key}` does not hold one"),
                     Some(Box::new(e)),
                 )
@@ -160,7 +160,7 @@ impl RedisTarget {
 
     async fn set_json<T: Serialize>(&self, key: String, value: &T, what: &str) -> Result<()> {
         let text = serde_json::to_string(value).map_err(|e| {
-            corrupt(
+            Redis::corrupt(
                 format!("encoding {what}: not representable as JSON"),
                 Some(Box::new(e)),
             )
@@ -179,7 +179,7 @@ impl RedisTarget {
     ) -> Result<T> {
         cmd.query_async(&mut self.conn.clone())
             .await
-            .map_err(|e| backend(doing(), e))
+            .map_err(|e| Redis::error(doing(), e))
     }
 
     /// Runs a script; a failure says it happened while `doing`.
@@ -191,7 +191,7 @@ impl RedisTarget {
         invocation
             .invoke_async(&mut self.conn.clone())
             .await
-            .map_err(|e| backend(doing(), e))
+            .map_err(|e| Redis::error(doing(), e))
     }
 
     async fn run_commit(
@@ -240,7 +240,7 @@ impl RedisTarget {
         invocation.arg(commit.park.len());
         for letter in &commit.park {
             let json = serde_json::to_string(letter).map_err(|e| {
-                corrupt(
+                Redis::corrupt(
                     format!("encoding the dead letter of event {}", letter.event_id),
                     Some(Box::new(e)),
                 )
@@ -254,7 +254,7 @@ impl RedisTarget {
             })
             .await?;
         let bad_reply = || {
-            corrupt(
+            Redis::corrupt(
                 format!("committing to slot {slot} of projection `{projection}`: unexpected reply"),
                 None,
             )
@@ -339,7 +339,7 @@ async fn unlink_matching(
 
 fn parse_checkpoint(text: &str, projection: &ProjectionName, slot: u32) -> Result<Checkpoint> {
     text.parse().map_err(|e: Error| {
-        corrupt(
+        Redis::corrupt(
             format!("reading the checkpoint of slot {slot} of projection `{projection}`"),
             Some(Box::new(e)),
         )
@@ -379,13 +379,13 @@ impl ProjectionTarget for RedisTarget {
             .into_iter()
             .map(|(number, json)| {
                 let slot: u32 = number.parse().map_err(|_| {
-                    corrupt(
+                    Redis::corrupt(
                         format!("listing the slots of projection `{projection}`: slot `{number}`"),
                         None,
                     )
                 })?;
                 let entry: SlotEntry = serde_json::from_str(&json).map_err(|e| {
-                    corrupt(
+                    Redis::corrupt(
                         format!("listing the slots of projection `{projection}`: slot {slot}"),
                         Some(Box::new(e)),
                     )
@@ -472,7 +472,7 @@ impl ProjectionTarget for RedisTarget {
         }
         unlink_matching(&mut self.conn.clone(), &slot_keys.pattern(), None)
             .await
-            .map_err(|e| backend(dropping(), e))?;
+            .map_err(|e| Redis::error(dropping(), e))?;
         self.query(redis::cmd("HDEL").arg(keys.slots()).arg(slot), dropping)
             .await
     }
@@ -505,7 +505,7 @@ impl ProjectionTarget for RedisTarget {
             Some(&slot_keys.lease()),
         )
         .await
-        .map_err(|e| backend(clearing(), e))?;
+        .map_err(|e| Redis::error(clearing(), e))?;
         step(&self.scripts.clear_end).await
     }
 
@@ -601,13 +601,13 @@ impl ProjectionTarget for RedisTarget {
                 .arg(keys.dead())
                 .query_async(&mut self.conn.clone())
                 .await
-                .map_err(|e| backend(format!("reading {what}"), e))?;
+                .map_err(|e| Redis::error(format!("reading {what}"), e))?;
         order
             .into_iter()
             .filter_map(|id| letters.remove(&id))
             .map(|json| {
                 serde_json::from_str(&json)
-                    .map_err(|e| corrupt(format!("reading {what}"), Some(Box::new(e))))
+                    .map_err(|e| Redis::corrupt(format!("reading {what}"), Some(Box::new(e))))
             })
             .collect()
     }

@@ -3,25 +3,26 @@
 use std::time::Duration;
 
 use foldline::testing::target_conformance::TargetProbe;
-use foldline::{BackendError, BackendErrorKind, Error, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
 use redis::{AsyncCommands, Commands};
 
-use crate::error::{BACKEND, backend, corrupt};
-use crate::options::RedisTargetOptions;
+use crate::error::Redis;
+use crate::options::{ENV_URL, RedisTargetOptions};
 use crate::target::{RedisTarget, scan_options};
 use crate::writes::RedisWrites;
 
-/// A random key prefix `test-<16 hex digits>` on the server at `FOLDLINE_REDIS_URL` (default
-/// `redis://127.0.0.1:6379/`), with a target connected under it. Dropping it deletes every key
+/// A random key prefix `test-<16 hex digits>` on the server at [`ENV_URL`](crate::ENV_URL)
+/// (`FOLDLINE_REDIS_URL`, default [`DEFAULT_URL`](crate::DEFAULT_URL)), with a target
+/// connected under it. Dropping it deletes every key
 /// under the prefix, so tests sharing one Redis never see each other's keys.
 ///
 /// ```no_run
 /// use foldline::{NewSlot, ProjectionName, ProjectionTarget};
-/// use foldline_redis::testing::TestPrefix;
+/// use foldline_redis::RedisTestPrefix;
 ///
 /// # #[tokio::main]
 /// # async fn main() -> foldline::Result<()> {
-/// let test = TestPrefix::create().await?;
+/// let test = RedisTestPrefix::create().await?;
 /// let orders = ProjectionName::new("orders")?;
 /// let slot = test.target().create_slot(&orders, 1, NewSlot::Fresh).await?;
 /// assert_eq!(slot.slot, 1);
@@ -30,11 +31,11 @@ use crate::writes::RedisWrites;
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct TestPrefix {
+pub struct RedisTestPrefix {
     target: RedisTarget,
 }
 
-impl TestPrefix {
+impl RedisTestPrefix {
     /// Creates a prefix and connects a target under it.
     ///
     /// # Errors
@@ -49,7 +50,7 @@ impl TestPrefix {
     ///
     /// # Errors
     ///
-    /// As [`create`](TestPrefix::create).
+    /// As [`create`](RedisTestPrefix::create).
     pub async fn create_with(
         configure: impl FnOnce(RedisTargetOptions) -> RedisTargetOptions,
     ) -> Result<Self> {
@@ -58,19 +59,18 @@ impl TestPrefix {
         let target = RedisTarget::connect(options.clone())
             .await
             .map_err(|error| {
-                Error::Backend(BackendError::new(
-                    BACKEND,
+                Redis::failure(
                     BackendErrorKind::Unavailable,
                     format!(
                         "connecting to Redis at {} for a test: start it with `scripts/redis.sh start` \
-                         (or run the whole suite with `scripts/test.sh`), or point FOLDLINE_REDIS_URL \
+                         (or run the whole suite with `scripts/test.sh`), or point {ENV_URL} \
                          at a server",
                         options.redacted_url()
                     ),
                     Some(Box::new(error)),
-                ))
+                )
             })?;
-        Ok(TestPrefix { target })
+        Ok(RedisTestPrefix { target })
     }
 
     /// The target under this prefix.
@@ -111,7 +111,7 @@ impl TestPrefix {
             Ok(())
         }
         .await;
-        listed.map_err(|e| backend("listing a test's keys", e))?;
+        listed.map_err(|e| Redis::error("listing a test's keys", e))?;
         keys.sort();
         keys.dedup();
         Ok(keys)
@@ -131,10 +131,11 @@ impl TargetProbe for RedisTarget {
             .arg(&full)
             .query_async(&mut self.connection())
             .await
-            .map_err(|e| backend(format!("reading `{full}`"), e))?;
+            .map_err(|e| Redis::error(format!("reading `{full}`"), e))?;
         text.map(|text| {
-            text.parse()
-                .map_err(|_| corrupt(format!("reading `{full}`: `{text}` is not a counter"), None))
+            text.parse().map_err(|_| {
+                Redis::corrupt(format!("reading `{full}`: `{text}` is not a counter"), None)
+            })
         })
         .transpose()
     }
@@ -160,7 +161,7 @@ fn delete_all(client: &redis::Client, prefix: &str) -> redis::RedisResult<()> {
     Ok(())
 }
 
-impl Drop for TestPrefix {
+impl Drop for RedisTestPrefix {
     fn drop(&mut self) {
         let client = self.target.options().client.clone();
         let prefix = self.prefix().to_owned();

@@ -6,12 +6,12 @@
 use std::time::Duration;
 
 use foldline::{Checkpoint, NewSlot, ProjectionName, ProjectionTarget};
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::redis;
-use foldline_redis::testing::TestPrefix;
 
 #[tokio::test]
 async fn a_lease_asked_for_during_a_clear_is_held_by_the_clearer() -> foldline::Result<()> {
-    let test = TestPrefix::create().await?;
+    let test = RedisTestPrefix::create().await?;
     let target = test.target();
     let p = ProjectionName::new("cleared")?;
     let slot = target.create_slot(&p, 1, NewSlot::Fresh).await?.slot;

@@ -8,7 +8,9 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use foldline::{BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, Error, Result};
+use foldline::{
+    BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, Result,
+};
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
 use tantivy::query::TermQuery;
@@ -16,7 +18,8 @@ use tantivy::schema::{IndexRecordOption, Schema};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, Searcher, TantivyDocument, Term};
 use uuid::Uuid;
 
-use crate::error::{TantivyTargetError, corrupt, from_tantivy, rejected};
+use crate::error::Tantivy;
+use crate::refusal::{TantivyTargetError, rejected};
 use crate::schema::KeyField;
 use crate::writes::{TantivyOp, TantivyWrites};
 
@@ -69,19 +72,21 @@ impl Payload {
             return Ok(Self::start());
         };
         let payload: Payload = serde_json::from_str(text).map_err(|e| {
-            corrupt(
+            Tantivy::corrupt(
                 format!("reading the commit payload of {label}"),
-                Box::new(e),
+                Some(Box::new(e)),
             )
         })?;
         if payload.format != Self::FORMAT {
-            return Err(corrupt(
+            return Err(Tantivy::corrupt(
                 format!("reading the commit payload of {label}"),
-                format!(
-                    "payload format {} is newer than this version of foldline-tantivy reads",
-                    payload.format
-                )
-                .into(),
+                Some(
+                    format!(
+                        "payload format {} is newer than this version of foldline-tantivy reads",
+                        payload.format
+                    )
+                    .into(),
+                ),
             ));
         }
         Ok(payload)
@@ -191,7 +196,7 @@ impl SlotIndex {
     /// Opens slot `slot`'s index in `dir`, checking it was built with `schema`.
     pub(crate) fn open(dir: PathBuf, slot: u32, label: String, schema: &Schema) -> Result<Self> {
         let reader =
-            SlotReader::open(&dir).map_err(|e| from_tantivy(e, format!("opening {label}")))?;
+            SlotReader::open(&dir).map_err(|e| Tantivy::error(format!("opening {label}"), e))?;
         if reader.index.schema() != *schema {
             return Err(rejected(
                 format!("opening {label}"),
@@ -223,7 +228,7 @@ impl SlotIndex {
     fn stored_payload(&self) -> Result<Payload> {
         let metas =
             self.reader.index.load_metas().map_err(|e| {
-                from_tantivy(e, format!("reading the checkpoint of {}", self.label))
+                Tantivy::error(format!("reading the checkpoint of {}", self.label), e)
             })?;
         Payload::parse(metas.payload.as_deref(), &self.label)
     }
@@ -242,7 +247,7 @@ impl SlotIndex {
             .reader
             .index
             .writer(memory)
-            .map_err(|e| from_tantivy(e, format!("opening the writer of {}", self.label)))?;
+            .map_err(|e| Tantivy::error(format!("opening the writer of {}", self.label), e))?;
         // Read after taking the lock: no other writer can commit from here on.
         let committed = self.stored_payload()?;
         self.writer = Some(OpenWriter { writer, committed });
@@ -324,7 +329,7 @@ impl SlotIndex {
                 if !self.exists() {
                     return Ok(CommitOutcome::Moved { actual: None });
                 }
-                Err(from_tantivy(e, context()))
+                Err(Tantivy::error(context(), e))
             }
         }
     }
@@ -351,7 +356,7 @@ impl SlotIndex {
             }
             Err(e) => {
                 self.close_writer();
-                Err(from_tantivy(e, format!("clearing {}", self.label)))
+                Err(Tantivy::error(format!("clearing {}", self.label), e))
             }
         }
     }
@@ -363,8 +368,8 @@ impl SlotIndex {
         let searcher = self
             .reader
             .searcher()
-            .map_err(|e| from_tantivy(e, context()))?;
-        find(&searcher, term).map_err(|e| from_tantivy(e, context()))
+            .map_err(|e| Tantivy::error(context(), e))?;
+        find(&searcher, term).map_err(|e| Tantivy::error(context(), e))
     }
 }
 

@@ -23,11 +23,11 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use foldline::{Error, ProjectionName, Result, SlotState};
+use foldline::{DriverErrors, Error, ProjectionName, Result, SlotState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
-use crate::error::{corrupt, from_io};
+use crate::error::{Tantivy, io_error};
 
 pub(crate) const ACTIVE: &str = "ACTIVE";
 const NEXT_SLOT: &str = "next_slot";
@@ -108,9 +108,9 @@ impl ProjectionDir {
 
     fn ensure(&self) -> Result<()> {
         fs::create_dir_all(&self.path).map_err(|e| {
-            from_io(
-                e,
+            io_error(
                 format!("creating the directory of projection `{}`", self.projection),
+                e,
             )
         })
     }
@@ -124,8 +124,8 @@ impl ProjectionDir {
             .truncate(false)
             .write(true)
             .open(self.path.join(LOCK))
-            .map_err(|e| from_io(e, context()))?;
-        file.lock().map_err(|e| from_io(e, context()))?;
+            .map_err(|e| io_error(context(), e))?;
+        file.lock().map_err(|e| io_error(context(), e))?;
         Ok(ProjectionLock { _file: file })
     }
 
@@ -155,18 +155,18 @@ impl ProjectionDir {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
             Err(e) => {
-                return Err(from_io(
-                    e,
+                return Err(io_error(
                     format!("listing the slots of projection `{}`", self.projection),
+                    e,
                 ));
             }
         };
         let mut numbers = Vec::new();
         for entry in entries {
             let entry = entry.map_err(|e| {
-                from_io(
-                    e,
+                io_error(
                     format!("listing the slots of projection `{}`", self.projection),
+                    e,
                 )
             })?;
             let name = entry.file_name();
@@ -203,12 +203,12 @@ impl ProjectionDir {
 
     pub(crate) fn remove_lease(&self, slot: u32, _lock: &ProjectionLock) -> Result<()> {
         match fs::remove_file(self.slot_dir(slot).join(LEASE)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(from_io(
-                e,
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(
                 format!(
                     "removing the lease of slot {slot} of projection `{}`",
                     self.projection
                 ),
+                e,
             )),
             _ => Ok(()),
         }
@@ -220,9 +220,9 @@ impl ProjectionDir {
             .path
             .join(format!("{CREATING}{slot}-{:016x}", fastrand::u64(..)));
         fs::create_dir(&dir).map_err(|e| {
-            from_io(
-                e,
+            io_error(
                 format!("creating slot {slot} of projection `{}`", self.projection),
+                e,
             )
         })?;
         Ok(dir)
@@ -231,8 +231,8 @@ impl ProjectionDir {
     /// Moves a complete slot directory to `slot-<n>`, where readers see it.
     pub(crate) fn publish(&self, built: &Path, slot: u32, _lock: &ProjectionLock) -> Result<()> {
         let context = || format!("creating slot {slot} of projection `{}`", self.projection);
-        fs::rename(built, self.slot_dir(slot)).map_err(|e| from_io(e, context()))?;
-        sync_dir(&self.path).map_err(|e| from_io(e, context()))
+        fs::rename(built, self.slot_dir(slot)).map_err(|e| io_error(context(), e))?;
+        sync_dir(&self.path).map_err(|e| io_error(context(), e))
     }
 
     /// Takes `slot` away from readers and writers in one rename, then deletes its files. After
@@ -245,9 +245,9 @@ impl ProjectionDir {
             .join(format!("{DROPPED}{slot}-{:016x}", fastrand::u64(..)));
         match fs::rename(self.slot_dir(slot), &dropped) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
-            other => other.map_err(|e| from_io(e, context()))?,
+            other => other.map_err(|e| io_error(context(), e))?,
         }
-        sync_dir(&self.path).map_err(|e| from_io(e, context()))?;
+        sync_dir(&self.path).map_err(|e| io_error(context(), e))?;
         if let Err(error) = fs::remove_dir_all(&dropped) {
             tracing::warn!(
                 %error,
@@ -284,9 +284,9 @@ impl ProjectionDir {
                 .trim()
                 .parse()
                 .map(Some)
-                .map_err(|e| corrupt(context(), Box::new(e))),
+                .map_err(|e| Tantivy::corrupt(context(), Some(Box::new(e)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(from_io(e, context())),
+            Err(e) => Err(io_error(context(), e)),
         }
     }
 
@@ -313,9 +313,9 @@ impl ProjectionDir {
         match fs::read(&path) {
             Ok(bytes) => serde_json::from_slice(&bytes)
                 .map(Some)
-                .map_err(|e| corrupt(context(), Box::new(e))),
+                .map_err(|e| Tantivy::corrupt(context(), Some(Box::new(e)))),
             Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(from_io(e, context())),
+            Err(e) => Err(io_error(context(), e)),
         }
     }
 
@@ -329,13 +329,13 @@ impl ProjectionDir {
 
     fn write_atomic(&self, dir: &Path, name: &str, bytes: &[u8]) -> Result<()> {
         write_atomic(dir, name, bytes).map_err(|e| {
-            from_io(
-                e,
+            io_error(
                 format!(
                     "writing {} of projection `{}`",
                     dir.join(name).display(),
                     self.projection
                 ),
+                e,
             )
         })
     }

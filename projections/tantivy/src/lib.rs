@@ -81,9 +81,12 @@
 //!
 //! # Feature flags
 //!
-//! This crate has none. It builds tantivy with `mmap` (indexes on disk) and `lz4-compression`
-//! (the doc store's compressor) only; enable more in your own `tantivy` dependency — for
-//! instance `stemmer` or `stopwords` for the tokenizers your schema names.
+//! - `testing`: [`TantivyTestDir`], a temporary root directory per test with a target over
+//!   it, deleted afterwards.
+//!
+//! It builds tantivy with `mmap` (indexes on disk) and `lz4-compression` (the doc store's
+//! compressor) only; enable more in your own `tantivy` dependency — for instance `stemmer` or
+//! `stopwords` for the tokenizers your schema names.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 // Every fallible function returns `foldline::Error`, whose size is the core crate's to decide.
@@ -93,13 +96,19 @@ mod error;
 mod index;
 mod layout;
 mod options;
+mod refusal;
 mod schema;
 mod search;
 mod target;
+#[cfg(feature = "testing")]
+mod testing;
 mod writes;
 
-pub use error::TantivyTargetError;
-pub use options::{DEFAULT_WRITER_MEMORY, TantivyTargetOptions};
+pub use options::{DEFAULT_WRITER_MEMORY, ENV_DIR, TantivyTargetOptions};
+pub use refusal::TantivyTargetError;
 pub use search::TantivySearcher;
 pub use target::TantivyTarget;
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub use testing::TantivyTestDir;
 pub use writes::{TantivyOp, TantivyWrites};

@@ -10,6 +10,9 @@ pub(crate) const MIN_WRITER_MEMORY: usize = 15_000_000;
 /// The writer memory when none is set: 50 MB.
 pub const DEFAULT_WRITER_MEMORY: usize = 50_000_000;
 
+/// The environment variable [`TantivyTargetOptions::from_env`] reads the root directory from.
+pub const ENV_DIR: &str = "FOLDLINE_TANTIVY_DIR";
+
 /// Options of a [`TantivyTarget`](crate::TantivyTarget): the root directory, the schema of
 /// every index under it, and the field documents are keyed by.
 ///
@@ -46,6 +49,30 @@ impl TantivyTargetOptions {
             key_field: key_field.to_owned(),
             writer_memory: DEFAULT_WRITER_MEMORY,
         }
+    }
+
+    /// Options for indexes under the directory in [`ENV_DIR`] (`FOLDLINE_TANTIVY_DIR`), as
+    /// [`new`](TantivyTargetOptions::new) makes them; `None` when the variable is unset or
+    /// empty.
+    ///
+    /// There is no default directory: an index belongs where the application keeps its data,
+    /// so the caller decides what no directory means (a temporary one, an error).
+    ///
+    /// ```
+    /// use foldline_tantivy::{ENV_DIR, TantivyTargetOptions};
+    /// use tantivy::schema::{Schema, STORED, STRING};
+    ///
+    /// let mut schema = Schema::builder();
+    /// schema.add_text_field("id", STRING | STORED);
+    /// let root = match TantivyTargetOptions::from_env(schema.build(), "id") {
+    ///     Some(options) => options.root().to_owned(),
+    ///     None => std::env::temp_dir().join("search"),
+    /// };
+    /// # let _ = (root, ENV_DIR);
+    /// ```
+    pub fn from_env(schema: Schema, key_field: &str) -> Option<Self> {
+        let root = std::env::var_os(ENV_DIR).filter(|dir| !dir.is_empty())?;
+        Some(Self::new(root, schema, key_field))
     }
 
     /// The memory each open slot's writer may buffer before it writes a segment, in bytes

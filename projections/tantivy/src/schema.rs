@@ -4,7 +4,7 @@ use tantivy::TantivyDocument;
 use tantivy::Term;
 use tantivy::schema::{Field, FieldType, OwnedValue, Schema, Value};
 
-use crate::error::TantivyTargetError;
+use crate::refusal::TantivyTargetError;
 
 /// The field that holds each document's key, checked to make one key exactly one term.
 #[derive(Clone, Debug)]

@@ -4,14 +4,15 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use foldline::{BackendErrorKind, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::{Score, Searcher, TantivyDocument};
 
-use crate::error::{TantivyTargetError, backend, corrupt, from_tantivy, rejected};
+use crate::error::Tantivy;
 use crate::index::{SlotReader, blocking, find};
 use crate::layout::ProjectionDir;
+use crate::refusal::{TantivyTargetError, rejected};
 use crate::schema::KeyField;
 
 /// How many times one read resolves the alias and tries to open the slot it found.
@@ -132,7 +133,7 @@ impl TantivySearcher {
                 let parsed = QueryParser::for_index(index, fields)
                     .parse_query(&query)
                     .map_err(|e| {
-                        backend(
+                        Tantivy::failure(
                             BackendErrorKind::Rejected,
                             format!("parsing query `{query}`"),
                             Some(Box::new(e)),
@@ -141,13 +142,13 @@ impl TantivySearcher {
                 let context = || format!("searching slot {slot} for `{query}`");
                 let top = searcher
                     .search(&parsed, &TopDocs::with_limit(limit).order_by_score())
-                    .map_err(|e| from_tantivy(e, context()))?;
+                    .map_err(|e| Tantivy::error(context(), e))?;
                 top.into_iter()
                     .map(|(score, address)| {
                         searcher
                             .doc(address)
                             .map(|doc| (score, doc))
-                            .map_err(|e| from_tantivy(e, context()))
+                            .map_err(|e| Tantivy::error(context(), e))
                     })
                     .collect()
             })
@@ -170,7 +171,7 @@ impl TantivySearcher {
                     .key
                     .term(&key)
                     .map_err(|why| rejected(context(), why))?;
-                find(searcher, term).map_err(|e| from_tantivy(e, context()))
+                find(searcher, term).map_err(|e| Tantivy::error(context(), e))
             })
             .await?;
         Ok(found.flatten())
@@ -188,7 +189,7 @@ impl TantivySearcher {
         F: FnOnce(u32, &Searcher) -> tantivy::Result<R> + Send + 'static,
     {
         self.with_active(move |slot, _, searcher| {
-            read(slot, searcher).map_err(|e| from_tantivy(e, format!("reading slot {slot}")))
+            read(slot, searcher).map_err(|e| Tantivy::error(format!("reading slot {slot}"), e))
         })
         .await
     }
@@ -244,12 +245,12 @@ impl Inner {
             }
         };
         let searcher = open.reader.searcher().map_err(|e| {
-            from_tantivy(
-                e,
+            Tantivy::error(
                 format!(
                     "reloading slot {slot} of projection `{}`",
                     self.dir.projection()
                 ),
+                e,
             )
         })?;
         Ok((open, searcher))
@@ -258,16 +259,16 @@ impl Inner {
     fn open(&self, slot: u32) -> Result<OpenSlot> {
         let label = format!("slot {slot} of projection `{}`", self.dir.projection());
         let meta = self.dir.slot_meta(slot)?.ok_or_else(|| {
-            backend(
+            Tantivy::failure(
                 BackendErrorKind::Unavailable,
                 format!("opening {label}: it does not exist"),
                 None,
             )
         })?;
         let reader = SlotReader::open(&self.dir.slot_dir(slot))
-            .map_err(|e| from_tantivy(e, format!("opening {label}")))?;
+            .map_err(|e| Tantivy::error(format!("opening {label}"), e))?;
         let key = KeyField::check(&reader.index().schema(), &meta.key_field)
-            .map_err(|why| corrupt(format!("opening {label}"), Box::new(why)))?;
+            .map_err(|why| Tantivy::corrupt(format!("opening {label}"), Some(Box::new(why))))?;
         Ok(OpenSlot { reader, key })
     }
 

@@ -6,16 +6,17 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use foldline::{
-    Checkpoint, Commit, CommitOutcome, DeadLetter, Error, NewSlot, ProjectionControl,
+    Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
     ProjectionName, ProjectionTarget, ProjectorStatus, Result, SlotInfo, SlotState,
 };
 use tantivy::{Index, TantivyDocument};
 use tracing::Instrument;
 
-use crate::error::{from_tantivy, rejected};
+use crate::error::Tantivy;
 use crate::index::{Payload, SlotIndex, blocking, is_not_owner};
 use crate::layout::{CONTROL, Lease, ProjectionDir, STATUS, SlotMeta};
 use crate::options::TantivyTargetOptions;
+use crate::refusal::rejected;
 use crate::schema::KeyField;
 use crate::search::TantivySearcher;
 use crate::writes::TantivyWrites;
@@ -295,7 +296,7 @@ impl ProjectionTarget for TantivyTarget {
             let build = dir.creating_dir(slot, &lock)?;
             let label = || format!("creating slot {slot} of projection `{}`", dir.projection());
             Index::create_in_dir(&build, inner.options.schema().clone())
-                .map_err(|e| from_tantivy(e, label()))?;
+                .map_err(|e| Tantivy::error(label(), e))?;
             let meta = SlotMeta {
                 version,
                 state: SlotState::Building,

@@ -11,14 +11,14 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use foldline::{Checkpoint, Error, EventBatch, Subscription};
+use foldline::{Checkpoint, DriverErrors, Error, EventBatch, Subscription};
 use futures_util::{StreamExt, TryStreamExt};
 use tokio::sync::watch;
 use tokio::task::AbortHandle;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{AsyncMessage, NoTls};
 
-use crate::error::backend;
+use crate::error::Postgres;
 use crate::rows::{position, recorded_event, to_i64};
 use crate::store::PgEventStore;
 
@@ -49,17 +49,21 @@ pub(crate) async fn read_all(
     let statement = client
         .prepare_cached(&store.inner.sql.read_all)
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     let limit_param = i64::try_from(limit).unwrap_or(i64::MAX);
     let params: [&(dyn ToSql + Sync); 3] = [&xid, &last, &limit_param];
     // Rows are decoded as they arrive, while the server still produces the rest of the page.
     let rows = client
         .query_raw(&statement, params)
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     futures_util::pin_mut!(rows);
     let mut events = Vec::with_capacity(limit.min(SUBSCRIPTION_BATCH));
-    while let Some(row) = rows.try_next().await.map_err(|e| backend(context(), e))? {
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Postgres::error(context(), e))?
+    {
         events.push(recorded_event(&row)?);
     }
     let mut checkpoint = after.clone();
@@ -75,11 +79,11 @@ pub(crate) async fn head(store: &PgEventStore) -> Result<Checkpoint, Error> {
     let statement = client
         .prepare_cached(&store.inner.sql.head)
         .await
-        .map_err(|e| backend(context, e))?;
+        .map_err(|e| Postgres::error(context, e))?;
     let row = client
         .query_opt(&statement, &[])
         .await
-        .map_err(|e| backend(context, e))?;
+        .map_err(|e| Postgres::error(context, e))?;
     let mut head = Checkpoint::START;
     if let Some(row) = row {
         head.advance(position(row.get(0), row.get(1)));

@@ -1,4 +1,4 @@
-//! PostgreSQL event store for [foldline](foldline): a gap-free global feed, group commit,
+//! PostgreSQL event store for [foldline]: a gap-free global feed, group commit,
 //! snapshots and idempotency keys, in a schema you name.
 //!
 //! # Quick start
@@ -52,7 +52,7 @@
 //!
 //! # Feature flags
 //!
-//! - `testing`: [`testing::TestSchema`], a fresh migrated schema per test.
+//! - `testing`: [`PgTestSchema`], a fresh migrated schema per test.
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
 
@@ -66,12 +66,13 @@ mod rows;
 mod snapshot;
 mod sql;
 mod store;
+#[cfg(feature = "testing")]
+mod testing;
 mod writer;
 
+pub use migrate::PgMigrationReport;
+pub use options::{DEFAULT_URL, ENV_URL, PgStoreOptions};
+pub use store::PgEventStore;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
-pub mod testing;
-
-pub use migrate::MigrationReport;
-pub use options::{DEFAULT_URL, PgStoreOptions, redact};
-pub use store::PgEventStore;
+pub use testing::PgTestSchema;

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
-use foldline::{Error, FeedHolder, ManagedStore, StreamId, Version};
+use foldline::{DriverErrors, Error, FeedHolder, ManagedStore, StreamId, Version};
 
-use crate::error::backend;
+use crate::error::Postgres;
 use crate::migrate;
 use crate::rows::to_u64;
 use crate::sql::quoted;
@@ -46,7 +46,7 @@ impl ManagedStore for PgEventStore {
         let rows = client
             .query(&sql, &[&after, &limit])
             .await
-            .map_err(|e| backend(context, e))?;
+            .map_err(|e| Postgres::error(context, e))?;
         rows.iter()
             .map(|row| {
                 Ok((
@@ -70,7 +70,7 @@ impl ManagedStore for PgEventStore {
         let rows = client
             .query(HOLDERS, &[])
             .await
-            .map_err(|e| backend(context, e))?;
+            .map_err(|e| Postgres::error(context, e))?;
         Ok(rows
             .iter()
             .map(|row| {

@@ -1,8 +1,8 @@
 //! Versioned schema migrations, embedded in the crate and applied by `PgEventStore::migrate`.
 
-use foldline::{BackendError, BackendErrorKind, Error};
+use foldline::{BackendErrorKind, DriverErrors, Error};
 
-use crate::error::{BACKEND, backend, pool};
+use crate::error::{Postgres, pool};
 use crate::hash::{stable_hash, stable_key};
 use crate::store::PgEventStore;
 
@@ -23,7 +23,7 @@ const MIGRATIONS: &[Migration] = &[Migration {
 /// What [`PgEventStore::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
-pub struct MigrationReport {
+pub struct PgMigrationReport {
     /// The versions applied by this call, in order (empty when the schema was current).
     pub applied: Vec<i32>,
     /// The schema's version after the call.
@@ -36,7 +36,7 @@ impl Migration {
     }
 }
 
-pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Error> {
+pub(crate) async fn migrate(store: &PgEventStore) -> Result<PgMigrationReport, Error> {
     let schema = store.schema().as_str();
     let quoted = crate::sql::quoted(store.schema());
     let context = || format!("migrating schema `{schema}`");
@@ -49,12 +49,12 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
     let tx = client
         .transaction()
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     // One migrator per schema at a time; the lock ends with the transaction, whatever happens.
     let lock = stable_key(&[b"foldline-migrate", schema.as_bytes()]);
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&lock])
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     tx.batch_execute(&format!(
         "CREATE SCHEMA IF NOT EXISTS {quoted};
          CREATE TABLE IF NOT EXISTS {quoted}.schema_migrations (
@@ -65,14 +65,14 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
          );"
     ))
     .await
-    .map_err(|e| backend(context(), e))?;
+    .map_err(|e| Postgres::error(context(), e))?;
     let rows = tx
         .query(
             &format!("SELECT version, checksum FROM {quoted}.schema_migrations ORDER BY version"),
             &[],
         )
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     let applied_rows: Vec<(i32, i64)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     let mut applied = Vec::new();
     for migration in plan(schema, &applied_rows)? {
@@ -85,7 +85,7 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
         tx.batch_execute(&migration.sql.replace("{schema}", &quoted))
             .await
             .map_err(|e| {
-                backend(
+                Postgres::error(
                     format!("applying migration {} to `{schema}`", migration.version),
                     e,
                 )
@@ -95,11 +95,13 @@ pub(crate) async fn migrate(store: &PgEventStore) -> Result<MigrationReport, Err
             &[&migration.version, &migration.name, &migration.checksum()],
         )
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
         applied.push(migration.version);
     }
-    tx.commit().await.map_err(|e| backend(context(), e))?;
-    Ok(MigrationReport {
+    tx.commit()
+        .await
+        .map_err(|e| Postgres::error(context(), e))?;
+    Ok(PgMigrationReport {
         applied,
         current: latest(),
     })
@@ -119,7 +121,7 @@ pub(crate) async fn pending(store: &PgEventStore) -> Result<Vec<i32>, Error> {
             &[&schema],
         )
         .await
-        .map_err(|e| backend(context(), e))?
+        .map_err(|e| Postgres::error(context(), e))?
         .get::<_, bool>(0);
     let applied_rows: Vec<(i32, i64)> = if exists {
         client
@@ -130,7 +132,7 @@ pub(crate) async fn pending(store: &PgEventStore) -> Result<Vec<i32>, Error> {
                 &[],
             )
             .await
-            .map_err(|e| backend(context(), e))?
+            .map_err(|e| Postgres::error(context(), e))?
             .iter()
             .map(|r| (r.get(0), r.get(1)))
             .collect()
@@ -162,16 +164,14 @@ fn plan(schema: &str, applied: &[(i32, i64)]) -> Result<Vec<&'static Migration>,
             .find(|(version, _)| *version == migration.version)
         {
             Some((_, checksum)) if *checksum != migration.checksum() => {
-                return Err(Error::Backend(BackendError::new(
-                    BACKEND,
-                    BackendErrorKind::Corrupt,
+                return Err(Postgres::corrupt(
                     format!(
                         "migrating schema `{schema}`: migration {} ({}) differs from the one applied; \
                          released migrations must never be edited",
                         migration.version, migration.name
                     ),
                     None,
-                )));
+                ));
             }
             Some(_) => {}
             None => pending.push(migration),
@@ -179,14 +179,13 @@ fn plan(schema: &str, applied: &[(i32, i64)]) -> Result<Vec<&'static Migration>,
     }
     let current = latest();
     if let Some(newer) = applied.iter().map(|(v, _)| *v).find(|v| *v > current) {
-        return Err(Error::Backend(BackendError::new(
-            BACKEND,
+        return Err(Postgres::failure(
             BackendErrorKind::Rejected,
             format!(
                 "schema `{schema}` is at migration {newer}, newer than this foldline-postgres knows ({current}): upgrade foldline"
             ),
             None,
-        )));
+        ));
     }
     Ok(pending)
 }

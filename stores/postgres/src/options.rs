@@ -3,11 +3,14 @@
 use std::fmt;
 use std::time::Duration;
 
-use foldline::{BackendError, BackendErrorKind, Error, SchemaName, StoreLimits};
+use foldline::{BackendErrorKind, DriverErrors, Error, SchemaName, StoreLimits, redact_url};
 
-use crate::error::BACKEND;
+use crate::error::Postgres;
 
-/// The URL used when `FOLDLINE_POSTGRES_URL` is not set.
+/// The environment variable [`PgStoreOptions::from_env`] reads the server's URL from.
+pub const ENV_URL: &str = "FOLDLINE_POSTGRES_URL";
+
+/// The URL used when [`ENV_URL`] (`FOLDLINE_POSTGRES_URL`) is not set.
 pub const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 
 /// Settings of a [`PgEventStore`](crate::PgEventStore): a builder with documented defaults.
@@ -44,22 +47,22 @@ impl PgStoreOptions {
     ///
     /// # Errors
     ///
-    /// A [`BackendError`] of kind `Rejected` when `url` is not a PostgreSQL connection string.
+    /// A [`BackendError`](foldline::BackendError) of kind `Rejected` when `url` is not a
+    /// PostgreSQL connection string.
     pub fn from_url(url: &str) -> Result<Self, Error> {
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
-            Error::Backend(BackendError::new(
-                BACKEND,
+            Postgres::failure(
                 BackendErrorKind::Rejected,
-                format!("parsing the PostgreSQL URL `{}`", redact(url)),
+                format!("parsing the PostgreSQL URL `{}`", redact_url(url)),
                 Some(Box::new(e)),
-            ))
+            )
         })?;
         if config.get_application_name().is_none() {
             config.application_name("foldline");
         }
         Ok(PgStoreOptions {
             config,
-            redacted_url: redact(url),
+            redacted_url: redact_url(url),
             schema: SchemaName::from_static("foldline"),
             pool_size: 16,
             limits: StoreLimits::default(),
@@ -69,13 +72,14 @@ impl PgStoreOptions {
         })
     }
 
-    /// Options from `FOLDLINE_POSTGRES_URL`, or [`DEFAULT_URL`] when it is not set.
+    /// Options from the URL in [`ENV_URL`] (`FOLDLINE_POSTGRES_URL`), or [`DEFAULT_URL`] when
+    /// it is not set.
     ///
     /// # Errors
     ///
     /// As [`from_url`](PgStoreOptions::from_url).
     pub fn from_env() -> Result<Self, Error> {
-        let url = std::env::var("FOLDLINE_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let url = std::env::var(ENV_URL).unwrap_or_else(|_| DEFAULT_URL.to_owned());
         Self::from_url(&url)
     }
 
@@ -146,55 +150,5 @@ impl fmt::Debug for PgStoreOptions {
             .field("max_in_flight", &self.max_in_flight)
             .field("poll_interval", &self.poll_interval)
             .finish()
-    }
-}
-
-/// `url` with the password of a `scheme://user:password@host` URL, or a `password=...`
-/// key-value pair, replaced by `***`.
-pub fn redact(url: &str) -> String {
-    if let Some(scheme_end) = url.find("://") {
-        let rest = &url[scheme_end + 3..];
-        let authority_end = rest.find('/').unwrap_or(rest.len());
-        if let Some(at) = rest[..authority_end].rfind('@') {
-            let userinfo = &rest[..at];
-            if let Some(colon) = userinfo.find(':') {
-                return format!(
-                    "{}{}:***{}",
-                    &url[..scheme_end + 3],
-                    &userinfo[..colon],
-                    &rest[at..]
-                );
-            }
-        }
-        return url.to_owned();
-    }
-    url.split_whitespace()
-        .map(|pair| {
-            if pair.starts_with("password=") {
-                "password=***"
-            } else {
-                pair
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::redact;
-
-    #[test]
-    fn redacts_passwords() {
-        assert_eq!(
-            redact("postgres://u:p@h:5432/d"),
-            "postgres://u:***@h:5432/d"
-        );
-        assert_eq!(redact("postgres://u@h/d"), "postgres://u@h/d");
-        assert_eq!(redact("postgres://u:p@ss@h/d"), "postgres://u:***@h/d");
-        assert_eq!(
-            redact("host=h password=secret user=u"),
-            "host=h password=*** user=u"
-        );
     }
 }

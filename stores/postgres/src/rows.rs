@@ -1,11 +1,12 @@
 //! Rows of the events and idempotency-key tables, turned into foldline's types.
 
 use foldline::{
-    AppendResult, Error, EventMetadata, EventType, Position, RecordedEvent, StreamId, Version,
+    AppendResult, DriverErrors, Error, EventMetadata, EventType, Position, RecordedEvent, StreamId,
+    Version,
 };
 use tokio_postgres::Row;
 
-use crate::error::corrupt;
+use crate::error::Postgres;
 
 /// A stored (non-negative) `bigint` as `u64`.
 pub(crate) fn to_u64(value: i64) -> u64 {
@@ -29,9 +30,12 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
     let version: i64 = row.get(3);
     // A row written around the store (raw SQL) may break the rules; name where it is.
     let bad = |what: &str, detail: &dyn std::fmt::Display| {
-        corrupt(format!(
-            "reading the event at position {global} ({stream}@{version}): {what}: {detail}"
-        ))
+        Postgres::corrupt(
+            format!(
+                "reading the event at position {global} ({stream}@{version}): {what}: {detail}"
+            ),
+            None,
+        )
     };
     let stream_id = StreamId::new(stream.clone()).map_err(|e| bad("invalid stream id", &e))?;
     let event_type =
@@ -59,8 +63,9 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
 /// A row of `key, stream_id, previous_version, current_version, last_xid, last_position`.
 pub(crate) fn append_result(row: &Row) -> Result<AppendResult, Error> {
     let stream: String = row.get(1);
-    let stream_id = StreamId::new(stream)
-        .map_err(|e| corrupt(format!("reading an idempotency key's stream: {e}")))?;
+    let stream_id = StreamId::new(stream).map_err(|e| {
+        Postgres::corrupt(format!("reading an idempotency key's stream: {e}"), None)
+    })?;
     let xid: Option<i64> = row.get(4);
     let last: Option<i64> = row.get(5);
     let result = AppendResult::new(

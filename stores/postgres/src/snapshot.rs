@@ -1,8 +1,8 @@
 //! Aggregate snapshots, in the store's schema beside the events.
 
-use foldline::{Error, Snapshot, StreamId, Version};
+use foldline::{DriverErrors, Error, Snapshot, StreamId, Version};
 
-use crate::error::{backend, corrupt};
+use crate::error::Postgres;
 use crate::rows::{to_i64, to_u64};
 use crate::store::PgEventStore;
 
@@ -15,17 +15,17 @@ pub(crate) async fn load(
     let statement = client
         .prepare_cached(&store.inner.sql.load_snapshot)
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     let Some(row) = client
         .query_opt(&statement, &[&stream.as_str()])
         .await
-        .map_err(|e| backend(context(), e))?
+        .map_err(|e| Postgres::error(context(), e))?
     else {
         return Ok(None);
     };
     let schema_version: i64 = row.get(2);
     let schema_version = u32::try_from(schema_version)
-        .map_err(|_| corrupt(format!("{}: negative schema version", context())))?;
+        .map_err(|_| Postgres::corrupt(format!("{}: negative schema version", context()), None))?;
     Ok(Some(Snapshot::new(
         stream.clone(),
         Version::new(to_u64(row.get(1))),
@@ -40,7 +40,7 @@ pub(crate) async fn save(store: &PgEventStore, snapshot: Snapshot) -> Result<(),
     let statement = client
         .prepare_cached(&store.inner.sql.save_snapshot)
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     let schema_version = i64::from(snapshot.schema_version);
     client
         .execute(
@@ -53,6 +53,6 @@ pub(crate) async fn save(store: &PgEventStore, snapshot: Snapshot) -> Result<(),
             ],
         )
         .await
-        .map_err(|e| backend(context(), e))?;
+        .map_err(|e| Postgres::error(context(), e))?;
     Ok(())
 }

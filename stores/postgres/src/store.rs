@@ -4,16 +4,17 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use foldline::{
-    AppendRequest, AppendResult, Checkpoint, Error, EventBatch, EventStore, IdempotencyKey,
-    RecordedEvent, SchemaName, Snapshot, SnapshotStore, StreamId, Subscription, Version,
+    AppendRequest, AppendResult, Checkpoint, DriverErrors, Error, EventBatch, EventStore,
+    IdempotencyKey, RecordedEvent, SchemaName, Snapshot, SnapshotStore, StreamId, Subscription,
+    Version,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio_postgres::NoTls;
 
-use crate::error::{backend, pool};
+use crate::error::{Postgres, pool};
 use crate::feed::Listener;
 use crate::hash::stable_hash;
-use crate::migrate::{self, MigrationReport};
+use crate::migrate::{self, PgMigrationReport};
 use crate::options::PgStoreOptions;
 use crate::rows::{append_result, recorded_event, to_i64};
 use crate::sql::Sql;
@@ -60,12 +61,11 @@ impl PgEventStore {
             .max_size(options.pool_size)
             .build()
             .map_err(|e| {
-                Error::Backend(foldline::BackendError::new(
-                    crate::error::BACKEND,
+                Postgres::failure(
                     foldline::BackendErrorKind::Rejected,
                     "building the connection pool",
                     Some(Box::new(e)),
-                ))
+                )
             })?;
         // Fail now, with the address, rather than at the first append.
         drop(
@@ -109,7 +109,7 @@ impl PgEventStore {
     ///
     /// [`Error::Backend`] when a migration fails (nothing of it is kept), or when the schema
     /// holds a migration that differs from this release's or is newer than it knows.
-    pub async fn migrate(&self) -> Result<MigrationReport, Error> {
+    pub async fn migrate(&self) -> Result<PgMigrationReport, Error> {
         migrate::migrate(self).await
     }
 
@@ -163,12 +163,12 @@ impl EventStore for PgEventStore {
         let statement = client
             .prepare_cached(&self.inner.sql.read_stream)
             .await
-            .map_err(|e| backend(context(), e))?;
+            .map_err(|e| Postgres::error(context(), e))?;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = client
             .query(&statement, &[&stream.as_str(), &to_i64(from.get()), &limit])
             .await
-            .map_err(|e| backend(context(), e))?;
+            .map_err(|e| Postgres::error(context(), e))?;
         rows.iter().map(recorded_event).collect()
     }
 
@@ -190,11 +190,11 @@ impl EventStore for PgEventStore {
         let statement = client
             .prepare_cached(&self.inner.sql.find_key)
             .await
-            .map_err(|e| backend(context(), e))?;
+            .map_err(|e| Postgres::error(context(), e))?;
         let row = client
             .query_opt(&statement, &[&key.as_str()])
             .await
-            .map_err(|e| backend(context(), e))?;
+            .map_err(|e| Postgres::error(context(), e))?;
         row.as_ref().map(append_result).transpose()
     }
 }

@@ -1,34 +1,34 @@
 //! Test support (feature `testing`): a fresh, migrated schema per test.
 
-use foldline::{BackendError, BackendErrorKind, Error, SchemaName};
+use foldline::{BackendErrorKind, DriverErrors, Error, SchemaName};
 
-use crate::error::BACKEND;
-use crate::options::PgStoreOptions;
+use crate::error::Postgres;
+use crate::options::{DEFAULT_URL, ENV_URL, PgStoreOptions};
 use crate::store::PgEventStore;
 
-/// A fresh schema `test_<random>` on the server at `FOLDLINE_POSTGRES_URL` (default
-/// `postgres://postgres@127.0.0.1:5432/postgres`), migrated, with a store connected to it.
-/// Dropping it drops the schema and everything in it.
+/// A fresh schema `test_<random>` on the server at [`ENV_URL`](crate::ENV_URL)
+/// (`FOLDLINE_POSTGRES_URL`, default [`DEFAULT_URL`](crate::DEFAULT_URL)), migrated, with a
+/// store connected to it. Dropping it drops the schema and everything in it.
 ///
 /// ```no_run
 /// use foldline::EventStore;
-/// use foldline_postgres::testing::TestSchema;
+/// use foldline_postgres::PgTestSchema;
 ///
 /// # #[tokio::main]
 /// # async fn main() -> foldline::Result<()> {
-/// let schema = TestSchema::create().await?;
+/// let schema = PgTestSchema::create().await?;
 /// let head = schema.store().head().await?;
 /// assert!(head.is_start());
 /// # Ok(())
 /// # }
 /// ```
 #[derive(Debug)]
-pub struct TestSchema {
+pub struct PgTestSchema {
     store: PgEventStore,
     url: String,
 }
 
-impl TestSchema {
+impl PgTestSchema {
     /// Creates the schema with the default test options (8 connections).
     ///
     /// # Errors
@@ -42,29 +42,27 @@ impl TestSchema {
     ///
     /// # Errors
     ///
-    /// As [`create`](TestSchema::create).
+    /// As [`create`](PgTestSchema::create).
     pub async fn create_with(
         configure: impl FnOnce(PgStoreOptions) -> PgStoreOptions,
     ) -> Result<Self, Error> {
-        let url = std::env::var("FOLDLINE_POSTGRES_URL")
-            .unwrap_or_else(|_| crate::options::DEFAULT_URL.to_owned());
+        let url = std::env::var(ENV_URL).unwrap_or_else(|_| DEFAULT_URL.to_owned());
         let name = SchemaName::new(format!("test_{}", uuid::Uuid::now_v7().simple()))?;
         let options =
             configure(PgStoreOptions::from_url(&url)?.with_pool_size(8)).with_schema(name);
         let store = PgEventStore::connect(options.clone()).await.map_err(|error| {
-            Error::Backend(BackendError::new(
-                BACKEND,
+            Postgres::failure(
                 BackendErrorKind::Unavailable,
                 format!(
                     "connecting to PostgreSQL at {} for a test: start it with `scripts/postgres.sh start` \
-                     (or run the whole suite with `scripts/test.sh`), or point FOLDLINE_POSTGRES_URL at a server",
+                     (or run the whole suite with `scripts/test.sh`), or point {ENV_URL} at a server",
                     options.redacted_url()
                 ),
                 Some(Box::new(error)),
-            ))
+            )
         })?;
         store.migrate().await?;
-        Ok(TestSchema { store, url })
+        Ok(PgTestSchema { store, url })
     }
 
     /// The store on this schema.
@@ -93,7 +91,7 @@ impl TestSchema {
     }
 }
 
-impl Drop for TestSchema {
+impl Drop for PgTestSchema {
     fn drop(&mut self) {
         let config = self.store.options().config.clone();
         let sql = format!(

@@ -156,7 +156,7 @@ where
 ///
 /// ```
 /// // In a test file: the in-memory store, no guard needed. A PostgreSQL backend writes
-/// // `schema = TestSchema::create().await.unwrap() => schema.store().clone()`.
+/// // `schema = PgTestSchema::create().await.unwrap() => schema.store().clone()`.
 /// foldline::event_store_conformance_tests!(store = foldline::InMemoryEventStore::new() => store);
 /// foldline::snapshot_store_conformance_tests!(store = foldline::InMemoryEventStore::new() => store);
 /// # fn main() {}

@@ -19,8 +19,8 @@ use foldline::{
     ProjectionTarget, Projector, ProjectorOptions, ProjectorState, RecordedEvent, SlotState,
     StreamId, Version,
 };
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::RedisWrites;
-use foldline_redis::testing::TestPrefix;
 use serde_json::Value;
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
@@ -181,7 +181,7 @@ async fn an_interrupted_blue_green_rebuild_resumes_its_slot_and_equals_a_fresh_b
     assert_eq!(bank.active_slot().await?, Some(building));
 
     // The read model equals a fresh build of the same store, key by key.
-    let fresh = TestPrefix::create().await?;
+    let fresh = RedisTestPrefix::create().await?;
     Projector::new(store.clone(), Balances, fresh.target().clone())
         .catch_up()
         .await?;

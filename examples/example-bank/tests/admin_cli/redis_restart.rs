@@ -6,7 +6,7 @@ use std::time::Duration;
 use anyhow::Context;
 use example_bank::projections::balances::Balances;
 use foldline::Projector;
-use foldline_redis::testing::TestPrefix;
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::{RedisTarget, RedisTargetOptions};
 use foldline_tests::redis_server::RedisServer;
 
@@ -53,7 +53,7 @@ async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()>
     );
 
     // Nothing lost or doubled: the same data as a fresh build of the same store.
-    let fresh = TestPrefix::create().await?;
+    let fresh = RedisTestPrefix::create().await?;
     Projector::new(store.clone(), Balances, fresh.target().clone())
         .catch_up()
         .await?;

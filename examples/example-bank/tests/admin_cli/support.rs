@@ -15,10 +15,10 @@ use foldline::{
     Projector, ProjectorOptions, SlotState,
 };
 use foldline_postgres::PgEventStore;
-use foldline_postgres::testing::TestSchema;
+use foldline_postgres::PgTestSchema;
 use foldline_redis::RedisTarget;
+use foldline_redis::RedisTestPrefix;
 use foldline_redis::redis::{self, AsyncCommands};
-use foldline_redis::testing::TestPrefix;
 use serde_json::Value;
 use tempfile::TempDir;
 
@@ -30,8 +30,8 @@ pub(crate) const RUN_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// One test's world: a PostgreSQL schema, a Redis prefix and a directory for the index.
 pub(crate) struct Bank {
-    pub(crate) schema: TestSchema,
-    pub(crate) redis: TestPrefix,
+    pub(crate) schema: PgTestSchema,
+    pub(crate) redis: RedisTestPrefix,
     pub(crate) dir: TempDir,
 }
 
@@ -78,8 +78,8 @@ impl Ran {
 impl Bank {
     pub(crate) async fn new() -> anyhow::Result<Self> {
         Ok(Bank {
-            schema: TestSchema::create().await?,
-            redis: TestPrefix::create().await?,
+            schema: PgTestSchema::create().await?,
+            redis: RedisTestPrefix::create().await?,
             dir: tempfile::tempdir()?,
         })
     }
@@ -94,7 +94,7 @@ impl Bank {
 
     /// The binary, pointed at this test's schema, prefix and directory.
     pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
-        let redis_url = std::env::var("FOLDLINE_REDIS_URL")
+        let redis_url = std::env::var(foldline_redis::ENV_URL)
             .ok()
             .filter(|url| !url.is_empty())
             .unwrap_or_else(|| foldline_redis::DEFAULT_URL.to_owned());

@@ -10,11 +10,14 @@
 use std::collections::HashMap;
 
 use deadpool_postgres::ClientWrapper as Client;
-use foldline::{AppendRequest, AppendResult, Error, IdempotencyKey, Position, Version};
+use foldline::{
+    AppendRequest, AppendResult, DriverErrors, Error, IdempotencyKey, Position, Version,
+};
 use tokio_postgres::types::ToSql;
 
 use super::columns::{EventRows, KeyRows, Plan};
 use super::{BatchError, Writer};
+use crate::error::Postgres;
 use crate::hash::stable_key;
 use crate::rows::{append_result, position, to_i64, to_u64};
 
@@ -250,8 +253,9 @@ pub(super) async fn run(
         if let Outcome::ReplayOf(first) = outcome {
             results[index] = match &results[*first] {
                 Ok(first) => Ok(first.clone().into_replayed()),
-                Err(_) => Err(crate::error::corrupt(
+                Err(_) => Err(Postgres::corrupt(
                     "a group commit lost track of an append",
+                    None,
                 )),
             };
         }

@@ -23,11 +23,11 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use deadpool_postgres::Pool;
-use foldline::{AppendRequest, AppendResult, BackendError, BackendErrorKind, Error, StreamId};
+use foldline::{AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, StreamId};
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
-use crate::error::{BACKEND, backend, classify, is_connection_error, pool};
+use crate::error::{Postgres, is_connection_error, pool};
 use crate::sql::Sql;
 
 /// An append waiting for the writer, with where to send its result.
@@ -151,7 +151,7 @@ impl BatchError {
         let context = context(stream, batch);
         match self {
             BatchError::Pool(e) => pool(context, e),
-            BatchError::Connection(e) | BatchError::Rejected(e) => backend(context, e),
+            BatchError::Connection(e) | BatchError::Rejected(e) => Postgres::error(context, e),
             BatchError::Other(e) => e,
         }
     }
@@ -161,7 +161,7 @@ impl BatchError {
         match self {
             // As `error::pool`: a failed connection attempt is the driver's error itself.
             BatchError::Pool(deadpool_postgres::PoolError::Backend(e)) => SharedBatchError {
-                kind: classify(&e),
+                kind: Postgres::classify(&e),
                 cause: Arc::new(e),
             },
             BatchError::Pool(e) => SharedBatchError {
@@ -206,12 +206,11 @@ struct SharedBatchError {
 
 impl SharedBatchError {
     fn to_error(&self, stream: &StreamId, batch: usize) -> Error {
-        Error::Backend(BackendError::new(
-            BACKEND,
+        Postgres::failure(
             self.kind,
             context(stream, batch),
             Some(Box::new(SharedCause(self.cause.clone()))),
-        ))
+        )
     }
 }
 
