@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorStatus, Result, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo,
 };
 
 use crate::report::Figure;
@@ -276,15 +276,15 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
         self.inner.set_control(projection, control).await
     }
 
-    async fn report_status(
+    async fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        status: &ProjectorHeartbeat,
     ) -> Result<()> {
-        self.inner.report_status(projection, status).await
+        self.inner.record_heartbeat(projection, status).await
     }
 
-    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
-        self.inner.status(projection).await
+    async fn heartbeat(&self, projection: &ProjectionName) -> Result<Option<ProjectorHeartbeat>> {
+        self.inner.heartbeat(projection).await
     }
 }

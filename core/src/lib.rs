@@ -140,8 +140,8 @@ pub use position::{Checkpoint, Position};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
     NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionOverview, ProjectionTarget,
-    ProjectionTargetExt, Projector, ProjectorHandle, ProjectorOptions, ProjectorProgress,
-    ProjectorState, ProjectorStatus, RebuildMode, SlotInfo, SlotState,
+    ProjectionTargetExt, Projector, ProjectorHandle, ProjectorHeartbeat, ProjectorOptions,
+    ProjectorProgress, ProjectorState, RebuildMode, SlotInfo, SlotState,
 };
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,

@@ -98,7 +98,7 @@ async fn live_projector_follows_and_wait_for_sees_the_write() -> anyhow::Result<
     assert!(matches!(waited, Err(Error::Timeout { .. })), "{waited:?}");
     assert_eq!(value(&target, "events"), Some(10));
     assert_eq!(handle.progress().state, ProjectorState::Paused);
-    let status = target.status(&NAME).await?.expect("a status report");
+    let status = target.heartbeat(&NAME).await?.expect("a status report");
     assert_eq!(status.state, ProjectorState::Paused);
 
     // Resumed, it catches up.
@@ -108,7 +108,7 @@ async fn live_projector_follows_and_wait_for_sees_the_write() -> anyhow::Result<
     handle.wait_for(&position, Duration::from_secs(5)).await?;
     assert_eq!(value(&target, "events"), Some(11));
     handle.shutdown().await?;
-    let status = target.status(&NAME).await?.expect("a status report");
+    let status = target.heartbeat(&NAME).await?.expect("a status report");
     assert_eq!(status.state, ProjectorState::Stopped);
     Ok(())
 }
@@ -139,7 +139,7 @@ async fn poison_event_stops_with_an_error_naming_it() -> anyhow::Result<()> {
     let slot = target.slots(&NAME).await?[0].slot;
     let events = target.read_slot(&NAME, slot, |m| m.get("events")).flatten();
     assert_eq!(events, Some(3));
-    let status = target.status(&NAME).await?.expect("status");
+    let status = target.heartbeat(&NAME).await?.expect("status");
     assert_eq!(status.state, ProjectorState::Failed);
     assert!(
         status.error.as_deref().is_some_and(|e| e.contains("p-2")),

@@ -13,7 +13,7 @@ use ::tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, Value};
 use foldline::testing::target_conformance::TargetProbe;
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorStatus, Result, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo,
 };
 use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyTestDir, TantivyWrites};
 
@@ -213,15 +213,15 @@ impl ProjectionTarget for TantivyProbe {
         self.0.set_control(projection, control).await
     }
 
-    async fn report_status(
+    async fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        status: &ProjectorHeartbeat,
     ) -> Result<()> {
-        self.0.report_status(projection, status).await
+        self.0.record_heartbeat(projection, status).await
     }
 
-    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
-        self.0.status(projection).await
+    async fn heartbeat(&self, projection: &ProjectionName) -> Result<Option<ProjectorHeartbeat>> {
+        self.0.heartbeat(projection).await
     }
 }

@@ -34,8 +34,8 @@ pub(crate) async fn run<S: ManagedStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let report = projection.overview().await?;
-    let total = Checkpoint::START.distance_to(&report.head);
+    let overview = projection.overview().await?;
+    let total = Checkpoint::START.distance_to(&overview.head);
     let (mode, mode_name) = if args.in_place {
         (RebuildMode::InPlace, "in_place")
     } else {
@@ -79,7 +79,7 @@ pub(crate) async fn run<S: ManagedStore>(
 
     let started = Instant::now();
     let mut progress = Progress::new(out.is_json(), total);
-    let was_paused = report.paused;
+    let was_paused = overview.paused;
     if args.in_place && !was_paused {
         projection.pause().await?;
     }

@@ -22,8 +22,8 @@ pub(crate) async fn run<S: ManagedStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let report = projection.overview().await?;
-    let Some(active) = report.active else {
+    let overview = projection.overview().await?;
+    let Some(active) = overview.active else {
         out.record(
             "projection_reset",
             &ResetLine {
@@ -44,7 +44,7 @@ pub(crate) async fn run<S: ManagedStore>(
          an empty read model until projectors have rebuilt it (about {} events)",
         active.slot,
         active.version,
-        foldline::Checkpoint::START.distance_to(&report.head)
+        foldline::Checkpoint::START.distance_to(&overview.head)
     );
     if args.dry_run {
         out.record(

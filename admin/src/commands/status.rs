@@ -35,32 +35,32 @@ struct StatusLine {
 }
 
 impl StatusLine {
-    fn new(report: &ProjectionOverview) -> Self {
+    fn new(overview: &ProjectionOverview) -> Self {
         StatusLine {
-            projection: report.projection.to_string(),
-            code_version: report.code_version,
-            active_slot: report.active.as_ref().map(|s| s.slot),
-            active_version: report.active.as_ref().map(|s| s.version),
-            building_slot: report.building.as_ref().map(|(slot, _)| slot.slot),
-            building_checkpoint: report.building.as_ref().map(|(_, c)| c.to_string()),
-            building_lag_events: report
+            projection: overview.projection.to_string(),
+            code_version: overview.code_version,
+            active_slot: overview.active.as_ref().map(|s| s.slot),
+            active_version: overview.active.as_ref().map(|s| s.version),
+            building_slot: overview.building.as_ref().map(|(slot, _)| slot.slot),
+            building_checkpoint: overview.building.as_ref().map(|(_, c)| c.to_string()),
+            building_lag_events: overview
                 .building
                 .as_ref()
-                .map(|(_, c)| c.distance_to(&report.head)),
-            state: report.state.to_string(),
-            paused: report.paused,
-            checkpoint: report.checkpoint.as_ref().map(ToString::to_string),
-            head: report.head.to_string(),
-            lag_events: report.lag_events,
-            lag_seconds: (report.lag_seconds * 1000.0).round() / 1000.0,
-            dead_letters: report.dead_letters,
-            owner: report.status.as_ref().map(|s| s.owner.clone()),
-            reported_at: report.status.as_ref().and_then(|s| {
+                .map(|(_, c)| c.distance_to(&overview.head)),
+            state: overview.state.to_string(),
+            paused: overview.paused,
+            checkpoint: overview.checkpoint.as_ref().map(ToString::to_string),
+            head: overview.head.to_string(),
+            lag_events: overview.lag_events,
+            lag_seconds: (overview.lag_seconds * 1000.0).round() / 1000.0,
+            dead_letters: overview.dead_letters,
+            owner: overview.heartbeat.as_ref().map(|s| s.owner.clone()),
+            reported_at: overview.heartbeat.as_ref().and_then(|s| {
                 s.at.duration_since(UNIX_EPOCH)
                     .ok()
                     .map(|d| d.as_secs_f64())
             }),
-            error: report.status.as_ref().and_then(|s| s.error.clone()),
+            error: overview.heartbeat.as_ref().and_then(|s| s.error.clone()),
         }
     }
 }
@@ -98,7 +98,7 @@ pub(crate) async fn run<S: ManagedStore>(
 
     for entry in &entries {
         match entry {
-            Ok(report) => out.record("projection_status", &StatusLine::new(report))?,
+            Ok(overview) => out.record("projection_status", &StatusLine::new(overview))?,
             Err(failed) => out.record("projection_unreadable", &failed.line())?,
         }
     }
@@ -109,7 +109,7 @@ pub(crate) async fn run<S: ManagedStore>(
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| match entry {
-            Ok(report) => human_row(&StatusLine::new(report)),
+            Ok(overview) => human_row(&StatusLine::new(overview)),
             Err(failed) => failed.human_row(),
         })
         .collect();
@@ -127,9 +127,9 @@ pub(crate) async fn run<S: ManagedStore>(
         ],
         &rows,
     )?;
-    for report in entries.iter().flatten() {
-        if let Some(error) = report.status.as_ref().and_then(|s| s.error.as_deref()) {
-            out.line(format!("{} failed: {error}", report.projection))?;
+    for overview in entries.iter().flatten() {
+        if let Some(error) = overview.heartbeat.as_ref().and_then(|s| s.error.as_deref()) {
+            out.line(format!("{} failed: {error}", overview.projection))?;
         }
     }
     for failed in entries.iter().filter_map(|entry| entry.as_ref().err()) {
@@ -153,7 +153,7 @@ pub(crate) async fn run<S: ManagedStore>(
         entries
             .iter()
             .flatten()
-            .filter_map(|report| check(report, args))
+            .filter_map(|overview| check(overview, args))
             .collect()
     } else {
         Vec::new()
@@ -221,24 +221,24 @@ impl Unreadable {
     }
 }
 
-/// Why `report` fails `status --check`, if it does.
-fn check(report: &ProjectionOverview, args: &StatusArgs) -> Option<String> {
-    let name = &report.projection;
-    if report.state == ProjectorState::Failed {
+/// Why `overview` fails `status --check`, if it does.
+fn check(overview: &ProjectionOverview, args: &StatusArgs) -> Option<String> {
+    let name = &overview.projection;
+    if overview.state == ProjectorState::Failed {
         return Some(format!("`{name}` failed"));
     }
-    if report.lag_events > args.max_lag {
+    if overview.lag_events > args.max_lag {
         return Some(format!(
             "`{name}` lags {} events (--max-lag {})",
-            report.lag_events, args.max_lag
+            overview.lag_events, args.max_lag
         ));
     }
     args.max_lag_seconds
-        .filter(|max| report.lag_seconds > *max)
+        .filter(|max| overview.lag_seconds > *max)
         .map(|max| {
             format!(
                 "`{name}` lags {:.1} s (--max-lag-seconds {max})",
-                report.lag_seconds
+                overview.lag_seconds
             )
         })
 }

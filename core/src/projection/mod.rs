@@ -36,7 +36,7 @@ pub use projector::{
 };
 pub use target::{
     Commit, CommitOutcome, DeadLetter, InMemoryTarget, MemoryModel, NewSlot, ProjectionControl,
-    ProjectionTarget, ProjectionTargetExt, ProjectorState, ProjectorStatus, SlotInfo, SlotState,
+    ProjectionTarget, ProjectionTargetExt, ProjectorHeartbeat, ProjectorState, SlotInfo, SlotState,
 };
 
 use crate::error::BoxError;

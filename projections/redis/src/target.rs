@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorStatus, Result, SlotInfo, SlotState,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo, SlotState,
 };
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
@@ -630,17 +630,17 @@ impl ProjectionTarget for RedisTarget {
             .await
     }
 
-    async fn report_status(
+    async fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        heartbeat: &ProjectorHeartbeat,
     ) -> Result<()> {
         let what = format!("the projector status of projection `{projection}`");
-        self.set_json(self.keys(projection).status(), status, &what)
+        self.set_json(self.keys(projection).status(), heartbeat, &what)
             .await
     }
 
-    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
+    async fn heartbeat(&self, projection: &ProjectionName) -> Result<Option<ProjectorHeartbeat>> {
         let what = format!("the projector status of projection `{projection}`");
         self.get_json(self.keys(projection).status(), &what).await
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorStatus, Result, SlotInfo, SlotState,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo, SlotState,
 };
 use tantivy::{Index, TantivyDocument};
 use tracing::Instrument;
@@ -510,17 +510,17 @@ impl ProjectionTarget for TantivyTarget {
             .await
     }
 
-    async fn report_status(
+    async fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        heartbeat: &ProjectorHeartbeat,
     ) -> Result<()> {
-        let status = status.clone();
-        self.with_dir(projection, move |dir, _| dir.write_file(STATUS, &status))
+        let heartbeat = heartbeat.clone();
+        self.with_dir(projection, move |dir, _| dir.write_file(STATUS, &heartbeat))
             .await
     }
 
-    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
+    async fn heartbeat(&self, projection: &ProjectionName) -> Result<Option<ProjectorHeartbeat>> {
         self.with_dir(projection, |dir, _| dir.read_file(STATUS))
             .await
     }

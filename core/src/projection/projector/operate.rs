@@ -13,7 +13,7 @@ use crate::position::Checkpoint;
 use crate::projection::Projection;
 use crate::projection::target::{
     Commit, CommitOutcome, DeadLetter, ProjectionControl, ProjectionTarget, ProjectionTargetExt,
-    ProjectorState, ProjectorStatus, SlotInfo, SlotState,
+    ProjectorHeartbeat, ProjectorState, SlotInfo, SlotState,
 };
 use crate::store::EventStore;
 
@@ -40,18 +40,18 @@ pub struct ProjectionOverview {
     pub lag_events: u64,
     /// How long the oldest event not yet applied has been waiting (0 when caught up).
     pub lag_seconds: f64,
-    /// What the projector is doing, from its last report: `stopped` when it stopped, or when
-    /// its last report is older than the report's staleness limit.
+    /// What the projector is doing, from its last heartbeat: `stopped` when it stopped, or
+    /// when its last heartbeat is older than the staleness limit (15 s).
     pub state: ProjectorState,
     /// Whether an operator paused it.
     pub paused: bool,
-    /// The projector's last report.
-    pub status: Option<ProjectorStatus>,
+    /// The projector's last heartbeat.
+    pub heartbeat: Option<ProjectorHeartbeat>,
     /// Events parked in the active slot's dead-letter list.
     pub dead_letters: usize,
 }
 
-/// How old a projector's last report may be before `status` calls it stopped.
+/// How old a projector's last heartbeat may be before `status` calls it stopped.
 const STALE_AFTER: Duration = Duration::from_secs(15);
 
 impl<S, P, T, C> Projector<S, P, T, C>
@@ -97,8 +97,8 @@ where
                 .as_secs_f64()
         });
         let paused = shared.target.control(name).await?.paused;
-        let status = shared.target.status(name).await?;
-        let state = derive_state(status.as_ref(), paused, SystemTime::now());
+        let heartbeat = shared.target.heartbeat(name).await?;
+        let state = derive_state(heartbeat.as_ref(), paused, SystemTime::now());
         Ok(ProjectionOverview {
             projection: name.clone(),
             code_version: P::VERSION,
@@ -111,7 +111,7 @@ where
             lag_seconds,
             state,
             paused,
-            status,
+            heartbeat,
             dead_letters,
         })
     }
@@ -302,19 +302,23 @@ where
     }
 }
 
-/// The state `status` shows: paused wins; then the last report, unless it is stale.
-fn derive_state(status: Option<&ProjectorStatus>, paused: bool, now: SystemTime) -> ProjectorState {
+/// The state `status` shows: paused wins; then the last heartbeat, unless it is stale.
+fn derive_state(
+    heartbeat: Option<&ProjectorHeartbeat>,
+    paused: bool,
+    now: SystemTime,
+) -> ProjectorState {
     if paused {
         return ProjectorState::Paused;
     }
-    let Some(status) = status else {
+    let Some(heartbeat) = heartbeat else {
         return ProjectorState::Stopped;
     };
-    let age = now.duration_since(status.at).unwrap_or_default();
-    match status.state {
-        ProjectorState::Failed | ProjectorState::Stopped => status.state,
+    let age = now.duration_since(heartbeat.at).unwrap_or_default();
+    match heartbeat.state {
+        ProjectorState::Failed | ProjectorState::Stopped => heartbeat.state,
         _ if age > STALE_AFTER => ProjectorState::Stopped,
-        // A paused report after the resume: the projector picks up within its idle interval.
+        // A paused heartbeat after the resume: the projector picks up within its idle interval.
         ProjectorState::Paused => ProjectorState::Running,
         state => state,
     }
@@ -328,7 +332,7 @@ mod tests {
     fn stale_reports_read_as_stopped() {
         let now = SystemTime::now();
         let mut status =
-            ProjectorStatus::new(ProjectorState::Running, 1, Checkpoint::START, "a".into());
+            ProjectorHeartbeat::new(ProjectorState::Running, 1, Checkpoint::START, "a".into());
         status.at = now - Duration::from_secs(1);
         assert_eq!(
             derive_state(Some(&status), false, now),

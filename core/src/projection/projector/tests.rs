@@ -63,7 +63,7 @@ async fn shutdown_during_a_handler_retry_stops_cleanly() -> crate::Result<()> {
     let running = projector.spawn();
     called.notified().await;
     running.shutdown().await?;
-    let status = target.status(&NAME).await?.expect("a status report");
+    let status = target.heartbeat(&NAME).await?.expect("a status report");
     assert_eq!(status.state, ProjectorState::Stopped);
     assert_eq!(status.error, None);
     Ok(())

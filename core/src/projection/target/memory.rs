@@ -4,7 +4,7 @@ use std::time::{Duration, Instant};
 
 use super::{
     Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionTarget,
-    ProjectorStatus, SlotInfo, SlotState,
+    ProjectorHeartbeat, SlotInfo, SlotState,
 };
 use crate::error::{Error, Result};
 use crate::names::ProjectionName;
@@ -52,7 +52,7 @@ struct Entry<M> {
     slots: BTreeMap<u32, Slot<M>>,
     last_slot: u32,
     control: ProjectionControl,
-    status: Option<ProjectorStatus>,
+    heartbeat: Option<ProjectorHeartbeat>,
 }
 
 impl<M> Default for Entry<M> {
@@ -61,7 +61,7 @@ impl<M> Default for Entry<M> {
             slots: BTreeMap::new(),
             last_slot: 0,
             control: ProjectionControl::default(),
-            status: None,
+            heartbeat: None,
         }
     }
 }
@@ -327,16 +327,19 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(())
     }
 
-    async fn report_status(
+    async fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        heartbeat: &ProjectorHeartbeat,
     ) -> Result<()> {
-        self.lock().entry(projection.clone()).or_default().status = Some(status.clone());
+        self.lock().entry(projection.clone()).or_default().heartbeat = Some(heartbeat.clone());
         Ok(())
     }
 
-    async fn status(&self, projection: &ProjectionName) -> Result<Option<ProjectorStatus>> {
-        Ok(self.lock().get(projection).and_then(|p| p.status.clone()))
+    async fn heartbeat(&self, projection: &ProjectionName) -> Result<Option<ProjectorHeartbeat>> {
+        Ok(self
+            .lock()
+            .get(projection)
+            .and_then(|p| p.heartbeat.clone()))
     }
 }

@@ -18,7 +18,7 @@ pub use dead_letter::DeadLetter;
 pub use ext::ProjectionTargetExt;
 pub use memory::{InMemoryTarget, MemoryModel};
 pub use slot::{NewSlot, SlotInfo, SlotState};
-pub use status::{ProjectionControl, ProjectorState, ProjectorStatus};
+pub use status::{ProjectionControl, ProjectorHeartbeat, ProjectorState};
 
 use std::future::Future;
 use std::time::Duration;
@@ -50,7 +50,7 @@ use crate::position::Checkpoint;
 ///
 /// # Cancel safety
 ///
-/// The reads (`slots`, `checkpoint`, `dead_letters`, `control`, `status`) are cancel safe.
+/// The reads (`slots`, `checkpoint`, `dead_letters`, `control`, `heartbeat`) are cancel safe.
 /// A write dropped before it returns may or may not have happened (a Redis script already
 /// sent, a Tantivy commit already running on the blocking pool). That is safe for the
 /// projector: it starts again from what the target has stored, and every commit is
@@ -173,18 +173,18 @@ pub trait ProjectionTarget: Send + Sync + 'static {
         control: ProjectionControl,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// Records what a projector of `projection` is doing (last writer wins).
-    fn report_status(
+    /// Records what a projector of `projection` is doing, now (last writer wins).
+    fn record_heartbeat(
         &self,
         projection: &ProjectionName,
-        status: &ProjectorStatus,
+        heartbeat: &ProjectorHeartbeat,
     ) -> impl Future<Output = Result<()>> + Send;
 
-    /// The last status a projector of `projection` recorded, if any.
-    fn status(
+    /// The last heartbeat a projector of `projection` recorded, if any.
+    fn heartbeat(
         &self,
         projection: &ProjectionName,
-    ) -> impl Future<Output = Result<Option<ProjectorStatus>>> + Send;
+    ) -> impl Future<Output = Result<Option<ProjectorHeartbeat>>> + Send;
 }
 
 /// One commit of a projector: writes, the checkpoint they lead to, dead-letter changes.

@@ -22,29 +22,30 @@ impl ProjectionControl {
     }
 }
 
-/// What a projector reported about itself, for `status` screens.
+/// What a projector records about itself in the target every few seconds (and when its state
+/// changes), for `status` screens: an old heartbeat means the process is gone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[non_exhaustive]
-pub struct ProjectorStatus {
+pub struct ProjectorHeartbeat {
     /// What it was doing.
     pub state: ProjectorState,
     /// The slot it was working on.
     pub slot: u32,
     /// Its checkpoint there.
     pub checkpoint: Checkpoint,
-    /// Who reported (host and process, for finding it).
+    /// Who recorded it (host and process, for finding it).
     pub owner: String,
-    /// When it reported. A running projector reports at least every few seconds; an old
-    /// report means the process is gone.
+    /// When it was recorded. A running projector records one at least every idle interval;
+    /// an old heartbeat means the process is gone.
     pub at: SystemTime,
     /// Why it stopped, when `state` is [`ProjectorState::Failed`].
     pub error: Option<String>,
 }
 
-impl ProjectorStatus {
-    /// A report made now.
+impl ProjectorHeartbeat {
+    /// A heartbeat recorded now.
     pub fn new(state: ProjectorState, slot: u32, checkpoint: Checkpoint, owner: String) -> Self {
-        ProjectorStatus {
+        ProjectorHeartbeat {
             state,
             slot,
             checkpoint,
@@ -54,7 +55,7 @@ impl ProjectorStatus {
         }
     }
 
-    /// The same report with an error.
+    /// The same heartbeat with an error.
     pub fn with_error(mut self, error: String) -> Self {
         self.error = Some(error);
         self
@@ -76,7 +77,7 @@ pub enum ProjectorState {
     Standby,
     /// Shut down on request.
     Stopped,
-    /// Stopped by an error (see [`ProjectorStatus::error`]).
+    /// Stopped by an error (see [`ProjectorHeartbeat::error`]).
     Failed,
 }
 

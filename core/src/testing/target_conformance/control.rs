@@ -6,7 +6,7 @@ use super::TargetProbe;
 use super::fixture::{CLOCK_SLACK, Fixture, checkpoint, close};
 use crate::names::ProjectionName;
 use crate::position::{Checkpoint, Position};
-use crate::projection::{NewSlot, ProjectionControl, ProjectorState, ProjectorStatus};
+use crate::projection::{NewSlot, ProjectionControl, ProjectorHeartbeat, ProjectorState};
 
 async fn control<T: TargetProbe>(
     fx: &Fixture,
@@ -23,9 +23,9 @@ async fn status<T: TargetProbe>(
     fx: &Fixture,
     target: &T,
     projection: &ProjectionName,
-) -> Option<ProjectorStatus> {
+) -> Option<ProjectorHeartbeat> {
     fx.ok(
-        target.status(projection).await,
+        target.heartbeat(projection).await,
         format_args!("reading the status of `{projection}`"),
     )
 }
@@ -98,14 +98,14 @@ pub async fn status_last_report_wins<T: TargetProbe>(target: T) {
     let read = status(&fx, &target, &p).await;
     fx.check_eq(read, None, "the status of a projection never reported");
 
-    let first = ProjectorStatus::new(
+    let first = ProjectorHeartbeat::new(
         ProjectorState::Running,
         1,
         checkpoint(&[Position::new(0, 3, 9), Position::new(4, 1, 0)]),
         "host-a:101".into(),
     );
     // An hour ago: a target must keep the reported time, not stamp its own.
-    let mut second = ProjectorStatus::new(
+    let mut second = ProjectorHeartbeat::new(
         ProjectorState::Failed,
         2,
         Checkpoint::START,
@@ -116,7 +116,7 @@ pub async fn status_last_report_wins<T: TargetProbe>(target: T) {
 
     for (report, what) in [(&first, "the first report"), (&second, "a second report")] {
         fx.ok(
-            target.report_status(&p, report).await,
+            target.record_heartbeat(&p, report).await,
             format_args!("recording {what}"),
         );
         let read = status(&fx, &target, &p).await;

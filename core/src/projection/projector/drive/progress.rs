@@ -1,5 +1,5 @@
 //! Telling how the projector is doing: progress to watchers (and a rebuild's callback), lag
-//! to the metrics, status to the target.
+//! to the metrics, heartbeats to the target.
 
 use std::time::SystemTime;
 
@@ -8,7 +8,7 @@ use super::Driver;
 use crate::codec::Codec;
 use crate::error::error_chain;
 use crate::projection::Projection;
-use crate::projection::target::{ProjectionTarget, ProjectorState, ProjectorStatus};
+use crate::projection::target::{ProjectionTarget, ProjectorHeartbeat, ProjectorState};
 use crate::store::EventStore;
 
 impl<S, P, T, C> Driver<'_, S, P, T, C>
@@ -51,16 +51,21 @@ where
     pub(super) async fn record_heartbeat(&mut self, error: Option<String>) {
         self.publish();
         let progress = &self.progress;
-        let mut status = ProjectorStatus::new(
+        let mut heartbeat = ProjectorHeartbeat::new(
             progress.state,
             progress.slot,
             progress.checkpoint.clone(),
             self.shared.options.owner.clone(),
         );
         if let Some(error) = error {
-            status = status.with_error(error);
+            heartbeat = heartbeat.with_error(error);
         }
-        if let Err(error) = self.shared.target.report_status(&P::NAME, &status).await {
+        if let Err(error) = self
+            .shared
+            .target
+            .record_heartbeat(&P::NAME, &heartbeat)
+            .await
+        {
             tracing::debug!(projection = %P::NAME, error = %error_chain(&error, ": "), "could not report status");
         }
     }
