@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo,
 };
 
 use crate::report::Figure;
@@ -201,22 +201,22 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
         self.inner.create_slot(projection, version, how).await
     }
 
-    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.inner.activate(projection, slot).await
     }
 
-    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn drop_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.inner.drop_slot(projection, slot).await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.inner.clear_slot(projection, slot).await
     }
 
     async fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Option<Checkpoint>> {
         self.inner.checkpoint(projection, slot).await
     }
@@ -224,7 +224,7 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
     async fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<Self::Writes>,
     ) -> Result<CommitOutcome> {
         let events = (self.events)(&commit.writes);
@@ -240,7 +240,7 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
     async fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
@@ -250,7 +250,7 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
     async fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> Result<()> {
         self.inner.release_lease(projection, slot, owner).await
@@ -259,7 +259,7 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
     async fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Vec<DeadLetter>> {
         self.inner.dead_letters(projection, slot).await
     }

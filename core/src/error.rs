@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::event::RecordedEvent;
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::position::Position;
+use crate::projection::SlotId;
 use crate::version::{ExpectedVersion, Version};
 
 /// A boxed error from another crate (serde_json, a database driver), kept as a source so its
@@ -189,7 +190,7 @@ pub enum Error {
         /// The projection.
         projection: ProjectionName,
         /// The slot.
-        slot: u32,
+        slot: SlotId,
     },
 
     /// A projection slot that does not exist (dropped, or never created).
@@ -198,7 +199,7 @@ pub enum Error {
         /// The projection.
         projection: ProjectionName,
         /// The slot asked for.
-        slot: u32,
+        slot: SlotId,
     },
 
     /// The active slot of a projection cannot be dropped; activate another one first.
@@ -207,7 +208,7 @@ pub enum Error {
         /// The projection.
         projection: ProjectionName,
         /// The slot.
-        slot: u32,
+        slot: SlotId,
     },
 
     /// The backing service failed (connection lost, query failed, broker unavailable).

@@ -141,7 +141,7 @@ pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
     NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionOverview, ProjectionTarget,
     ProjectionTargetExt, Projector, ProjectorHandle, ProjectorHeartbeat, ProjectorOptions,
-    ProjectorProgress, ProjectorState, RebuildMode, SlotInfo, SlotState,
+    ProjectorProgress, ProjectorState, RebuildMode, SlotId, SlotInfo, SlotState,
 };
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,

@@ -8,7 +8,7 @@ use foldline::testing::KeyValueModel;
 use foldline::{
     Error, InMemoryEventStore, InMemoryTarget, PoisonPolicy, Projection, ProjectionControl,
     ProjectionName, ProjectionTarget, ProjectionTargetExt, Projector, ProjectorOptions,
-    ProjectorState, RebuildMode, SlotState,
+    ProjectorState, RebuildMode, SlotId, SlotState,
 };
 use foldline_tests::tally::{self, Tally, TallyEvent};
 
@@ -220,17 +220,18 @@ async fn version_bump_builds_beside_then_switches() -> anyhow::Result<()> {
                 .push((p.slot, p.active, p.applied));
         })
         .await?;
-    assert_eq!(slot.slot, 2);
+    assert_eq!(slot.slot, SlotId::new(2));
     assert_eq!(value(&target, "total"), Some(110));
     let slots = target.slots(&name).await?;
     assert_eq!(slots.len(), 1, "the old slot is dropped: {slots:?}");
     assert_eq!(
         (slots[0].slot, slots[0].version, slots[0].state),
-        (2, 2, SlotState::Active)
+        (SlotId::new(2), 2, SlotState::Active)
     );
     let seen = seen.lock().expect("lock").clone();
     assert!(
-        seen.iter().any(|(slot, active, _)| *slot == 2 && !active),
+        seen.iter()
+            .any(|(slot, active, _)| *slot == SlotId::new(2) && !active),
         "progress while building: {seen:?}"
     );
 
@@ -272,7 +273,7 @@ async fn rebuild_in_place_and_blue_green_with_a_live_projector() -> anyhow::Resu
     let admin = Projector::new(store.clone(), Tally::<1>::strict(), target.clone())
         .with_options(options().with_owner("admin"));
     let rebuilt = admin.rebuild(RebuildMode::BlueGreen, |_| {}).await?;
-    assert_eq!(rebuilt.slot, 2);
+    assert_eq!(rebuilt.slot, SlotId::new(2));
     assert_eq!(value(&target, "events"), Some(11));
     let next = tally::append(&store, "r-1", &tally::counted(1))
         .await?
@@ -284,18 +285,18 @@ async fn rebuild_in_place_and_blue_green_with_a_live_projector() -> anyhow::Resu
         Some(12),
         "the live projector writes to the new slot"
     );
-    assert_eq!(live.progress().slot, 2);
+    assert_eq!(live.progress().slot, SlotId::new(2));
 
     // In place, with the live projector running: refused, the slot is busy.
     let busy = admin.rebuild(RebuildMode::InPlace, |_| {}).await;
     assert!(
-        matches!(busy, Err(Error::ProjectionBusy { slot: 2, .. })),
+        matches!(busy, Err(Error::ProjectionBusy { slot, .. }) if slot == SlotId::new(2)),
         "{busy:?}"
     );
     // Paused, the live projector gives the slot up: emptied and rebuilt in place, then resumed.
     admin.pause().await?;
     let in_place = admin.rebuild(RebuildMode::InPlace, |_| {}).await?;
-    assert_eq!(in_place.slot, 2);
+    assert_eq!(in_place.slot, SlotId::new(2));
     assert_eq!(value(&target, "events"), Some(12));
     admin.resume().await?;
     let last = tally::append(&store, "r-1", &tally::counted(1))
@@ -404,7 +405,7 @@ async fn operator_report_reset_and_dead_letters() -> anyhow::Result<()> {
 
     // Four events behind, one dead letter, caught-up report from the last run.
     let report = operator.overview().await?;
-    assert_eq!(report.active.as_ref().map(|s| s.slot), Some(1));
+    assert_eq!(report.active.as_ref().map(|s| s.slot), Some(SlotId::new(1)));
     assert_eq!(report.lag_events, 4);
     assert!(report.lag_seconds >= 0.0);
     assert_eq!(report.dead_letters, 1);
@@ -422,7 +423,7 @@ async fn operator_report_reset_and_dead_letters() -> anyhow::Result<()> {
 
     // Reset empties the active slot; the next catch-up rebuilds it from the start.
     let reset = operator.reset().await?.expect("an active slot");
-    assert_eq!(reset.slot, 1);
+    assert_eq!(reset.slot, SlotId::new(1));
     assert_eq!(value(&target, "events"), None);
     operator.catch_up().await?;
     assert_eq!(value(&target, "events"), Some(10));

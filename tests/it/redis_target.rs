@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 use foldline::error_chain;
 use foldline::{
     BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, Error, EventType, MemoryModel,
-    NewEvent, NewSlot, Position, ProjectionName, ProjectionTarget, RecordedEvent, StreamId,
+    NewEvent, NewSlot, Position, ProjectionName, ProjectionTarget, RecordedEvent, SlotId, StreamId,
     Version,
 };
 use foldline_redis::redis;
@@ -59,7 +59,7 @@ async fn get(target: &RedisTarget, key: String) -> Option<String> {
 async fn commit(
     target: &RedisTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     commit: Commit<RedisWrites>,
 ) -> CommitOutcome {
     target.commit(projection, slot, commit).await.unwrap()
@@ -70,7 +70,7 @@ async fn new_slot(
     projection: &ProjectionName,
     version: u32,
     how: NewSlot,
-) -> u32 {
+) -> SlotId {
     target
         .create_slot(projection, version, how)
         .await
@@ -94,7 +94,7 @@ fn first_commit(batch: RedisWrites) -> Commit<RedisWrites> {
 async fn lease(
     target: &RedisTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     owner: &str,
     ttl: Duration,
 ) -> bool {
@@ -173,13 +173,13 @@ async fn redis_commit_stores_writes_and_checkpoint_or_nothing() {
     // A slot that does not exist: `Moved { actual: None }`, and nothing appears.
     let missing = Commit::new(Checkpoint::START, cp(1), set("x", "1"));
     assert_eq!(
-        commit(target, &orders, 99, missing).await,
+        commit(target, &orders, SlotId::new(99), missing).await,
         CommitOutcome::Moved { actual: None }
     );
     assert!(
         scan(
             &mut target.connection(),
-            target.slot_keys(&orders, 99).hash_tag()
+            target.slot_keys(&orders, SlotId::new(99)).hash_tag()
         )
         .await
         .unwrap()
@@ -311,7 +311,7 @@ async fn redis_keys_of_one_slot_share_its_hash_tag() {
         assert!(lease(target, &p, slot, "me", Duration::from_secs(30)).await);
         tags.push(target.slot_keys(&p, slot).hash_tag().to_owned());
     }
-    target.activate(&p, 2).await.unwrap();
+    target.activate(&p, SlotId::new(2)).await.unwrap();
 
     let keys = test.keys().await.unwrap();
     let mut per_tag = std::collections::BTreeMap::<String, Vec<&str>>::new();
@@ -446,7 +446,7 @@ async fn redis_clear_empties_the_slot_but_keeps_its_lease() {
     );
     assert!(!lease(target, &p, slot, "other", Duration::from_secs(1)).await);
     assert!(matches!(
-        target.clear_slot(&p, slot + 1).await,
+        target.clear_slot(&p, slot.next()).await,
         Err(Error::SlotNotFound { .. })
     ));
 }

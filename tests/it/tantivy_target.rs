@@ -10,7 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use foldline::{
     BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, Error, EventType, NewEvent,
-    NewSlot, Position, ProjectionName, ProjectionTarget, RecordedEvent, StreamId, Version,
+    NewSlot, Position, ProjectionName, ProjectionTarget, RecordedEvent, SlotId, StreamId, Version,
 };
 use foldline_tantivy::{
     TantivySearcher, TantivyTarget, TantivyTargetError, TantivyTargetOptions, TantivyWrites,
@@ -59,7 +59,7 @@ fn letter(n: u64) -> DeadLetter {
 async fn commit(
     target: &TantivyTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     commit: Commit<TantivyWrites>,
 ) -> CommitOutcome {
     target.commit(projection, slot, commit).await.unwrap()
@@ -68,7 +68,7 @@ async fn commit(
 async fn value(
     target: &TantivyTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     key: &str,
 ) -> Option<u64> {
     target
@@ -84,7 +84,7 @@ async fn new_slot(
     projection: &ProjectionName,
     version: u32,
     how: NewSlot,
-) -> u32 {
+) -> SlotId {
     target
         .create_slot(projection, version, how)
         .await
@@ -96,7 +96,7 @@ async fn new_slot(
 async fn try_commit_puts(
     target: &TantivyTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     expected: Checkpoint,
     next: Checkpoint,
     values: &[(&str, u64)],
@@ -110,7 +110,7 @@ async fn try_commit_puts(
 async fn commit_puts(
     target: &TantivyTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     expected: Checkpoint,
     next: Checkpoint,
     values: &[(&str, u64)],
@@ -124,7 +124,7 @@ async fn commit_puts(
 async fn lease(
     target: &TantivyTarget,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     owner: &str,
 ) -> bool {
     target
@@ -146,7 +146,7 @@ fn backend_kind(error: &Error) -> Option<BackendErrorKind> {
 }
 
 /// Every document of the searcher's active slot, and the slot it came from.
-async fn everything(searcher: &TantivySearcher) -> Option<(u32, Vec<TantivyDocument>)> {
+async fn everything(searcher: &TantivySearcher) -> Option<(SlotId, Vec<TantivyDocument>)> {
     searcher
         .read(|slot, searcher| {
             let top = searcher.search(&AllQuery, &TopDocs::with_limit(10_000).order_by_score())?;
@@ -485,7 +485,7 @@ async fn tantivy_slot_dropped_by_another_target_refuses_commits() {
     let outcome = commit_puts(writer, &p, old, at(1), at(2), &[("b", 1)]).await;
     assert_eq!(outcome, CommitOutcome::Moved { actual: None });
     assert_eq!(writer.checkpoint(&p, old).await.unwrap(), None);
-    let slots: Vec<u32> = writer
+    let slots: Vec<SlotId> = writer
         .slots(&p)
         .await
         .unwrap()
@@ -587,7 +587,7 @@ async fn tantivy_layout_on_disk() {
     let dir = root.path().join(p.as_str());
     let read = |file: &str| std::fs::read_to_string(dir.join(file)).unwrap();
     assert_eq!(read("ACTIVE").trim(), b.to_string());
-    assert_eq!(read("next_slot").trim(), (b + 1).to_string());
+    assert_eq!(read("next_slot").trim(), b.next().to_string());
     for slot in [a, b] {
         let slot_dir = dir.join(format!("slot-{slot}"));
         assert!(

@@ -13,7 +13,7 @@ use ::tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, Value};
 use foldline::testing::target_conformance::TargetProbe;
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo,
 };
 use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyTestDir, TantivyWrites};
 
@@ -119,7 +119,12 @@ impl TargetProbe for TantivyProbe {
         writes.upsert(key, counter(value));
     }
 
-    async fn read(&self, projection: &ProjectionName, slot: u32, key: &str) -> Result<Option<u64>> {
+    async fn read(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        key: &str,
+    ) -> Result<Option<u64>> {
         Ok(self
             .0
             .get(projection, slot, key)
@@ -145,22 +150,22 @@ impl ProjectionTarget for TantivyProbe {
         self.0.create_slot(projection, version, how).await
     }
 
-    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.0.activate(projection, slot).await
     }
 
-    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn drop_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.0.drop_slot(projection, slot).await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.0.clear_slot(projection, slot).await
     }
 
     async fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Option<Checkpoint>> {
         self.0.checkpoint(projection, slot).await
     }
@@ -168,7 +173,7 @@ impl ProjectionTarget for TantivyProbe {
     async fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<TantivyWrites>,
     ) -> Result<CommitOutcome> {
         self.0.commit(projection, slot, commit).await
@@ -177,7 +182,7 @@ impl ProjectionTarget for TantivyProbe {
     async fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
@@ -187,7 +192,7 @@ impl ProjectionTarget for TantivyProbe {
     async fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> Result<()> {
         self.0.release_lease(projection, slot, owner).await
@@ -196,7 +201,7 @@ impl ProjectionTarget for TantivyProbe {
     async fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Vec<DeadLetter>> {
         self.0.dead_letters(projection, slot).await
     }

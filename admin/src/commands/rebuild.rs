@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use foldline::{Checkpoint, ManagedStore, ProjectorProgress, ProjectorState, RebuildMode};
+use foldline::{Checkpoint, ManagedStore, ProjectorProgress, ProjectorState, RebuildMode, SlotId};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::Serialize;
 
@@ -19,7 +19,7 @@ use crate::registry::ManagedProjection;
 struct RebuildLine<'a> {
     projection: &'a str,
     mode: &'static str,
-    slot: Option<u32>,
+    slot: Option<SlotId>,
     applied: u64,
     seconds: f64,
     dry_run: bool,

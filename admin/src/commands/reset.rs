@@ -1,6 +1,6 @@
 //! `reset`: empty a projection's active read model.
 
-use foldline::ManagedStore;
+use foldline::{ManagedStore, SlotId};
 use serde::Serialize;
 
 use crate::Admin;
@@ -12,7 +12,7 @@ use crate::output::Output;
 #[derive(Serialize)]
 struct ResetLine<'a> {
     projection: &'a str,
-    slot: Option<u32>,
+    slot: Option<SlotId>,
     dry_run: bool,
 }
 

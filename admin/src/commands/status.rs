@@ -4,7 +4,7 @@ use std::time::UNIX_EPOCH;
 
 use std::time::Duration;
 
-use foldline::{FeedHolder, ManagedStore, ProjectionOverview, ProjectorState, error_chain};
+use foldline::{FeedHolder, ManagedStore, ProjectionOverview, ProjectorState, SlotId, error_chain};
 use serde::Serialize;
 
 use crate::Admin;
@@ -17,9 +17,9 @@ use crate::output::Output;
 struct StatusLine {
     projection: String,
     code_version: u32,
-    active_slot: Option<u32>,
+    active_slot: Option<SlotId>,
     active_version: Option<u32>,
-    building_slot: Option<u32>,
+    building_slot: Option<SlotId>,
     building_checkpoint: Option<String>,
     building_lag_events: Option<u64>,
     state: String,

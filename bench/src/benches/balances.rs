@@ -103,7 +103,7 @@ pub(crate) fn raw_writes(
 mod tests {
     use std::time::SystemTime;
 
-    use foldline::{JsonCodec, NewEvent, Position, RecordedEvent, StreamId, Version};
+    use foldline::{JsonCodec, NewEvent, Position, RecordedEvent, SlotId, StreamId, Version};
     use foldline_redis::RedisOp;
 
     use super::*;
@@ -148,7 +148,7 @@ mod tests {
 
     #[test]
     fn the_raw_limit_sends_the_projections_writes() {
-        let keys = RedisSlotKeys::new("bench-f-0123456789ab", &Balances::NAME, 1);
+        let keys = RedisSlotKeys::new("bench-f-0123456789ab", &Balances::NAME, SlotId::new(1));
         let stream = StreamId::new("account-f7").unwrap();
         for (version, event) in [
             (

@@ -40,6 +40,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, ensure};
 use foldline::{
     Checkpoint, EventStore, JsonCodec, Projection, Projector, ProjectorOptions, ProjectorProgress,
+    SlotId,
 };
 use foldline_postgres::PgEventStore;
 use foldline_redis::RedisSlotKeys;
@@ -115,7 +116,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         let usage = Usage::start();
         let elapsed = raw_pass(&mut conn, &raw_prefix, &feed, &log.sizes).await?;
         let limit_usage = finish_usage(usage, &schema.admin).await?;
-        let counted = read_counter(&mut conn, &slot_keys(&raw_prefix, 1)).await?;
+        let counted = read_counter(&mut conn, &slot_keys(&raw_prefix, SlotId::new(1))).await?;
         ensure!(
             counted == events,
             "the raw limit counted {counted} of {events} events"
@@ -332,7 +333,7 @@ async fn raw_pass(
     feed: &Feed,
     sizes: &[usize],
 ) -> anyhow::Result<Duration> {
-    let keys = slot_keys(prefix, 1);
+    let keys = slot_keys(prefix, SlotId::new(1));
     let started = Instant::now();
     let mut at = 0;
     let mut in_flight: Option<tokio::task::JoinHandle<redis::RedisResult<()>>> = None;
@@ -372,6 +373,6 @@ async fn read_counter(
 
 /// The keys of `slot` of the projection under `prefix`; the raw limit writes those of slot
 /// 1, the slot a fresh projector builds.
-fn slot_keys(prefix: &RedisPrefix, slot: u32) -> RedisSlotKeys {
+fn slot_keys(prefix: &RedisPrefix, slot: SlotId) -> RedisSlotKeys {
     RedisSlotKeys::new(prefix.as_str(), &Balances::NAME, slot)
 }

@@ -36,7 +36,8 @@ pub use projector::{
 };
 pub use target::{
     Commit, CommitOutcome, DeadLetter, InMemoryTarget, MemoryModel, NewSlot, ProjectionControl,
-    ProjectionTarget, ProjectionTargetExt, ProjectorHeartbeat, ProjectorState, SlotInfo, SlotState,
+    ProjectionTarget, ProjectionTargetExt, ProjectorHeartbeat, ProjectorState, SlotId, SlotInfo,
+    SlotState,
 };
 
 use crate::error::BoxError;

@@ -1,6 +1,6 @@
 //! The key layout: which Redis key holds what (described in the crate docs).
 
-use foldline::ProjectionName;
+use foldline::{ProjectionName, SlotId};
 
 /// The keys of one projection that are not about one slot: `<prefix>:<projection>:…`.
 #[derive(Clone, Debug)]
@@ -51,7 +51,7 @@ impl ProjectionKeys {
     }
 
     /// The keys of `slot`.
-    pub(crate) fn slot(&self, slot: u32) -> RedisSlotKeys {
+    pub(crate) fn slot(&self, slot: SlotId) -> RedisSlotKeys {
         RedisSlotKeys {
             tag: format!("{}{slot}}}", self.tag_start),
             slot,
@@ -79,18 +79,18 @@ impl ProjectionKeys {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct RedisSlotKeys {
     tag: String,
-    slot: u32,
+    slot: SlotId,
 }
 
 impl RedisSlotKeys {
     /// The keys of `slot` of `projection` under `prefix` (see
     /// [`RedisTargetOptions::with_prefix`](crate::RedisTargetOptions::with_prefix)).
-    pub fn new(prefix: &str, projection: &ProjectionName, slot: u32) -> Self {
+    pub fn new(prefix: &str, projection: &ProjectionName, slot: SlotId) -> Self {
         ProjectionKeys::new(prefix, projection).slot(slot)
     }
 
     /// The slot's number.
-    pub fn slot(&self) -> u32 {
+    pub fn slot(&self) -> SlotId {
         self.slot
     }
 
@@ -160,7 +160,7 @@ pub(crate) fn escape_glob(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use foldline::ProjectionName;
+    use foldline::{ProjectionName, SlotId};
 
     use super::{ProjectionKeys, escape_glob};
 
@@ -173,8 +173,8 @@ mod tests {
         assert_eq!(keys.active(), "app:orders:active");
         assert_eq!(keys.control(), "app:orders:control");
         assert_eq!(keys.status(), "app:orders:status");
-        let slot = keys.slot(12);
-        assert_eq!(slot.slot(), 12);
+        let slot = keys.slot(SlotId::new(12));
+        assert_eq!(slot.slot(), SlotId::new(12));
         assert_eq!(slot.checkpoint(), "{app:orders:12}:checkpoint");
         assert_eq!(
             format!("{}12}}:checkpoint", keys.tag_start()),

@@ -135,7 +135,7 @@ impl RedisReader {
                     )
                 });
             }
-            tracing::debug!(%projection, slot, "the active slot changed during a read; reading again");
+            tracing::debug!(%projection, slot = slot.get(), "the active slot changed during a read; reading again");
         }
         Err(Redis::failure(
             BackendErrorKind::Unavailable,

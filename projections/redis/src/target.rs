@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo, SlotState,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
 };
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
@@ -119,7 +119,7 @@ impl RedisTarget {
     }
 
     /// The keys of `slot` of `projection` (active or not).
-    pub fn slot_keys(&self, projection: &ProjectionName, slot: u32) -> RedisSlotKeys {
+    pub fn slot_keys(&self, projection: &ProjectionName, slot: SlotId) -> RedisSlotKeys {
         RedisSlotKeys::new(self.options.prefix(), projection, slot)
     }
 
@@ -197,7 +197,7 @@ impl RedisTarget {
     async fn run_commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<RedisWrites>,
     ) -> Result<CommitOutcome> {
         let keys = self.slot_keys(projection, slot);
@@ -282,7 +282,7 @@ impl RedisTarget {
             let op = index.checked_sub(1).and_then(|i| ops.get(i));
             tracing::error!(
                 %projection,
-                slot,
+                slot = slot.get(),
                 op = index,
                 command = op.map_or("?", RedisOp::command),
                 key = op.map_or("?", RedisOp::key),
@@ -337,7 +337,7 @@ async fn unlink_matching(
     }
 }
 
-fn parse_checkpoint(text: &str, projection: &ProjectionName, slot: u32) -> Result<Checkpoint> {
+fn parse_checkpoint(text: &str, projection: &ProjectionName, slot: SlotId) -> Result<Checkpoint> {
     text.parse().map_err(|e: Error| {
         Redis::corrupt(
             format!("reading the checkpoint of slot {slot} of projection `{projection}`"),
@@ -346,7 +346,7 @@ fn parse_checkpoint(text: &str, projection: &ProjectionName, slot: u32) -> Resul
     })
 }
 
-fn not_found(projection: &ProjectionName, slot: u32) -> Error {
+fn not_found(projection: &ProjectionName, slot: SlotId) -> Error {
     Error::SlotNotFound {
         projection: projection.clone(),
         slot,
@@ -378,7 +378,7 @@ impl ProjectionTarget for RedisTarget {
         let mut slots = entries
             .into_iter()
             .map(|(number, json)| {
-                let slot: u32 = number.parse().map_err(|_| {
+                let slot: SlotId = number.parse().map_err(|_| {
                     Redis::corrupt(
                         format!("listing the slots of projection `{projection}`: slot `{number}`"),
                         None,
@@ -422,10 +422,14 @@ impl ProjectionTarget for RedisTarget {
                 || format!("creating a slot for version {version} of projection `{projection}`"),
             )
             .await?;
-        Ok(SlotInfo::new(slot, version, SlotState::Building))
+        Ok(SlotInfo::new(
+            SlotId::new(slot),
+            version,
+            SlotState::Building,
+        ))
     }
 
-    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         let keys = self.keys(projection);
         let found: i64 = self
             .invoke(
@@ -433,7 +437,7 @@ impl ProjectionTarget for RedisTarget {
                     .activate
                     .key(keys.slots())
                     .key(keys.active())
-                    .arg(slot),
+                    .arg(slot.get()),
                 || format!("activating slot {slot} of projection `{projection}`"),
             )
             .await?;
@@ -444,7 +448,7 @@ impl ProjectionTarget for RedisTarget {
         }
     }
 
-    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn drop_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         let keys = self.keys(projection);
         let slot_keys = keys.slot(slot);
         let dropping = || format!("dropping slot {slot} of projection `{projection}`");
@@ -456,7 +460,7 @@ impl ProjectionTarget for RedisTarget {
                     .key(keys.active())
                     .key(slot_keys.checkpoint())
                     .key(slot_keys.lease())
-                    .arg(slot),
+                    .arg(slot.get()),
                 dropping,
             )
             .await?;
@@ -473,11 +477,14 @@ impl ProjectionTarget for RedisTarget {
         unlink_matching(&mut self.conn.clone(), &slot_keys.pattern(), None)
             .await
             .map_err(|e| Redis::error(dropping(), e))?;
-        self.query(redis::cmd("HDEL").arg(keys.slots()).arg(slot), dropping)
-            .await
+        self.query(
+            redis::cmd("HDEL").arg(keys.slots()).arg(slot.get()),
+            dropping,
+        )
+        .await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         let keys = self.keys(projection);
         let slot_keys = keys.slot(slot);
         let clearing = || format!("clearing slot {slot} of projection `{projection}`");
@@ -488,7 +495,7 @@ impl ProjectionTarget for RedisTarget {
                     script
                         .key(keys.slots())
                         .key(slot_keys.checkpoint())
-                        .arg(slot),
+                        .arg(slot.get()),
                     clearing,
                 )
                 .await?;
@@ -512,7 +519,7 @@ impl ProjectionTarget for RedisTarget {
     async fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Option<Checkpoint>> {
         let text: Option<String> = self
             .query(
@@ -527,13 +534,13 @@ impl ProjectionTarget for RedisTarget {
     async fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<RedisWrites>,
     ) -> Result<CommitOutcome> {
         let span = tracing::debug_span!(
             "redis.commit",
             %projection,
-            slot,
+            slot = slot.get(),
             ops = commit.writes.len(),
             checkpoint = %commit.checkpoint,
         );
@@ -545,7 +552,7 @@ impl ProjectionTarget for RedisTarget {
     async fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
@@ -570,7 +577,7 @@ impl ProjectionTarget for RedisTarget {
     async fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> Result<()> {
         self.invoke(
@@ -586,7 +593,7 @@ impl ProjectionTarget for RedisTarget {
     async fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Vec<DeadLetter>> {
         let keys = self.slot_keys(projection, slot);
         let what = format!("the dead letters of slot {slot} of projection `{projection}`");

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use foldline::testing::target_conformance::TargetProbe;
-use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result, SlotId};
 use redis::{AsyncCommands, Commands};
 
 use crate::error::Redis;
@@ -125,7 +125,12 @@ impl TargetProbe for RedisTarget {
         writes.set(key, value.to_string());
     }
 
-    async fn read(&self, projection: &ProjectionName, slot: u32, key: &str) -> Result<Option<u64>> {
+    async fn read(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        key: &str,
+    ) -> Result<Option<u64>> {
         let full = self.slot_keys(projection, slot).key(key);
         let text: Option<String> = redis::cmd("GET")
             .arg(&full)

@@ -35,7 +35,7 @@ async fn a_lease_asked_for_during_a_clear_is_held_by_the_clearer() -> foldline::
     target.release_lease(&p, slot, "clearer").await?;
     assert!(target.acquire_lease(&p, slot, "standby", ttl).await?);
     // A slot that does not exist is still one.
-    let missing = target.acquire_lease(&p, slot + 1, "standby", ttl).await;
+    let missing = target.acquire_lease(&p, slot.next(), "standby", ttl).await;
     assert!(
         matches!(missing, Err(foldline::Error::SlotNotFound { .. })),
         "{missing:?}"

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use foldline::{
     BackendErrorKind, Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, Result,
+    SlotId,
 };
 use serde::{Deserialize, Serialize};
 use tantivy::collector::TopDocs;
@@ -194,7 +195,7 @@ struct OpenWriter {
 
 impl SlotIndex {
     /// Opens slot `slot`'s index in `dir`, checking it was built with `schema`.
-    pub(crate) fn open(dir: PathBuf, slot: u32, label: String, schema: &Schema) -> Result<Self> {
+    pub(crate) fn open(dir: PathBuf, slot: SlotId, label: String, schema: &Schema) -> Result<Self> {
         let reader =
             SlotReader::open(&dir).map_err(|e| Tantivy::error(format!("opening {label}"), e))?;
         if reader.index.schema() != *schema {

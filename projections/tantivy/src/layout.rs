@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use foldline::{DriverErrors, Error, ProjectionName, Result, SlotState};
+use foldline::{DriverErrors, Error, ProjectionName, Result, SlotId, SlotState};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -102,7 +102,7 @@ impl ProjectionDir {
         &self.projection
     }
 
-    pub(crate) fn slot_dir(&self, slot: u32) -> PathBuf {
+    pub(crate) fn slot_dir(&self, slot: SlotId) -> PathBuf {
         self.path.join(format!("slot-{slot}"))
     }
 
@@ -130,27 +130,27 @@ impl ProjectionDir {
     }
 
     /// The active slot: what `ACTIVE` says, `None` before any activation.
-    pub(crate) fn active(&self) -> Result<Option<u32>> {
-        self.read_number(ACTIVE)
+    pub(crate) fn active(&self) -> Result<Option<SlotId>> {
+        self.read_slot_id(ACTIVE)
     }
 
     /// Points `ACTIVE` at `slot`, atomically. Hold the lock.
-    pub(crate) fn set_active(&self, slot: u32, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn set_active(&self, slot: SlotId, _lock: &ProjectionLock) -> Result<()> {
         self.write_atomic(&self.path, ACTIVE, format!("{slot}\n").as_bytes())
     }
 
     /// The number the next new slot gets (1 for a new projection). Hold the lock.
-    pub(crate) fn next_slot(&self, _lock: &ProjectionLock) -> Result<u32> {
-        Ok(self.read_number(NEXT_SLOT)?.unwrap_or(1))
+    pub(crate) fn next_slot(&self, _lock: &ProjectionLock) -> Result<SlotId> {
+        Ok(self.read_slot_id(NEXT_SLOT)?.unwrap_or(SlotId::new(1)))
     }
 
     /// Records that numbers below `next` are taken. Hold the lock.
-    pub(crate) fn set_next_slot(&self, next: u32, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn set_next_slot(&self, next: SlotId, _lock: &ProjectionLock) -> Result<()> {
         self.write_atomic(&self.path, NEXT_SLOT, format!("{next}\n").as_bytes())
     }
 
     /// Every complete slot directory's number, ascending.
-    pub(crate) fn slot_numbers(&self) -> Result<Vec<u32>> {
+    pub(crate) fn slot_numbers(&self) -> Result<Vec<SlotId>> {
         let entries = match fs::read_dir(&self.path) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -183,7 +183,7 @@ impl ProjectionDir {
     }
 
     /// `slot.json` of `slot`; `None` when the slot does not exist.
-    pub(crate) fn slot_meta(&self, slot: u32) -> Result<Option<SlotMeta>> {
+    pub(crate) fn slot_meta(&self, slot: SlotId) -> Result<Option<SlotMeta>> {
         self.read_json(&self.slot_dir(slot), SLOT_META)
     }
 
@@ -193,15 +193,20 @@ impl ProjectionDir {
     }
 
     /// `lease.json` of `slot`, if any.
-    pub(crate) fn lease(&self, slot: u32) -> Result<Option<Lease>> {
+    pub(crate) fn lease(&self, slot: SlotId) -> Result<Option<Lease>> {
         self.read_json(&self.slot_dir(slot), LEASE)
     }
 
-    pub(crate) fn set_lease(&self, slot: u32, lease: &Lease, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn set_lease(
+        &self,
+        slot: SlotId,
+        lease: &Lease,
+        _lock: &ProjectionLock,
+    ) -> Result<()> {
         self.write_json(&self.slot_dir(slot), LEASE, lease)
     }
 
-    pub(crate) fn remove_lease(&self, slot: u32, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn remove_lease(&self, slot: SlotId, _lock: &ProjectionLock) -> Result<()> {
         match fs::remove_file(self.slot_dir(slot).join(LEASE)) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_error(
                 format!(
@@ -215,7 +220,7 @@ impl ProjectionDir {
     }
 
     /// A fresh directory to build slot `slot` in, renamed into place by [`Self::publish`].
-    pub(crate) fn creating_dir(&self, slot: u32, _lock: &ProjectionLock) -> Result<PathBuf> {
+    pub(crate) fn creating_dir(&self, slot: SlotId, _lock: &ProjectionLock) -> Result<PathBuf> {
         let dir = self
             .path
             .join(format!("{CREATING}{slot}-{:016x}", fastrand::u64(..)));
@@ -229,7 +234,7 @@ impl ProjectionDir {
     }
 
     /// Moves a complete slot directory to `slot-<n>`, where readers see it.
-    pub(crate) fn publish(&self, built: &Path, slot: u32, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn publish(&self, built: &Path, slot: SlotId, _lock: &ProjectionLock) -> Result<()> {
         let context = || format!("creating slot {slot} of projection `{}`", self.projection);
         fs::rename(built, self.slot_dir(slot)).map_err(|e| io_error(context(), e))?;
         sync_dir(&self.path).map_err(|e| io_error(context(), e))
@@ -238,7 +243,7 @@ impl ProjectionDir {
     /// Takes `slot` away from readers and writers in one rename, then deletes its files. After
     /// the rename the slot, its checkpoint and its lease are gone; a failure to delete the
     /// files leaves a `.dropped-*` directory that the next slot creation removes.
-    pub(crate) fn remove_slot(&self, slot: u32, _lock: &ProjectionLock) -> Result<()> {
+    pub(crate) fn remove_slot(&self, slot: SlotId, _lock: &ProjectionLock) -> Result<()> {
         let context = || format!("dropping slot {slot} of projection `{}`", self.projection);
         let dropped = self
             .path
@@ -275,9 +280,9 @@ impl ProjectionDir {
         }
     }
 
-    /// The number in the projection's file `name` (`ACTIVE`, `next_slot`); `None` when the
+    /// The slot number in the projection's file `name` (`ACTIVE`, `next_slot`); `None` when the
     /// file does not exist.
-    fn read_number(&self, name: &str) -> Result<Option<u32>> {
+    fn read_slot_id(&self, name: &str) -> Result<Option<SlotId>> {
         let context = || format!("reading {name} of projection `{}`", self.projection);
         match fs::read_to_string(self.path.join(name)) {
             Ok(text) => text
@@ -378,18 +383,18 @@ mod tests {
         let (_root, dir) = dir();
         assert_eq!(dir.active().unwrap(), None);
         let lock = dir.lock().unwrap();
-        assert_eq!(dir.next_slot(&lock).unwrap(), 1);
-        dir.set_next_slot(4, &lock).unwrap();
-        dir.set_active(3, &lock).unwrap();
-        assert_eq!(dir.next_slot(&lock).unwrap(), 4);
-        assert_eq!(dir.active().unwrap(), Some(3));
+        assert_eq!(dir.next_slot(&lock).unwrap(), SlotId::new(1));
+        dir.set_next_slot(SlotId::new(4), &lock).unwrap();
+        dir.set_active(SlotId::new(3), &lock).unwrap();
+        assert_eq!(dir.next_slot(&lock).unwrap(), SlotId::new(4));
+        assert_eq!(dir.active().unwrap(), Some(SlotId::new(3)));
     }
 
     #[test]
     fn a_missing_projection_has_no_slots() {
         let (_root, dir) = dir();
         assert!(dir.slot_numbers().unwrap().is_empty());
-        assert!(dir.slot_meta(1).unwrap().is_none());
+        assert!(dir.slot_meta(SlotId::new(1)).unwrap().is_none());
     }
 
     #[test]
@@ -402,7 +407,7 @@ mod tests {
     fn leftovers_are_removed() {
         let (_root, dir) = dir();
         let lock = dir.lock().unwrap();
-        let creating = dir.creating_dir(1, &lock).unwrap();
+        let creating = dir.creating_dir(SlotId::new(1), &lock).unwrap();
         dir.remove_leftovers(&lock);
         assert!(!creating.exists());
     }

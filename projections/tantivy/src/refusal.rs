@@ -1,7 +1,7 @@
 //! What this crate refuses itself: a schema it cannot key documents by, a document that does
 //! not fit the schema, a key of the wrong shape.
 
-use foldline::{BackendErrorKind, DriverErrors, Error};
+use foldline::{BackendErrorKind, DriverErrors, Error, SlotId};
 
 use crate::error::Tantivy;
 
@@ -52,7 +52,7 @@ pub enum TantivyTargetError {
     )]
     SchemaMismatch {
         /// The slot.
-        slot: u32,
+        slot: SlotId,
     },
     /// A key for a u64 key field is not a decimal u64.
     #[error("key `{key}` is not a u64, but the key field `{field}` holds u64s")]

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, PoisonError};
 
-use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result, SlotId};
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
 use tantivy::{Score, Searcher, TantivyDocument};
@@ -50,7 +50,7 @@ pub struct TantivySearcher {
 #[derive(Debug)]
 struct Inner {
     dir: ProjectionDir,
-    readers: Mutex<HashMap<u32, Arc<OpenSlot>>>,
+    readers: Mutex<HashMap<SlotId, Arc<OpenSlot>>>,
 }
 
 struct OpenSlot {
@@ -89,7 +89,7 @@ impl TantivySearcher {
     /// # Errors
     ///
     /// When `ACTIVE` cannot be read.
-    pub async fn active_slot(&self) -> Result<Option<u32>> {
+    pub async fn active_slot(&self) -> Result<Option<SlotId>> {
         let inner = Arc::clone(&self.inner);
         blocking(move || inner.dir.active()).await
     }
@@ -186,7 +186,7 @@ impl TantivySearcher {
     pub async fn read<R, F>(&self, read: F) -> Result<Option<R>>
     where
         R: Send + 'static,
-        F: FnOnce(u32, &Searcher) -> tantivy::Result<R> + Send + 'static,
+        F: FnOnce(SlotId, &Searcher) -> tantivy::Result<R> + Send + 'static,
     {
         self.with_active(move |slot, _, searcher| {
             read(slot, searcher).map_err(|e| Tantivy::error(format!("reading slot {slot}"), e))
@@ -203,7 +203,7 @@ impl TantivySearcher {
     async fn with_active<R, F>(&self, read: F) -> Result<Option<R>>
     where
         R: Send + 'static,
-        F: FnOnce(u32, &OpenSlot, &Searcher) -> Result<R> + Send + 'static,
+        F: FnOnce(SlotId, &OpenSlot, &Searcher) -> Result<R> + Send + 'static,
     {
         let inner = Arc::clone(&self.inner);
         blocking(move || {
@@ -227,7 +227,7 @@ impl TantivySearcher {
 impl Inner {
     /// An up-to-date searcher of `slot`, opening its reader on first use and closing readers
     /// of other slots (they are no longer active).
-    fn searcher(&self, slot: u32) -> Result<(Arc<OpenSlot>, Searcher)> {
+    fn searcher(&self, slot: SlotId) -> Result<(Arc<OpenSlot>, Searcher)> {
         let cached = {
             let mut readers = self.readers.lock().unwrap_or_else(PoisonError::into_inner);
             readers.retain(|n, _| *n == slot);
@@ -256,7 +256,7 @@ impl Inner {
         Ok((open, searcher))
     }
 
-    fn open(&self, slot: u32) -> Result<OpenSlot> {
+    fn open(&self, slot: SlotId) -> Result<OpenSlot> {
         let label = format!("slot {slot} of projection `{}`", self.dir.projection());
         let meta = self.dir.slot_meta(slot)?.ok_or_else(|| {
             Tantivy::failure(
@@ -272,7 +272,7 @@ impl Inner {
         Ok(OpenSlot { reader, key })
     }
 
-    fn forget(&self, slot: u32) {
+    fn forget(&self, slot: SlotId) {
         self.readers
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

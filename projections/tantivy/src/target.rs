@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotInfo, SlotState,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
 };
 use tantivy::{Index, TantivyDocument};
 use tracing::Instrument;
@@ -52,7 +52,7 @@ struct Inner {
     /// One cell per slot this target touched. A cell's async mutex serialises the slot's
     /// writes in this process; its guard travels into the blocking task, so a cancelled
     /// caller cannot let a second write start before the first ends.
-    cells: Mutex<HashMap<(ProjectionName, u32), SharedCell>>,
+    cells: Mutex<HashMap<(ProjectionName, SlotId), SharedCell>>,
 }
 
 type SharedCell = Arc<tokio::sync::Mutex<Cell>>;
@@ -78,7 +78,7 @@ impl Cell {
     fn index(
         &mut self,
         dir: &ProjectionDir,
-        slot: u32,
+        slot: SlotId,
         inner: &Inner,
     ) -> Result<Option<&mut SlotIndex>> {
         let path = dir.slot_dir(slot);
@@ -102,7 +102,7 @@ impl Cell {
     fn committed(
         &mut self,
         dir: &ProjectionDir,
-        slot: u32,
+        slot: SlotId,
         inner: &Inner,
     ) -> Result<Option<Payload>> {
         let Some(index) = self.index(dir, slot, inner)? else {
@@ -157,7 +157,7 @@ impl TantivyTarget {
     pub async fn get(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         key: &str,
     ) -> Result<Option<TantivyDocument>> {
         let key = key.to_owned();
@@ -176,7 +176,7 @@ impl TantivyTarget {
     /// # Errors
     ///
     /// Only when the runtime shuts down.
-    pub async fn release_writer(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    pub async fn release_writer(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_cell(projection, slot, |cell, _, _| {
             if let Some(index) = &mut cell.index {
                 index.close_writer();
@@ -190,7 +190,7 @@ impl TantivyTarget {
         ProjectionDir::new(self.inner.options.root(), projection)
     }
 
-    fn cell(&self, projection: &ProjectionName, slot: u32) -> SharedCell {
+    fn cell(&self, projection: &ProjectionName, slot: SlotId) -> SharedCell {
         let mut cells = self
             .inner
             .cells
@@ -199,7 +199,7 @@ impl TantivyTarget {
         Arc::clone(cells.entry((projection.clone(), slot)).or_default())
     }
 
-    fn forget_cell(&self, projection: &ProjectionName, slot: u32) {
+    fn forget_cell(&self, projection: &ProjectionName, slot: SlotId) {
         self.inner
             .cells
             .lock()
@@ -208,7 +208,7 @@ impl TantivyTarget {
     }
 
     /// Runs `work` on the blocking pool with `slot`'s cell locked.
-    async fn with_cell<T, F>(&self, projection: &ProjectionName, slot: u32, work: F) -> Result<T>
+    async fn with_cell<T, F>(&self, projection: &ProjectionName, slot: SlotId, work: F) -> Result<T>
     where
         T: Send + 'static,
         F: FnOnce(&mut Cell, &ProjectionDir, &Inner) -> Result<T> + Send + 'static,
@@ -233,7 +233,7 @@ impl TantivyTarget {
 
 /// A slot's state: `ACTIVE` names the active one; of the others, a slot that was never active
 /// is building and one that was is retired.
-fn state_of(slot: u32, meta: &SlotMeta, active: Option<u32>) -> SlotState {
+fn state_of(slot: SlotId, meta: &SlotMeta, active: Option<SlotId>) -> SlotState {
     if active == Some(slot) {
         SlotState::Active
     } else if meta.state == SlotState::Building {
@@ -243,7 +243,7 @@ fn state_of(slot: u32, meta: &SlotMeta, active: Option<u32>) -> SlotState {
     }
 }
 
-fn slot_not_found(dir: &ProjectionDir, slot: u32) -> Error {
+fn slot_not_found(dir: &ProjectionDir, slot: SlotId) -> Error {
     Error::SlotNotFound {
         projection: dir.projection().clone(),
         slot,
@@ -289,10 +289,10 @@ impl ProjectionTarget for TantivyTarget {
                     }
                 }
             }
-            let after_existing = numbers.last().map_or(1, |n| n.saturating_add(1));
+            let after_existing = numbers.last().map_or(SlotId::new(1), |n| n.next());
             let slot = dir.next_slot(&lock)?.max(after_existing);
             // Taken before the slot exists: a crash from here on never reuses the number.
-            dir.set_next_slot(slot.saturating_add(1), &lock)?;
+            dir.set_next_slot(slot.next(), &lock)?;
             let build = dir.creating_dir(slot, &lock)?;
             let label = || format!("creating slot {slot} of projection `{}`", dir.projection());
             Index::create_in_dir(&build, inner.options.schema().clone())
@@ -304,13 +304,13 @@ impl ProjectionTarget for TantivyTarget {
             };
             dir.write_slot_meta(&build, &meta)?;
             dir.publish(&build, slot, &lock)?;
-            tracing::debug!(projection = %dir.projection(), slot, version, "created slot");
+            tracing::debug!(projection = %dir.projection(), slot = slot.get(), version, "created slot");
             Ok(SlotInfo::new(slot, version, SlotState::Building))
         })
         .await
     }
 
-    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_dir(projection, move |dir, _| {
             if !dir.slot_dir(slot).is_dir() {
                 return Err(slot_not_found(dir, slot));
@@ -331,13 +331,13 @@ impl ProjectionTarget for TantivyTarget {
             }
             meta.state = SlotState::Active;
             dir.write_slot_meta(&dir.slot_dir(slot), &meta)?;
-            tracing::debug!(projection = %dir.projection(), slot, ?previous, "activated slot");
+            tracing::debug!(projection = %dir.projection(), slot = slot.get(), ?previous, "activated slot");
             Ok(())
         })
         .await
     }
 
-    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn drop_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_cell(projection, slot, move |cell, dir, _| {
             if !dir.slot_dir(slot).is_dir() {
                 return Ok(());
@@ -353,7 +353,7 @@ impl ProjectionTarget for TantivyTarget {
             // then take the whole slot, checkpoint included, away in one rename.
             cell.index = None;
             dir.remove_slot(slot, &lock)?;
-            tracing::debug!(projection = %dir.projection(), slot, "dropped slot");
+            tracing::debug!(projection = %dir.projection(), slot = slot.get(), "dropped slot");
             Ok(())
         })
         .await?;
@@ -361,7 +361,7 @@ impl ProjectionTarget for TantivyTarget {
         Ok(())
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_cell(projection, slot, move |cell, dir, inner| {
             let index = cell
                 .index(dir, slot, inner)?
@@ -374,7 +374,7 @@ impl ProjectionTarget for TantivyTarget {
     async fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Option<Checkpoint>> {
         self.with_cell(projection, slot, move |cell, dir, inner| {
             Ok(cell
@@ -387,13 +387,13 @@ impl ProjectionTarget for TantivyTarget {
     async fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<Self::Writes>,
     ) -> Result<CommitOutcome> {
         let span = tracing::info_span!(
             "tantivy.commit",
             projection = %projection,
-            slot,
+            slot = slot.get(),
             writes = commit.writes.len(),
             park = commit.park.len(),
             unpark = commit.unpark.len(),
@@ -425,7 +425,7 @@ impl ProjectionTarget for TantivyTarget {
     async fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
@@ -460,7 +460,7 @@ impl ProjectionTarget for TantivyTarget {
     async fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> Result<()> {
         let owner = owner.to_owned();
@@ -483,7 +483,7 @@ impl ProjectionTarget for TantivyTarget {
     async fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Vec<DeadLetter>> {
         self.with_cell(projection, slot, move |cell, dir, inner| {
             Ok(cell
@@ -548,20 +548,32 @@ mod tests {
             key_field: "id".into(),
         };
         assert_eq!(
-            state_of(2, &meta(SlotState::Building), Some(2)),
+            state_of(
+                SlotId::new(2),
+                &meta(SlotState::Building),
+                Some(SlotId::new(2))
+            ),
             SlotState::Active
         );
         assert_eq!(
-            state_of(2, &meta(SlotState::Building), Some(1)),
+            state_of(
+                SlotId::new(2),
+                &meta(SlotState::Building),
+                Some(SlotId::new(1))
+            ),
             SlotState::Building
         );
         // Marked active, but ACTIVE moved on (a crash between the switch and the bookkeeping).
         assert_eq!(
-            state_of(2, &meta(SlotState::Active), Some(3)),
+            state_of(
+                SlotId::new(2),
+                &meta(SlotState::Active),
+                Some(SlotId::new(3))
+            ),
             SlotState::Retired
         );
         assert_eq!(
-            state_of(2, &meta(SlotState::Retired), None),
+            state_of(SlotId::new(2), &meta(SlotState::Retired), None),
             SlotState::Retired
         );
     }

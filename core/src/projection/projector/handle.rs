@@ -8,7 +8,7 @@ use crate::error::{BackendError, BackendErrorKind, Error, Result};
 use crate::names::ProjectionName;
 use crate::position::{Checkpoint, Position};
 use crate::projection::Projection;
-use crate::projection::target::ProjectorState;
+use crate::projection::target::{ProjectorState, SlotId};
 
 /// What a projector is doing: its slot, checkpoint and counts, updated after every batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,8 +16,8 @@ use crate::projection::target::ProjectorState;
 pub struct ProjectorProgress {
     /// The projection.
     pub projection: ProjectionName,
-    /// The slot it works on (0 before it has picked one).
-    pub slot: u32,
+    /// The slot it works on ([`SlotId::NONE`] before it has picked one).
+    pub slot: SlotId,
     /// Whether that slot is the one readers see.
     pub active: bool,
     /// What it is doing.
@@ -44,7 +44,7 @@ impl ProjectorProgress {
     pub(crate) fn starting<P: Projection>() -> Self {
         ProjectorProgress {
             projection: P::NAME,
-            slot: 0,
+            slot: SlotId::NONE,
             active: false,
             state: ProjectorState::Standby,
             checkpoint: Checkpoint::START,

@@ -13,7 +13,7 @@ use crate::position::Checkpoint;
 use crate::projection::Projection;
 use crate::projection::target::{
     Commit, CommitOutcome, DeadLetter, ProjectionControl, ProjectionTarget, ProjectionTargetExt,
-    ProjectorHeartbeat, ProjectorState, SlotInfo, SlotState,
+    ProjectorHeartbeat, ProjectorState, SlotId, SlotInfo, SlotState,
 };
 use crate::store::EventStore;
 
@@ -269,7 +269,7 @@ where
     /// crashed projector to let go of it.
     pub(super) async fn with_lease<R>(
         &self,
-        slot: u32,
+        slot: SlotId,
         work: impl AsyncFnOnce() -> Result<R>,
     ) -> Result<R> {
         let shared = &self.shared;
@@ -331,25 +331,29 @@ mod tests {
     #[test]
     fn stale_reports_read_as_stopped() {
         let now = SystemTime::now();
-        let mut status =
-            ProjectorHeartbeat::new(ProjectorState::Running, 1, Checkpoint::START, "a".into());
-        status.at = now - Duration::from_secs(1);
+        let mut heartbeat = ProjectorHeartbeat::new(
+            ProjectorState::Running,
+            SlotId::new(1),
+            Checkpoint::START,
+            "a".into(),
+        );
+        heartbeat.at = now - Duration::from_secs(1);
         assert_eq!(
-            derive_state(Some(&status), false, now),
+            derive_state(Some(&heartbeat), false, now),
             ProjectorState::Running
         );
         assert_eq!(
-            derive_state(Some(&status), true, now),
+            derive_state(Some(&heartbeat), true, now),
             ProjectorState::Paused
         );
-        status.at = now - STALE_AFTER - Duration::from_secs(1);
+        heartbeat.at = now - STALE_AFTER - Duration::from_secs(1);
         assert_eq!(
-            derive_state(Some(&status), false, now),
+            derive_state(Some(&heartbeat), false, now),
             ProjectorState::Stopped
         );
-        status.state = ProjectorState::Failed;
+        heartbeat.state = ProjectorState::Failed;
         assert_eq!(
-            derive_state(Some(&status), false, now),
+            derive_state(Some(&heartbeat), false, now),
             ProjectorState::Failed
         );
         assert_eq!(derive_state(None, false, now), ProjectorState::Stopped);

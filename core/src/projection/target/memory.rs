@@ -9,6 +9,7 @@ use super::{
 use crate::error::{Error, Result};
 use crate::names::ProjectionName;
 use crate::position::Checkpoint;
+use crate::projection::target::SlotId;
 
 /// A read model an [`InMemoryTarget`] keeps: it applies one batch of writes at a time.
 ///
@@ -49,8 +50,8 @@ impl<M> Default for InMemoryTarget<M> {
 
 #[derive(Debug)]
 struct Entry<M> {
-    slots: BTreeMap<u32, Slot<M>>,
-    last_slot: u32,
+    slots: BTreeMap<SlotId, Slot<M>>,
+    last_slot: SlotId,
     control: ProjectionControl,
     heartbeat: Option<ProjectorHeartbeat>,
 }
@@ -59,7 +60,7 @@ impl<M> Default for Entry<M> {
     fn default() -> Self {
         Entry {
             slots: BTreeMap::new(),
-            last_slot: 0,
+            last_slot: SlotId::NONE,
             control: ProjectionControl::default(),
             heartbeat: None,
         }
@@ -97,7 +98,7 @@ impl<M: MemoryModel> InMemoryTarget<M> {
     pub fn read_slot<R>(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         read: impl FnOnce(&M) -> R,
     ) -> Option<R> {
         let inner = self.lock();
@@ -114,7 +115,7 @@ impl<M: MemoryModel> InMemoryTarget<M> {
     fn find_slot<R>(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         f: impl FnOnce(&mut Slot<M>) -> R,
     ) -> Option<R> {
         let mut inner = self.lock();
@@ -128,7 +129,7 @@ impl<M: MemoryModel> InMemoryTarget<M> {
     fn with_slot<R>(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         f: impl FnOnce(&mut Slot<M>) -> R,
     ) -> Result<R> {
         self.find_slot(projection, slot, f)
@@ -170,7 +171,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
                 return Ok(SlotInfo::new(*n, s.version, s.state));
             }
         }
-        entry.last_slot += 1;
+        entry.last_slot = entry.last_slot.next();
         let number = entry.last_slot;
         entry.slots.insert(
             number,
@@ -186,7 +187,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(SlotInfo::new(number, version, SlotState::Building))
     }
 
-    async fn activate(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         let mut inner = self.lock();
         let not_found = || Error::SlotNotFound {
             projection: projection.clone(),
@@ -206,7 +207,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(())
     }
 
-    async fn drop_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn drop_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         let mut inner = self.lock();
         let Some(entry) = inner.get_mut(projection) else {
             return Ok(());
@@ -225,7 +226,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(())
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: u32) -> Result<()> {
+    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_slot(projection, slot, |s| {
             s.model = M::default();
             s.checkpoint = Checkpoint::START;
@@ -236,7 +237,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
     async fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Option<Checkpoint>> {
         Ok(self.find_slot(projection, slot, |s| s.checkpoint.clone()))
     }
@@ -244,7 +245,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
     async fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<Self::Writes>,
     ) -> Result<CommitOutcome> {
         let outcome = self.find_slot(projection, slot, |s| {
@@ -270,7 +271,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
     async fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> Result<bool> {
@@ -289,7 +290,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
     async fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> Result<()> {
         self.find_slot(projection, slot, |s| {
@@ -303,7 +304,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
     async fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Result<Vec<DeadLetter>> {
         Ok(self
             .find_slot(projection, slot, |s| s.dead_letters.clone())

@@ -17,7 +17,7 @@ mod status;
 pub use dead_letter::DeadLetter;
 pub use ext::ProjectionTargetExt;
 pub use memory::{InMemoryTarget, MemoryModel};
-pub use slot::{NewSlot, SlotInfo, SlotState};
+pub use slot::{NewSlot, SlotId, SlotInfo, SlotState};
 pub use status::{ProjectionControl, ProjectorHeartbeat, ProjectorState};
 
 use std::future::Future;
@@ -87,7 +87,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn activate(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Deletes everything of `slot` (checkpoint first, then data, dead letters, lease). Dropping
@@ -99,7 +99,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn drop_slot(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Empties `slot` in place (data, dead letters; checkpoint back to
@@ -111,14 +111,14 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn clear_slot(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// The checkpoint stored with `slot`'s read model; `None` when the slot does not exist.
     fn checkpoint(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> impl Future<Output = Result<Option<Checkpoint>>> + Send;
 
     /// Stores `commit` in `slot` atomically if the slot's checkpoint is `commit.expected`.
@@ -131,7 +131,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn commit(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<Self::Writes>,
     ) -> impl Future<Output = Result<CommitOutcome>> + Send;
 
@@ -140,7 +140,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn acquire_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
         ttl: Duration,
     ) -> impl Future<Output = Result<bool>> + Send;
@@ -149,7 +149,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn release_lease(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         owner: &str,
     ) -> impl Future<Output = Result<()>> + Send;
 
@@ -157,7 +157,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     fn dead_letters(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
 
     /// The operator's flags for `projection` (all slots).

@@ -1,8 +1,54 @@
 //! Slots: the builds of a projection a target keeps side by side.
 
 use std::fmt;
+use std::num::ParseIntError;
+use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+
+/// A slot's number: which build of a projection it is, unique per projection and growing
+/// (1, 2, 3, …). A type of its own so it is never mixed up with the projection version that
+/// sits beside it in [`SlotInfo`]. Displays and serializes as the bare number.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize,
+)]
+#[serde(transparent)]
+pub struct SlotId(u32);
+
+impl SlotId {
+    /// No slot: what a projector shows before it has picked one. Targets number slots from 1.
+    pub const NONE: SlotId = SlotId(0);
+
+    /// The slot numbered `number`.
+    pub const fn new(number: u32) -> Self {
+        SlotId(number)
+    }
+
+    /// The slot's number.
+    pub const fn get(self) -> u32 {
+        self.0
+    }
+
+    /// The number a target gives the slot it creates after this one.
+    #[must_use]
+    pub const fn next(self) -> SlotId {
+        SlotId(self.0.saturating_add(1))
+    }
+}
+
+impl fmt::Display for SlotId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl FromStr for SlotId {
+    type Err = ParseIntError;
+
+    fn from_str(number: &str) -> Result<Self, Self::Err> {
+        number.parse().map(SlotId)
+    }
+}
 
 /// Which slot [`ProjectionTarget::create_slot`](super::ProjectionTarget::create_slot) returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -19,7 +65,7 @@ pub enum NewSlot {
 #[non_exhaustive]
 pub struct SlotInfo {
     /// The slot's number, unique per projection and growing.
-    pub slot: u32,
+    pub slot: SlotId,
     /// The projection version that builds it.
     pub version: u32,
     /// Where it is in its life.
@@ -28,7 +74,7 @@ pub struct SlotInfo {
 
 impl SlotInfo {
     /// Describes a slot (for target implementations).
-    pub fn new(slot: u32, version: u32, state: SlotState) -> Self {
+    pub fn new(slot: SlotId, version: u32, state: SlotState) -> Self {
         SlotInfo {
             slot,
             version,

@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 
+use super::SlotId;
 use crate::position::Checkpoint;
 
 /// An operator's flags for a projection, honoured by every running projector of it.
@@ -29,8 +30,8 @@ impl ProjectionControl {
 pub struct ProjectorHeartbeat {
     /// What it was doing.
     pub state: ProjectorState,
-    /// The slot it was working on.
-    pub slot: u32,
+    /// The slot it was working on ([`SlotId::NONE`] before it picked one).
+    pub slot: SlotId,
     /// Its checkpoint there.
     pub checkpoint: Checkpoint,
     /// Who recorded it (host and process, for finding it).
@@ -44,7 +45,7 @@ pub struct ProjectorHeartbeat {
 
 impl ProjectorHeartbeat {
     /// A heartbeat recorded now.
-    pub fn new(state: ProjectorState, slot: u32, checkpoint: Checkpoint, owner: String) -> Self {
+    pub fn new(state: ProjectorState, slot: SlotId, checkpoint: Checkpoint, owner: String) -> Self {
         ProjectorHeartbeat {
             state,
             slot,

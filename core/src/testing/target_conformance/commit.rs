@@ -8,7 +8,7 @@ use tokio::sync::Barrier;
 use super::TargetProbe;
 use super::fixture::{Fixture, checkpoint, puts};
 use crate::position::{Checkpoint, Position};
-use crate::projection::{Commit, CommitOutcome, NewSlot};
+use crate::projection::{Commit, CommitOutcome, NewSlot, SlotId};
 
 /// How many tasks race in [`concurrent_commits_one_wins`].
 const RACERS: usize = 8;
@@ -127,7 +127,7 @@ pub async fn commit_is_conditional<T: TargetProbe>(target: T) {
 
     let unknown = fx.projection();
     for (projection, slot, what) in [
-        (&p, s + 1000, "a slot never created"),
+        (&p, SlotId::new(s.get() + 1000), "a slot never created"),
         (&unknown, s, "a slot of an unknown projection"),
     ] {
         let commit = Commit::new(Checkpoint::START, cp3.clone(), puts::<T>(&[("a", 7)]));

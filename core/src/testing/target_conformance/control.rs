@@ -6,7 +6,7 @@ use super::TargetProbe;
 use super::fixture::{CLOCK_SLACK, Fixture, checkpoint, close};
 use crate::names::ProjectionName;
 use crate::position::{Checkpoint, Position};
-use crate::projection::{NewSlot, ProjectionControl, ProjectorHeartbeat, ProjectorState};
+use crate::projection::{NewSlot, ProjectionControl, ProjectorHeartbeat, ProjectorState, SlotId};
 
 async fn control<T: TargetProbe>(
     fx: &Fixture,
@@ -100,14 +100,14 @@ pub async fn status_last_report_wins<T: TargetProbe>(target: T) {
 
     let first = ProjectorHeartbeat::new(
         ProjectorState::Running,
-        1,
+        SlotId::new(1),
         checkpoint(&[Position::new(0, 3, 9), Position::new(4, 1, 0)]),
         "host-a:101".into(),
     );
     // An hour ago: a target must keep the reported time, not stamp its own.
     let mut second = ProjectorHeartbeat::new(
         ProjectorState::Failed,
-        2,
+        SlotId::new(2),
         Checkpoint::START,
         "host-b:202".into(),
     )

@@ -9,7 +9,7 @@ use crate::error::Result;
 use crate::event::{NewEvent, RecordedEvent};
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::position::{Checkpoint, Position};
-use crate::projection::{Commit, CommitOutcome, DeadLetter, NewSlot, SlotInfo};
+use crate::projection::{Commit, CommitOutcome, DeadLetter, NewSlot, SlotId, SlotInfo};
 use crate::version::Version;
 
 /// How far apart two times a target stored may be and still count as equal: a target may
@@ -93,7 +93,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) {
         self.ok(
             target.activate(projection, slot).await,
@@ -105,7 +105,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Option<Checkpoint> {
         self.ok(
             target.checkpoint(projection, slot).await,
@@ -117,7 +117,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<T::Writes>,
     ) -> CommitOutcome {
         let doing = format!(
@@ -132,7 +132,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         commit: Commit<T::Writes>,
     ) {
         let what = format!(
@@ -148,7 +148,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         key: &str,
     ) -> Option<u64> {
         self.ok(
@@ -161,7 +161,7 @@ impl Fixture {
         &self,
         target: &T,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
     ) -> Vec<DeadLetter> {
         self.ok(
             target.dead_letters(projection, slot).await,

@@ -5,7 +5,7 @@ use std::time::Duration;
 use super::TargetProbe;
 use super::fixture::Fixture;
 use crate::names::ProjectionName;
-use crate::projection::NewSlot;
+use crate::projection::{NewSlot, SlotId};
 
 /// The lease the case lets expire.
 const SHORT: Duration = Duration::from_millis(300);
@@ -21,7 +21,7 @@ async fn acquire<T: TargetProbe>(
     fx: &Fixture,
     target: &T,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     owner: &str,
     ttl: Duration,
 ) -> bool {
@@ -35,7 +35,7 @@ async fn release<T: TargetProbe>(
     fx: &Fixture,
     target: &T,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     owner: &str,
 ) {
     fx.ok(

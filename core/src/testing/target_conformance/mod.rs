@@ -73,7 +73,7 @@ use std::future::Future;
 use super::{KeyValueModel, KeyValueWrites};
 use crate::error::Result;
 use crate::names::ProjectionName;
-use crate::projection::{InMemoryTarget, ProjectionTarget};
+use crate::projection::{InMemoryTarget, ProjectionTarget, SlotId};
 
 /// What the suite needs beyond [`ProjectionTarget`]: a way to write and read a counter.
 ///
@@ -110,7 +110,7 @@ pub trait TargetProbe: ProjectionTarget + Clone {
     fn read(
         &self,
         projection: &ProjectionName,
-        slot: u32,
+        slot: SlotId,
         key: &str,
     ) -> impl Future<Output = Result<Option<u64>>> + Send;
 }
@@ -120,7 +120,12 @@ impl TargetProbe for InMemoryTarget<KeyValueModel> {
         writes.put(key, value);
     }
 
-    async fn read(&self, projection: &ProjectionName, slot: u32, key: &str) -> Result<Option<u64>> {
+    async fn read(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        key: &str,
+    ) -> Result<Option<u64>> {
         Ok(self
             .read_slot(projection, slot, |model| model.get(key))
             .flatten())

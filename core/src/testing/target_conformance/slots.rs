@@ -10,14 +10,15 @@ use super::fixture::{Fixture, checkpoint, puts};
 use crate::error::{Error, Result};
 use crate::names::ProjectionName;
 use crate::position::{Checkpoint, Position};
-use crate::projection::{Commit, CommitOutcome, NewSlot, SlotInfo, SlotState};
+use crate::projection::{Commit, CommitOutcome, NewSlot, SlotId, SlotInfo, SlotState};
 
 /// How many tasks race in [`concurrent_resume_gets_one_slot`].
 const RACERS: usize = 8;
 
 /// A slot number far above any the cases create.
-fn missing(slots: &[SlotInfo]) -> u32 {
-    slots.iter().map(|s| s.slot).max().unwrap_or(0) + 1000
+fn missing(slots: &[SlotInfo]) -> SlotId {
+    let highest = slots.iter().map(|s| s.slot.get()).max().unwrap_or(0);
+    SlotId::new(highest + 1000)
 }
 
 #[track_caller]
@@ -25,7 +26,7 @@ fn check_not_found(
     fx: &Fixture,
     result: Result<()>,
     projection: &ProjectionName,
-    slot: u32,
+    slot: SlotId,
     what: impl fmt::Display,
 ) {
     match result {
@@ -52,7 +53,7 @@ pub async fn slots_create_and_resume<T: TargetProbe>(target: T) {
 
     let a = fx.create(&target, &p, 1, NewSlot::Resume).await;
     fx.check(
-        a.slot >= 1 && a.version == 1 && a.state == SlotState::Building,
+        a.slot >= SlotId::new(1) && a.version == 1 && a.state == SlotState::Building,
         || {
             format!(
                 "Resume on a new projection should create a building slot of version 1, \
@@ -269,7 +270,7 @@ pub async fn drop_slot_deletes_everything<T: TargetProbe>(target: T) {
     let p = fx.projection();
     let cp = checkpoint(&[Position::new(0, 0, 5)]);
     // Slots of versions 1, 2, 3, each with data and a dead letter.
-    let mut made = [0; 3];
+    let mut made = [SlotId::NONE; 3];
     for (version, made) in (1..).zip(&mut made) {
         let slot = fx.create(&target, &p, version, NewSlot::Fresh).await;
         let letter = fx.letter(
@@ -357,7 +358,7 @@ pub async fn drop_slot_deletes_everything<T: TargetProbe>(target: T) {
         "the slots after dropping the retired and the building slot",
     );
 
-    let nowhere = c + 1000;
+    let nowhere = SlotId::new(c.get() + 1000);
     fx.ok(
         target.drop_slot(&p, nowhere).await,
         "dropping a slot never created",

@@ -16,8 +16,8 @@ use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
 use foldline::{
     BoxError, Checkpoint, Envelope, EventStore, PoisonPolicy, Projection, ProjectionName,
-    ProjectionTarget, Projector, ProjectorOptions, ProjectorState, RecordedEvent, SlotState,
-    StreamId, Version,
+    ProjectionTarget, Projector, ProjectorOptions, ProjectorState, RecordedEvent, SlotId,
+    SlotState, StreamId, Version,
 };
 use foldline_redis::RedisTestPrefix;
 use foldline_redis::RedisWrites;
@@ -109,7 +109,7 @@ async fn an_interrupted_blue_green_rebuild_resumes_its_slot_and_equals_a_fresh_b
     let total = Checkpoint::START.distance_to(&store.head().await?);
     assert!(total >= 8000, "{total}");
     bank.balances().catch_up().await?;
-    assert_eq!(bank.active_slot().await?, Some(1));
+    assert_eq!(bank.active_slot().await?, Some(SlotId::new(1)));
 
     // Start a blue/green rebuild and kill it (SIGKILL) once its slot has some of the events.
     let mut child = bank.spawn(&["rebuild", "balances"])?;
@@ -134,7 +134,7 @@ async fn an_interrupted_blue_green_rebuild_resumes_its_slot_and_equals_a_fresh_b
         at_kill.covers_checkpoint(&reached),
         "{at_kill} vs {reached}"
     );
-    assert_eq!(bank.active_slot().await?, Some(1));
+    assert_eq!(bank.active_slot().await?, Some(SlotId::new(1)));
     let left = at_kill.distance_to(&head);
     assert!(left > 0 && left < total, "{left} of {total} left");
 
@@ -187,7 +187,7 @@ async fn an_interrupted_blue_green_rebuild_resumes_its_slot_and_equals_a_fresh_b
         .await?;
     let rebuilt = dump(&target, building).await?;
     assert_eq!(rebuilt.len(), 21, "20 accounts and the set of them");
-    assert_eq!(rebuilt, dump(fresh.target(), 1).await?);
+    assert_eq!(rebuilt, dump(fresh.target(), SlotId::new(1)).await?);
     let checkpoint = bank.checkpoint(building).await?.context("a checkpoint")?;
     assert!(
         checkpoint.covers_checkpoint(&store.head().await?),
@@ -254,7 +254,7 @@ async fn reset_asks_for_yes_offers_a_dry_run_and_needs_the_slot() -> anyhow::Res
     running.wait_for(&last, Duration::from_secs(20)).await?;
     let before = bank.balances_now().await?;
     assert_eq!(before.len(), 3);
-    let checkpoint = bank.checkpoint(1).await?;
+    let checkpoint = bank.checkpoint(SlotId::new(1)).await?;
 
     // No --yes, and stdin is not a terminal to ask on: refused, nothing reset.
     let ran = bank.foldline(&["reset", "balances"]).await?;
@@ -267,7 +267,7 @@ async fn reset_asks_for_yes_offers_a_dry_run_and_needs_the_slot() -> anyhow::Res
         "{ran:?}"
     );
     assert!(ran.stdout.is_empty(), "{ran:?}");
-    assert_eq!(bank.checkpoint(1).await?, checkpoint);
+    assert_eq!(bank.checkpoint(SlotId::new(1)).await?, checkpoint);
     assert_eq!(bank.balances_now().await?, before);
 
     // --dry-run says what it would do, and does nothing.
@@ -284,7 +284,7 @@ async fn reset_asks_for_yes_offers_a_dry_run_and_needs_the_slot() -> anyhow::Res
     let line = &ran.of_type("projection_reset")[0];
     assert_eq!(line["dry_run"], true, "{ran:?}");
     assert_eq!(line["slot"], 1, "{ran:?}");
-    assert_eq!(bank.checkpoint(1).await?, checkpoint);
+    assert_eq!(bank.checkpoint(SlotId::new(1)).await?, checkpoint);
     assert_eq!(bank.balances_now().await?, before);
 
     // --yes while a projector holds the slot: busy (after waiting a lease's lifetime).
@@ -313,7 +313,10 @@ async fn reset_asks_for_yes_offers_a_dry_run_and_needs_the_slot() -> anyhow::Res
             .starts_with("reset balances (slot 1); running projectors rebuild it"),
         "{ran:?}"
     );
-    assert_eq!(bank.checkpoint(1).await?, Some(Checkpoint::START));
+    assert_eq!(
+        bank.checkpoint(SlotId::new(1)).await?,
+        Some(Checkpoint::START)
+    );
     assert!(bank.balances_now().await?.is_empty());
 
     // Resumed, the running projector builds it again from the first event.

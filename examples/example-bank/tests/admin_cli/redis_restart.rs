@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use example_bank::projections::balances::Balances;
-use foldline::Projector;
+use foldline::{Projector, SlotId};
 use foldline_redis::RedisTestPrefix;
 use foldline_redis::{RedisTarget, RedisTargetOptions};
 use foldline_tests::redis_server::RedisServer;
@@ -59,8 +59,8 @@ async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()>
         .await?;
     // A new connection: the one above saw the restart, and its next command would fail.
     let target = RedisTarget::connect(options).await?;
-    let rebuilt = dump(&target, 1).await?;
+    let rebuilt = dump(&target, SlotId::new(1)).await?;
     assert_eq!(rebuilt.len(), 51, "50 accounts and the set of them");
-    assert_eq!(rebuilt, dump(fresh.target(), 1).await?);
+    assert_eq!(rebuilt, dump(fresh.target(), SlotId::new(1)).await?);
     Ok(())
 }

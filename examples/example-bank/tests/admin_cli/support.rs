@@ -12,7 +12,7 @@ use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::{BalanceTarget, Balances};
 use foldline::{
     AppendResult, Checkpoint, Position, Projection, ProjectionTarget, ProjectionTargetExt,
-    Projector, ProjectorOptions, SlotState,
+    Projector, ProjectorOptions, SlotId, SlotState,
 };
 use foldline_postgres::PgEventStore;
 use foldline_postgres::PgTestSchema;
@@ -140,12 +140,12 @@ impl Bank {
             .collect())
     }
 
-    pub(crate) async fn active_slot(&self) -> anyhow::Result<Option<u32>> {
+    pub(crate) async fn active_slot(&self) -> anyhow::Result<Option<SlotId>> {
         let active = self.target().active_slot(&Balances::NAME).await?;
         Ok(active.map(|s| s.slot))
     }
 
-    pub(crate) async fn checkpoint(&self, slot: u32) -> anyhow::Result<Option<Checkpoint>> {
+    pub(crate) async fn checkpoint(&self, slot: SlotId) -> anyhow::Result<Option<Checkpoint>> {
         Ok(self.target().checkpoint(&Balances::NAME, slot).await?)
     }
 }
@@ -169,7 +169,7 @@ pub(crate) async fn run(command: std::process::Command) -> anyhow::Result<Ran> {
 pub(crate) async fn first_rebuild_commit(
     target: &RedisTarget,
     child: &mut Child,
-) -> anyhow::Result<(u32, Checkpoint)> {
+) -> anyhow::Result<(SlotId, Checkpoint)> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait()? {
@@ -261,7 +261,7 @@ where
 /// with its value rendered as text (hash fields and set members sorted).
 pub(crate) async fn dump(
     target: &RedisTarget,
-    slot: u32,
+    slot: SlotId,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     let keys = target.slot_keys(&Balances::NAME, slot);
     let data = keys.data_prefix();

@@ -16,7 +16,7 @@ use crate::error::{BoxError, Error, PoisonEvent, Result, error_chain};
 use crate::event::RecordedEvent;
 use crate::position::Checkpoint;
 use crate::projection::Projection;
-use crate::projection::target::{DeadLetter, ProjectionTarget};
+use crate::projection::target::{DeadLetter, ProjectionTarget, SlotId};
 use crate::store::EventStore;
 
 /// How an event that failed ended.
@@ -59,13 +59,13 @@ where
     /// again from the target (which ends the run on shutdown).
     pub(super) async fn apply(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         events: &[RecordedEvent],
         store_checkpoint: Option<&Checkpoint>,
     ) -> Result<Step> {
         let started = Instant::now();
-        let span = tracing::info_span!("projection.batch", projection = %P::NAME, slot, events = events.len());
+        let span = tracing::info_span!("projection.batch", projection = %P::NAME, slot = slot.get(), events = events.len());
         let mut counts = Counts::default();
         let step = self
             .handle_and_commit(slot, checkpoint, events, store_checkpoint, &mut counts)
@@ -87,7 +87,7 @@ where
     /// precedes it, deals with the event alone, and goes on after it.
     async fn handle_and_commit(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         events: &[RecordedEvent],
         store_checkpoint: Option<&Checkpoint>,
@@ -136,7 +136,7 @@ where
     /// an earlier event may fail this time: `failed` then names that one.
     async fn commit_prefix(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         events: &[RecordedEvent],
         failed: &mut Failed,
@@ -164,7 +164,7 @@ where
     /// [`PoisonPolicy::DeadLetter`].
     async fn poison(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         event: &RecordedEvent,
         first_error: BoxError,
@@ -208,7 +208,7 @@ where
     /// Parks `event` in the dead-letter list, atomically with moving the checkpoint past it.
     async fn park(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         event: &RecordedEvent,
         error: BoxError,

@@ -8,7 +8,7 @@ use crate::codec::Codec;
 use crate::error::Result;
 use crate::position::Checkpoint;
 use crate::projection::Projection;
-use crate::projection::target::{Commit, CommitOutcome, DeadLetter, ProjectionTarget};
+use crate::projection::target::{Commit, CommitOutcome, DeadLetter, ProjectionTarget, SlotId};
 use crate::store::EventStore;
 
 /// What a [`Driver::commit`] did.
@@ -32,7 +32,7 @@ where
     /// when stored.
     pub(super) async fn commit(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         checkpoint: &mut Checkpoint,
         built: Built<P::Writes>,
         park: Vec<DeadLetter>,
@@ -52,7 +52,7 @@ where
                 telemetry::moved(&P::NAME);
                 tracing::info!(
                     projection = %P::NAME,
-                    slot,
+                    slot = slot.get(),
                     expected = %checkpoint,
                     actual = %actual.map_or_else(|| "none (slot dropped)".to_owned(), |c| c.to_string()),
                     "the slot's checkpoint moved under this projector; starting again from it"

@@ -14,13 +14,13 @@ use crate::codec::Codec;
 use crate::error::Result;
 use crate::position::Checkpoint;
 use crate::projection::Projection;
-use crate::projection::target::{ProjectionTarget, ProjectorState, SlotState};
+use crate::projection::target::{ProjectionTarget, ProjectorState, SlotId, SlotState};
 use crate::store::EventStore;
 
 /// The slot a driver holds the lease on, and how far it has got.
 pub(super) struct Slot<'h> {
     /// The slot's number.
-    pub(super) number: u32,
+    pub(super) number: SlotId,
     /// Whether the slot is being built beside the active one (it is activated once caught up).
     pub(super) building: bool,
     /// The checkpoint stored in the slot, as of this driver's last commit.
@@ -56,7 +56,7 @@ where
     /// Holds the lease on `slot`: follows the feed from the slot's checkpoint, batch by batch.
     pub(super) async fn follow(
         &mut self,
-        slot: u32,
+        slot: SlotId,
         building: bool,
         head: &Checkpoint,
         until: Until,
@@ -152,7 +152,7 @@ where
         if slot.building {
             target.activate(&P::NAME, slot.number).await?;
             slot.building = false;
-            tracing::info!(projection = %P::NAME, slot = slot.number, "caught up; slot activated");
+            tracing::info!(projection = %P::NAME, slot = slot.number.get(), "caught up; slot activated");
             for old in target.slots(&P::NAME).await? {
                 if old.state == SlotState::Retired {
                     target.drop_slot(&P::NAME, old.slot).await?;

@@ -8,7 +8,7 @@ use super::{Driver, Exit, Step};
 use crate::codec::Codec;
 use crate::error::Result;
 use crate::projection::Projection;
-use crate::projection::target::{ProjectionTarget, ProjectionTargetExt, ProjectorState};
+use crate::projection::target::{ProjectionTarget, ProjectionTargetExt, ProjectorState, SlotId};
 use crate::store::EventStore;
 
 /// Whether this driver still holds the slot's lease after a [`Driver::renew`].
@@ -37,14 +37,14 @@ where
         }
         self.paused = target.control(&P::NAME).await?.paused;
         if target.checkpoint(&P::NAME, slot.number).await?.as_ref() != Some(&slot.checkpoint) {
-            tracing::info!(projection = %P::NAME, slot = slot.number, "the slot was reset or dropped; starting again");
+            tracing::info!(projection = %P::NAME, slot = slot.number.get(), "the slot was reset or dropped; starting again");
             return Ok(Step::Exit(Exit::Restart));
         }
         if !slot.building {
             let active = target.active_slot(&P::NAME).await?;
             let still_active = active.is_some_and(|a| a.slot == slot.number);
             if !still_active {
-                tracing::info!(projection = %P::NAME, slot = slot.number, "another slot was activated; switching to it");
+                tracing::info!(projection = %P::NAME, slot = slot.number.get(), "another slot was activated; switching to it");
                 return Ok(Step::Exit(Exit::Restart));
             }
         }
@@ -68,7 +68,7 @@ where
     }
 
     /// Renews the lease on `slot` for another lease lifetime.
-    pub(super) async fn renew(&mut self, slot: u32) -> Result<Lease> {
+    pub(super) async fn renew(&mut self, slot: SlotId) -> Result<Lease> {
         let options = &self.shared.options;
         let held = self
             .shared
@@ -79,7 +79,7 @@ where
             self.last_renewal = Instant::now();
             Ok(Lease::Held)
         } else {
-            tracing::warn!(projection = %P::NAME, slot, "lost the slot's lease to another instance");
+            tracing::warn!(projection = %P::NAME, slot = slot.get(), "lost the slot's lease to another instance");
             Ok(Lease::Lost)
         }
     }

@@ -26,7 +26,7 @@ use crate::codec::Codec;
 use crate::error::{Error, Result, error_chain};
 use crate::position::Checkpoint;
 use crate::projection::Projection;
-use crate::projection::target::{NewSlot, ProjectionTarget, ProjectorState, SlotState};
+use crate::projection::target::{NewSlot, ProjectionTarget, ProjectorState, SlotId, SlotState};
 use crate::store::EventStore;
 
 /// When a [`Driver::run`] returns.
@@ -37,7 +37,7 @@ pub(super) enum Until {
     /// Once the store's head as of the start is applied.
     CaughtUp,
     /// Once that slot has applied the store's head as of the start (a rebuild).
-    SlotCaughtUp(u32),
+    SlotCaughtUp(SlotId),
 }
 
 /// How one [`Driver::attempt`] ended.
@@ -178,7 +178,7 @@ where
         self.worked = true;
         let followed = self.follow(slot, building, &head, until).await;
         if let Err(error) = target.release_lease(name, slot, owner).await {
-            tracing::debug!(projection = %name, slot, error = %error_chain(&error, ": "), "could not release the lease");
+            tracing::debug!(projection = %name, slot = slot.get(), error = %error_chain(&error, ": "), "could not release the lease");
         }
         followed
     }
@@ -186,14 +186,14 @@ where
     /// The slot to work on, and whether it is being built (not active yet): the one `until`
     /// names, else the active one if this version built it, else one built beside it.
     /// (`&mut self`: a `Driver` is not `Sync`, and this future must be `Send`.)
-    async fn pick_slot(&mut self, until: Until) -> Result<(u32, bool)> {
+    async fn pick_slot(&mut self, until: Until) -> Result<(SlotId, bool)> {
         let target = &self.shared.target;
         let name = &P::NAME;
         let slots = target.slots(name).await?;
         // A switch interrupted between activating the new slot and dropping the old one.
         for retired in slots.iter().filter(|s| s.state == SlotState::Retired) {
             if let Err(error) = target.drop_slot(name, retired.slot).await {
-                tracing::warn!(projection = %name, slot = retired.slot, error = %error_chain(&error, ": "), "could not drop a retired slot");
+                tracing::warn!(projection = %name, slot = retired.slot.get(), error = %error_chain(&error, ": "), "could not drop a retired slot");
             }
         }
         let active = slots.iter().find(|s| s.state == SlotState::Active);
@@ -230,7 +230,7 @@ where
 
     /// Another instance holds the slot's lease: wait a while, then look again. A catch-up or
     /// rebuild is also done once that instance has brought the slot to the head.
-    async fn stand_by(&mut self, slot: u32, head: &Checkpoint, until: Until) -> Result<Exit> {
+    async fn stand_by(&mut self, slot: SlotId, head: &Checkpoint, until: Until) -> Result<Exit> {
         self.set_state(ProjectorState::Standby);
         self.publish();
         if until != Until::Shutdown {
