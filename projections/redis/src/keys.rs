@@ -68,10 +68,10 @@ impl ProjectionKeys {
 /// projection wrote with [`key`](RedisSlotKeys::key).
 ///
 /// ```
-/// use foldline::ProjectionName;
+/// use foldline::{ProjectionName, SlotId};
 /// use foldline_redis::RedisSlotKeys;
 ///
-/// let keys = RedisSlotKeys::new("foldline", &ProjectionName::new("balances")?, 3);
+/// let keys = RedisSlotKeys::new("foldline", &ProjectionName::new("balances")?, SlotId::new(3));
 /// assert_eq!(keys.hash_tag(), "{foldline:balances:3}");
 /// assert_eq!(keys.key("account:7"), "{foldline:balances:3}:d:account:7");
 /// # Ok::<(), foldline::Error>(())

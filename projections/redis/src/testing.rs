@@ -17,7 +17,7 @@ use crate::writes::RedisWrites;
 /// under the prefix, so tests sharing one Redis never see each other's keys.
 ///
 /// ```no_run
-/// use foldline::{NewSlot, ProjectionName, ProjectionTarget};
+/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId};
 /// use foldline_redis::RedisTestPrefix;
 ///
 /// # #[tokio::main]
@@ -25,7 +25,7 @@ use crate::writes::RedisWrites;
 /// let test = RedisTestPrefix::create().await?;
 /// let orders = ProjectionName::new("orders")?;
 /// let slot = test.target().create_slot(&orders, 1, NewSlot::Fresh).await?;
-/// assert_eq!(slot.slot, 1);
+/// assert_eq!(slot.slot, SlotId::new(1));
 /// assert!(!test.keys().await?.is_empty());
 /// # Ok(())
 /// # }

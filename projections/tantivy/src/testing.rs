@@ -14,7 +14,7 @@ use crate::target::TantivyTarget;
 /// it deletes the directory and every index in it, so tests never see each other's indexes.
 ///
 /// ```
-/// use foldline::{NewSlot, ProjectionName, ProjectionTarget};
+/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId};
 /// use foldline_tantivy::TantivyTestDir;
 /// use tantivy::schema::{Schema, STORED, STRING};
 ///
@@ -25,7 +25,7 @@ use crate::target::TantivyTarget;
 /// let test = TantivyTestDir::create(schema.build(), "id")?;
 /// let books = ProjectionName::new("books")?;
 /// let slot = test.target().create_slot(&books, 1, NewSlot::Fresh).await?;
-/// assert_eq!(slot.slot, 1);
+/// assert_eq!(slot.slot, SlotId::new(1));
 /// assert!(test.path().join("books").is_dir());
 /// # Ok(())
 /// # }

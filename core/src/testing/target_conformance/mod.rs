@@ -97,7 +97,7 @@ use crate::projection::{InMemoryTarget, ProjectionTarget, SlotId};
 /// Target::put(&mut writes, "seen", 3);
 /// target.commit(&name, slot, Commit::new(Checkpoint::START, Checkpoint::START, writes)).await?;
 /// assert_eq!(TargetProbe::read(&target, &name, slot, "seen").await?, Some(3));
-/// assert_eq!(TargetProbe::read(&target, &name, slot + 1, "seen").await?, None);
+/// assert_eq!(TargetProbe::read(&target, &name, slot.next(), "seen").await?, None);
 /// # Ok(())
 /// # }
 /// ```
