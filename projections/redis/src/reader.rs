@@ -59,6 +59,10 @@ impl RedisReader {
     /// # Errors
     ///
     /// A transient [`Error::Backend`](foldline::Error::Backend) when the server cannot be reached.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
     pub async fn connect(options: RedisTargetOptions) -> Result<Self> {
         let conn = options.connect().await?;
         Ok(RedisReader::new(conn, options.prefix().to_owned()))
@@ -72,6 +76,10 @@ impl RedisReader {
     /// # Errors
     ///
     /// [`Error::Backend`](foldline::Error::Backend) when Redis fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn resolve(&self, projection: &ProjectionName) -> Result<Option<RedisSlotKeys>> {
         let keys = ProjectionKeys::new(&self.prefix, projection);
         let active: Option<String> = redis::cmd("GET")
@@ -111,6 +119,11 @@ impl RedisReader {
     ///
     /// [`Error::Backend`](foldline::Error::Backend) when Redis fails or `read` returns an error (its error is the
     /// source), and a transient one when the active slot changed during every attempt.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe as far as foldline goes (it only reads); `read`'s own future is dropped
+    /// with it.
     pub async fn read<T, F, Fut>(
         &self,
         projection: &ProjectionName,

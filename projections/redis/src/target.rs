@@ -81,6 +81,10 @@ impl RedisTarget {
     ///
     /// A transient [`Error::Backend`] when the server cannot be reached (after the
     /// configured reconnection retries).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe.
     pub async fn connect(options: RedisTargetOptions) -> Result<Self> {
         let conn = options.connect().await?;
         Ok(Self::with_connection(conn, options))

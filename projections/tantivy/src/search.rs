@@ -89,6 +89,10 @@ impl TantivySearcher {
     /// # Errors
     ///
     /// When `ACTIVE` cannot be read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn active_slot(&self) -> Result<Option<SlotId>> {
         let inner = Arc::clone(&self.inner);
         blocking(move || inner.dir.active()).await
@@ -102,6 +106,11 @@ impl TantivySearcher {
     ///
     /// [`Rejected`](foldline::BackendErrorKind::Rejected) for a query that does not parse or
     /// a default field the schema lacks; failures to read the index.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads (a search already running on the blocking pool finishes
+    /// there, unseen).
     pub async fn search(
         &self,
         query: &str,
@@ -162,6 +171,10 @@ impl TantivySearcher {
     /// # Errors
     ///
     /// A key the key field cannot hold (not a u64 for a u64 key field); failures to read.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn get(&self, key: &str) -> Result<Option<TantivyDocument>> {
         let key = key.to_owned();
         let found = self
@@ -183,6 +196,11 @@ impl TantivySearcher {
     /// # Errors
     ///
     /// What `read` returns, as a backend error; failures to open the slot.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe as far as foldline goes; once started on the blocking pool, `read` runs to
+    /// its end, unseen.
     pub async fn read<R, F>(&self, read: F) -> Result<Option<R>>
     where
         R: Send + 'static,

@@ -154,6 +154,10 @@ impl TantivyTarget {
     /// # Errors
     ///
     /// A rejected key (not a u64 for a u64 key field); failures to read the index.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
     pub async fn get(
         &self,
         projection: &ProjectionName,
@@ -176,6 +180,10 @@ impl TantivyTarget {
     /// # Errors
     ///
     /// Only when the runtime shuts down.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped, the writer is closed or stays open; either is consistent.
     pub async fn release_writer(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
         self.with_cell(projection, slot, |cell, _, _| {
             if let Some(index) = &mut cell.index {

@@ -49,6 +49,10 @@ impl PgEventStore {
     ///
     /// A transient [`Error::Backend`] when the server cannot be reached (the message names the
     /// URL without its password).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: dropped, nothing is left running (the pool and the writer task go with it).
     pub async fn connect(options: PgStoreOptions) -> Result<Self, Error> {
         let manager = Manager::from_config(
             options.config.clone(),
@@ -109,6 +113,11 @@ impl PgEventStore {
     ///
     /// [`Error::Backend`] when a migration fails (nothing of it is kept), or when the schema
     /// holds a migration that differs from this release's or is newer than it knows.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not cancel safe: the migration in flight may still commit (each is one transaction, so
+    /// whole or not at all). Call it again: applied migrations are skipped.
     pub async fn migrate(&self) -> Result<PgMigrationReport, Error> {
         migrate::migrate(self).await
     }
