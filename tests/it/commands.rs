@@ -564,7 +564,8 @@ where
 /// Any store, instrumented for these tests: it counts the calls to `read_stream` (one per load
 /// of a short stream, so a command that decided on a cached state shows as one that read
 /// nothing), and it can let a rival writer get its append in just before the next append
-/// (one queued rival append before each): a conflict on demand, with no timing involved.
+/// (one queued rival append before each): a conflict on demand, with no timing involved. It
+/// yields to the runtime before each append, so concurrent commands interleave.
 #[derive(Clone)]
 pub(crate) struct InstrumentedStore<S> {
     inner: S,
@@ -606,6 +607,11 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         if let Some(rival) = rival {
             self.inner.append(rival).await?;
         }
+        // An in-memory store never waits, so a command would run from load to append without
+        // giving other tasks a turn, and contention would hang on the OS preempting a thread
+        // at the right moment (a 2-core machine often ran a whole contended test without one
+        // conflict). Yielding here lets a concurrent command decide on the same state first.
+        tokio::task::yield_now().await;
         self.inner.append(request).await
     }
 
