@@ -3,7 +3,7 @@
 # starts the services, checks formatting and lints, and runs every test in the workspace
 # against the real services. Extra arguments go to `cargo test` (e.g. a test name filter).
 #
-# FOLDLINE_SKIP_LINT=1 skips rustfmt and clippy for a quicker local loop.
+# FOLDLINE_SKIP_LINT=1 skips rustfmt, clippy and rustdoc for a quicker local loop.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$ROOT"
@@ -29,7 +29,7 @@ lint_tool() {
 }
 
 if [[ "${FOLDLINE_SKIP_LINT:-}" == 1 ]]; then
-    say "FOLDLINE_SKIP_LINT=1: skipping cargo fmt and cargo clippy"
+    say "FOLDLINE_SKIP_LINT=1: skipping cargo fmt, cargo clippy and cargo doc"
 else
     if lint_tool rustfmt cargo fmt --version; then
         say "cargo fmt --check"
@@ -39,6 +39,9 @@ else
         say "cargo clippy"
         cargo clippy --workspace --all-targets --all-features --locked -- -D warnings
     fi
+    # Broken intra-doc links and other rustdoc warnings fail the run, as clippy's do.
+    say "cargo doc"
+    RUSTDOCFLAGS="${RUSTDOCFLAGS:-} -D warnings" cargo doc --workspace --all-features --no-deps --lib --locked
 fi
 
 say "cargo test"
