@@ -50,15 +50,18 @@ docker_available() {
     command -v docker >/dev/null 2>&1 && docker info >/dev/null 2>&1
 }
 
-apt_updated=""
 apt_install() {
     command -v apt-get >/dev/null 2>&1 || die "cannot install $* here: no apt-get (install it yourself, or run a Docker engine)"
     local sudo=""
     if [[ $(id -u) -ne 0 ]]; then sudo="sudo"; fi
-    if [[ -z "$apt_updated" ]]; then
+    # One `apt-get update` a day is enough: each service script runs in its own process, and a
+    # fresh machine installs several of them in a row.
+    local stamp="$STATE_DIR/apt-updated"
+    if [[ -z "$(find "$stamp" -mmin -1440 2>/dev/null)" ]]; then
         say "apt-get update"
         $sudo apt-get update -qq >/dev/null
-        apt_updated=1
+        mkdir -p "$STATE_DIR"
+        touch "$stamp"
     fi
     say "installing $* from Debian's packages"
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
