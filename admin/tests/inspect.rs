@@ -425,20 +425,20 @@ async fn migrate_check_fails_on_a_fresh_schema_and_creates_nothing() -> anyhow::
         let line = &out.of_type("migrate")[0];
         assert_eq!(line["check"], true);
         assert_eq!(line["applied"], json!([]));
-        assert_eq!(line["pending"], json!(["1"]));
+        assert_eq!(line["pending"], json!(["1", "2"]));
         assert!(!fresh.exists().await?, "--check must not create the schema");
 
         let (result, human) = run(&admin, &["migrate", "--check"]).await;
         assert_eq!(result?, Outcome::CheckFailed);
         assert!(
-            human.text().contains("1 pending migration(s): 1"),
+            human.text().contains("2 pending migration(s): 1, 2"),
             "{}",
             human.text()
         );
 
         let (result, out) = run(&admin, &["--json", "migrate"]).await;
         assert_eq!(result?, Outcome::Ok);
-        assert_eq!(out.of_type("migrate")[0]["applied"], json!(["1"]));
+        assert_eq!(out.of_type("migrate")[0]["applied"], json!(["1", "2"]));
         assert!(fresh.exists().await?);
 
         let (result, _) = run(&admin, &["migrate", "--check"]).await;
@@ -520,5 +520,99 @@ async fn payloads_that_are_not_json_are_carried_as_base64() -> anyhow::Result<()
         "{}",
         human.text()
     );
+    Ok(())
+}
+
+/// Rows written around the store (an invalid stream id with a newline and an escape sequence,
+/// metadata that is not foldline's) are listed in their place as unreadable, with the stored
+/// values escaped, by `events --all`, `events <stream>` and `tail`; the listings go on past them.
+#[tokio::test]
+async fn unreadable_rows_are_listed_as_unreadable_not_failures() -> anyhow::Result<()> {
+    let schema = PgTestSchema::create().await?;
+    let admin = Admin::new(schema.store().clone());
+    append(schema.store(), "good", &[json!({ "n": 1 })]).await?;
+    append(schema.store(), "meta", &[json!({ "n": 2 })]).await?;
+    let (client, connection) = tokio_postgres::connect(schema.url(), tokio_postgres::NoTls).await?;
+    tokio::spawn(connection);
+    let events = format!("\"{}\".events", schema.name());
+    let bad_stream = "bad\nerror: forged\u{1b}[31m";
+    client
+        .execute(
+            &format!(
+                "INSERT INTO {events} (stream_id, stream_version, event_id, event_type, \
+                 schema_version, payload, metadata) \
+                 VALUES ($1, 1, $2, 'note', 1, '{{\"n\": 3}}', '{{}}')"
+            ),
+            &[&bad_stream, &uuid::Uuid::now_v7()],
+        )
+        .await?;
+    client
+        .execute(
+            &format!(
+                "UPDATE {events} SET metadata = '{{\"command_id\": 7}}' WHERE stream_id = 'meta'"
+            ),
+            &[],
+        )
+        .await?;
+    append(schema.store(), "good", &[json!({ "n": 4 })]).await?;
+
+    let (result, out) = run(&admin, &["--json", "events", "--all"]).await;
+    assert_eq!(result?, Outcome::Ok);
+    let listed = out.of_type("event");
+    assert_eq!(listed.len(), 4, "{}", out.text());
+    let unreadable: Vec<&Value> = listed
+        .iter()
+        .filter(|e| !e["unreadable"].is_null())
+        .collect();
+    assert_eq!(unreadable.len(), 2, "{}", out.text());
+    assert!(
+        unreadable[0]["unreadable"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("malformed metadata")),
+        "{}",
+        unreadable[0]
+    );
+    assert_eq!(unreadable[1]["unreadable"]["raw"]["stream_id"], bad_stream);
+    assert!(
+        unreadable[1]["unreadable"]["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("invalid stream id")),
+        "{}",
+        unreadable[1]
+    );
+    assert_eq!(listed[3]["payload"], json!({ "n": 4 }));
+
+    let (result, human) = run(&admin, &["events", "--all"]).await;
+    assert_eq!(result?, Outcome::Ok);
+    let text = human.text();
+    assert!(text.contains("UNREADABLE: invalid stream id"), "{text}");
+    assert!(text.contains(r"bad\nerror: forged\u{1b}[31m"), "{text}");
+    assert!(
+        !text.contains('\u{1b}'),
+        "a raw escape reached the terminal: {text:?}"
+    );
+    assert!(
+        !text.lines().any(|l| l.starts_with("error:")),
+        "a stored value forged a line: {text}"
+    );
+
+    let (result, out) = run(&admin, &["--json", "events", "meta"]).await;
+    assert_eq!(result?, Outcome::Ok);
+    let listed = out.of_type("event");
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        listed[0]["unreadable"]["raw"]["metadata"],
+        r#"{"command_id": 7}"#
+    );
+
+    let (result, out) = run(
+        &admin,
+        &["--json", "tail", "--after", "start", "--limit", "4"],
+    )
+    .await;
+    assert_eq!(result?, Outcome::Ok);
+    let tailed = out.of_type("event");
+    assert_eq!(tailed.len(), 4);
+    assert_eq!(tailed[2]["unreadable"]["raw"]["stream_id"], bad_stream);
     Ok(())
 }

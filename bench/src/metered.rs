@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, StoreIdentity,
 };
 
 use crate::report::Figure;
@@ -197,8 +197,11 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> Result<SlotInfo> {
-        self.inner.create_slot(projection, version, how).await
+        self.inner
+            .create_slot(projection, version, how, store)
+            .await
     }
 
     async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
@@ -209,8 +212,13 @@ impl<T: ProjectionTarget> ProjectionTarget for MeteredTarget<T> {
         self.inner.drop_slot(projection, slot).await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
-        self.inner.clear_slot(projection, slot).await
+    async fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        store: &StoreIdentity,
+    ) -> Result<()> {
+        self.inner.clear_slot(projection, slot, store).await
     }
 
     async fn checkpoint(

@@ -7,6 +7,7 @@ use crate::event::RecordedEvent;
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::position::Position;
 use crate::projection::SlotId;
+use crate::store::StoreIdentity;
 use crate::version::{ExpectedVersion, Version};
 
 /// A boxed error from another crate (serde_json, a database driver), kept as a source so its
@@ -214,6 +215,40 @@ pub enum Error {
     /// The backing service failed (connection lost, query failed, broker unavailable).
     #[error(transparent)]
     Backend(#[from] BackendError),
+
+    /// A projection slot was built from another store than the one it is used with: its
+    /// checkpoint means nothing in this store's feed (another schema, database or cluster, a
+    /// restored backup). Nothing was read or written; rebuild the projection from this store.
+    #[error(
+        "slot {slot} of projection `{projection}` was built from store {}, not from store \
+         {current} it is used with: its checkpoint means nothing there; rebuild the projection \
+         from this store (`foldline rebuild {projection}`)",
+        recorded.as_ref().map_or("(unrecorded: built before foldline recorded stores)", StoreIdentity::as_str)
+    )]
+    StoreMismatch {
+        /// The projection.
+        projection: ProjectionName,
+        /// Its slot.
+        slot: SlotId,
+        /// The store the slot records (`None`: a slot from before stores were recorded).
+        recorded: Option<StoreIdentity>,
+        /// The store it is used with.
+        current: StoreIdentity,
+    },
+
+    /// A stored event the store could not read whole (see
+    /// [`UnreadableEvent`](crate::UnreadableEvent)): corrupt data at that position, not an
+    /// outage. Retrying reads it the same way; repair or discard the row, or let a projection
+    /// park it ([`PoisonPolicy::DeadLetter`](crate::PoisonPolicy::DeadLetter)).
+    #[error("the stored event {event_id} at position {position} cannot be read: {reason}")]
+    UnreadableEvent {
+        /// The event's id.
+        event_id: uuid::Uuid,
+        /// Its place in the feed.
+        position: Position,
+        /// What could not be read, and why.
+        reason: String,
+    },
 }
 
 impl Error {
@@ -246,7 +281,10 @@ impl Error {
 
     /// Whether a stored event could not be turned into the current event type.
     pub fn is_decode(&self) -> bool {
-        matches!(self, Error::Decode { .. } | Error::UnknownEventType { .. })
+        matches!(
+            self,
+            Error::Decode { .. } | Error::UnknownEventType { .. } | Error::UnreadableEvent { .. }
+        )
     }
 }
 

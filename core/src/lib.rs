@@ -134,7 +134,9 @@ pub use command::{
 pub use error::{
     BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result, error_chain,
 };
-pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
+pub use event::{
+    DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent, UnreadableEvent,
+};
 pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use projection::{
@@ -145,8 +147,8 @@ pub use projection::{
 };
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
-    InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
-    Subscription,
+    InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreIdentity,
+    StoreLimits, Subscription,
 };
 pub use version::{ExpectedVersion, Version};
 

@@ -637,6 +637,10 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         self.inner.head().await
     }
 
+    async fn identity(&self) -> Result<foldline::StoreIdentity> {
+        self.inner.identity().await
+    }
+
     async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>> {
         self.inner.find_idempotent(key).await
     }

@@ -72,7 +72,7 @@ async fn new_slot(
     how: NewSlot,
 ) -> SlotId {
     target
-        .create_slot(projection, version, how)
+        .create_slot(projection, version, how, &foldline_tests::test_store())
         .await
         .unwrap()
         .slot
@@ -429,7 +429,10 @@ async fn redis_clear_empties_the_slot_but_keeps_its_lease() {
     });
     commit(target, &p, slot, first_commit(batch)).await;
     assert!(lease(target, &p, slot, "me", Duration::from_secs(30)).await);
-    target.clear_slot(&p, slot).await.unwrap();
+    target
+        .clear_slot(&p, slot, &foldline_tests::test_store())
+        .await
+        .unwrap();
 
     let tag = target.slot_keys(&p, slot).hash_tag().to_owned();
     let keys: Vec<_> = test
@@ -446,7 +449,9 @@ async fn redis_clear_empties_the_slot_but_keeps_its_lease() {
     );
     assert!(!lease(target, &p, slot, "other", Duration::from_secs(1)).await);
     assert!(matches!(
-        target.clear_slot(&p, slot.next()).await,
+        target
+            .clear_slot(&p, slot.next(), &foldline_tests::test_store())
+            .await,
         Err(Error::SlotNotFound { .. })
     ));
 }

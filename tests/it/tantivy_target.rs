@@ -86,7 +86,7 @@ async fn new_slot(
     how: NewSlot,
 ) -> SlotId {
     target
-        .create_slot(projection, version, how)
+        .create_slot(projection, version, how, &foldline_tests::test_store())
         .await
         .unwrap()
         .slot

@@ -19,7 +19,7 @@ pub mod redis_server;
 pub mod tally;
 pub mod tantivy;
 
-use foldline::{Aggregate, Command, DomainEvent};
+use foldline::{Aggregate, Command, DomainEvent, StoreIdentity};
 use serde::{Deserialize, Serialize};
 
 /// What happened to an account.
@@ -295,4 +295,9 @@ mod tests {
             .when(AccountCommand::deposit("a", 1))
             .then_expect_error(|e| *e == AccountError::Frozen);
     }
+}
+
+/// The store identity the target tests build their slots from (they use no store).
+pub fn test_store() -> StoreIdentity {
+    StoreIdentity::new("foldline-tests")
 }

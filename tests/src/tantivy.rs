@@ -13,7 +13,7 @@ use ::tantivy::schema::{FAST, Field, INDEXED, STORED, STRING, Schema, Value};
 use foldline::testing::target_conformance::TargetProbe;
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, NewSlot, ProjectionControl, ProjectionName,
-    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo,
+    ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, StoreIdentity,
 };
 use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyTestDir, TantivyWrites};
 
@@ -146,8 +146,9 @@ impl ProjectionTarget for TantivyProbe {
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> Result<SlotInfo> {
-        self.0.create_slot(projection, version, how).await
+        self.0.create_slot(projection, version, how, store).await
     }
 
     async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
@@ -158,8 +159,13 @@ impl ProjectionTarget for TantivyProbe {
         self.0.drop_slot(projection, slot).await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
-        self.0.clear_slot(projection, slot).await
+    async fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        store: &StoreIdentity,
+    ) -> Result<()> {
+        self.0.clear_slot(projection, slot, store).await
     }
 
     async fn checkpoint(

@@ -3,11 +3,16 @@
 //! Every event prints the same way in the three commands: a table row (or, for `tail`, a line
 //! with the same cells) for people, an `event` JSON line for scripts. In JSON a payload that is
 //! JSON is embedded as a value (`payload`); any other payload is carried losslessly as standard
-//! base64 in `payload_base64` instead, so exactly one of the two fields is present.
+//! base64 in `payload_base64` instead, so exactly one of the two fields is present. An event
+//! the store could not read whole (a row written around the store) is listed in its place,
+//! marked: `UNREADABLE: <why>` in the payload column with its stored stream id and type, and
+//! an `unreadable` object (`reason`, `raw`) in JSON. It never fails the listing.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use foldline::{Checkpoint, EventMetadata, ManagedStore, RecordedEvent, StreamId, Version};
+use foldline::{
+    Checkpoint, EventMetadata, ManagedStore, RecordedEvent, StreamId, UnreadableEvent, Version,
+};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -55,6 +60,10 @@ struct EventLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     payload_base64: Option<String>,
     metadata: &'a EventMetadata,
+    /// For an event the store could not read whole: why, and its stored values (the fields
+    /// above hold placeholders where the row could not be read).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<&'a UnreadableEvent>,
 }
 
 impl<'a> EventLine<'a> {
@@ -75,6 +84,7 @@ impl<'a> EventLine<'a> {
             payload,
             payload_base64,
             metadata: &event.metadata,
+            unreadable: event.unreadable.as_deref(),
         }
     }
 }
@@ -308,6 +318,24 @@ fn parse_checkpoint(text: Option<&str>) -> Result<Option<Checkpoint>, AdminError
 }
 
 fn human_cells(event: &RecordedEvent) -> Vec<String> {
+    if let Some(unreadable) = &event.unreadable {
+        // The stored values as they are, escaped: they broke the rules, so they may hold
+        // anything (newlines, escape sequences).
+        let raw = |column: &str| {
+            unreadable
+                .raw
+                .get(column)
+                .map_or_else(String::new, |v| v.escape_debug().to_string())
+        };
+        return vec![
+            event.position.to_string(),
+            raw("stream_id"),
+            event.stream_version.to_string(),
+            raw("event_type"),
+            rfc3339(event.recorded_at, Precision::Millis),
+            format!("UNREADABLE: {}", unreadable.reason.escape_debug()),
+        ];
+    }
     vec![
         event.position.to_string(),
         event.stream_id.to_string(),

@@ -1,8 +1,10 @@
 //! Domain events: what an aggregate decided happened, and the envelope a store records it in.
 
 mod record;
+mod unreadable;
 
 pub use record::{EventMetadata, NewEvent, RecordedEvent};
+pub use unreadable::UnreadableEvent;
 
 use crate::codec::Codec;
 use crate::error::BoxError;
@@ -114,6 +116,7 @@ impl RecordedEvent {
     /// [`Error::UnknownEventType`](crate::Error::UnknownEventType) or
     /// [`Error::Decode`](crate::Error::Decode), both naming this event's stream and version.
     pub fn decode<E: DomainEvent, C: Codec>(&self, codec: &C) -> crate::Result<E> {
+        self.check_readable()?;
         E::decode(
             codec,
             self.event_type.as_str(),

@@ -4,6 +4,8 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::UnreadableEvent;
+use crate::error::{Error, Result};
 use crate::names::{EventType, StreamId};
 use crate::position::Position;
 use crate::version::Version;
@@ -162,6 +164,9 @@ pub struct RecordedEvent {
     pub metadata: EventMetadata,
     /// When the store recorded it.
     pub recorded_at: SystemTime,
+    /// Set when the store could not read the event whole: what was wrong, and the stored
+    /// values. The fields it could not read hold placeholders.
+    pub unreadable: Option<Box<UnreadableEvent>>,
 }
 
 impl RecordedEvent {
@@ -183,6 +188,30 @@ impl RecordedEvent {
             payload: event.payload,
             metadata: event.metadata,
             recorded_at,
+            unreadable: None,
+        }
+    }
+
+    /// The same event, marked as not read whole (for store implementations).
+    #[must_use]
+    pub fn with_unreadable(mut self, unreadable: UnreadableEvent) -> Self {
+        self.unreadable = Some(Box::new(unreadable));
+        self
+    }
+
+    /// `Ok` unless the store could not read this event whole.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::UnreadableEvent`] naming its id, position and what was wrong.
+    pub fn check_readable(&self) -> Result<()> {
+        match &self.unreadable {
+            None => Ok(()),
+            Some(unreadable) => Err(Error::UnreadableEvent {
+                event_id: self.event_id,
+                position: self.position,
+                reason: unreadable.reason.clone(),
+            }),
         }
     }
 }

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::watch;
+use uuid::Uuid;
 
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
@@ -12,7 +13,7 @@ use crate::names::{IdempotencyKey, StreamId};
 use crate::position::{Checkpoint, Position};
 use crate::store::{
     AppendRequest, AppendResult, EventBatch, EventStore, FeedHolder, ManagedStore, Snapshot,
-    SnapshotStore, StoreLimits, Subscription,
+    SnapshotStore, StoreIdentity, StoreLimits, Subscription,
 };
 use crate::version::Version;
 
@@ -49,6 +50,8 @@ struct Inner {
     state: Mutex<State>,
     changes: watch::Sender<u64>,
     limits: StoreLimits,
+    /// Drawn at creation: another in-memory store is another feed.
+    identity: StoreIdentity,
 }
 
 #[derive(Debug, Default)]
@@ -81,6 +84,7 @@ impl InMemoryEventStore {
                 state: Mutex::new(State::default()),
                 changes,
                 limits,
+                identity: StoreIdentity::new(format!("memory:{}", Uuid::now_v7())),
             }),
         }
     }
@@ -235,6 +239,10 @@ impl EventStore for InMemoryEventStore {
             head.advance(last.position);
         }
         Ok(head)
+    }
+
+    async fn identity(&self) -> Result<StoreIdentity> {
+        Ok(self.inner.identity.clone())
     }
 
     async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>> {

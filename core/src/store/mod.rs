@@ -2,6 +2,7 @@
 
 mod append;
 mod ext;
+mod identity;
 mod limits;
 mod managed;
 mod memory;
@@ -10,6 +11,7 @@ mod subscription;
 
 pub use append::{AppendRequest, AppendResult, EventBatch};
 pub use ext::EventStoreExt;
+pub use identity::StoreIdentity;
 pub use limits::StoreLimits;
 pub use managed::{FeedHolder, ManagedStore};
 pub use memory::InMemoryEventStore;
@@ -123,6 +125,20 @@ pub trait EventStore: Send + Sync + 'static {
     ///
     /// Cancel safe: it only reads.
     fn head(&self) -> impl Future<Output = Result<Checkpoint>> + Send;
+
+    /// Which store this is: the same for every handle on the same feed, different for any
+    /// other feed (another schema, database or cluster, a restored copy). Projection slots
+    /// record it, so a checkpoint is never resumed against a feed it does not belong to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`](crate::Error::Backend) when the service fails (a store may ask it
+    /// once and keep the answer).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn identity(&self) -> impl Future<Output = Result<StoreIdentity>> + Send;
 
     /// The result of the append that first used `key`, if any.
     ///

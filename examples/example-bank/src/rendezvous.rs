@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use foldline::{
     AppendRequest, AppendResult, Checkpoint, EventBatch, EventStore, IdempotencyKey, RecordedEvent,
-    StreamId, Subscription, Version,
+    StoreIdentity, StreamId, Subscription, Version,
 };
 use tokio::sync::Barrier;
 
@@ -66,6 +66,10 @@ impl<S: EventStore> EventStore for Rendezvous<S> {
 
     async fn head(&self) -> foldline::Result<Checkpoint> {
         self.inner.head().await
+    }
+
+    async fn identity(&self) -> foldline::Result<StoreIdentity> {
+        self.inner.identity().await
     }
 
     async fn find_idempotent(

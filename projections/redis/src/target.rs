@@ -7,6 +7,7 @@ use std::time::Duration;
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
     ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
+    StoreIdentity,
 };
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
@@ -72,6 +73,9 @@ struct SlotEntry {
     /// Set by the first step of a drop; the slot is gone for everything but listing.
     #[serde(default)]
     dropping: bool,
+    /// The store it is built from (absent in slots created before stores were recorded).
+    #[serde(default)]
+    store: Option<StoreIdentity>,
 }
 
 impl RedisTarget {
@@ -400,7 +404,7 @@ impl ProjectionTarget for RedisTarget {
                 } else {
                     entry.state
                 };
-                Ok(SlotInfo::new(slot, entry.version, state))
+                Ok(SlotInfo::new(slot, entry.version, state, entry.store))
             })
             .collect::<Result<Vec<_>>>()?;
         slots.sort_by_key(|s| s.slot);
@@ -412,6 +416,7 @@ impl ProjectionTarget for RedisTarget {
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> Result<SlotInfo> {
         let keys = self.keys(projection);
         let (slot, _created): (u32, i64) = self
@@ -422,7 +427,8 @@ impl ProjectionTarget for RedisTarget {
                     .key(keys.next_slot())
                     .arg(version)
                     .arg(if how == NewSlot::Resume { "1" } else { "0" })
-                    .arg(keys.tag_start()),
+                    .arg(keys.tag_start())
+                    .arg(store.as_str()),
                 || format!("creating a slot for version {version} of projection `{projection}`"),
             )
             .await?;
@@ -430,6 +436,7 @@ impl ProjectionTarget for RedisTarget {
             SlotId::new(slot),
             version,
             SlotState::Building,
+            Some(store.clone()),
         ))
     }
 
@@ -488,18 +495,25 @@ impl ProjectionTarget for RedisTarget {
         .await
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
+    async fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        store: &StoreIdentity,
+    ) -> Result<()> {
         let keys = self.keys(projection);
         let slot_keys = keys.slot(slot);
         let clearing = || format!("clearing slot {slot} of projection `{projection}`");
-        // `clear_begin` and `clear_end` take the same keys and say 0 when the slot is gone.
+        // `clear_begin` and `clear_end` take the same keys and arguments (`clear_end` ignores
+        // the store) and say 0 when the slot is gone.
         let step = async |script: &Script| -> Result<()> {
             let found: i64 = self
                 .invoke(
                     script
                         .key(keys.slots())
                         .key(slot_keys.checkpoint())
-                        .arg(slot.get()),
+                        .arg(slot.get())
+                        .arg(store.as_str()),
                     clearing,
                 )
                 .await?;

@@ -17,14 +17,14 @@ use crate::writes::RedisWrites;
 /// under the prefix, so tests sharing one Redis never see each other's keys.
 ///
 /// ```no_run
-/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId};
+/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId, StoreIdentity};
 /// use foldline_redis::RedisTestPrefix;
 ///
 /// # #[tokio::main]
 /// # async fn main() -> foldline::Result<()> {
 /// let test = RedisTestPrefix::create().await?;
 /// let orders = ProjectionName::new("orders")?;
-/// let slot = test.target().create_slot(&orders, 1, NewSlot::Fresh).await?;
+/// let slot = test.target().create_slot(&orders, 1, NewSlot::Fresh, &StoreIdentity::new("example")).await?;
 /// assert_eq!(slot.slot, SlotId::new(1));
 /// assert!(!test.keys().await?.is_empty());
 /// # Ok(())

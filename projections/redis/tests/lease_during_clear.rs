@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use foldline::{Checkpoint, NewSlot, ProjectionName, ProjectionTarget};
+use foldline::{Checkpoint, NewSlot, ProjectionName, ProjectionTarget, StoreIdentity};
 use foldline_redis::RedisTestPrefix;
 use foldline_redis::redis;
 
@@ -14,7 +14,11 @@ async fn a_lease_asked_for_during_a_clear_is_held_by_the_clearer() -> foldline::
     let test = RedisTestPrefix::create().await?;
     let target = test.target();
     let p = ProjectionName::new("cleared")?;
-    let slot = target.create_slot(&p, 1, NewSlot::Fresh).await?.slot;
+    let store = StoreIdentity::new("lease-during-clear");
+    let slot = target
+        .create_slot(&p, 1, NewSlot::Fresh, &store)
+        .await?
+        .slot;
     let ttl = Duration::from_secs(30);
     assert!(target.acquire_lease(&p, slot, "clearer", ttl).await?);
 
@@ -30,7 +34,7 @@ async fn a_lease_asked_for_during_a_clear_is_held_by_the_clearer() -> foldline::
     assert!(matches!(held, Ok(false)), "{held:?}");
 
     // Once the clear is done and the lease given up, the slot is the standby's to take.
-    target.clear_slot(&p, slot).await?;
+    target.clear_slot(&p, slot, &store).await?;
     assert_eq!(target.checkpoint(&p, slot).await?, Some(Checkpoint::START));
     target.release_lease(&p, slot, "clearer").await?;
     assert!(target.acquire_lease(&p, slot, "standby", ttl).await?);

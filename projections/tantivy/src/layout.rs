@@ -23,7 +23,7 @@ use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use foldline::{DriverErrors, Error, ProjectionName, Result, SlotId, SlotState};
+use foldline::{DriverErrors, Error, ProjectionName, Result, SlotId, SlotState, StoreIdentity};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -55,6 +55,9 @@ pub(crate) struct SlotMeta {
     pub(crate) state: SlotState,
     /// The key field its documents are keyed by (for readers that know nothing else).
     pub(crate) key_field: String,
+    /// The store it is built from (absent in slots created before stores were recorded).
+    #[serde(default)]
+    pub(crate) store: Option<StoreIdentity>,
 }
 
 /// What `lease.json` holds.

@@ -25,7 +25,7 @@
 //! let target = TantivyTarget::new(options)?;
 //!
 //! let books = ProjectionName::new("books")?;
-//! let slot = target.create_slot(&books, 1, NewSlot::Resume).await?.slot;
+//! let slot = target.create_slot(&books, 1, NewSlot::Resume, &StoreIdentity::new("example")).await?.slot;
 //!
 //! // What a projection's handler builds for a batch of events:
 //! let mut writes = TantivyWrites::new();

@@ -8,6 +8,7 @@ use std::time::Duration;
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
     ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
+    StoreIdentity,
 };
 use tantivy::{Index, TantivyDocument};
 use tracing::Instrument;
@@ -268,7 +269,8 @@ impl ProjectionTarget for TantivyTarget {
             for n in dir.slot_numbers()? {
                 // A slot dropped since the listing has no slot.json any more: skip it.
                 if let Some(meta) = dir.slot_meta(n)? {
-                    slots.push(SlotInfo::new(n, meta.version, state_of(n, &meta, active)));
+                    let state = state_of(n, &meta, active);
+                    slots.push(SlotInfo::new(n, meta.version, state, meta.store));
                 }
             }
             Ok(slots)
@@ -281,7 +283,9 @@ impl ProjectionTarget for TantivyTarget {
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> Result<SlotInfo> {
+        let store = store.clone();
         self.with_dir(projection, move |dir, inner| {
             let lock = dir.lock()?;
             dir.remove_leftovers(&lock);
@@ -291,9 +295,10 @@ impl ProjectionTarget for TantivyTarget {
                 for &n in numbers.iter().rev() {
                     if let Some(meta) = dir.slot_meta(n)?
                         && meta.version == version
+                        && meta.store.as_ref() == Some(&store)
                         && state_of(n, &meta, active) == SlotState::Building
                     {
-                        return Ok(SlotInfo::new(n, version, SlotState::Building));
+                        return Ok(SlotInfo::new(n, version, SlotState::Building, meta.store));
                     }
                 }
             }
@@ -309,11 +314,12 @@ impl ProjectionTarget for TantivyTarget {
                 version,
                 state: SlotState::Building,
                 key_field: inner.options.key_field().to_owned(),
+                store: Some(store.clone()),
             };
             dir.write_slot_meta(&build, &meta)?;
             dir.publish(&build, slot, &lock)?;
             tracing::debug!(projection = %dir.projection(), slot = slot.get(), version, "created slot");
-            Ok(SlotInfo::new(slot, version, SlotState::Building))
+            Ok(SlotInfo::new(slot, version, SlotState::Building, Some(store)))
         })
         .await
     }
@@ -369,12 +375,27 @@ impl ProjectionTarget for TantivyTarget {
         Ok(())
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
+    async fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        store: &StoreIdentity,
+    ) -> Result<()> {
+        let store = store.clone();
         self.with_cell(projection, slot, move |cell, dir, inner| {
             let index = cell
                 .index(dir, slot, inner)?
                 .ok_or_else(|| slot_not_found(dir, slot))?;
-            index.clear(inner.options.writer_memory())
+            index.clear(inner.options.writer_memory())?;
+            // Recorded after the checkpoint is back at the start: a crash between leaves an
+            // empty slot naming the old store (refused until cleared again), never the old
+            // store's checkpoint under the new store's name.
+            let _lock = dir.lock()?;
+            let mut meta = dir
+                .slot_meta(slot)?
+                .ok_or_else(|| slot_not_found(dir, slot))?;
+            meta.store = Some(store);
+            dir.write_slot_meta(&dir.slot_dir(slot), &meta)
         })
         .await
     }
@@ -554,6 +575,7 @@ mod tests {
             version: 1,
             state,
             key_field: "id".into(),
+            store: None,
         };
         assert_eq!(
             state_of(

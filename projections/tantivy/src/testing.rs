@@ -14,7 +14,7 @@ use crate::target::TantivyTarget;
 /// it deletes the directory and every index in it, so tests never see each other's indexes.
 ///
 /// ```
-/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId};
+/// use foldline::{NewSlot, ProjectionName, ProjectionTarget, SlotId, StoreIdentity};
 /// use foldline_tantivy::TantivyTestDir;
 /// use tantivy::schema::{Schema, STORED, STRING};
 ///
@@ -24,7 +24,7 @@ use crate::target::TantivyTarget;
 /// schema.add_text_field("id", STRING | STORED);
 /// let test = TantivyTestDir::create(schema.build(), "id")?;
 /// let books = ProjectionName::new("books")?;
-/// let slot = test.target().create_slot(&books, 1, NewSlot::Fresh).await?;
+/// let slot = test.target().create_slot(&books, 1, NewSlot::Fresh, &StoreIdentity::new("example")).await?;
 /// assert_eq!(slot.slot, SlotId::new(1));
 /// assert!(test.path().join("books").is_dir());
 /// # Ok(())

@@ -26,8 +26,16 @@
 //!   transaction's `xid8`, stream id and version, event id, type, schema version, `jsonb`
 //!   payload and metadata, `recorded_at`; unique `(stream_id, stream_version)` and `event_id`;
 //!   index `(xid, position)`), `streams` (current version per stream), `snapshots`,
-//!   `idempotency_keys`, `schema_migrations`. [`PgEventStore::migrate`] creates and upgrades
-//!   them under an advisory lock.
+//!   `idempotency_keys`, `store` (an id drawn when the schema is created), `schema_migrations`.
+//!   [`PgEventStore::migrate`] creates and upgrades them under an advisory lock.
+//! - **Identity**: [`EventStore::identity`](foldline::EventStore::identity) is
+//!   `postgres:<system identifier>/<database>/<schema>/<store id>`. Projection slots record it,
+//!   so a projector pointed at another server, database or schema (or at the same schema
+//!   dropped and created again, or restored from a logical dump elsewhere) with the same Redis
+//!   prefix or Tantivy directory is refused with
+//!   [`Error::StoreMismatch`](foldline::Error::StoreMismatch) instead of resuming from a
+//!   checkpoint that means nothing there. A physical backup restored in place (point-in-time
+//!   recovery) keeps all four: rebuild projections after one.
 //! - **Appends** go through one writer task per store instance, which coalesces concurrent
 //!   appends into one transaction (group commit) with a multi-row insert; each append is
 //!   checked on its own, in arrival order, so a version conflict fails only that append.
@@ -59,6 +67,7 @@
 mod error;
 mod feed;
 mod hash;
+mod identity;
 mod managed;
 mod migrate;
 mod options;

@@ -14,11 +14,18 @@ struct Migration {
 }
 
 /// Every migration, in order. Never edit one that was released: add a new one.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "events",
-    sql: include_str!("../migrations/0001_events.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "events",
+        sql: include_str!("../migrations/0001_events.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "store",
+        sql: include_str!("../migrations/0002_store.sql"),
+    },
+];
 
 /// What [`PgEventStore::migrate`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]

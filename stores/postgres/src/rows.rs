@@ -2,7 +2,7 @@
 
 use foldline::{
     AppendResult, DriverErrors, Error, EventMetadata, EventType, Position, RecordedEvent, StreamId,
-    Version,
+    UnreadableEvent, Version,
 };
 use tokio_postgres::Row;
 
@@ -24,40 +24,61 @@ pub(crate) fn position(xid: i64, position: i64) -> Position {
 }
 
 /// A row selected with [`EVENT_COLUMNS`](crate::sql::EVENT_COLUMNS).
+///
+/// A row written around the store (raw SQL, a restore from elsewhere) may break foldline's
+/// rules: an invalid stream id or type, metadata that is not foldline's, a schema version out
+/// of range. It is returned in its place, marked [`UnreadableEvent`] with placeholders and the
+/// stored values, so that readers of the feed neither stop for good nor skip it.
 pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
     let global: i64 = row.get(0);
     let stream: String = row.get(2);
     let version: i64 = row.get(3);
-    // A row written around the store (raw SQL) may break the rules; name where it is.
-    let bad = |what: &str, detail: &dyn std::fmt::Display| {
-        Postgres::corrupt(
-            format!(
-                "reading the event at position {global} ({stream}@{version}): {what}: {detail}"
-            ),
-            None,
-        )
-    };
-    let stream_id = StreamId::new(stream.clone()).map_err(|e| bad("invalid stream id", &e))?;
-    let event_type =
-        EventType::new(row.get::<_, String>(5)).map_err(|e| bad("invalid event type", &e))?;
-    let metadata: EventMetadata =
-        serde_json::from_str(row.get::<_, &str>(8)).map_err(|e| bad("malformed metadata", &e))?;
-    let schema_version =
-        u32::try_from(row.get::<_, i64>(6)).map_err(|e| bad("schema version out of range", &e))?;
+    let event_type: String = row.get(5);
+    let schema_version: i64 = row.get(6);
+    let metadata: &str = row.get(8);
+    let mut reasons = Vec::new();
+    let stream_id = StreamId::new(stream.clone()).unwrap_or_else(|e| {
+        reasons.push(format!("invalid stream id: {e}"));
+        UnreadableEvent::STREAM
+    });
+    let typed = EventType::new(event_type.clone()).unwrap_or_else(|e| {
+        reasons.push(format!("invalid event type: {e}"));
+        UnreadableEvent::TYPE
+    });
+    let parsed_metadata: EventMetadata = serde_json::from_str(metadata).unwrap_or_else(|e| {
+        reasons.push(format!("malformed metadata: {e}"));
+        EventMetadata::default()
+    });
+    let schema = u32::try_from(schema_version).unwrap_or_else(|e| {
+        reasons.push(format!("schema version {schema_version} out of range: {e}"));
+        0
+    });
     let payload: String = row.get(7);
-    Ok(RecordedEvent::from_new(
+    let event = RecordedEvent::from_new(
         foldline::NewEvent::from_parts(
             row.get(4),
-            event_type,
-            schema_version,
+            typed,
+            schema,
             payload.into_bytes(),
-            metadata,
+            parsed_metadata,
         ),
         stream_id,
         Version::new(to_u64(version)),
         position(row.get(1), global),
         row.get(9),
-    ))
+    );
+    if reasons.is_empty() {
+        return Ok(event);
+    }
+    let raw = [
+        ("stream_id", stream),
+        ("event_type", event_type),
+        ("schema_version", schema_version.to_string()),
+        ("metadata", metadata.to_owned()),
+    ]
+    .map(|(column, value)| (column.to_owned(), value))
+    .into();
+    Ok(event.with_unreadable(UnreadableEvent::new(reasons.join("; "), raw)))
 }
 
 /// A row of `key, stream_id, previous_version, current_version, last_xid, last_position`.

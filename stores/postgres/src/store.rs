@@ -5,10 +5,10 @@ use std::sync::Arc;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use foldline::{
     AppendRequest, AppendResult, Checkpoint, DriverErrors, Error, EventBatch, EventStore,
-    IdempotencyKey, RecordedEvent, SchemaName, Snapshot, SnapshotStore, StreamId, Subscription,
-    Version,
+    IdempotencyKey, RecordedEvent, SchemaName, Snapshot, SnapshotStore, StoreIdentity, StreamId,
+    Subscription, Version,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_postgres::NoTls;
 
 use crate::error::{Postgres, pool};
@@ -39,6 +39,8 @@ pub(crate) struct Inner {
     pub(crate) sql: Arc<Sql>,
     writer: mpsc::Sender<PendingAppend>,
     pub(crate) listener: Listener,
+    /// Read on first use ([`crate::identity`]).
+    pub(crate) identity: OnceCell<StoreIdentity>,
 }
 
 impl PgEventStore {
@@ -102,6 +104,7 @@ impl PgEventStore {
                 sql,
                 writer,
                 listener,
+                identity: OnceCell::new(),
             }),
         })
     }
@@ -191,6 +194,10 @@ impl EventStore for PgEventStore {
 
     async fn head(&self) -> Result<Checkpoint, Error> {
         crate::feed::head(self).await
+    }
+
+    async fn identity(&self) -> Result<StoreIdentity, Error> {
+        crate::identity::identity(self).await
     }
 
     async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>, Error> {

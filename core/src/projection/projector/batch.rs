@@ -55,13 +55,15 @@ pub(super) fn build<P: Projection, C: Codec>(
     Ok(built)
 }
 
-/// `Ok(false)` when the projection does not read this event's type.
+/// `Ok(false)` when the projection does not read this event's type. An event the store could
+/// not read fails whatever the projection reads: its type may be one of them.
 pub(super) fn handle_one<P: Projection, C: Codec>(
     projection: &P,
     codec: &C,
     recorded: &RecordedEvent,
     writes: &mut P::Writes,
 ) -> Result<bool, BoxError> {
+    recorded.check_readable()?;
     let Some(event) = P::Event::from_recorded(recorded, codec)? else {
         return Ok(false);
     };

@@ -285,20 +285,22 @@ where
                 active: active.version,
             });
         }
+        let store = self.shared.store.identity().await?;
         let slot = match (mode, active) {
             (RebuildMode::InPlace, Some(active)) => {
                 self.with_lease(active.slot, async || {
-                    target.clear_slot(&P::NAME, active.slot).await
+                    target.clear_slot(&P::NAME, active.slot, &store).await
                 })
                 .await?;
                 active.clone()
             }
             _ => {
-                // A rebuild resumes an interrupted one of this version, never one started
-                // before the active slot was built.
+                // A rebuild resumes an interrupted one of this version from this store,
+                // never one started before the active slot was built.
                 let resumable = slots.iter().rev().find(|s| {
                     s.state == SlotState::Building
                         && s.version == P::VERSION
+                        && s.built_from(&store)
                         && active.is_none_or(|a| s.slot > a.slot)
                 });
                 let how = if resumable.is_some() {
@@ -306,13 +308,20 @@ where
                 } else {
                     NewSlot::Fresh
                 };
-                target.create_slot(&P::NAME, P::VERSION, how).await?
+                target
+                    .create_slot(&P::NAME, P::VERSION, how, &store)
+                    .await?
             }
         };
         Driver::new(&self.shared)
             .with_progress(on_progress)
             .run(Until::SlotCaughtUp(slot.slot))
             .await?;
-        Ok(SlotInfo::new(slot.slot, slot.version, SlotState::Active))
+        Ok(SlotInfo::new(
+            slot.slot,
+            slot.version,
+            SlotState::Active,
+            Some(store),
+        ))
     }
 }

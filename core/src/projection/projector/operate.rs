@@ -71,6 +71,9 @@ where
         let name = &P::NAME;
         let slots = shared.target.slots(name).await?;
         let active = slots.iter().find(|s| s.state == SlotState::Active).cloned();
+        if let Some(active) = &active {
+            active.check_store(name, &shared.store.identity().await?)?;
+        }
         let head = shared.store.head().await?;
         let (checkpoint, dead_letters) = match &active {
             Some(a) => (
@@ -161,11 +164,18 @@ where
         let Some(active) = self.shared.target.active_slot(&P::NAME).await? else {
             return Ok(None);
         };
+        let store = self.shared.store.identity().await?;
         self.with_lease(active.slot, async || {
-            self.shared.target.clear_slot(&P::NAME, active.slot).await
+            self.shared
+                .target
+                .clear_slot(&P::NAME, active.slot, &store)
+                .await
         })
         .await?;
-        Ok(Some(active))
+        Ok(Some(SlotInfo {
+            store: Some(store),
+            ..active
+        }))
     }
 
     /// The active slot's dead letters, oldest first.

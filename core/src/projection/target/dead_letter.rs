@@ -5,7 +5,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::event::RecordedEvent;
+use crate::event::{RecordedEvent, UnreadableEvent};
 use crate::names::{EventType, StreamId};
 use crate::position::Position;
 use crate::version::Version;
@@ -30,6 +30,10 @@ pub struct DeadLetter {
     pub attempts: u32,
     /// When it was parked.
     pub parked_at: SystemTime,
+    /// For an event the store could not read whole: what was wrong and its stored values
+    /// (the fields above then hold placeholders where the row could not be read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unreadable: Option<Box<UnreadableEvent>>,
 }
 
 impl DeadLetter {
@@ -44,6 +48,7 @@ impl DeadLetter {
             error,
             attempts,
             parked_at: SystemTime::now(),
+            unreadable: event.unreadable.clone(),
         }
     }
 }

@@ -10,6 +10,7 @@ use crate::error::{Error, Result};
 use crate::names::ProjectionName;
 use crate::position::Checkpoint;
 use crate::projection::target::SlotId;
+use crate::store::StoreIdentity;
 
 /// A read model an [`InMemoryTarget`] keeps: it applies one batch of writes at a time.
 ///
@@ -75,6 +76,7 @@ struct Slot<M> {
     checkpoint: Checkpoint,
     dead_letters: Vec<DeadLetter>,
     lease: Option<(String, Instant)>,
+    store: StoreIdentity,
 }
 
 impl<M: MemoryModel> InMemoryTarget<M> {
@@ -148,7 +150,7 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(inner.get(projection).map_or_else(Vec::new, |p| {
             p.slots
                 .iter()
-                .map(|(n, s)| SlotInfo::new(*n, s.version, s.state))
+                .map(|(n, s)| SlotInfo::new(*n, s.version, s.state, Some(s.store.clone())))
                 .collect()
         }))
     }
@@ -158,17 +160,16 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> Result<SlotInfo> {
         let mut inner = self.lock();
         let entry = inner.entry(projection.clone()).or_default();
         if how == NewSlot::Resume {
-            let building = entry
-                .slots
-                .iter()
-                .rev()
-                .find(|(_, s)| s.state == SlotState::Building && s.version == version);
+            let building = entry.slots.iter().rev().find(|(_, s)| {
+                s.state == SlotState::Building && s.version == version && s.store == *store
+            });
             if let Some((n, s)) = building {
-                return Ok(SlotInfo::new(*n, s.version, s.state));
+                return Ok(SlotInfo::new(*n, s.version, s.state, Some(s.store.clone())));
             }
         }
         entry.last_slot = entry.last_slot.next();
@@ -182,9 +183,15 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
                 checkpoint: Checkpoint::START,
                 dead_letters: Vec::new(),
                 lease: None,
+                store: store.clone(),
             },
         );
-        Ok(SlotInfo::new(number, version, SlotState::Building))
+        Ok(SlotInfo::new(
+            number,
+            version,
+            SlotState::Building,
+            Some(store.clone()),
+        ))
     }
 
     async fn activate(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
@@ -226,11 +233,17 @@ impl<M: MemoryModel> ProjectionTarget for InMemoryTarget<M> {
         Ok(())
     }
 
-    async fn clear_slot(&self, projection: &ProjectionName, slot: SlotId) -> Result<()> {
+    async fn clear_slot(
+        &self,
+        projection: &ProjectionName,
+        slot: SlotId,
+        store: &StoreIdentity,
+    ) -> Result<()> {
         self.with_slot(projection, slot, |s| {
             s.model = M::default();
             s.checkpoint = Checkpoint::START;
             s.dead_letters.clear();
+            s.store = store.clone();
         })
     }
 

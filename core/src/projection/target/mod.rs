@@ -28,6 +28,7 @@ use uuid::Uuid;
 use crate::error::Result;
 use crate::names::ProjectionName;
 use crate::position::Checkpoint;
+use crate::store::StoreIdentity;
 
 /// Where a projection's read model lives (Redis, a Tantivy index, memory), and everything the
 /// projector runtime keeps beside it: checkpoints, slots, leases, dead letters, control flags.
@@ -44,6 +45,9 @@ use crate::position::Checkpoint;
 ///   it atomically: a reader resolves either the old slot or the new one, never a mix.
 ///   Dropping a slot deletes its checkpoint *first*, so a projector still writing to it gets
 ///   [`CommitOutcome::Moved`] instead of leaving stray writes.
+/// - **Stores.** Each slot records the [`StoreIdentity`] of the store it is built from
+///   ([`create_slot`](ProjectionTarget::create_slot), [`clear_slot`](ProjectionTarget::clear_slot)),
+///   and [`slots`](ProjectionTarget::slots) returns it.
 /// - **Leases.** At most one owner holds a slot's lease until it expires or is released.
 ///
 /// All methods take the projection's name; those about one build also take its slot number.
@@ -66,16 +70,18 @@ pub trait ProjectionTarget: Send + Sync + 'static {
         projection: &ProjectionName,
     ) -> impl Future<Output = Result<Vec<SlotInfo>>> + Send;
 
-    /// A slot to build `version` of `projection` into: with [`NewSlot::Resume`], the newest
-    /// slot in state [`SlotState::Building`] of that version if there is one; otherwise (and
-    /// always with [`NewSlot::Fresh`]) a new, empty slot numbered above every earlier one, in
-    /// state `Building`, with checkpoint [`Checkpoint::START`]. Atomic: two projectors asking
-    /// at once for `Resume` get the same slot.
+    /// A slot to build `version` of `projection` from `store` into: with [`NewSlot::Resume`],
+    /// the newest slot in state [`SlotState::Building`] of that version built from `store` if
+    /// there is one; otherwise (and always with [`NewSlot::Fresh`]) a new, empty slot numbered
+    /// above every earlier one, in state `Building`, with checkpoint [`Checkpoint::START`],
+    /// recording `store` ([`SlotInfo::store`]). Atomic: two projectors asking at once for
+    /// `Resume` get the same slot.
     fn create_slot(
         &self,
         projection: &ProjectionName,
         version: u32,
         how: NewSlot,
+        store: &StoreIdentity,
     ) -> impl Future<Output = Result<SlotInfo>> + Send;
 
     /// Makes `slot` the one readers see, atomically; the previously active slot becomes
@@ -103,7 +109,8 @@ pub trait ProjectionTarget: Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// Empties `slot` in place (data, dead letters; checkpoint back to
-    /// [`Checkpoint::START`]), keeping its number, version and state: an in-place rebuild.
+    /// [`Checkpoint::START`]), keeping its number, version and state, and records that it is
+    /// now built from `store`: an in-place rebuild.
     ///
     /// # Errors
     ///
@@ -112,6 +119,7 @@ pub trait ProjectionTarget: Send + Sync + 'static {
         &self,
         projection: &ProjectionName,
         slot: SlotId,
+        store: &StoreIdentity,
     ) -> impl Future<Output = Result<()>> + Send;
 
     /// The checkpoint stored with `slot`'s read model; `None` when the slot does not exist.

@@ -6,6 +6,10 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+use crate::names::ProjectionName;
+use crate::store::StoreIdentity;
+
 /// A slot's number: which build of a projection it is, unique per projection and growing
 /// (1, 2, 3, …). A type of its own so it is never mixed up with the projection version that
 /// sits beside it in [`SlotInfo`]. Displays and serializes as the bare number.
@@ -70,16 +74,42 @@ pub struct SlotInfo {
     pub version: u32,
     /// Where it is in its life.
     pub state: SlotState,
+    /// The store whose feed it is built from (`None`: created before foldline recorded
+    /// stores). Its checkpoint means something in that store's feed only.
+    pub store: Option<StoreIdentity>,
 }
 
 impl SlotInfo {
-    /// Describes a slot (for target implementations).
-    pub fn new(slot: SlotId, version: u32, state: SlotState) -> Self {
+    /// Describes a slot built from `store` (for target implementations).
+    pub fn new(slot: SlotId, version: u32, state: SlotState, store: Option<StoreIdentity>) -> Self {
         SlotInfo {
             slot,
             version,
             state,
+            store,
         }
+    }
+
+    /// Whether the slot was built from `store`.
+    pub fn built_from(&self, store: &StoreIdentity) -> bool {
+        self.store.as_ref() == Some(store)
+    }
+
+    /// `Ok` when the slot was built from `store`, else [`Error::StoreMismatch`] naming both.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::StoreMismatch`] when the slot records another store, or none.
+    pub fn check_store(&self, projection: &ProjectionName, store: &StoreIdentity) -> Result<()> {
+        if self.built_from(store) {
+            return Ok(());
+        }
+        Err(Error::StoreMismatch {
+            projection: projection.clone(),
+            slot: self.slot,
+            recorded: self.store.clone(),
+            current: store.clone(),
+        })
     }
 }
 

@@ -147,6 +147,10 @@ impl EventStore for Faulty {
         ))
     }
 
+    async fn identity(&self) -> Result<crate::store::StoreIdentity> {
+        self.inner.identity().await
+    }
+
     async fn head(&self) -> Result<Checkpoint> {
         match self.fault {
             Fault::HeadAhead => {

@@ -5,8 +5,8 @@ use super::fixture::{Fixture, checkpoint, puts};
 use crate::position::{Checkpoint, Position};
 use crate::projection::{Commit, CommitOutcome, NewSlot};
 
-/// Two letters parked in one commit list in the order parked, every field kept (`parked_at`
-/// within a second); a letter parked later comes after them even when its event is older.
+/// Two letters parked in one commit (one of an unreadable event, with its raw values) list in
+/// the order parked, every field kept (`parked_at` within a second); a letter parked later comes after them even when its event is older.
 /// Parking an event again does not list it twice. `unpark` removes exactly the given events,
 /// and only when its commit is accepted. Each slot has its own list.
 pub async fn dead_letters_park_and_unpark<T: TargetProbe>(target: T) {
@@ -18,7 +18,7 @@ pub async fn dead_letters_park_and_unpark<T: TargetProbe>(target: T) {
     fx.check_letters(&letters, &[], "the dead letters of a new slot");
 
     let l1 = fx.letter(4, Position::new(0, 7, 40), 3);
-    let l2 = fx.letter(5, Position::new(1, 2, 0), 1);
+    let l2 = fx.unreadable_letter(Position::new(1, 2, 0));
     let cp1 = checkpoint(&[Position::new(0, 7, 40), Position::new(1, 2, 0)]);
     let commit = Commit::new(Checkpoint::START, cp1.clone(), puts::<T>(&[("a", 1)]))
         .with_park(vec![l1.clone(), l2.clone()]);

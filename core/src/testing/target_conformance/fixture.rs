@@ -6,10 +6,11 @@ use std::time::{Duration, SystemTime};
 
 use super::TargetProbe;
 use crate::error::Result;
-use crate::event::{NewEvent, RecordedEvent};
+use crate::event::{NewEvent, RecordedEvent, UnreadableEvent};
 use crate::names::{EventType, ProjectionName, StreamId};
 use crate::position::{Checkpoint, Position};
-use crate::projection::{Commit, CommitOutcome, DeadLetter, NewSlot, SlotId, SlotInfo};
+use crate::projection::{Commit, CommitOutcome, DeadLetter, NewSlot, SlotId, SlotInfo, SlotState};
+use crate::store::StoreIdentity;
 use crate::version::Version;
 
 /// How far apart two times a target stored may be and still count as equal: a target may
@@ -19,11 +20,26 @@ pub(super) const CLOCK_SLACK: Duration = Duration::from_secs(1);
 /// One run of one case: its name, in every failure message.
 pub(super) struct Fixture {
     case: &'static str,
+    store: StoreIdentity,
 }
 
 impl Fixture {
     pub(super) fn new(case: &'static str) -> Self {
-        Fixture { case }
+        Fixture {
+            case,
+            store: StoreIdentity::new("conformance:store-a"),
+        }
+    }
+
+    /// The store the case's slots are built from.
+    pub(super) fn store(&self) -> &StoreIdentity {
+        &self.store
+    }
+
+    /// A slot as [`ProjectionTarget::slots`](crate::ProjectionTarget::slots) lists it,
+    /// built from the case's store.
+    pub(super) fn slot_info(&self, slot: SlotId, version: u32, state: SlotState) -> SlotInfo {
+        SlotInfo::new(slot, version, state, Some(self.store.clone()))
     }
 
     /// A projection name no other case run uses, so cases can share a target.
@@ -84,7 +100,9 @@ impl Fixture {
         how: NewSlot,
     ) -> SlotInfo {
         self.ok(
-            target.create_slot(projection, version, how).await,
+            target
+                .create_slot(projection, version, how, &self.store)
+                .await,
             format_args!("creating a slot ({how:?}) for version {version} of `{projection}`"),
         )
     }
@@ -185,6 +203,25 @@ impl Fixture {
         DeadLetter::new(&event, format!("boom at {position}"), attempts)
     }
 
+    /// A dead letter for an event the store could not read, with its raw values.
+    pub(super) fn unreadable_letter(&self, position: Position) -> DeadLetter {
+        let raw = [
+            ("stream_id", "bad\nid \u{1b}[31m"),
+            ("metadata", "{not json"),
+        ]
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .into();
+        let event = RecordedEvent::from_new(
+            NewEvent::new(UnreadableEvent::TYPE, 0, b"{}".to_vec()),
+            UnreadableEvent::STREAM,
+            Version::new(1),
+            position,
+            SystemTime::now(),
+        )
+        .with_unreadable(UnreadableEvent::new("invalid stream id", raw));
+        DeadLetter::new(&event, format!("unreadable at {position}"), 1)
+    }
+
     /// Checks `read` are `parked`, in order, field by field (`parked_at` within
     /// [`CLOCK_SLACK`]).
     #[track_caller]
@@ -215,6 +252,7 @@ impl Fixture {
                     && r.event_type == p.event_type
                     && r.error == p.error
                     && r.attempts == p.attempts
+                    && r.unreadable == p.unreadable
                     && close(r.parked_at, p.parked_at),
                 || {
                     format!(

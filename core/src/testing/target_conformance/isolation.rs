@@ -3,7 +3,7 @@
 use super::TargetProbe;
 use super::fixture::{Fixture, checkpoint, puts};
 use crate::position::{Checkpoint, Position};
-use crate::projection::{Commit, CommitOutcome, NewSlot, SlotInfo, SlotState};
+use crate::projection::{Commit, CommitOutcome, NewSlot, SlotState};
 
 /// Two projections in one target never see each other's slots, checkpoints, data, dead
 /// letters, activations or clears, even when their slots have the same numbers.
@@ -71,11 +71,11 @@ pub async fn projections_are_isolated<T: TargetProbe>(target: T) {
     let listed = fx.slots(&target, &q).await;
     fx.check_eq(
         listed,
-        vec![SlotInfo::new(b.slot, 1, SlotState::Building)],
+        vec![fx.slot_info(b.slot, 1, SlotState::Building)],
         "the slots of `q` after activating `p`'s",
     );
     fx.ok(
-        target.clear_slot(&p, a.slot).await,
+        target.clear_slot(&p, a.slot, fx.store()).await,
         "clearing the slot of `p`",
     );
     let read = fx.read(&target, &q, b.slot, "k").await;
@@ -92,7 +92,7 @@ pub async fn projections_are_isolated<T: TargetProbe>(target: T) {
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(
         listed,
-        vec![SlotInfo::new(a.slot, 1, SlotState::Active)],
+        vec![fx.slot_info(a.slot, 1, SlotState::Active)],
         "the slots of `p` after activating and dropping slots of `q`",
     );
 }

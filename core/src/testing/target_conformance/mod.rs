@@ -18,6 +18,7 @@
 //! | [`concurrent_commits_one_wins`] | 8 tasks commit from one checkpoint: one `Committed`, the rest `Moved` to its checkpoint; only its writes stored |
 //! | [`drop_slot_deletes_everything`] | the active slot is `SlotActive`; a retired or building slot loses its listing, checkpoint, data and dead letters, and refuses commits; a missing slot is fine; numbers are never reused |
 //! | [`clear_slot_empties_in_place`] | data, dead letters gone, checkpoint `START`, number, version and state kept, other slots untouched; a missing slot is `SlotNotFound` |
+//! | [`slots_record_their_store`] | a slot lists the store it was created for; `Resume` for another store makes a new slot; clearing for another store records it |
 //! | [`lease_has_one_owner`] | one owner at a time; renewing extends; expiry hands over; only the holder releases; one lease per slot |
 //! | [`dead_letters_park_and_unpark`] | parked in commits, listed in the order parked with every field; no duplicates; `unpark` removes exactly its ids, and only in an accepted commit; per slot |
 //! | [`control_flags_per_projection`] | not paused by default; `paused` set and cleared reads back; per projection |
@@ -57,6 +58,7 @@ mod fixture;
 mod isolation;
 mod lease;
 mod slots;
+mod stores;
 
 pub use commit::{commit_is_conditional, concurrent_commits_one_wins};
 pub use control::{control_flags_per_projection, status_last_report_wins};
@@ -67,6 +69,7 @@ pub use slots::{
     activate_switches_slots, clear_slot_empties_in_place, concurrent_resume_gets_one_slot,
     drop_slot_deletes_everything, slots_create_and_resume,
 };
+pub use stores::slots_record_their_store;
 
 use std::future::Future;
 
@@ -85,14 +88,17 @@ use crate::projection::{InMemoryTarget, ProjectionTarget, SlotId};
 /// ```
 /// use foldline::testing::target_conformance::TargetProbe;
 /// use foldline::testing::{KeyValueModel, KeyValueWrites};
-/// use foldline::{Checkpoint, Commit, InMemoryTarget, NewSlot, ProjectionName, ProjectionTarget};
+/// use foldline::{
+///     Checkpoint, Commit, InMemoryTarget, NewSlot, ProjectionName, ProjectionTarget, StoreIdentity,
+/// };
 ///
 /// # #[tokio::main(flavor = "current_thread")]
 /// # async fn main() -> foldline::Result<()> {
 /// type Target = InMemoryTarget<KeyValueModel>;
 /// let target = Target::new();
 /// let name = ProjectionName::new("probed")?;
-/// let slot = target.create_slot(&name, 1, NewSlot::Resume).await?.slot;
+/// let store = StoreIdentity::new("example");
+/// let slot = target.create_slot(&name, 1, NewSlot::Resume, &store).await?.slot;
 /// let mut writes = KeyValueWrites::default();
 /// Target::put(&mut writes, "seen", 3);
 /// target.commit(&name, slot, Commit::new(Checkpoint::START, Checkpoint::START, writes)).await?;
@@ -149,6 +155,7 @@ where
     concurrent_commits_one_wins(make().await).await;
     drop_slot_deletes_everything(make().await).await;
     clear_slot_empties_in_place(make().await).await;
+    slots_record_their_store(make().await).await;
     lease_has_one_owner(make().await).await;
     dead_letters_park_and_unpark(make().await).await;
     control_flags_per_projection(make().await).await;
@@ -184,6 +191,7 @@ macro_rules! projection_target_conformance_tests {
             concurrent_commits_one_wins,
             drop_slot_deletes_everything,
             clear_slot_empties_in_place,
+            slots_record_their_store,
             lease_has_one_owner,
             dead_letters_park_and_unpark,
             control_flags_per_projection,

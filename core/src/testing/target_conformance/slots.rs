@@ -130,7 +130,7 @@ pub async fn slots_create_and_resume<T: TargetProbe>(target: T) {
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(
         listed,
-        vec![SlotInfo::new(a.slot, 1, SlotState::Active), b, c, d],
+        vec![fx.slot_info(a.slot, 1, SlotState::Active), b, c, d],
         "the slots after activating the first and resuming its version",
     );
 }
@@ -144,9 +144,10 @@ pub async fn concurrent_resume_gets_one_slot<T: TargetProbe>(target: T) {
     let mut tasks = Vec::with_capacity(RACERS);
     for _ in 0..RACERS {
         let (target, p, barrier) = (target.clone(), p.clone(), barrier.clone());
+        let store = fx.store().clone();
         tasks.push(tokio::spawn(async move {
             barrier.wait().await;
-            target.create_slot(&p, 3, NewSlot::Resume).await
+            target.create_slot(&p, 3, NewSlot::Resume, &store).await
         }));
     }
     let mut got = Vec::with_capacity(RACERS);
@@ -203,16 +204,16 @@ pub async fn activate_switches_slots<T: TargetProbe>(target: T) {
     fx.check_eq(
         listed,
         vec![
-            SlotInfo::new(a.slot, 1, SlotState::Active),
-            SlotInfo::new(b.slot, 2, SlotState::Building),
+            fx.slot_info(a.slot, 1, SlotState::Active),
+            fx.slot_info(b.slot, 2, SlotState::Building),
         ],
         "the slots after activating A",
     );
 
     fx.activate(&target, &p, b.slot).await;
     let after_b = vec![
-        SlotInfo::new(a.slot, 1, SlotState::Retired),
-        SlotInfo::new(b.slot, 2, SlotState::Active),
+        fx.slot_info(a.slot, 1, SlotState::Retired),
+        fx.slot_info(b.slot, 2, SlotState::Active),
     ];
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(&listed, &after_b, "the slots after activating A, then B");
@@ -354,7 +355,7 @@ pub async fn drop_slot_deletes_everything<T: TargetProbe>(target: T) {
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(
         &listed,
-        &vec![SlotInfo::new(b, 2, SlotState::Active)],
+        &vec![fx.slot_info(b, 2, SlotState::Active)],
         "the slots after dropping the retired and the building slot",
     );
 
@@ -371,7 +372,7 @@ pub async fn drop_slot_deletes_everything<T: TargetProbe>(target: T) {
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(
         listed,
-        vec![SlotInfo::new(b, 2, SlotState::Active)],
+        vec![fx.slot_info(b, 2, SlotState::Active)],
         "the slots after dropping missing slots",
     );
 
@@ -408,15 +409,15 @@ pub async fn clear_slot_empties_in_place<T: TargetProbe>(target: T) {
     fx.activate(&target, &p, s.slot).await;
 
     fx.ok(
-        target.clear_slot(&p, s.slot).await,
+        target.clear_slot(&p, s.slot, fx.store()).await,
         "clearing the active slot",
     );
     let listed = fx.slots(&target, &p).await;
     fx.check_eq(
         listed,
         vec![
-            SlotInfo::new(s.slot, 4, SlotState::Active),
-            SlotInfo::new(other.slot, 5, SlotState::Building),
+            fx.slot_info(s.slot, 4, SlotState::Active),
+            fx.slot_info(other.slot, 5, SlotState::Building),
         ],
         "the slots after clearing the active one (number, version and state unchanged)",
     );
@@ -470,10 +471,10 @@ pub async fn clear_slot_empties_in_place<T: TargetProbe>(target: T) {
 
     let listed = fx.slots(&target, &p).await;
     let nowhere = missing(&listed);
-    let result = target.clear_slot(&p, nowhere).await;
+    let result = target.clear_slot(&p, nowhere, fx.store()).await;
     check_not_found(&fx, result, &p, nowhere, "clearing a slot never created");
     let unknown = fx.projection();
-    let result = target.clear_slot(&unknown, s.slot).await;
+    let result = target.clear_slot(&unknown, s.slot, fx.store()).await;
     check_not_found(
         &fx,
         result,

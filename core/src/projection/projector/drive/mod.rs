@@ -197,6 +197,8 @@ where
             }
         }
         let active = slots.iter().find(|s| s.state == SlotState::Active);
+        // A slot built from another store's feed has a checkpoint that means nothing here.
+        let store = self.shared.store.identity().await?;
         Ok(match until {
             Until::SlotCaughtUp(number) => {
                 let slot = slots
@@ -206,10 +208,14 @@ where
                         projection: name.clone(),
                         slot: number,
                     })?;
+                slot.check_store(name, &store)?;
                 (number, slot.state == SlotState::Building)
             }
             Until::Shutdown | Until::CaughtUp => match active {
-                Some(a) if a.version == P::VERSION => (a.slot, false),
+                Some(a) if a.version == P::VERSION => {
+                    a.check_store(name, &store)?;
+                    (a.slot, false)
+                }
                 Some(a) if a.version > P::VERSION => {
                     return Err(Error::ProjectionSuperseded {
                         projection: name.clone(),
@@ -219,7 +225,7 @@ where
                 }
                 _ => (
                     target
-                        .create_slot(name, P::VERSION, NewSlot::Resume)
+                        .create_slot(name, P::VERSION, NewSlot::Resume, &store)
                         .await?
                         .slot,
                     true,
