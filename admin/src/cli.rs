@@ -1,6 +1,7 @@
 //! The command line: global connection flags, output flags, subcommands.
 
 use clap::{Args, Parser, Subcommand};
+use foldline::PoisonPolicy;
 use uuid::Uuid;
 
 use crate::error::EXIT_CODES;
@@ -107,6 +108,30 @@ pub struct RebuildArgs {
     /// Say what would be done, and do nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// What the rebuild does with an event the projection keeps failing on: `stop` fails the
+    /// rebuild naming the event (the new slot keeps what it built, a later rebuild resumes);
+    /// `dead-letter` parks it and goes on (see `dead-letters`). Default: the projection's own
+    /// policy.
+    #[arg(long, value_enum, value_name = "POLICY")]
+    pub on_poison: Option<OnPoison>,
+}
+
+/// `rebuild --on-poison`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnPoison {
+    /// Fail the rebuild at the event, naming it.
+    Stop,
+    /// Park the event in the dead-letter list and go on.
+    DeadLetter,
+}
+
+impl From<OnPoison> for PoisonPolicy {
+    fn from(on_poison: OnPoison) -> Self {
+        match on_poison {
+            OnPoison::Stop => PoisonPolicy::Stop,
+            OnPoison::DeadLetter => PoisonPolicy::DeadLetter,
+        }
+    }
 }
 
 /// `streams`.

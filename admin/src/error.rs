@@ -85,6 +85,20 @@ pub enum AdminError {
         source: foldline::Error,
     },
 
+    /// A rebuild stopped at an event the projection keeps failing on.
+    #[error(
+        "the rebuild of `{projection}` stopped at an event the projection keeps failing on: fix \
+         the handler and run the rebuild again (it resumes there), or park the event and go on \
+         with `rebuild {projection} --on-poison dead-letter`"
+    )]
+    RebuildPoisoned {
+        /// The projection.
+        projection: String,
+        /// The poison event, with the handler's error.
+        #[source]
+        source: foldline::Error,
+    },
+
     /// An argument the command cannot use.
     #[error("{0}")]
     Usage(String),

@@ -88,7 +88,7 @@ mod registry;
 
 pub use cli::{
     Cli, Command, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs, MigrateArgs,
-    NameArgs, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
+    NameArgs, OnPoison, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
 };
 pub use error::{AdminError, EXIT_CODES, Outcome, format_error};
 pub use output::{JSON_VERSION, Output};

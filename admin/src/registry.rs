@@ -5,7 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use foldline::{
-    Codec, DeadLetter, EventStore, Projection, ProjectionName, ProjectionOverview,
+    Codec, DeadLetter, EventStore, PoisonPolicy, Projection, ProjectionName, ProjectionOverview,
     ProjectionTarget, Projector, ProjectorProgress, RebuildMode, SlotInfo,
 };
 use uuid::Uuid;
@@ -30,10 +30,12 @@ pub trait ManagedProjection: Send + Sync {
     fn resume(&self) -> BoxFuture<'_, foldline::Result<()>>;
     /// Empties the active slot.
     fn reset(&self) -> BoxFuture<'_, foldline::Result<Option<SlotInfo>>>;
-    /// Rebuilds, calling `on_progress` after every batch.
+    /// Rebuilds, calling `on_progress` after every batch; events that keep failing are
+    /// handled by `poison`, or the projector's own policy when `None`.
     fn rebuild<'a>(
         &'a self,
         mode: RebuildMode,
+        poison: Option<PoisonPolicy>,
         on_progress: OnProgress<'a>,
     ) -> BoxFuture<'a, foldline::Result<SlotInfo>>;
     /// The active slot's dead letters.
@@ -78,9 +80,13 @@ where
     fn rebuild<'a>(
         &'a self,
         mode: RebuildMode,
+        poison: Option<PoisonPolicy>,
         on_progress: OnProgress<'a>,
     ) -> BoxFuture<'a, foldline::Result<SlotInfo>> {
-        Box::pin(Projector::rebuild(self, mode, on_progress))
+        match poison {
+            Some(poison) => Box::pin(Projector::rebuild_with(self, mode, poison, on_progress)),
+            None => Box::pin(Projector::rebuild(self, mode, on_progress)),
+        }
     }
 
     fn dead_letters(&self) -> BoxFuture<'_, foldline::Result<Vec<DeadLetter>>> {

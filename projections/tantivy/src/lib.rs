@@ -10,7 +10,9 @@
 //! # Quick start
 //!
 //! ```
-//! use foldline::{Checkpoint, Commit, NewSlot, Position, ProjectionName, ProjectionTarget};
+//! use foldline::{
+//!     Checkpoint, Commit, NewSlot, Position, ProjectionName, ProjectionTarget, StoreIdentity,
+//! };
 //! use foldline_tantivy::{TantivyTarget, TantivyTargetOptions, TantivyWrites};
 //! use tantivy::TantivyDocument;
 //! use tantivy::schema::{STORED, STRING, Schema, TEXT};
@@ -25,7 +27,9 @@
 //! let target = TantivyTarget::new(options)?;
 //!
 //! let books = ProjectionName::new("books")?;
-//! let slot = target.create_slot(&books, 1, NewSlot::Resume, &StoreIdentity::new("example")).await?.slot;
+//! // The store whose feed the slot is built from (a projector passes its store's identity).
+//! let store = StoreIdentity::new("example");
+//! let slot = target.create_slot(&books, 1, NewSlot::Resume, &store).await?.slot;
 //!
 //! // What a projection's handler builds for a batch of events:
 //! let mut writes = TantivyWrites::new();

@@ -38,6 +38,9 @@ pub struct ProjectorProgress {
     pub dead_lettered: u64,
     /// Whether it has applied everything up to the head it saw when it started.
     pub caught_up: bool,
+    /// While [`Retrying`](ProjectorState::Retrying) or once
+    /// [`Failed`](ProjectorState::Failed): the failure, with its sources, as text.
+    pub error: Option<String>,
 }
 
 impl ProjectorProgress {
@@ -54,6 +57,7 @@ impl ProjectorProgress {
             skipped: 0,
             dead_lettered: 0,
             caught_up: false,
+            error: None,
         }
     }
 

@@ -275,6 +275,27 @@ where
         mode: RebuildMode,
         on_progress: impl FnMut(&ProjectorProgress) + Send,
     ) -> Result<SlotInfo> {
+        self.rebuild_with(mode, self.shared.options.poison, on_progress)
+            .await
+    }
+
+    /// As [`rebuild`](Projector::rebuild), handling events that keep failing by `poison`
+    /// instead of the projector's own [`PoisonPolicy`]: how an operator gets a rebuild past a
+    /// poison event (`foldline rebuild --on-poison dead-letter`) without changing the code.
+    ///
+    /// # Errors
+    ///
+    /// As [`rebuild`](Projector::rebuild).
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`rebuild`](Projector::rebuild).
+    pub async fn rebuild_with(
+        &self,
+        mode: RebuildMode,
+        poison: PoisonPolicy,
+        on_progress: impl FnMut(&ProjectorProgress) + Send,
+    ) -> Result<SlotInfo> {
         let target = &self.shared.target;
         let slots = target.slots(&P::NAME).await?;
         let active = slots.iter().find(|s| s.state == SlotState::Active);
@@ -315,6 +336,7 @@ where
         };
         Driver::new(&self.shared)
             .with_progress(on_progress)
+            .with_poison_policy(poison)
             .run(Until::SlotCaughtUp(slot.slot))
             .await?;
         Ok(SlotInfo::new(

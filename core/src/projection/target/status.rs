@@ -76,6 +76,10 @@ pub enum ProjectorState {
     Paused,
     /// Waiting for another instance's lease.
     Standby,
+    /// Interrupted by a failure it expects to pass (a lost connection, a restarting
+    /// service): waiting to start again from the target's checkpoint (see
+    /// [`ProjectorHeartbeat::error`]).
+    Retrying,
     /// Shut down on request.
     Stopped,
     /// Stopped by an error (see [`ProjectorHeartbeat::error`]).
@@ -89,6 +93,7 @@ impl fmt::Display for ProjectorState {
             ProjectorState::Rebuilding => "rebuilding",
             ProjectorState::Paused => "paused",
             ProjectorState::Standby => "standby",
+            ProjectorState::Retrying => "retrying",
             ProjectorState::Stopped => "stopped",
             ProjectorState::Failed => "failed",
         })

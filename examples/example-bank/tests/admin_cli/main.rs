@@ -7,6 +7,7 @@
 //! store and Redis prefix. With a service unreachable these tests fail with a message saying
 //! how to start it; they never skip.
 
+mod poison;
 mod redis_restart;
 mod support;
 

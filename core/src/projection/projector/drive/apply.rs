@@ -194,7 +194,7 @@ where
                 Err(failed) => error = failed.error,
             }
         }
-        match options.poison {
+        match self.poison {
             PoisonPolicy::Stop => Err(Error::PoisonEvent(Box::new(PoisonEvent::new(
                 P::NAME,
                 event,

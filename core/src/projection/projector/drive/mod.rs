@@ -21,7 +21,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::watch;
 
-use super::{ProjectorProgress, Shared};
+use super::{PoisonPolicy, ProjectorProgress, Shared};
 use crate::codec::Codec;
 use crate::error::{Error, Result, error_chain};
 use crate::position::Checkpoint;
@@ -80,6 +80,9 @@ pub(super) struct Driver<'a, S, P, T, C> {
     last_recorded_at: Option<SystemTime>,
     /// Whether this driver has held a slot's lease (and so reported on it).
     worked: bool,
+    /// What to do with an event that keeps failing: the options', unless an operator's
+    /// rebuild says otherwise.
+    poison: PoisonPolicy,
 }
 
 impl<'a, S, P, T, C> Driver<'a, S, P, T, C>
@@ -98,7 +101,13 @@ where
             last_renewal: Instant::now(),
             last_recorded_at: None,
             worked: false,
+            poison: shared.options.poison,
         }
+    }
+
+    pub(super) fn with_poison_policy(mut self, poison: PoisonPolicy) -> Self {
+        self.poison = poison;
+        self
     }
 
     pub(super) fn with_progress(
@@ -134,18 +143,25 @@ where
             };
             let since = *failing_since.get_or_insert_with(Instant::now);
             let give_up = options.give_up_after.is_some_and(|g| since.elapsed() >= g);
+            let message = error_chain(&error, ": ");
             if !error.is_transient() || give_up {
-                tracing::error!(projection = %P::NAME, error = %error_chain(&error, ": "), "projection stopped");
+                tracing::error!(projection = %P::NAME, error = %message, "projection stopped");
                 self.set_state(ProjectorState::Failed);
-                self.record_heartbeat(Some(error_chain(&error, ": "))).await;
+                self.progress.error = Some(message.clone());
+                self.record_heartbeat(Some(message)).await;
                 return Err(error);
             }
             tracing::warn!(
                 projection = %P::NAME,
-                error = %error_chain(&error, ": "),
+                error = %message,
                 retry_in = ?backoff,
                 "projection interrupted; resuming from the target's checkpoint"
             );
+            // Watchers (a rebuild's progress line, `status`) see the interruption, not a
+            // projector that silently stopped moving.
+            self.set_state(ProjectorState::Retrying);
+            self.progress.error = Some(message.clone());
+            self.record_heartbeat(Some(message)).await;
             if sleep_or_shutdown(&self.shared.shutdown, backoff).await == Slept::Shutdown {
                 return Ok(());
             }

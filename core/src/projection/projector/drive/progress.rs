@@ -34,8 +34,13 @@ where
         telemetry::lag(&P::NAME, progress.lag_events, seconds);
     }
 
+    /// Sets the state; any state but [`ProjectorState::Retrying`] and
+    /// [`ProjectorState::Failed`] clears the last failure.
     pub(super) fn set_state(&mut self, state: ProjectorState) {
         self.progress.state = state;
+        if !matches!(state, ProjectorState::Retrying | ProjectorState::Failed) {
+            self.progress.error = None;
+        }
     }
 
     /// Sends the progress to its watchers, and to a rebuild's callback.
