@@ -112,6 +112,7 @@ mod event;
 mod names;
 mod position;
 mod projection;
+mod shown;
 mod store;
 mod version;
 
@@ -135,7 +136,7 @@ pub use error::{
     BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result, error_chain,
 };
 pub use event::{DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent};
-pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
+pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
@@ -143,6 +144,7 @@ pub use projection::{
     ProjectionTargetExt, Projector, ProjectorHandle, ProjectorHeartbeat, ProjectorOptions,
     ProjectorProgress, ProjectorState, RebuildMode, SlotId, SlotInfo, SlotState,
 };
+pub use shown::Shown;
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
     InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,

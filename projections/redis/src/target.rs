@@ -6,7 +6,8 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, Shown, SlotId, SlotInfo,
+    SlotState,
 };
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
@@ -384,7 +385,10 @@ impl ProjectionTarget for RedisTarget {
             .map(|(number, json)| {
                 let slot: SlotId = number.parse().map_err(|_| {
                     Redis::corrupt(
-                        format!("listing the slots of projection `{projection}`: slot `{number}`"),
+                        format!(
+                            "listing the slots of projection `{projection}`: slot `{}`",
+                            Shown::new(&number)
+                        ),
                         None,
                     )
                 })?;

@@ -1,8 +1,8 @@
 //! Rows of the events and idempotency-key tables, turned into foldline's types.
 
 use foldline::{
-    AppendResult, DriverErrors, Error, EventMetadata, EventType, Position, RecordedEvent, StreamId,
-    Version,
+    AppendResult, DriverErrors, Error, EventMetadata, EventType, Position, RecordedEvent, Shown,
+    StreamId, Version,
 };
 use tokio_postgres::Row;
 
@@ -32,7 +32,8 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
     let bad = |what: &str, detail: &dyn std::fmt::Display| {
         Postgres::corrupt(
             format!(
-                "reading the event at position {global} ({stream}@{version}): {what}: {detail}"
+                "reading the event at position {global} ({}@{version}): {what}: {detail}",
+                Shown::new(&stream)
             ),
             None,
         )
