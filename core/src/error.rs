@@ -53,8 +53,8 @@ pub enum Error {
 
     /// A name (stream id, event type, projection, schema, idempotency key) broke its rules.
     /// The message shows the value [escaped and cut short](Shown), and names the rule: for a
-    /// character that is not allowed, which one and where (`invalid stream id `acct\nx`:
-    /// contains `\n` (U+000A) at byte 4, which is not allowed`).
+    /// character that is not allowed, which one and where: ``invalid stream id `acct\nx`:
+    /// contains `\n` (U+000A) at byte 4, which is not allowed``.
     #[error("invalid {kind} `{}`: {reason}", Shown::new(.value))]
     InvalidName {
         /// Which kind of name.

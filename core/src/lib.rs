@@ -87,6 +87,12 @@
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
+//! - [`Error`]: what went wrong, asked through helpers ([`Error::is_conflict`],
+//!   [`Error::is_transient`], [`Error::is_invalid_input`], [`Error::is_decode`],
+//!   [`Error::is_corrupt`]). A stream whose stored versions skip one (a row deleted by hand)
+//!   is [`Error::StreamGap`] on load, never folded. A message shows a value from outside (a
+//!   refused name, a checkpoint's text) through [`Shown`]: control characters escaped and cut
+//!   short, so it stays one short line.
 //! - For backend crates: [`DriverErrors`] maps a driver's errors to [`BackendError`]s the same
 //!   way in every backend, and [`redact_url`] hides passwords in the URLs they print.
 //!
