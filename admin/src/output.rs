@@ -155,18 +155,7 @@ fn is_unsafe(c: char) -> bool {
 /// `text` with every [unsafe](is_unsafe) character escaped as in Rust source (`\n`, `\u{1b}`).
 /// Backslashes are left alone, so text escaped already (by [`foldline::Shown`]) stays as it is.
 pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
-    if !text.chars().any(is_unsafe) {
-        return Cow::Borrowed(text);
-    }
-    let mut safe = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
-        if is_unsafe(c) {
-            safe.extend(c.escape_debug());
-        } else {
-            safe.push(c);
-        }
-    }
-    Cow::Owned(safe)
+    escape_unsafe(text, |c, safe| safe.extend(c.escape_debug()))
 }
 
 /// A JSON line with the [unsafe](is_unsafe) characters JSON leaves raw (DEL, C1, the
@@ -174,13 +163,21 @@ pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
 /// holds only ASCII punctuation, so each of them is inside a string, where the escape means
 /// the same character.
 fn json_safe(line: &str) -> Cow<'_, str> {
-    if !line.chars().any(is_unsafe) {
-        return Cow::Borrowed(line);
+    escape_unsafe(line, |c, safe| {
+        safe.push_str(&format!("\\u{:04x}", u32::from(c)));
+    })
+}
+
+/// `text` with each [unsafe](is_unsafe) character written by `escape` instead; borrowed when
+/// there is none.
+fn escape_unsafe(text: &str, escape: fn(char, &mut String)) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
     }
-    let mut safe = String::with_capacity(line.len() + 8);
-    for c in line.chars() {
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
         if is_unsafe(c) {
-            safe.push_str(&format!("\\u{:04x}", u32::from(c)));
+            escape(c, &mut safe);
         } else {
             safe.push(c);
         }
