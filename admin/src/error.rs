@@ -2,7 +2,9 @@
 
 use std::process::ExitCode;
 
-use foldline::ProjectionName;
+use foldline::{ProjectionName, Shown};
+
+use crate::output::terminal_safe;
 
 /// Why a command failed. Printed with its chain of causes; the process exits with 2.
 #[derive(Debug, thiserror::Error)]
@@ -12,10 +14,11 @@ pub enum AdminError {
     #[error(transparent)]
     Foldline(#[from] foldline::Error),
 
-    /// No projection of that name is registered.
-    #[error("no projection named `{name}` (known: {known})")]
+    /// No projection of that name is registered. The message shows the name asked for
+    /// [escaped and cut short](Shown).
+    #[error("no projection named `{}` (known: {known})", Shown::new(.name))]
     UnknownProjection {
-        /// The name asked for.
+        /// The name asked for, whole.
         name: String,
         /// The registered names.
         known: String,
@@ -162,6 +165,57 @@ pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
 }
 
 /// `error: outer` then one `  caused by: inner` line per source.
+///
+/// Each message is printed with its control characters escaped (`\n`, `\u{1b}`): a message
+/// that holds a newline (a driver's, or one quoting a value from outside) stays on its own
+/// line, so it can neither forge an `error:` line nor send escape codes to the terminal.
 pub fn format_error(error: &(dyn std::error::Error + 'static)) -> String {
-    format!("error: {}", foldline::error_chain(error, "\n  caused by: "))
+    let messages: Vec<String> = std::iter::successors(Some(error), |e| e.source())
+        .map(|e| terminal_safe(&e.to_string()).into_owned())
+        .collect();
+    format!("error: {}", messages.join("\n  caused by: "))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An error whose message holds a newline, as a driver's may.
+    #[derive(Debug, thiserror::Error)]
+    #[error("db error: ERROR: relation missing\nDETAIL: \u{1b}[2Jwiped\r")]
+    struct Driver;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("reading the stream\nerror: forged")]
+    struct Outer(#[source] Driver);
+
+    #[test]
+    fn every_message_of_the_chain_stays_on_its_own_line_with_its_controls_escaped() {
+        let printed = format_error(&Outer(Driver));
+        assert_eq!(
+            printed,
+            "error: reading the stream\\nerror: forged\n  caused by: db error: ERROR: relation \
+             missing\\nDETAIL: \\u{1b}[2Jwiped\\r"
+        );
+        let usage = AdminError::Usage("--limit\u{7f}\u{9b}31m\u{202e}".into());
+        assert_eq!(
+            format_error(&usage),
+            r"error: --limit\u{7f}\u{9b}31m\u{202e}"
+        );
+    }
+
+    #[test]
+    fn an_unknown_projection_is_shown_escaped_and_cut_short() {
+        let name = format!("x\n\u{1b}[31m{}", "y".repeat(10_240));
+        let error = AdminError::unknown(&name, std::iter::empty());
+        let printed = format_error(&error);
+        assert!(!printed.chars().any(char::is_control), "{printed:?}");
+        assert!(printed.len() < 200, "{} bytes: {printed}", printed.len());
+        assert!(
+            printed.starts_with(r"error: no projection named `x\n\u{1b}[31myyy"),
+            "{printed}"
+        );
+        assert!(printed.ends_with("…(10247 bytes)` (known: )"), "{printed}");
+        assert!(matches!(error, AdminError::UnknownProjection { name: n, .. } if n == name));
+    }
 }

@@ -1,6 +1,12 @@
 //! Human tables on stdout by default; with `--json`, one JSON object per line, each with a
 //! `type` and a `version` so scripts can rely on the shape.
+//!
+//! Nothing printed carries a raw control character: stream ids are validated, but payloads,
+//! error messages, a transaction's query text and a driver's messages come from outside, and
+//! a newline or an escape code in them would break a line in two or reach the terminal. Human
+//! lines show them escaped (`\n`, `\u{1b}`); JSON lines escape what JSON leaves raw.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use serde::Serialize;
@@ -76,11 +82,12 @@ impl Output {
             }
         }
         line.push('}');
+        let line = json_safe(&line);
         writeln!(self.out, "{line}").map_err(AdminError::output)?;
         self.out.flush().map_err(AdminError::output)
     }
 
-    /// A line of text; nothing in JSON mode.
+    /// A line of text, its control characters escaped; nothing in JSON mode.
     ///
     /// # Errors
     ///
@@ -89,6 +96,8 @@ impl Output {
         if self.json {
             return Ok(());
         }
+        let text = text.to_string();
+        let text = terminal_safe(&text);
         writeln!(self.out, "{text}").map_err(AdminError::output)?;
         self.out.flush().map_err(AdminError::output)
     }
@@ -102,8 +111,13 @@ impl Output {
         if self.json {
             return Ok(());
         }
+        // Escaped before measuring, so that the columns line up as printed.
+        let rows: Vec<Vec<Cow<'_, str>>> = rows
+            .iter()
+            .map(|row| row.iter().map(|cell| terminal_safe(cell)).collect())
+            .collect();
         let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-        for row in rows {
+        for row in &rows {
             for (width, cell) in widths.iter_mut().zip(row) {
                 *width = (*width).max(cell.chars().count());
             }
@@ -120,11 +134,55 @@ impl Output {
             line.trim_end().to_owned()
         };
         self.line(render(headers.to_vec()))?;
-        for row in rows {
-            self.line(render(row.iter().map(String::as_str).collect()))?;
+        for row in &rows {
+            self.line(render(row.iter().map(AsRef::as_ref).collect()))?;
         }
         Ok(())
     }
+}
+
+/// Whether `c` must not reach a terminal as it is: a control character (C0, DEL, C1), a line
+/// or paragraph separator, or a bidirectional control (which reorders what is shown).
+fn is_unsafe(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}'
+                | '\u{2066}'..='\u{2069}'
+        )
+}
+
+/// `text` with every [unsafe](is_unsafe) character escaped as in Rust source (`\n`, `\u{1b}`).
+/// Backslashes are left alone, so text escaped already (by [`foldline::Shown`]) stays as it is.
+pub(crate) fn terminal_safe(text: &str) -> Cow<'_, str> {
+    escape_unsafe(text, |c, safe| safe.extend(c.escape_debug()))
+}
+
+/// A JSON line with the [unsafe](is_unsafe) characters JSON leaves raw (DEL, C1, the
+/// separators and bidirectional controls) written as `\uXXXX`. Outside strings a JSON line
+/// holds only ASCII punctuation, so each of them is inside a string, where the escape means
+/// the same character.
+fn json_safe(line: &str) -> Cow<'_, str> {
+    escape_unsafe(line, |c, safe| {
+        safe.push_str(&format!("\\u{:04x}", u32::from(c)));
+    })
+}
+
+/// `text` with each [unsafe](is_unsafe) character written by `escape` instead; borrowed when
+/// there is none.
+fn escape_unsafe(text: &str, escape: fn(char, &mut String)) -> Cow<'_, str> {
+    if !text.chars().any(is_unsafe) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if is_unsafe(c) {
+            escape(c, &mut safe);
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
 }
 
 #[cfg(test)]
@@ -150,6 +208,43 @@ mod tests {
         fn text(&self) -> String {
             String::from_utf8(self.0.lock().expect("lock").clone()).expect("utf-8")
         }
+    }
+
+    #[test]
+    fn no_raw_control_character_is_printed() {
+        let captured = Captured::default();
+        let mut human = Output::to_writer(false, captured.clone());
+        human.line("one\nerror: forged \u{1b}[2J").unwrap();
+        human
+            .table(
+                &["NAME", "QUERY"],
+                &[
+                    vec!["a\tb".into(), "select\r\n1".into()],
+                    vec!["cd".into(), "\u{9b}x".into()],
+                ],
+            )
+            .unwrap();
+        assert_eq!(
+            captured.text(),
+            "one\\nerror: forged \\u{1b}[2J\n\
+             NAME  QUERY\n\
+             a\\tb  select\\r\\n1\n\
+             cd    \\u{9b}x\n"
+        );
+
+        let captured = Captured::default();
+        let mut json = Output::to_writer(true, captured.clone());
+        let text = "nl\n esc\u{1b} del\u{7f} csi\u{9b} rlo\u{202e}";
+        json.record("x", &serde_json::json!({ "text": text }))
+            .unwrap();
+        let line = captured.text();
+        assert_eq!(line.lines().count(), 1, "{line:?}");
+        assert!(
+            !line.trim_end_matches('\n').chars().any(is_unsafe),
+            "{line:?}"
+        );
+        let value: serde_json::Value = serde_json::from_str(line.trim_end()).unwrap();
+        assert_eq!(value["text"], text, "the escapes mean the same characters");
     }
 
     #[test]

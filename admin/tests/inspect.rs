@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::Parser;
 use foldline::{
     AppendRequest, EventMetadata, EventStore, EventType, ExpectedVersion, InMemoryEventStore,
-    ManagedStore, NewEvent, SchemaName, StreamId,
+    ManagedStore, NameKind, NameRule, NewEvent, SchemaName, StreamId,
 };
 use foldline_admin::{Admin, AdminError, Cli, Outcome, Output};
 use foldline_postgres::PgTestSchema;
@@ -491,6 +491,80 @@ async fn invalid_checkpoints_and_stream_ids_are_errors() -> anyhow::Result<()> {
 
     let (result, _) = run(&admin, &["streams", "--limit", "0"]).await;
     assert!(matches!(result, Err(AdminError::Usage(_))));
+    Ok(())
+}
+
+/// Arguments built to attack the terminal that reads the error — a newline followed by a forged
+/// `error:` line, an ANSI escape, 10 kB of padding — are refused with an error that prints as
+/// one short `error:` line (plus its `caused by:` lines), the escapes shown as `\n` and
+/// `\u{1b}`, naming the character a stream id refused and where it is. Nothing is printed on
+/// stdout.
+#[tokio::test]
+async fn hostile_arguments_print_as_one_short_error_line() -> anyhow::Result<()> {
+    let schema = PgTestSchema::create().await?;
+    let admin = Admin::new(schema.store().clone());
+    let hostile = format!("acct\nerror: forged\u{1b}[31m{}", "x".repeat(10_240));
+    let shown = r"acct\nerror: forged\u{1b}[31m";
+    let refused = r"contains `\n` (U+000A) at byte 4, which is not allowed";
+    for (args, names_the_character) in [
+        (&["events", hostile.as_str()][..], true),
+        (&["streams", "--after", &hostile], true),
+        (&["events", "--all", "--after", &hostile], false),
+        (&["tail", "--after", &hostile], false),
+        (&["pause", &hostile], false),
+    ] {
+        // The command without the 10 kB value, for the failure messages.
+        let command = args[..args.len() - 1].join(" ");
+        let (result, out) = run(&admin, args).await;
+        let error = result.expect_err("a hostile argument is refused");
+        let printed = foldline_admin::format_error(&error);
+        let lines: Vec<&str> = printed.split('\n').collect();
+        assert!(lines[0].starts_with("error: "), "{command}: {printed:.300}");
+        assert!(
+            lines[1..].iter().all(|l| l.starts_with("  caused by: ")),
+            "{command}: a line that is not the error's own: {printed:.300}"
+        );
+        assert!(
+            !printed.chars().any(|c| c.is_control() && c != '\n'),
+            "{command}: a raw control character: {printed:.300?}"
+        );
+        assert!(
+            printed.len() < 400,
+            "{command}: {} bytes: {printed:.300}",
+            printed.len()
+        );
+        assert!(printed.contains(shown), "{command}: {printed:.300}");
+        assert!(
+            printed.contains("bytes)`"),
+            "{command}: not cut short: {printed:.300}"
+        );
+        assert_eq!(
+            printed.contains(refused),
+            names_the_character,
+            "{command}: {printed:.300}"
+        );
+        assert!(out.text().is_empty(), "{command} printed {:?}", out.text());
+    }
+
+    // The error keeps the whole value, and the rule it broke, for whoever handles it.
+    let (result, _) = run(&admin, &["events", &hostile]).await;
+    match result {
+        Err(AdminError::Foldline(foldline::Error::InvalidName {
+            kind: NameKind::StreamId,
+            value,
+            reason,
+        })) => {
+            assert_eq!(value, hostile);
+            assert_eq!(
+                reason,
+                NameRule::Character {
+                    character: '\n',
+                    at: 4
+                }
+            );
+        }
+        other => panic!("expected an invalid stream id, got {other:?}"),
+    }
     Ok(())
 }
 

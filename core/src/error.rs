@@ -4,9 +4,10 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::event::RecordedEvent;
-use crate::names::{EventType, ProjectionName, StreamId};
+use crate::names::{EventType, NameRule, ProjectionName, StreamId};
 use crate::position::Position;
 use crate::projection::SlotId;
+use crate::shown::Shown;
 use crate::store::StoreIdentity;
 use crate::version::{ExpectedVersion, Version};
 
@@ -35,7 +36,8 @@ pub fn error_chain(error: &(dyn std::error::Error + 'static), separator: &str) -
 /// What went wrong in a store, a codec or the command executor.
 ///
 /// Match on the helpers ([`Error::is_conflict`], [`Error::is_transient`],
-/// [`Error::is_invalid_input`]) rather than on variants: new variants may be added.
+/// [`Error::is_invalid_input`], [`Error::is_decode`], [`Error::is_corrupt`]) rather than on
+/// variants: new variants may be added.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -51,20 +53,24 @@ pub enum Error {
     },
 
     /// A name (stream id, event type, projection, schema, idempotency key) broke its rules.
-    #[error("invalid {kind} `{value}`: {reason}")]
+    /// The message shows the value [escaped and cut short](Shown), and names the rule: for a
+    /// character that is not allowed, which one and where: ``invalid stream id `acct\nx`:
+    /// contains `\n` (U+000A) at byte 4, which is not allowed``.
+    #[error("invalid {kind} `{}`: {reason}", Shown::new(.value))]
     InvalidName {
         /// Which kind of name.
         kind: NameKind,
-        /// The rejected value.
+        /// The rejected value, whole.
         value: String,
         /// Which rule it broke.
-        reason: &'static str,
+        reason: NameRule,
     },
 
-    /// Bytes or text that should hold a checkpoint or position do not.
-    #[error("invalid checkpoint `{value}`")]
+    /// Bytes or text that should hold a checkpoint or position do not. The message shows the
+    /// text [escaped and cut short](Shown).
+    #[error("invalid checkpoint `{}`", Shown::new(.value))]
     InvalidCheckpoint {
-        /// The rejected text.
+        /// The rejected text, whole.
         value: String,
     },
 
@@ -249,6 +255,23 @@ pub enum Error {
         /// What could not be read, and why.
         reason: String,
     },
+
+    /// A stream's stored events skip a version: an event was deleted (or never written) in the
+    /// middle of the stream. Loading refuses to fold such a stream, so no command decides on
+    /// it and nothing is appended on top of the gap. The data needs repair; retrying reads the
+    /// same gap.
+    #[error(
+        "stream `{stream}` is missing version {expected}: the next event stored is version \
+         {found}"
+    )]
+    StreamGap {
+        /// The stream.
+        stream: StreamId,
+        /// The version that should come next, and is missing.
+        expected: Version,
+        /// The version read in its place.
+        found: Version,
+    },
 }
 
 impl Error {
@@ -285,6 +308,17 @@ impl Error {
             self,
             Error::Decode { .. } | Error::UnknownEventType { .. } | Error::UnreadableEvent { .. }
         )
+    }
+
+    /// Whether stored data is damaged: a stream with a [gap](Error::StreamGap), or a backend
+    /// that found data not in the shape it keeps ([`BackendErrorKind::Corrupt`]). Retrying
+    /// fails the same way until the data is repaired; nothing was written.
+    pub fn is_corrupt(&self) -> bool {
+        match self {
+            Error::StreamGap { .. } => true,
+            Error::Backend(e) => e.kind() == BackendErrorKind::Corrupt,
+            _ => false,
+        }
     }
 }
 
@@ -429,5 +463,50 @@ impl BackendError {
             self.kind,
             BackendErrorKind::Unavailable | BackendErrorKind::Timeout | BackendErrorKind::NotOwner
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invalid_checkpoints_show_their_text_escaped_and_cut_short() {
+        let text = format!("0:1:2\nerror: forged \u{1b}[2J{}", "9".repeat(10_240));
+        let error = Error::InvalidCheckpoint {
+            value: text.clone(),
+        };
+        let message = error.to_string();
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.len() < 120, "{} bytes: {message}", message.len());
+        assert!(
+            message.starts_with(r"invalid checkpoint `0:1:2\nerror: forged \u{1b}[2J999"),
+            "{message}"
+        );
+        assert!(message.ends_with("…(10264 bytes)`"), "{message}");
+        // The error keeps the whole text for whoever handles it.
+        assert!(matches!(&error, Error::InvalidCheckpoint { value } if *value == text));
+        let parsed = text.parse::<crate::Checkpoint>().unwrap_err().to_string();
+        assert_eq!(parsed, message);
+    }
+
+    #[test]
+    fn a_stream_gap_names_the_stream_and_the_missing_version_and_is_corrupt_data() {
+        let error = Error::StreamGap {
+            stream: StreamId::from_static("account-7"),
+            expected: Version::new(2),
+            found: Version::new(3),
+        };
+        assert_eq!(
+            error.to_string(),
+            "stream `account-7` is missing version 2: the next event stored is version 3"
+        );
+        assert!(error.is_corrupt());
+        assert!(!error.is_transient() && !error.is_invalid_input());
+        assert!(!error.is_conflict() && !error.is_decode());
+        let corrupt = BackendError::new("test", BackendErrorKind::Corrupt, "reading", None);
+        assert!(Error::Backend(corrupt).is_corrupt());
+        let rejected = BackendError::new("test", BackendErrorKind::Rejected, "reading", None);
+        assert!(!Error::Backend(rejected).is_corrupt());
     }
 }

@@ -87,6 +87,12 @@
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
+//! - [`Error`]: what went wrong, asked through helpers ([`Error::is_conflict`],
+//!   [`Error::is_transient`], [`Error::is_invalid_input`], [`Error::is_decode`],
+//!   [`Error::is_corrupt`]). A stream whose stored versions skip one (a row deleted by hand)
+//!   is [`Error::StreamGap`] on load, never folded. A message shows a value from outside (a
+//!   refused name, a checkpoint's text) through [`Shown`]: control characters escaped and cut
+//!   short, so it stays one short line.
 //! - For backend crates: [`DriverErrors`] maps a driver's errors to [`BackendError`]s the same
 //!   way in every backend, and [`redact_url`] hides passwords in the URLs they print.
 //!
@@ -112,6 +118,7 @@ mod event;
 mod names;
 mod position;
 mod projection;
+mod shown;
 mod store;
 mod version;
 
@@ -137,7 +144,7 @@ pub use error::{
 pub use event::{
     DecodeError, DomainEvent, EventMetadata, NewEvent, RecordedEvent, UnreadableEvent,
 };
-pub use names::{EventType, IdempotencyKey, ProjectionName, SchemaName, StreamId};
+pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
@@ -145,6 +152,7 @@ pub use projection::{
     ProjectionTargetExt, Projector, ProjectorHandle, ProjectorHeartbeat, ProjectorOptions,
     ProjectorProgress, ProjectorState, RebuildMode, SlotId, SlotInfo, SlotState,
 };
+pub use shown::Shown;
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
     InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreIdentity,

@@ -6,16 +6,66 @@ use std::fmt;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::{Error, NameKind};
+use crate::shown::Shown;
 
-/// Checks `value` against the rules of `kind`, returning why it is invalid.
-const fn check(kind: NameKind, value: &str) -> Result<(), &'static str> {
-    let bytes = value.as_bytes();
-    let max = kind.max_len();
-    if bytes.is_empty() {
-        return Err("must not be empty");
+/// Which rule a name broke: the `reason` of an [`Error::InvalidName`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum NameRule {
+    /// The name is empty.
+    Empty,
+    /// The name holds a character its kind does not allow (the first such one).
+    Character {
+        /// The character.
+        character: char,
+        /// Its offset in the name, in bytes.
+        at: usize,
+    },
+    /// The name is longer than its kind allows.
+    TooLong {
+        /// Its length in bytes.
+        len: usize,
+        /// The most its kind allows, in bytes.
+        max: usize,
+    },
+    /// The name must start with a letter, and does not.
+    FirstNotLetter {
+        /// Its first character.
+        character: char,
+    },
+}
+
+impl fmt::Display for NameRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            NameRule::Empty => f.write_str("must not be empty"),
+            NameRule::Character { character, at } => write!(
+                f,
+                "contains `{}` (U+{:04X}) at byte {at}, which is not allowed",
+                Shown::new(character.encode_utf8(&mut [0; 4])),
+                u32::from(character)
+            ),
+            NameRule::TooLong { len, max } => {
+                write!(f, "is {len} bytes long, over the limit of {max}")
+            }
+            NameRule::FirstNotLetter { character } => write!(
+                f,
+                "must start with a letter, not `{}`",
+                Shown::new(character.encode_utf8(&mut [0; 4]))
+            ),
+        }
     }
-    if bytes.len() > max {
-        return Err("is too long");
+}
+
+/// Checks `value` against the rules of `kind`, returning the first rule it breaks. `const`, so
+/// that `from_static` names are checked at compile time.
+///
+/// The characters are checked before the length: a long value with a newline in it is refused
+/// for the newline, which says more about where it came from.
+const fn check(kind: NameKind, value: &str) -> Result<(), NameRule> {
+    let bytes = value.as_bytes();
+    if bytes.is_empty() {
+        return Err(NameRule::Empty);
     }
     let mut i = 0;
     while i < bytes.len() {
@@ -40,18 +90,51 @@ const fn check(kind: NameKind, value: &str) -> Result<(), &'static str> {
             NameKind::KeyPrefix => b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'),
         };
         if !ok {
-            return Err("contains a character that is not allowed");
+            // Every allowed character is ASCII, so `i` is where a character starts.
+            return Err(NameRule::Character {
+                character: char_at(bytes, i),
+                at: i,
+            });
         }
         i += 1;
+    }
+    let max = kind.max_len();
+    if bytes.len() > max {
+        return Err(NameRule::TooLong {
+            len: bytes.len(),
+            max,
+        });
     }
     let first = bytes[0];
     match kind {
         NameKind::EventType | NameKind::ProjectionName | NameKind::SchemaName
             if !first.is_ascii_alphabetic() =>
         {
-            Err("must start with a letter")
+            Err(NameRule::FirstNotLetter {
+                character: first as char,
+            })
         }
         _ => Ok(()),
+    }
+}
+
+/// The character of UTF-8 `bytes` that starts at `i` (`str::chars` is not `const`).
+const fn char_at(bytes: &[u8], i: usize) -> char {
+    let lead = bytes[i];
+    let (len, mut code) = match lead {
+        0x00..=0x7f => (1, lead as u32),
+        0xc0..=0xdf => (2, (lead & 0x1f) as u32),
+        0xe0..=0xef => (3, (lead & 0x0f) as u32),
+        _ => (4, (lead & 0x07) as u32),
+    };
+    let mut k = 1;
+    while k < len && i + k < bytes.len() {
+        code = code << 6 | (bytes[i + k] & 0x3f) as u32;
+        k += 1;
+    }
+    match char::from_u32(code) {
+        Some(c) => c,
+        None => char::REPLACEMENT_CHARACTER,
     }
 }
 
@@ -220,6 +303,26 @@ impl StreamId {
 }
 
 impl NameKind {
+    /// Checks `value` against the rules of this kind of name, as the name types' `new` does.
+    /// For a name with no type of its own (a [`KeyPrefix`](NameKind::KeyPrefix)), so that
+    /// every crate refuses it by the same rules and with the same message.
+    ///
+    /// ```
+    /// use foldline::{NameKind, NameRule};
+    /// assert_eq!(NameKind::KeyPrefix.check("app-1"), Ok(()));
+    /// assert_eq!(
+    ///     NameKind::KeyPrefix.check("a:b"),
+    ///     Err(NameRule::Character { character: ':', at: 1 })
+    /// );
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// The first rule `value` breaks.
+    pub const fn check(self, value: &str) -> Result<(), NameRule> {
+        check(self, value)
+    }
+
     const fn max_len(self) -> usize {
         match self {
             NameKind::StreamId => 255,
@@ -247,6 +350,122 @@ mod tests {
         assert!(SchemaName::new("public; drop table x").is_err());
         assert!(SchemaName::new("Upper").is_err());
         assert!(ProjectionName::new("balances").is_ok());
+    }
+
+    fn refusal(error: Error) -> (NameKind, String, NameRule) {
+        match error {
+            Error::InvalidName {
+                kind,
+                value,
+                reason,
+            } => (kind, value, reason),
+            other => panic!("expected Error::InvalidName, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_reason_names_the_refused_character_and_where_it_is() {
+        let (kind, value, reason) = refusal(StreamId::new("acct\nerror: forged").unwrap_err());
+        assert_eq!(
+            (kind, value.as_str()),
+            (NameKind::StreamId, "acct\nerror: forged")
+        );
+        assert_eq!(
+            reason,
+            NameRule::Character {
+                character: '\n',
+                at: 4
+            }
+        );
+        assert_eq!(
+            reason.to_string(),
+            r"contains `\n` (U+000A) at byte 4, which is not allowed"
+        );
+        let cases = [
+            ("a b", ' ', 1),
+            ("x\u{1b}[31m", '\u{1b}', 1),
+            ("del\u{7f}", '\u{7f}', 3),
+            ("ab\u{9b}", '\u{9b}', 2),
+            ("caf\u{e9}", '\u{e9}', 3),
+            ("ok-\u{1f600}", '\u{1f600}', 3),
+            ("a{b}", '{', 1),
+        ];
+        for (value, character, at) in cases {
+            let (_, _, reason) = refusal(StreamId::new(value).unwrap_err());
+            assert_eq!(reason, NameRule::Character { character, at }, "{value:?}");
+        }
+        let (_, _, reason) = refusal(StreamId::new("x\u{1b}").unwrap_err());
+        assert_eq!(
+            reason.to_string(),
+            r"contains `\u{1b}` (U+001B) at byte 1, which is not allowed"
+        );
+        let (_, _, reason) = refusal(EventType::new("1Deposited").unwrap_err());
+        assert_eq!(reason, NameRule::FirstNotLetter { character: '1' });
+        assert_eq!(reason.to_string(), "must start with a letter, not `1`");
+        let (_, _, reason) = refusal(StreamId::new("").unwrap_err());
+        assert_eq!(reason.to_string(), "must not be empty");
+    }
+
+    #[test]
+    fn long_names_are_refused_for_a_bad_character_first_then_for_length() {
+        let (_, value, reason) = refusal(StreamId::new("x".repeat(10_240)).unwrap_err());
+        assert_eq!(value.len(), 10_240, "the error keeps the whole value");
+        assert_eq!(
+            reason,
+            NameRule::TooLong {
+                len: 10_240,
+                max: 255
+            }
+        );
+        assert_eq!(
+            reason.to_string(),
+            "is 10240 bytes long, over the limit of 255"
+        );
+        let (_, _, reason) =
+            refusal(StreamId::new(format!("{}\n", "x".repeat(10_240))).unwrap_err());
+        assert_eq!(
+            reason,
+            NameRule::Character {
+                character: '\n',
+                at: 10_240
+            }
+        );
+    }
+
+    #[test]
+    fn the_message_is_one_short_line_whatever_the_value() {
+        let value = format!("acct\nerror: forged\r\u{1b}[2J\u{7f}{}", "x".repeat(10_240));
+        let message = StreamId::new(value).unwrap_err().to_string();
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+        assert!(message.len() < 200, "{} bytes: {message}", message.len());
+        let shown = format!(
+            r"acct\nerror: forged\r\u{{1b}}[2J\u{{7f}}{}",
+            "x".repeat(28)
+        );
+        assert_eq!(shown.chars().count(), Shown::MAX_WIDTH);
+        assert_eq!(
+            message,
+            format!(
+                "invalid stream id `{shown}…(10264 bytes)`: contains `\\n` (U+000A) at byte 4, \
+                 which is not allowed"
+            )
+        );
+    }
+
+    #[test]
+    fn key_prefixes_are_checked_by_the_same_rules() {
+        assert_eq!(NameKind::KeyPrefix.check("test-1.2_X"), Ok(()));
+        assert_eq!(
+            NameKind::KeyPrefix.check("a*"),
+            Err(NameRule::Character {
+                character: '*',
+                at: 1
+            })
+        );
+        assert_eq!(
+            NameKind::KeyPrefix.check(&"p".repeat(65)),
+            Err(NameRule::TooLong { len: 65, max: 64 })
+        );
     }
 
     #[test]

@@ -86,6 +86,8 @@ fn public_types_are_send_and_sync() {
     is_send_sync::<Checkpoint>();
     is_send_sync::<StreamId>();
     is_send_sync::<AppendRequest>();
+    is_send_sync::<foldline::NameRule>();
+    is_send_sync::<foldline::Shown<'static>>();
     is_error::<Error>();
     is_error::<CommandError<Refused>>();
     is_error::<foldline::DecodeError>();

@@ -422,7 +422,7 @@ pub(crate) async fn idempotent_redelivery<S: EventStore + Clone>(store: S) -> an
 }
 
 /// Deposits one cent `n` times into `account`.
-async fn deposit_times<S, N>(
+pub(crate) async fn deposit_times<S, N>(
     bank: &CommandExecutor<S, N>,
     account: &str,
     n: u64,
@@ -565,12 +565,14 @@ where
 /// of a short stream, so a command that decided on a cached state shows as one that read
 /// nothing), and it can let a rival writer get its append in just before the next append
 /// (one queued rival append before each): a conflict on demand, with no timing involved. It
-/// yields to the runtime before each append, so concurrent commands interleave.
+/// yields to the runtime before each append, so concurrent commands interleave. It can also
+/// leave one event out of what `read_stream` returns, as a row deleted by hand would be.
 #[derive(Clone)]
 pub(crate) struct InstrumentedStore<S> {
     inner: S,
     reads: Arc<AtomicU64>,
     rivals: Arc<Mutex<VecDeque<AppendRequest>>>,
+    hidden: Arc<Mutex<Option<(StreamId, Version)>>>,
 }
 
 impl<S> InstrumentedStore<S> {
@@ -579,7 +581,13 @@ impl<S> InstrumentedStore<S> {
             inner,
             reads: Arc::default(),
             rivals: Arc::default(),
+            hidden: Arc::default(),
         }
+    }
+
+    /// From now on, `read_stream` leaves version `version` of `stream` out.
+    fn hide(&self, stream: StreamId, version: Version) {
+        *self.hidden.lock().unwrap_or_else(PoisonError::into_inner) = Some((stream, version));
     }
 
     /// The reads since the last call.
@@ -622,7 +630,16 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>> {
         self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_stream(stream, from, limit).await
+        let hidden = self
+            .hidden
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let mut events = self.inner.read_stream(stream, from, limit).await?;
+        if let Some((_, version)) = hidden.filter(|(hidden, _)| hidden == stream) {
+            events.retain(|e| e.stream_version != version);
+        }
+        Ok(events)
     }
 
     async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch> {
@@ -955,4 +972,58 @@ where
         assert_eq!(emptied.version, stored.version.next());
     }
     Ok(contention)
+}
+
+/// Asserts that `error` is `Error::StreamGap` on `stream`, missing version `missing` and
+/// finding version `found` in its place: damaged data, neither transient nor bad input.
+#[track_caller]
+pub(crate) fn assert_gap(error: &Error, stream: &StreamId, missing: u64, found: u64) {
+    match error {
+        Error::StreamGap {
+            stream: s,
+            expected,
+            found: f,
+        } => assert_eq!(
+            (s, *expected, *f),
+            (stream, Version::new(missing), Version::new(found))
+        ),
+        other => panic!("expected Error::StreamGap, got {other:?}"),
+    }
+    assert!(error.is_corrupt(), "{error:?}");
+    assert!(
+        !error.is_transient() && !error.is_invalid_input(),
+        "{error:?}"
+    );
+}
+
+/// A store that skips a version of a stream (here the instrumented store leaves one out; on
+/// PostgreSQL a row deleted by hand, in `pg_bad_input`) makes `load` and `execute` fail with
+/// `Error::StreamGap` naming the stream and the missing version, and nothing is appended on
+/// top of the gap.
+#[tokio::test]
+async fn a_stream_that_skips_a_version_is_refused() -> anyhow::Result<()> {
+    let inner = InMemoryEventStore::new();
+    let store = InstrumentedStore::new(inner.clone());
+    let bank = CommandExecutor::new(store.clone());
+    bank.execute::<Account>(Cmd::open("g1", "ada")).await?;
+    deposit_times(&bank, "g1", 3).await?;
+    store.hide(stream("g1"), Version::new(2));
+
+    let error = bank.load::<Account>(&"g1".to_owned()).await.unwrap_err();
+    assert_gap(&error, &stream("g1"), 2, 3);
+    let refused = bank
+        .execute::<Account>(Cmd::deposit("g1", 1))
+        .await
+        .unwrap_err();
+    let error = refused
+        .store_error()
+        .expect("a store error, not a rejection");
+    assert_gap(error, &stream("g1"), 2, 3);
+    assert!(!refused.is_transient());
+    assert_eq!(
+        read(&inner, "g1").await.len(),
+        4,
+        "appended on top of a gap"
+    );
+    Ok(())
 }

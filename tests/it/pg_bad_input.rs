@@ -4,15 +4,18 @@
 use std::sync::Arc;
 
 use foldline::{
-    AppendRequest, BackendErrorKind, Checkpoint, CommandExecutor, DecodeError, Error, EventStore,
-    EventType, ExpectedVersion, NameKind, NewEvent, Position, SchemaName, StreamId, Version,
+    AppendRequest, BackendErrorKind, Checkpoint, CommandExecutor, CommandOptions, DecodeError,
+    Error, EventStore, EventStoreExt, EventType, ExpectedVersion, IdempotencyKey, NameKind,
+    NewEvent, Position, SchemaName, SnapshotStore, StreamId, Version,
 };
 use foldline_postgres::{PgEventStore, PgStoreOptions};
-use foldline_tests::pg::{RawEvent, count_events, insert_event, raw_client, table, test_schema};
-use foldline_tests::{Account, AccountCommand as Cmd};
+use foldline_tests::pg::{
+    RawEvent, count_events, delete_event, insert_event, raw_client, table, test_schema,
+};
+use foldline_tests::{Account, AccountCommand as Cmd, SNAPSHOT_EVERY};
 use tokio::sync::Barrier;
 
-use crate::commands::stream;
+use crate::commands::{assert_gap, deposit_times, stream};
 use crate::upcasting::decode_error;
 
 fn json(bytes: &[u8]) -> serde_json::Value {
@@ -80,6 +83,97 @@ async fn malformed_stored_payload_is_a_decode_error() -> anyhow::Result<()> {
         assert_eq!(
             count_events(&client, schema.name(), stream.as_str()).await?,
             2
+        );
+    }
+    Ok(())
+}
+
+/// A row deleted from the middle of a stream (by hand, around the store) leaves a gap: `load`
+/// (the executor's and `EventStoreExt`'s) and `execute` fail with `Error::StreamGap` naming the
+/// stream and the missing version, and the command appends nothing on top of the gap. A
+/// redelivered idempotent command whose event was the one deleted is refused the same way,
+/// rather than answered with the next event as if it were its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_event_is_a_stream_gap() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    let store = schema.store().clone();
+    let bank = CommandExecutor::new(store.clone());
+    let client = raw_client().await;
+    let stream = stream("gap");
+    let keyed = CommandOptions::new().with_idempotency_key(IdempotencyKey::new("gap-deposit")?);
+    bank.execute::<Account>(Cmd::open("gap", "ada")).await?;
+    bank.execute_with::<Account>(Cmd::deposit("gap", 100), keyed.clone())
+        .await?;
+    bank.execute::<Account>(Cmd::deposit("gap", 5)).await?;
+    let deleted = delete_event(&client, schema.name(), stream.as_str(), 2).await?;
+    assert_eq!(deleted, 1, "the deposit row was not found");
+
+    let error = bank.load::<Account>(&"gap".to_owned()).await.unwrap_err();
+    assert_gap(&error, &stream, 2, 3);
+    let error = store.load::<Account>(&"gap".to_owned()).await.unwrap_err();
+    assert_gap(&error, &stream, 2, 3);
+
+    let refused = bank
+        .execute::<Account>(Cmd::deposit("gap", 1))
+        .await
+        .unwrap_err();
+    let error = refused
+        .store_error()
+        .expect("a store error, not a rejection");
+    assert_gap(error, &stream, 2, 3);
+    assert!(!refused.is_transient());
+    let replay = bank
+        .execute_with::<Account>(Cmd::deposit("gap", 100), keyed)
+        .await
+        .unwrap_err();
+    let error = replay
+        .store_error()
+        .expect("a store error, not a rejection");
+    assert_gap(error, &stream, 2, 3);
+    assert_eq!(
+        count_events(&client, schema.name(), stream.as_str()).await?,
+        2,
+        "a command appended on top of the gap"
+    );
+    Ok(())
+}
+
+/// With snapshots, the events after the snapshot must follow it: a row deleted right after the
+/// snapshot's version, or further on, is `Error::StreamGap`, and nothing is appended.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_deleted_event_after_a_snapshot_is_a_stream_gap() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    let store = schema.store().clone();
+    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    let client = raw_client().await;
+    // The first event after the snapshot, and one further on.
+    for deleted in [SNAPSHOT_EVERY + 1, SNAPSHOT_EVERY + 3] {
+        let name = format!("snap-gap-{deleted}");
+        let stream = stream(&name);
+        bank.execute::<Account>(Cmd::open(&name, "ada")).await?;
+        deposit_times(&bank, &name, SNAPSHOT_EVERY + 3).await?;
+        let snapshot = store.load_snapshot(&stream).await?.expect("a snapshot");
+        assert_eq!(snapshot.version, Version::new(SNAPSHOT_EVERY));
+        let version = i64::try_from(deleted)?;
+        assert_eq!(
+            delete_event(&client, schema.name(), stream.as_str(), version).await?,
+            1
+        );
+
+        let error = bank.load::<Account>(&name).await.unwrap_err();
+        assert_gap(&error, &stream, deleted, deleted + 1);
+        let refused = bank
+            .execute::<Account>(Cmd::deposit(&name, 1))
+            .await
+            .unwrap_err();
+        let error = refused
+            .store_error()
+            .expect("a store error, not a rejection");
+        assert_gap(error, &stream, deleted, deleted + 1);
+        assert_eq!(
+            count_events(&client, schema.name(), stream.as_str()).await?,
+            i64::try_from(SNAPSHOT_EVERY + 3)?,
+            "a command appended on top of the gap"
         );
     }
     Ok(())

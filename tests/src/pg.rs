@@ -200,6 +200,26 @@ pub async fn backend_pid(client: &impl GenericClient) -> Result<i32, tokio_postg
         .get(0))
 }
 
+/// Deletes version `version` of `stream` from `schema`'s events table, as a careless operator
+/// would (the streams table still says the stream is at its last version), and returns how
+/// many rows went.
+///
+/// # Errors
+///
+/// What PostgreSQL says.
+pub async fn delete_event(
+    client: &impl GenericClient,
+    schema: &SchemaName,
+    stream: &str,
+    version: i64,
+) -> Result<u64, tokio_postgres::Error> {
+    let sql = format!(
+        "DELETE FROM {} WHERE stream_id = $1 AND stream_version = $2",
+        table(schema, "events")
+    );
+    client.execute(&sql, &[&stream, &version]).await
+}
+
 /// How many rows `schema`'s events table holds for `stream`.
 ///
 /// # Errors

@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::Admin;
 use crate::cli::StatusArgs;
 use crate::error::{AdminError, Outcome};
-use crate::output::Output;
+use crate::output::{Output, terminal_safe};
 
 /// One `projection_status` JSON line.
 #[derive(Serialize)]
@@ -175,7 +175,7 @@ pub(crate) async fn run<S: ManagedStore>(
             reason = "a failed check is reported on stderr, the status on stdout"
         )]
         {
-            eprintln!("check failed: {failure}");
+            eprintln!("check failed: {}", terminal_safe(failure));
         }
     }
     Ok(if failures.is_empty() {

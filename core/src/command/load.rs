@@ -1,6 +1,7 @@
 use crate::aggregate::Aggregate;
 use crate::codec::Codec;
-use crate::error::Result;
+use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
 use crate::names::StreamId;
 use crate::store::{EventStore, Snapshot, SnapshotStore};
 use crate::version::Version;
@@ -23,6 +24,12 @@ pub struct Loaded<A> {
 }
 
 /// Loads `stream` into `A`: the latest usable snapshot, then every event after it.
+///
+/// The versions folded must follow each other from the snapshot's (or from 0): a stream that
+/// skips one is refused with [`Error::StreamGap`] rather than folded into a state that misses
+/// an event, which the next command would then append on top of. The check is here, not in
+/// the stores, so that every store gets it; `read_stream` returns the rows as they are (the
+/// admin CLI shows a damaged stream as it is).
 pub(crate) async fn load<A, S, N, C>(
     store: &S,
     snapshots: &N,
@@ -55,6 +62,7 @@ where
             .await?;
         let full = page.len() == READ_PAGE;
         for recorded in &page {
+            check_next(&loaded.stream_id, loaded.version.next(), recorded)?;
             let event: A::Event = recorded.decode(codec)?;
             loaded.state.apply(&event);
             loaded.version = recorded.stream_version;
@@ -63,6 +71,23 @@ where
             return Ok(loaded);
         }
     }
+}
+
+/// `Ok` if `recorded` is version `expected` of `stream`; [`Error::StreamGap`] if the stream
+/// skips from the version before `expected` to `recorded`'s.
+pub(crate) fn check_next(
+    stream: &StreamId,
+    expected: Version,
+    recorded: &RecordedEvent,
+) -> Result<()> {
+    if recorded.stream_version == expected {
+        return Ok(());
+    }
+    Err(Error::StreamGap {
+        stream: stream.clone(),
+        expected,
+        found: recorded.stream_version,
+    })
 }
 
 /// The snapshot's state if its schema is current and it decodes; otherwise `None`, and the

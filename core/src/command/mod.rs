@@ -210,8 +210,10 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     ///
     /// # Errors
     ///
-    /// [`Error::InvalidName`](crate::Error::InvalidName) if the id makes an invalid stream id; decode errors for stored
-    /// events the code cannot read; store failures.
+    /// [`Error::InvalidName`](crate::Error::InvalidName) if the id makes an invalid stream id;
+    /// decode errors for stored events the code cannot read;
+    /// [`Error::StreamGap`](crate::Error::StreamGap) when the stored events skip a version
+    /// (damaged data); store failures.
     ///
     /// # Cancel safety
     ///
@@ -246,7 +248,9 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     /// # Errors
     ///
     /// [`CommandError::Rejected`] when the aggregate refuses; [`CommandError::Store`] for store
-    /// failures, decode errors, and a conflict that outlasted every retry.
+    /// failures, decode errors, a stream whose stored events skip a version
+    /// ([`Error::StreamGap`](crate::Error::StreamGap): nothing is appended), and a conflict
+    /// that outlasted every retry.
     ///
     /// # Cancel safety
     ///
@@ -441,10 +445,14 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
             .store
             .read_stream(&first.stream_id, first.first_version(), count)
             .await?;
-        let events = recorded
-            .iter()
-            .map(|r| r.decode(&self.codec))
-            .collect::<Result<Vec<_>>>()?;
+        // A gap would put a later append's event in the place of a missing one.
+        let mut expected = first.first_version();
+        let mut events = Vec::with_capacity(recorded.len());
+        for r in &recorded {
+            load::check_next(&first.stream_id, expected, r)?;
+            events.push(r.decode(&self.codec)?);
+            expected = expected.next();
+        }
         Ok(CommandOutcome {
             events,
             append: first,

@@ -9,6 +9,7 @@ pub use unreadable::UnreadableEvent;
 use crate::codec::Codec;
 use crate::error::BoxError;
 use crate::names::EventType;
+use crate::shown::Shown;
 
 /// A domain event type: usually an enum with one variant per kind of event, derived with
 /// `#[derive(DomainEvent)]`.
@@ -59,14 +60,15 @@ pub trait DomainEvent: Sized + Send + Sync + 'static {
 #[non_exhaustive]
 pub enum DecodeError {
     /// The type name is not one of [`DomainEvent::TYPES`].
-    #[error("unknown event type `{event_type}`")]
+    #[error("unknown event type `{}`", Shown::new(.event_type))]
     UnknownType {
         /// The unknown type name.
         event_type: String,
     },
     /// The type is known but this schema version has neither a decoder nor an upcaster.
     #[error(
-        "event `{event_type}` has no upcaster from schema version {version} (current is {current})"
+        "event `{}` has no upcaster from schema version {version} (current is {current})",
+        Shown::new(.event_type)
     )]
     UnsupportedVersion {
         /// The event's type name.

@@ -82,7 +82,8 @@ pub trait EventStoreExt: EventStore {
     ///
     /// [`Error::InvalidName`](crate::Error::InvalidName) when `id` makes no valid stream id;
     /// [`Error::UnknownEventType`](crate::Error::UnknownEventType) or
-    /// [`Error::Decode`](crate::Error::Decode) for an event that does not decode; as
+    /// [`Error::Decode`](crate::Error::Decode) for an event that does not decode;
+    /// [`Error::StreamGap`](crate::Error::StreamGap) when the stored events skip a version; as
     /// [`EventStore::read_stream`] otherwise.
     ///
     /// # Cancel safety

@@ -71,6 +71,10 @@ pub trait EventStore: Send + Sync + 'static {
     /// Reads up to `limit` events of `stream` with version `>= from`, in version order. A
     /// stream that does not exist reads as empty.
     ///
+    /// The events are returned as stored. A stream damaged outside the store (a row deleted
+    /// by hand) reads with its gap; loading an aggregate from it checks the versions and
+    /// fails with [`Error::StreamGap`](crate::Error::StreamGap), so stores need not check.
+    ///
     /// # Errors
     ///
     /// [`Error::Backend`](crate::Error::Backend) when the service fails.

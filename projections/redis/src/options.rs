@@ -89,7 +89,7 @@ impl RedisTargetOptions {
     /// rules; nothing is connected.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
         let prefix = prefix.into();
-        if let Err(reason) = check_prefix(&prefix) {
+        if let Err(reason) = NameKind::KeyPrefix.check(&prefix) {
             return Err(Error::InvalidName {
                 kind: NameKind::KeyPrefix,
                 value: prefix,
@@ -179,22 +179,11 @@ impl fmt::Debug for RedisTargetOptions {
     }
 }
 
-fn check_prefix(prefix: &str) -> Result<(), &'static str> {
-    if prefix.is_empty() || prefix.len() > 64 {
-        return Err("a key prefix is 1 to 64 characters");
-    }
-    if !prefix
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'))
-    {
-        return Err("a key prefix holds only A-Z, a-z, 0-9, `_`, `.` and `-`");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{RedisTargetOptions, check_prefix};
+    use foldline::NameKind;
+
+    use super::RedisTargetOptions;
 
     #[test]
     fn debug_hides_the_password() {
@@ -207,10 +196,10 @@ mod tests {
     #[test]
     fn checks_prefixes() {
         for good in ["foldline", "a", "test-1.2_X", &"p".repeat(64)] {
-            assert_eq!(check_prefix(good), Ok(()), "{good}");
+            assert_eq!(NameKind::KeyPrefix.check(good), Ok(()), "{good}");
         }
         for bad in ["", "a b", "a:b", "{a}", "a*", "ä", &"p".repeat(65)] {
-            assert!(check_prefix(bad).is_err(), "{bad}");
+            assert!(NameKind::KeyPrefix.check(bad).is_err(), "{bad}");
         }
         let error = RedisTargetOptions::from_url("redis://127.0.0.1/")
             .unwrap()

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result};
+use foldline::{BackendErrorKind, DriverErrors, ProjectionName, Result, Shown};
 use redis::aio::ConnectionManager;
 
 use crate::error::Redis;
@@ -98,7 +98,8 @@ impl RedisReader {
                     Redis::corrupt(
                         format!(
                             "resolving the active slot of projection `{projection}`: \
-                             the alias holds `{text}`"
+                             the alias holds `{}`",
+                            Shown::new(&text)
                         ),
                         None,
                     )

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use foldline::{
     Checkpoint, Commit, CommitOutcome, DeadLetter, DriverErrors, Error, NewSlot, ProjectionControl,
-    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, SlotId, SlotInfo, SlotState,
-    StoreIdentity,
+    ProjectionName, ProjectionTarget, ProjectorHeartbeat, Result, Shown, SlotId, SlotInfo,
+    SlotState, StoreIdentity,
 };
 use redis::aio::ConnectionManager;
 use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
@@ -388,7 +388,10 @@ impl ProjectionTarget for RedisTarget {
             .map(|(number, json)| {
                 let slot: SlotId = number.parse().map_err(|_| {
                     Redis::corrupt(
-                        format!("listing the slots of projection `{projection}`: slot `{number}`"),
+                        format!(
+                            "listing the slots of projection `{projection}`: slot `{}`",
+                            Shown::new(&number)
+                        ),
                         None,
                     )
                 })?;

@@ -1,7 +1,7 @@
 //! What this crate refuses itself: a schema it cannot key documents by, a document that does
 //! not fit the schema, a key of the wrong shape.
 
-use foldline::{BackendErrorKind, DriverErrors, Error, SlotId};
+use foldline::{BackendErrorKind, DriverErrors, Error, Shown, SlotId};
 
 use crate::error::Tantivy;
 
@@ -10,7 +10,8 @@ use crate::error::Tantivy;
 ///
 /// It reaches callers as the [source](std::error::Error::source) of an
 /// [`Error::Backend`] of kind [`BackendErrorKind::Rejected`]; find it with
-/// [`TantivyTargetError::find`]. Nothing was written when it is returned.
+/// [`TantivyTargetError::find`]. Nothing was written when it is returned. Keys and values from
+/// documents, and a field named by a search, are shown [escaped and cut short](Shown).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum TantivyTargetError {
@@ -55,7 +56,10 @@ pub enum TantivyTargetError {
         slot: SlotId,
     },
     /// A key for a u64 key field is not a decimal u64.
-    #[error("key `{key}` is not a u64, but the key field `{field}` holds u64s")]
+    #[error(
+        "key `{}` is not a u64, but the key field `{field}` holds u64s",
+        Shown::new(.key)
+    )]
     KeyNotU64 {
         /// The key.
         key: String,
@@ -63,7 +67,11 @@ pub enum TantivyTargetError {
         field: String,
     },
     /// An upserted document holds a key field value other than its key.
-    #[error("the document upserted under key `{key}` holds `{found}` in key field `{field}`")]
+    #[error(
+        "the document upserted under key `{}` holds `{}` in key field `{field}`",
+        Shown::new(.key),
+        Shown::new(.found)
+    )]
     KeyMismatch {
         /// The key it was upserted under.
         key: String,
@@ -74,7 +82,10 @@ pub enum TantivyTargetError {
     },
     /// An upserted document uses a field the schema does not have (it was built for another
     /// schema).
-    #[error("the document upserted under key `{key}` uses field #{field_id}, not in the schema")]
+    #[error(
+        "the document upserted under key `{}` uses field #{field_id}, not in the schema",
+        Shown::new(.key)
+    )]
     UnknownField {
         /// The key it was upserted under.
         key: String,
@@ -82,7 +93,7 @@ pub enum TantivyTargetError {
         field_id: u32,
     },
     /// A search named a default field the active slot's schema does not have.
-    #[error("no field `{field}` to search in")]
+    #[error("no field `{}` to search in", Shown::new(.field))]
     SearchFieldMissing {
         /// The field named.
         field: String,
