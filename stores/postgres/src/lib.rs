@@ -59,6 +59,7 @@
 mod error;
 mod feed;
 mod hash;
+mod jsonb;
 mod managed;
 mod migrate;
 mod options;
