@@ -49,6 +49,45 @@ fn spawn_append(
     })
 }
 
+/// `count` valid appends, to streams `{prefix}-0`, `{prefix}-1`, …, each once `barrier` lets
+/// it go.
+fn spawn_valid(
+    store: &PgEventStore,
+    barrier: &Arc<Barrier>,
+    prefix: &str,
+    count: usize,
+) -> Vec<JoinHandle<Result<AppendResult, Error>>> {
+    (0..count)
+        .map(|g| {
+            let stream = StreamId::new(format!("{prefix}-{g}")).expect("a valid stream id");
+            spawn_append(store, barrier, stream, raw(br#"{"valid":[1,"x"]}"#))
+        })
+        .collect()
+}
+
+/// The results of valid appends, or which of them failed and why.
+async fn all_written(
+    tasks: Vec<JoinHandle<Result<AppendResult, Error>>>,
+) -> Result<Vec<AppendResult>, String> {
+    let (mut written, mut failed) = (Vec::new(), Vec::new());
+    for (g, task) in tasks.into_iter().enumerate() {
+        match task.await {
+            Ok(Ok(appended)) => written.push(appended),
+            Ok(Err(error)) => failed.push(format!("{g}: {}", foldline::error_chain(&error, ": "))),
+            Err(panicked) => failed.push(format!("{g}: {panicked}")),
+        }
+    }
+    if failed.is_empty() {
+        Ok(written)
+    } else {
+        Err(format!(
+            "{} of {} valid appends failed beside the bad one: {failed:?}",
+            failed.len(),
+            failed.len() + written.len()
+        ))
+    }
+}
+
 /// Appends a `bad()` event at the same moment as 20 valid appends, so that group commit puts them in one
 /// transaction, a few rounds over: the bad one is `Error::InvalidPayload` and writes nothing; all
 /// 20 valid ones are written.
@@ -60,17 +99,7 @@ async fn fails_alone_with_invalid_payload(bad: impl Fn() -> NewEvent) -> anyhow:
     let client = raw_client().await;
     for round in 0..ROUNDS {
         let barrier = Arc::new(Barrier::new(GOOD + 1));
-        let good: Vec<_> = (0..GOOD)
-            .map(|g| {
-                let stream = StreamId::new(format!("good-{round}-{g}"))?;
-                Ok(spawn_append(
-                    &store,
-                    &barrier,
-                    stream,
-                    raw(br#"{"good":true}"#),
-                ))
-            })
-            .collect::<anyhow::Result<_>>()?;
+        let good = spawn_valid(&store, &barrier, &format!("good-{round}"), GOOD);
         let bad_stream = StreamId::new(format!("bad-{round}"))?;
         let refused = spawn_append(&store, &barrier, bad_stream.clone(), bad()).await?;
         match &refused {
@@ -80,17 +109,9 @@ async fn fails_alone_with_invalid_payload(bad: impl Fn() -> NewEvent) -> anyhow:
             }
             other => panic!("round {round}: expected Error::InvalidPayload, got {other:?}"),
         }
-        let mut failed = Vec::new();
-        for (g, task) in good.into_iter().enumerate() {
-            if let Err(error) = task.await? {
-                failed.push((g, foldline::error_chain(&error, ": ")));
-            }
+        if let Err(failed) = all_written(good).await {
+            panic!("round {round}: {failed}");
         }
-        assert!(
-            failed.is_empty(),
-            "round {round}: {} of {GOOD} valid appends failed beside the bad one: {failed:?}",
-            failed.len()
-        );
         assert_eq!(
             count_events(&client, schema.name(), bad_stream.as_str()).await?,
             0
@@ -103,6 +124,19 @@ async fn fails_alone_with_invalid_payload(bad: impl Fn() -> NewEvent) -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_utf8_in_a_string_fails_only_its_own_append() -> anyhow::Result<()> {
     fails_alone_with_invalid_payload(|| raw(b"{\"a\":\"\xff\"}")).await
+}
+
+/// Text that is not JSON, cut short or not, and JSON holding `\u0000`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payloads_that_are_not_jsonb_fail_only_their_own_append() -> anyhow::Result<()> {
+    for bad in [
+        &b"not json"[..],
+        br#"{"unterminated":"#,
+        br#"{"nul":"\u0000"}"#,
+    ] {
+        fails_alone_with_invalid_payload(|| raw(bad)).await?;
+    }
+    Ok(())
 }
 
 /// Metadata is `jsonb` too: a NUL in one of its strings (`\u0000` once encoded).
@@ -180,17 +214,7 @@ async fn a_row_the_server_refuses_fails_only_its_own_append() -> anyhow::Result<
         .map_err(|_| anyhow::anyhow!("the blocker's commit never waited for the row lock"))??;
 
     let barrier = Arc::new(Barrier::new(GOOD + 1));
-    let good: Vec<_> = (0..GOOD)
-        .map(|g| {
-            let stream = StreamId::new(format!("good-{g}"))?;
-            Ok(spawn_append(
-                &store,
-                &barrier,
-                stream,
-                raw(br#"{"good":true}"#),
-            ))
-        })
-        .collect::<anyhow::Result<_>>()?;
+    let good = spawn_valid(&store, &barrier, "good", GOOD);
     let culprit_stream = StreamId::new("culprit")?;
     let mut taken = raw(b"{}");
     taken.event_id = taken_id;
@@ -210,21 +234,18 @@ async fn a_row_the_server_refuses_fails_only_its_own_append() -> anyhow::Result<
         }
         other => panic!("expected the server's refusal, got {other:?}"),
     }
-    let mut transactions = HashSet::new();
-    for (g, task) in good.into_iter().enumerate() {
-        match task.await? {
-            Ok(appended) => {
-                let position = appended
-                    .position
-                    .expect("an append with events has a position");
-                transactions.insert(position.major());
-            }
-            Err(error) => panic!(
-                "valid append {g} failed beside the culprit: {}",
-                foldline::error_chain(&error, ": ")
-            ),
-        }
-    }
+    let written = all_written(good)
+        .await
+        .unwrap_or_else(|failed| panic!("{failed}"));
+    let transactions: HashSet<u64> = written
+        .iter()
+        .map(|appended| {
+            let position = appended
+                .position
+                .expect("an append with events has a position");
+            position.major()
+        })
+        .collect();
     // Halving 21 appends takes 5 rounds to isolate one; one per append would be 20.
     assert!(
         transactions.len() <= 10,
@@ -460,12 +481,7 @@ async fn append_beside_valid_ones(
     const GOOD: usize = 4;
     let fail = |e: &dyn std::fmt::Display| TestCaseError::fail(e.to_string());
     let barrier = Arc::new(Barrier::new(GOOD + 1));
-    let good: Vec<_> = (0..GOOD)
-        .map(|g| {
-            let stream = StreamId::new(format!("good-{case}-{g}")).expect("a valid stream id");
-            spawn_append(store, &barrier, stream, raw(br#"{"good":[1,"x"]}"#))
-        })
-        .collect();
+    let good = spawn_valid(store, &barrier, &format!("good-{case}"), GOOD);
     let stream = StreamId::new(format!("case-{case}")).expect("a valid stream id");
     let appended = spawn_append(store, &barrier, stream.clone(), raw(&payload.bytes))
         .await
@@ -515,14 +531,7 @@ async fn append_beside_valid_ones(
             )));
         }
     }
-    for (g, task) in good.into_iter().enumerate() {
-        if let Err(error) = task.await.map_err(|e| fail(&e))? {
-            return Err(TestCaseError::fail(format!(
-                "valid append {g} failed beside it: {}",
-                foldline::error_chain(&error, ": ")
-            )));
-        }
-    }
+    all_written(good).await.map_err(TestCaseError::fail)?;
     Ok(())
 }
 

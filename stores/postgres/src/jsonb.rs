@@ -2,12 +2,13 @@
 //!
 //! An append whose payload or metadata the server would refuse must fail alone, with
 //! [`Error::InvalidPayload`](foldline::Error::InvalidPayload), and never reach the group commit
-//! it would have joined. So [`check`] refuses what `jsonb` refuses, found by experiment against
-//! PostgreSQL 15 and 16 (`tests/it/pg_payloads.rs` compares the two on random input):
+//! it would have joined. So [`check`] refuses what `jsonb` refuses, as found by experiment
+//! against PostgreSQL 15 and read in its `numeric.c` (`tests/it/pg_payloads.rs` holds the check
+//! to the server's own verdict on random input):
 //!
 //! - **JSON as RFC 8259 has it**: one value; whitespace is space, tab, line feed and carriage
 //!   return; no leading zeros, no `+`, no `.5` or `1.`, no trailing commas, no comments.
-//! - **UTF-8 throughout**, inside strings too (the column is text in a UTF-8 database).
+//! - **UTF-8 throughout**, inside strings too: the payload travels as text.
 //! - **Strings** hold no raw control character (U+0000 to U+001F). Escapes are `\"`, `\\`,
 //!   `\/`, `\b`, `\f`, `\n`, `\r`, `\t` and `\uXXXX`, except `\u0000` ("unsupported Unicode
 //!   escape sequence": PostgreSQL's text cannot hold NUL) and surrogates that are not a high
@@ -21,11 +22,12 @@
 //!   refuses more than the server: PostgreSQL's limit is its `max_stack_depth` (about 10 000
 //!   levels at the default 2 MB, about 500 at the smallest setting), which no client can know,
 //!   so a fixed bound far below the smallest setting never accepts what a server refuses. It
-//!   is also the depth serde_json reads, so the JSON codec could not decode anything deeper.
+//!   is also serde_json's recursion limit, so the JSON codec could not decode anything deeper.
 //!
-//! Not checked: sizes. `jsonb` holds at most 255 MiB and a parameter 1 GiB, far beyond the
-//! default event size limit; an event between the two is refused by the server, and the writer
-//! then retries that batch append by append (`writer/mod.rs`).
+//! Not checked: sizes. A `jsonb` value holds at most 255 MiB, far beyond the default event size
+//! limit of 1 MiB. Should the server refuse an event anyway (too large, a character a database
+//! not in UTF-8 cannot hold), the writer halves its batch until that append is alone
+//! (`writer/mod.rs`), so it still fails alone, with the server's error.
 //!
 //! serde_json cannot do this check. Skipping a value (`IgnoredAny`) does not look inside its
 //! strings, so `{"a":"\xff"}`, `\ud800` and `\u0000` all pass; decoding numbers turns them into
@@ -424,7 +426,7 @@ fn numeric_limit(integer: &[u8], fraction: &[u8], exponent: i64) -> Option<Numer
     let first = integer.iter().chain(fraction).position(|&d| d != b'0')?;
     let power = length(integer) - 1 - i64::try_from(first).unwrap_or(i64::MAX) + exponent;
     let weight = power.div_euclid(DEC_DIGITS);
-    (weight > MAX_WEIGHT || weight < -MAX_WEIGHT - 1).then_some(NumericLimit::Weight)
+    (!(-MAX_WEIGHT - 1..=MAX_WEIGHT).contains(&weight)).then_some(NumericLimit::Weight)
 }
 
 #[cfg(test)]

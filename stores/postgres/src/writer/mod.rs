@@ -7,6 +7,20 @@
 //! key) in the order it arrived, so a conflict fails only that append, and two appends to one
 //! stream in one batch are checked one after the other.
 //!
+//! An append fails only for its own reasons. What the client decides about one append before
+//! the insert (a version conflict, an event that cannot be encoded) is that append's result,
+//! and the rest of its batch goes on (`batch.rs`). Payloads and metadata the server would refuse
+//! never get this far: the store checks them before queueing (`jsonb.rs`). For what no check
+//! can see (an event id already stored, an event beyond `jsonb`'s size, a character a
+//! non-UTF-8 database cannot hold), the server refuses a statement, which fails the whole
+//! transaction without saying which row caused it: the writer then commits each half of the
+//! batch on its own, the earlier half first, and halves again whatever is refused, until the
+//! culprit is alone and gets the server's error (`Writer::commit_or_split`). Its neighbours
+//! are committed in about two transactions per halving, in arrival order; each halving counts
+//! in the `foldline_pg_group_commit_splits_total` metric. A failure that is no
+//! one append's doing (no connection, a lost one) goes to every append of the batch, and is
+//! transient; if it interrupted the `COMMIT`, each append may or may not have been written.
+//!
 //! Ordering across transactions and processes: before anything that assigns a transaction id,
 //! a batch takes a transaction-scoped advisory lock per stream and per idempotency key, in one
 //! global order (sorted keys, so no deadlocks). A later writer of the same stream therefore gets
