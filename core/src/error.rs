@@ -100,9 +100,13 @@ pub enum Error {
         limit: usize,
     },
 
-    /// An event's payload is not in the form the store keeps (e.g. not JSON for a store that
-    /// keeps `jsonb`). Nothing was written.
-    #[error("event `{event_type}` for stream `{stream}` has a payload the store cannot keep")]
+    /// An event's payload, or its metadata, is not in a form the store can keep (e.g. not JSON
+    /// that PostgreSQL's `jsonb` accepts). Only this append fails: nothing of it was written,
+    /// and appends sent at the same moment are not affected. The source says what is wrong and
+    /// where.
+    #[error(
+        "event `{event_type}` for stream `{stream}` has a payload or metadata the store cannot keep"
+    )]
     InvalidPayload {
         /// The stream appended to.
         stream: StreamId,

@@ -8,6 +8,7 @@ mod memory_target;
 mod pg_bad_input;
 mod pg_commands;
 mod pg_conformance;
+mod pg_payloads;
 mod pg_unreadable;
 mod projector;
 mod projector_targets;

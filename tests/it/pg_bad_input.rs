@@ -1,19 +1,17 @@
-//! Bad input on PostgreSQL: damaged or unknown stored events, oversize events, invalid names and
-//! payloads that are not JSON. Each is a typed error, and nothing is written or lost.
-
-use std::sync::Arc;
+//! Bad input on PostgreSQL: damaged or unknown stored events, oversize events, invalid names.
+//! Each is a typed error, and nothing is written or lost. Payloads `jsonb` refuses are in
+//! `pg_payloads.rs`.
 
 use foldline::{
-    AppendRequest, BackendErrorKind, Checkpoint, CommandExecutor, CommandOptions, DecodeError,
-    Error, EventStore, EventStoreExt, EventType, ExpectedVersion, IdempotencyKey, NameKind,
-    NewEvent, Position, SchemaName, SnapshotStore, StreamId, Version,
+    AppendRequest, Checkpoint, CommandExecutor, CommandOptions, DecodeError, Error, EventStore,
+    EventStoreExt, EventType, ExpectedVersion, IdempotencyKey, NameKind, NewEvent, Position,
+    SchemaName, SnapshotStore, StreamId, Version,
 };
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use foldline_tests::pg::{
     RawEvent, count_events, delete_event, insert_event, raw_client, table, test_schema,
 };
 use foldline_tests::{Account, AccountCommand as Cmd, SNAPSHOT_EVERY};
-use tokio::sync::Barrier;
 
 use crate::commands::{assert_gap, deposit_times, stream};
 use crate::upcasting::decode_error;
@@ -444,106 +442,6 @@ async fn invalid_stream_ids_are_refused() -> anyhow::Result<()> {
         .get(0);
     assert_eq!(rows, 0);
     assert_eq!(store.head().await?, Checkpoint::START);
-    Ok(())
-}
-
-/// How the store must refuse `payload`, appended to `stream`.
-fn check_refusal(payload: &[u8], stream: &StreamId, error: &Error) {
-    let text = String::from_utf8_lossy(payload);
-    assert!(
-        !error.is_transient(),
-        "payload {text:?}: refused with a transient error, so a caller would retry it forever: \
-         {error:?}"
-    );
-    match error {
-        // Checked before the append is queued: not JSON at all.
-        Error::InvalidPayload { stream: s, .. } => {
-            assert_eq!(s, stream, "payload {text:?}");
-            assert!(error.is_invalid_input());
-        }
-        // JSON that `jsonb` refuses (a NUL character) is only found out by PostgreSQL.
-        Error::Backend(backend) if serde_json::from_slice::<serde_json::Value>(payload).is_ok() => {
-            assert_eq!(
-                backend.kind(),
-                BackendErrorKind::Rejected,
-                "payload {text:?}"
-            );
-        }
-        other => panic!("payload {text:?}: expected Error::InvalidPayload, got {other:?}"),
-    }
-}
-
-/// Payloads PostgreSQL cannot keep as `jsonb` — text that is not JSON, and JSON holding a NUL
-/// character (valid JSON, but `jsonb` refuses `\u0000`) — are refused with a typed, permanent
-/// error naming the append, and only that append fails: good appends sent at the same moment
-/// (so that group commit puts them in the same transaction) all succeed.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn payloads_postgres_cannot_store_fail_alone() -> anyhow::Result<()> {
-    const GOOD: usize = 16;
-    const ROUNDS: usize = 8;
-    let schema = test_schema().await;
-    let store = schema.store().clone();
-    let client = raw_client().await;
-    let kind = EventType::new("test.Raw")?;
-    let bad_payloads: [&[u8]; 3] = [b"not json", br#"{"unterminated":"#, br#"{"nul":"\u0000"}"#];
-    for (b, bad) in bad_payloads.iter().enumerate() {
-        for round in 0..ROUNDS {
-            let barrier = Arc::new(Barrier::new(GOOD + 1));
-            let mut good = Vec::new();
-            for g in 0..GOOD {
-                let (store, barrier, kind) = (store.clone(), barrier.clone(), kind.clone());
-                let stream = StreamId::new(format!("good-{b}-{round}-{g}"))?;
-                good.push(tokio::spawn(async move {
-                    let event = NewEvent::new(kind, 1, br#"{"good":true}"#.to_vec());
-                    barrier.wait().await;
-                    store
-                        .append(AppendRequest::new(
-                            stream,
-                            ExpectedVersion::NoStream,
-                            vec![event],
-                        ))
-                        .await
-                }));
-            }
-            let bad_stream = StreamId::new(format!("bad-{b}-{round}"))?;
-            let event = NewEvent::new(kind.clone(), 1, bad.to_vec());
-            barrier.wait().await;
-            let result = store
-                .append(AppendRequest::new(
-                    bad_stream.clone(),
-                    ExpectedVersion::NoStream,
-                    vec![event],
-                ))
-                .await;
-            match &result {
-                Err(error) => check_refusal(bad, &bad_stream, error),
-                Ok(result) => panic!(
-                    "payload {:?} was accepted: {result:?}",
-                    String::from_utf8_lossy(bad)
-                ),
-            }
-            for (g, task) in good.into_iter().enumerate() {
-                let appended = task.await?;
-                assert!(
-                    appended.is_ok(),
-                    "payload {:?}, round {round}: good append {g} failed beside it: {appended:?}",
-                    String::from_utf8_lossy(bad)
-                );
-            }
-            assert_eq!(
-                count_events(&client, schema.name(), bad_stream.as_str()).await?,
-                0
-            );
-        }
-    }
-    let rows: i64 = client
-        .query_one(
-            &format!("SELECT count(*) FROM {}", table(schema.name(), "events")),
-            &[],
-        )
-        .await?
-        .get(0);
-    assert_eq!(rows, i64::try_from(bad_payloads.len() * ROUNDS * GOOD)?);
     Ok(())
 }
 

@@ -40,7 +40,10 @@
 //!   appends into one transaction (group commit) with a multi-row insert; each append is
 //!   checked on its own, in arrival order, so a version conflict fails only that append.
 //!   Versions are checked under a per-stream advisory lock, and the unique constraint is the
-//!   last guard; an idempotency key is stored in the same transaction as its events.
+//!   last guard; an idempotency key is stored in the same transaction as its events. An append
+//!   never fails because of another one in its batch: should the server refuse the batch (an
+//!   event id already stored, a value the check below missed), the writer commits each half on
+//!   its own, and so on, until the culprit is alone.
 //! - **The global feed** ([`read_all`](foldline::EventStore::read_all),
 //!   [`subscribe`](foldline::EventStore::subscribe)) is ordered by `(xid, position)` and shows
 //!   only transactions below the visibility horizon, so a reader never skips an event that
@@ -49,9 +52,15 @@
 //!   [`ManagedStore::feed_holders`](foldline::ManagedStore::feed_holders) names it.
 //!   Subscribers are woken by LISTEN/NOTIFY and poll as a fallback. Positions are
 //!   `0:<xid>:<position>`.
-//! - **Payloads** must be JSON (they are stored as `jsonb`, which normalises whitespace and key
-//!   order); anything else is refused with [`Error::InvalidPayload`](foldline::Error::InvalidPayload)
-//!   before it is queued. Snapshots are bytes (`bytea`), any codec.
+//! - **Payloads** must be JSON that PostgreSQL's `jsonb` accepts (it normalises whitespace and
+//!   key order, and keeps the last of duplicate keys). That is stricter than JSON: valid UTF-8
+//!   inside strings too, no `\u0000` escape, no unpaired surrogate escape (`\ud800`), numbers
+//!   that `numeric` holds (not `1e131072` nor `1e-16384`), and, by this store's own bound, at
+//!   most 128 nested arrays and objects. The same holds for the metadata, which is `jsonb` too
+//!   (a NUL in one of its strings is refused). Anything else is refused with
+//!   [`Error::InvalidPayload`](foldline::Error::InvalidPayload) before the append is queued, so
+//!   it fails alone; the error's source says what is wrong and at which byte offset. Snapshots
+//!   are bytes (`bytea`), any codec.
 //! - **Errors** are `foldline::Error`s; failures of the server are
 //!   [`Error::Backend`](foldline::Error::Backend) with the driver's error as the source,
 //!   [`is_transient`](foldline::Error::is_transient) for lost connections and shutdowns. An
@@ -68,6 +77,7 @@ mod error;
 mod feed;
 mod hash;
 mod identity;
+mod jsonb;
 mod managed;
 mod migrate;
 mod options;

@@ -4,9 +4,9 @@ use std::sync::Arc;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
 use foldline::{
-    AppendRequest, AppendResult, Checkpoint, DriverErrors, Error, EventBatch, EventStore,
-    IdempotencyKey, RecordedEvent, SchemaName, Snapshot, SnapshotStore, StoreIdentity, StreamId,
-    Subscription, Version,
+    AppendRequest, AppendResult, BoxError, Checkpoint, DriverErrors, Error, EventBatch,
+    EventMetadata, EventStore, IdempotencyKey, NewEvent, RecordedEvent, SchemaName, Snapshot,
+    SnapshotStore, StoreIdentity, StreamId, Subscription, Version,
 };
 use tokio::sync::{OnceCell, mpsc, oneshot};
 use tokio_postgres::NoTls;
@@ -14,6 +14,7 @@ use tokio_postgres::NoTls;
 use crate::error::{Postgres, pool};
 use crate::feed::Listener;
 use crate::hash::stable_hash;
+use crate::jsonb;
 use crate::migrate::{self, PgMigrationReport};
 use crate::options::PgStoreOptions;
 use crate::rows::{append_result, recorded_event, to_i64};
@@ -225,17 +226,25 @@ impl SnapshotStore for PgEventStore {
     }
 }
 
-/// The events table keeps payloads as `jsonb`: refuse anything else before it is queued, so
-/// one bad append never fails the group commit it would have joined.
+/// The events table keeps payloads and metadata as `jsonb`: refuse what the server would
+/// refuse before the append is queued, so that it fails alone and never reaches the group
+/// commit it would have joined (`jsonb.rs` says what is refused).
 fn check_payloads(request: &AppendRequest) -> Result<(), Error> {
     for event in request.events() {
-        if let Err(error) = serde_json::from_slice::<serde::de::IgnoredAny>(&event.payload) {
-            return Err(Error::InvalidPayload {
-                stream: request.stream().clone(),
-                event_type: event.event_type.clone(),
-                source: Box::new(error),
-            });
-        }
+        check_event(event).map_err(|source| Error::InvalidPayload {
+            stream: request.stream().clone(),
+            event_type: event.event_type.clone(),
+            source,
+        })?;
+    }
+    Ok(())
+}
+
+fn check_event(event: &NewEvent) -> Result<(), BoxError> {
+    jsonb::check("the payload", &event.payload)?;
+    // Metadata holds `serde_json::Value`s: a string may hold NUL, a value may nest deep.
+    if event.metadata != EventMetadata::default() {
+        jsonb::check("the metadata", &serde_json::to_vec(&event.metadata)?)?;
     }
     Ok(())
 }

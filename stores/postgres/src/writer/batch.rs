@@ -23,12 +23,12 @@ use crate::rows::{append_result, position, to_i64, to_u64};
 
 /// What the checks decided for one append of a batch.
 enum Outcome {
-    /// Its key was used by an earlier, committed append: return that result.
-    Replay(AppendResult),
+    /// Its key was used by an earlier, committed append: its result is that append's.
+    Replay,
     /// Its key was used by the append at this index of the same batch.
     ReplayOf(usize),
-    /// The stream was at this version, not the expected one.
-    Conflict(u64),
+    /// It fails on its own (a version conflict, events that cannot be encoded).
+    Refused,
     /// Its events are in the insert.
     Accepted { previous: u64, current: u64 },
 }
@@ -101,30 +101,49 @@ pub(super) async fn run(
         used_keys.insert(row.get(0), KeyUse::Stored(result));
     }
 
-    // Check every append on its own, in arrival order.
+    // Check and encode every append on its own, in arrival order: whatever goes wrong with one
+    // append here is its own result, and the rest of the batch goes on.
     let mut rows = EventRows::default();
     let mut outcomes = Vec::with_capacity(requests.len());
+    let mut results: Vec<Result<AppendResult, Error>> = Vec::with_capacity(requests.len());
     let mut changed: HashMap<&str, i64> = HashMap::new();
     for (index, request) in requests.iter().enumerate() {
+        let stream = request.stream();
         let key = request.idempotency_key().map(IdempotencyKey::as_str);
         if let Some(used) = key.and_then(|k| used_keys.get(k)) {
-            outcomes.push(match used {
-                KeyUse::Stored(result) => Outcome::Replay(result.clone()),
-                KeyUse::InBatch(first) => Outcome::ReplayOf(*first),
-            });
+            let (outcome, result) = match used {
+                KeyUse::Stored(result) => (Outcome::Replay, Ok(result.clone())),
+                // Filled in once the first append's position is known.
+                KeyUse::InBatch(first) => (
+                    Outcome::ReplayOf(*first),
+                    Ok(AppendResult::new(
+                        stream.clone(),
+                        Version::ZERO,
+                        Version::ZERO,
+                        None,
+                    )),
+                ),
+            };
+            outcomes.push(outcome);
+            results.push(result);
             continue;
         }
-        let stream = request.stream();
         let actual = versions.get(stream.as_str()).copied().unwrap_or(0);
         if !request.expected().allows(Version::new(actual)) {
-            outcomes.push(Outcome::Conflict(actual));
+            outcomes.push(Outcome::Refused);
+            results.push(Err(Error::Conflict {
+                stream: stream.clone(),
+                expected: request.expected(),
+                actual: Version::new(actual),
+            }));
+            continue;
+        }
+        if let Err(error) = rows.push_append(stream, actual, request.events()) {
+            outcomes.push(Outcome::Refused);
+            results.push(Err(error));
             continue;
         }
         let current = actual + request.events().len() as u64;
-        for (offset, event) in request.events().iter().enumerate() {
-            rows.push(stream, actual + 1 + offset as u64, event)
-                .map_err(BatchError::Other)?;
-        }
         if current > actual {
             versions.insert(stream.as_str(), current);
             changed.insert(stream.as_str(), to_i64(current));
@@ -136,33 +155,15 @@ pub(super) async fn run(
             previous: actual,
             current,
         });
+        // Its position is filled in from the insert below.
+        results.push(Ok(AppendResult::new(
+            stream.clone(),
+            Version::new(actual),
+            Version::new(current),
+            None,
+        )));
     }
 
-    let mut results: Vec<Result<AppendResult, Error>> = outcomes
-        .iter()
-        .zip(requests)
-        .map(|(outcome, request)| match outcome {
-            Outcome::Replay(result) => Ok(result.clone()),
-            Outcome::Conflict(actual) => Err(Error::Conflict {
-                stream: request.stream().clone(),
-                expected: request.expected(),
-                actual: Version::new(*actual),
-            }),
-            // Positions are filled in from the insert below; replays once their first is known.
-            Outcome::Accepted { previous, current } => Ok(AppendResult::new(
-                request.stream().clone(),
-                Version::new(*previous),
-                Version::new(*current),
-                None,
-            )),
-            Outcome::ReplayOf(_) => Ok(AppendResult::new(
-                request.stream().clone(),
-                Version::ZERO,
-                Version::ZERO,
-                None,
-            )),
-        })
-        .collect();
     let mut keys = KeyRows::default();
     for ((outcome, request), result) in outcomes.iter().zip(requests).zip(&results) {
         if let (Outcome::Accepted { .. }, Some(key), Ok(result)) =

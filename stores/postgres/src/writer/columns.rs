@@ -42,13 +42,32 @@ pub(super) struct EventRows<'a> {
 }
 
 impl<'a> EventRows<'a> {
-    pub(super) fn push(
+    /// Adds the events of one append to `stream`, whose version is `actual`: all of them, or
+    /// none when one cannot be encoded.
+    pub(super) fn push_append(
+        &mut self,
+        stream: &'a StreamId,
+        actual: u64,
+        events: &'a [NewEvent],
+    ) -> Result<(), Error> {
+        let before = self.len();
+        for (version, event) in (actual + 1..).zip(events) {
+            if let Err(error) = self.push(stream, version, event) {
+                self.truncate(before);
+                return Err(error);
+            }
+        }
+        Ok(())
+    }
+
+    fn push(
         &mut self,
         stream: &'a StreamId,
         version: u64,
         event: &'a NewEvent,
     ) -> Result<(), Error> {
-        // Payloads were checked to be JSON (hence UTF-8) before the append was queued.
+        // Checked before the append was queued (`jsonb.rs`); should a payload still not be
+        // UTF-8, only its own append fails.
         let payload = std::str::from_utf8(&event.payload).map_err(|e| Error::InvalidPayload {
             stream: stream.clone(),
             event_type: event.event_type.clone(),
@@ -66,6 +85,16 @@ impl<'a> EventRows<'a> {
         self.payloads.push(payload);
         self.metadata.push(metadata);
         Ok(())
+    }
+
+    fn truncate(&mut self, len: usize) {
+        self.stream_ids.truncate(len);
+        self.versions.truncate(len);
+        self.event_ids.truncate(len);
+        self.event_types.truncate(len);
+        self.schema_versions.truncate(len);
+        self.payloads.truncate(len);
+        self.metadata.truncate(len);
     }
 
     pub(super) fn len(&self) -> usize {

@@ -7,6 +7,20 @@
 //! key) in the order it arrived, so a conflict fails only that append, and two appends to one
 //! stream in one batch are checked one after the other.
 //!
+//! An append fails only for its own reasons. What the client decides about one append before
+//! the insert (a version conflict, an event that cannot be encoded) is that append's result,
+//! and the rest of its batch goes on (`batch.rs`). Payloads and metadata the server would refuse
+//! never get this far: the store checks them before queueing (`jsonb.rs`). For what no check
+//! can see (an event id already stored, an event beyond `jsonb`'s size, a character a
+//! non-UTF-8 database cannot hold), the server refuses a statement, which fails the whole
+//! transaction without saying which row caused it: the writer then commits each half of the
+//! batch on its own, the earlier half first, and halves again whatever is refused, until the
+//! culprit is alone and gets the server's error (`Writer::commit_or_split`). Its neighbours
+//! are committed in about two transactions per halving, in arrival order; each halving counts
+//! in the `foldline_pg_group_commit_splits_total` metric. A failure that is no
+//! one append's doing (no connection, a lost one) goes to every append of the batch, and is
+//! transient; if it interrupted the `COMMIT`, each append may or may not have been written.
+//!
 //! Ordering across transactions and processes: before anything that assigns a transaction id,
 //! a batch takes a transaction-scoped advisory lock per stream and per idempotency key, in one
 //! global order (sorted keys, so no deadlocks). A later writer of the same stream therefore gets
@@ -24,6 +38,8 @@ use std::time::Instant;
 
 use deadpool_postgres::Pool;
 use foldline::{AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, StreamId};
+use futures_util::FutureExt;
+use futures_util::future::BoxFuture;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::Instrument;
 
@@ -80,28 +96,7 @@ impl Writer {
         let count = appends.len();
         let (requests, replies): (Vec<_>, Vec<_>) =
             appends.into_iter().map(|p| (p.request, p.reply)).unzip();
-        let results = match self.try_batch(&requests).await {
-            Ok(results) => results,
-            Err(BatchError::Rejected(_)) if requests.len() > 1 => {
-                // One append carries something PostgreSQL refuses (say a `\u0000` in a JSON
-                // string): commit them one by one so only that append fails.
-                let mut results = Vec::with_capacity(requests.len());
-                for request in &requests {
-                    results.push(match self.try_batch(std::slice::from_ref(request)).await {
-                        Ok(mut one) => one.remove(0),
-                        Err(error) => Err(error.into_error(request.stream(), 1)),
-                    });
-                }
-                results
-            }
-            Err(error) => {
-                let shared = error.shared();
-                requests
-                    .iter()
-                    .map(|r| Err(shared.to_error(r.stream(), count)))
-                    .collect()
-            }
-        };
+        let results = self.commit_or_split(&requests).await;
         metrics::histogram!("foldline_pg_group_commit_appends").record(count as f64);
         metrics::histogram!("foldline_pg_group_commit_seconds")
             .record(started.elapsed().as_secs_f64());
@@ -109,6 +104,50 @@ impl Writer {
             // The caller may have given up waiting (its future dropped); nothing to do then.
             let _ = reply.send(result);
         }
+    }
+
+    /// Commits `requests` in one transaction; should the server refuse it, commits each half
+    /// the same way, the earlier half first.
+    ///
+    /// A refusal fails a whole transaction, and the server does not say which row caused it: a
+    /// value the checks before queueing missed, an event id already stored. Halving until the
+    /// culprit is alone fails only its append, keeps arrival order (which the version checks
+    /// rely on), and commits its neighbours in a few transactions of their own: about two per
+    /// halving, rather than one per append of a batch of up to `max_batch`. Other failures (no
+    /// connection, a lost one) are not any one append's doing, and every append of the part
+    /// shares them.
+    fn commit_or_split<'a>(
+        &'a self,
+        requests: &'a [AppendRequest],
+    ) -> BoxFuture<'a, Vec<Result<AppendResult, Error>>> {
+        async move {
+            match self.try_batch(requests).await {
+                Ok(results) => results,
+                Err(BatchError::Rejected(error)) if requests.len() > 1 => {
+                    tracing::debug!(
+                        appends = requests.len(),
+                        %error,
+                        "the server refused a group commit; committing each half on its own"
+                    );
+                    metrics::counter!("foldline_pg_group_commit_splits_total").increment(1);
+                    let (earlier, later) = requests.split_at(requests.len() / 2);
+                    let mut results = self.commit_or_split(earlier).await;
+                    results.extend(self.commit_or_split(later).await);
+                    results
+                }
+                Err(error) if requests.len() == 1 => {
+                    vec![Err(error.into_error(requests[0].stream(), 1))]
+                }
+                Err(error) => {
+                    let shared = error.shared();
+                    requests
+                        .iter()
+                        .map(|r| Err(shared.to_error(r.stream(), requests.len())))
+                        .collect()
+                }
+            }
+        }
+        .boxed()
     }
 
     /// One transaction on a pooled connection. After a failure the connection may be inside
