@@ -145,7 +145,7 @@ pub use projection::{
 };
 pub use store::{
     AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
-    InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
+    FeedHolderKind, HeldFeed, InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
     Subscription,
 };
 pub use version::{ExpectedVersion, Version};

@@ -11,7 +11,7 @@ mod subscription;
 pub use append::{AppendRequest, AppendResult, EventBatch};
 pub use ext::EventStoreExt;
 pub use limits::StoreLimits;
-pub use managed::{FeedHolder, ManagedStore};
+pub use managed::{FeedHolder, FeedHolderKind, HeldFeed, ManagedStore};
 pub use memory::InMemoryEventStore;
 pub use snapshot::{NoSnapshots, Snapshot, SnapshotStore};
 pub use subscription::Subscription;
