@@ -160,7 +160,7 @@ impl Feed {
             format!(" by {}{more}", describe(oldest))
         });
         Some(format!(
-            "the feed has been held back for {:.1} s{oldest} (--max-held-seconds {}); {} \
+            "the feed has been held back for {:.1} s (--max-held-seconds {}){oldest}; {} \
              committed events waiting",
             held_for.as_secs_f64(),
             args.max_held_seconds,
@@ -502,8 +502,8 @@ mod tests {
         assert_eq!(
             feed.check(&args(300.0)).as_deref(),
             Some(
-                "the feed has been held back for 11520.0 s by prepared transaction 'tx-9' and 2 \
-                 more (--max-held-seconds 300); 51 committed events waiting"
+                "the feed has been held back for 11520.0 s (--max-held-seconds 300) by prepared \
+                 transaction 'tx-9' and 2 more; 51 committed events waiting"
             )
         );
         assert_eq!(feed.check(&args(20_000.0)), None);

@@ -17,8 +17,9 @@ use crate::store::PgEventStore;
 /// server.
 ///
 /// Both views give 32-bit xids; each is widened to the `xid8` the feed's positions carry,
-/// from the snapshot's `xmax` (the next xid, which is not assigned to this query): every
-/// running xid is within 2^31 below it.
+/// from the snapshot's `xmax` (one past the newest finished xid; asking assigns no xid to this
+/// query). Every running xid is within 2^31 of it, above or below: the difference of the low
+/// 32 bits, read as a signed 32-bit number, is the difference of the full xids.
 const HOLDERS: &str = "WITH next AS ( \
         SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax \
     ), holders AS ( \
@@ -32,7 +33,8 @@ const HOLDERS: &str = "WITH next AS ( \
         FROM pg_prepared_xacts \
     ) \
     SELECT h.kind, h.pid, \
-        next.xmax - ((next.xmax % 4294967296 - h.xid::text::bigint + 4294967296) % 4294967296), \
+        next.xmax - ((((next.xmax % 4294967296) - h.xid::text::bigint + 2147483648) \
+            % 4294967296 + 4294967296) % 4294967296 - 2147483648), \
         greatest(extract(epoch FROM clock_timestamp() - h.since), 0)::float8, \
         h.state, h.query, h.application_name, h.owner, h.database, h.gid \
     FROM holders AS h, next \
