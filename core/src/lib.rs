@@ -144,8 +144,8 @@ pub use projection::{
     ProjectorProgress, ProjectorState, RebuildMode, SlotId, SlotInfo, SlotState,
 };
 pub use store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
-    FeedHolderKind, HeldFeed, InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
+    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder, FeedHolderKind,
+    HeldFeed, InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreLimits,
     Subscription,
 };
 pub use version::{ExpectedVersion, Version};

@@ -80,7 +80,11 @@ pub(crate) async fn run(admin: &Admin<PgEventStore>, args: &[&str]) -> anyhow::R
     let captured = Captured::default();
     let mut out = Output::to_writer(cli.json, captured.clone());
     let outcome = admin.execute(&cli.command, &mut out).await?;
-    let bytes = captured.0.lock().unwrap_or_else(PoisonError::into_inner).clone();
+    let bytes = captured
+        .0
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
     Ok(Ran {
         outcome,
         stdout: String::from_utf8(bytes)?,
@@ -89,8 +93,7 @@ pub(crate) async fn run(admin: &Admin<PgEventStore>, args: &[&str]) -> anyhow::R
 
 /// A store in schema `feed` of `server`, migrated.
 pub(crate) async fn store_on(server: &PgServer) -> anyhow::Result<PgEventStore> {
-    let options =
-        PgStoreOptions::from_url(&server.url())?.with_schema(SchemaName::new("feed")?);
+    let options = PgStoreOptions::from_url(&server.url())?.with_schema(SchemaName::new("feed")?);
     let store = PgEventStore::connect(options).await?;
     store.migrate().await?;
     Ok(store)

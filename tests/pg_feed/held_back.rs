@@ -192,7 +192,10 @@ async fn held_back_feed_counts_the_committed_events_waiting_and_how_long() -> an
             ))
             .await?;
     }
-    assert!(store.head().await?.is_start(), "the feed moved past an open transaction");
+    assert!(
+        store.head().await?.is_start(),
+        "the feed moved past an open transaction"
+    );
 
     let first = store.feed_held_back().await?;
     assert_eq!(first.waiting_events, 51, "{first:?}");
@@ -206,7 +209,11 @@ async fn held_back_feed_counts_the_committed_events_waiting_and_how_long() -> an
     assert_eq!(ours.kind, FeedHolderKind::Session, "{ours:?}");
     assert_eq!(ours.gid, None, "{ours:?}");
     assert_eq!(ours.owner.as_deref(), Some("postgres"), "{ours:?}");
-    assert_eq!(ours.database.as_deref(), Some(database.as_str()), "{ours:?}");
+    assert_eq!(
+        ours.database.as_deref(),
+        Some(database.as_str()),
+        "{ours:?}"
+    );
     // Held for as long as its oldest holder has lasted: ours, or someone's older.
     let held_for = first.held_for.expect("a held feed says for how long");
     assert!(held_for >= ours.age, "{first:?}");

@@ -99,8 +99,9 @@ async fn a_prepared_transaction_holds_the_feed_back_and_is_named_by_its_gid() ->
     let ran = run(&admin, &["status"]).await?;
     let text = &ran.stdout;
     assert!(
-        text.lines().any(|line| line.starts_with("feed held back for ")
-            && line.ends_with(" by 1 prepared transaction; 7 committed events waiting")),
+        text.lines()
+            .any(|line| line.starts_with("feed held back for ")
+                && line.ends_with(" by 1 prepared transaction; 7 committed events waiting")),
         "{text}"
     );
     assert!(
@@ -130,6 +131,10 @@ async fn a_prepared_transaction_holds_the_feed_back_and_is_named_by_its_gid() ->
     assert!(ran.of_type("feed_holder").is_empty(), "{ran:?}");
     assert_eq!(ran.one("feed")["waiting_events"], 0, "{ran:?}");
     let batch = store.read_all(&Checkpoint::START, 100).await?;
-    assert_eq!(batch.events.len(), 7, "the events behind it arrive once it ends");
+    assert_eq!(
+        batch.events.len(),
+        7,
+        "the events behind it arrive once it ends"
+    );
     Ok(())
 }

@@ -112,7 +112,9 @@ async fn status_counts_the_events_waiting_behind_an_open_transaction_and_check_f
         ran.stdout
     );
     assert!(
-        ran.stdout.lines().any(|l| l.starts_with(&format!("{pid} "))),
+        ran.stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("{pid} "))),
         "{}",
         ran.stdout
     );

@@ -47,14 +47,16 @@ impl PgServer {
         let as_postgres = std::fs::metadata(dir.path())?.uid() == 0;
         if as_postgres {
             // The server's files must be its own; root removes them all the same on drop.
-            run(Command::new("chown").arg(format!("{SUPERUSER}:")).arg(dir.path()))
-                .with_context(|| {
-                    format!(
-                        "handing {} to the `{SUPERUSER}` user (running as root, which initdb \
+            run(Command::new("chown")
+                .arg(format!("{SUPERUSER}:"))
+                .arg(dir.path()))
+            .with_context(|| {
+                format!(
+                    "handing {} to the `{SUPERUSER}` user (running as root, which initdb \
                          refuses)",
-                        dir.path().display()
-                    )
-                })?;
+                    dir.path().display()
+                )
+            })?;
         }
         let port = TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
         let mut server = PgServer {

@@ -3,8 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use foldline::{
-    FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview, ProjectorState,
-    SlotId, error_chain,
+    FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview, ProjectorState, SlotId,
+    error_chain,
 };
 use serde::Serialize;
 
@@ -151,14 +151,18 @@ impl Feed {
         if held_for.as_secs_f64() <= args.max_held_seconds {
             return None;
         }
-        let oldest = self.held.holders.first().map_or_else(String::new, |oldest| {
-            let others = self.held.holders.len() - 1;
-            let more = match others {
-                0 => String::new(),
-                n => format!(" and {n} more"),
-            };
-            format!(" by {}{more}", describe(oldest))
-        });
+        let oldest = self
+            .held
+            .holders
+            .first()
+            .map_or_else(String::new, |oldest| {
+                let others = self.held.holders.len() - 1;
+                let more = match others {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(" by {}{more}", describe(oldest))
+            });
         Some(format!(
             "the feed has been held back for {:.1} s (--max-held-seconds {}){oldest}; {} \
              committed events waiting",
@@ -289,10 +293,7 @@ pub(crate) async fn run<S: ManagedStore>(
              PREPARED them):",
         )?;
         let rows: Vec<Vec<String>> = prepared.into_iter().map(prepared_row).collect();
-        out.table(
-            &["GID", "XID", "PREPARED (s)", "OWNER", "DATABASE"],
-            &rows,
-        )?;
+        out.table(&["GID", "XID", "PREPARED (s)", "OWNER", "DATABASE"], &rows)?;
     }
 
     let failures: Vec<String> = if args.check {
@@ -492,7 +493,9 @@ mod tests {
         ));
         assert_eq!(
             feed.summary().as_deref(),
-            Some("feed held back for 3h12m by 2 transactions (1 prepared); 51 committed events waiting")
+            Some(
+                "feed held back for 3h12m by 2 transactions (1 prepared); 51 committed events waiting"
+            )
         );
         let line = feed.line();
         assert!(line.held_back);

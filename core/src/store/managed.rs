@@ -160,7 +160,7 @@ impl HeldFeed {
     /// `waiting_events` committed events behind them; held for as long as the oldest holder
     /// has lasted.
     pub fn new(mut holders: Vec<FeedHolder>, waiting_events: u64) -> Self {
-        holders.sort_by(|a, b| b.age.cmp(&a.age));
+        holders.sort_by_key(|h| std::cmp::Reverse(h.age));
         let held_for = holders.first().map(|oldest| oldest.age);
         HeldFeed {
             holders,
