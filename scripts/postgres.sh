@@ -5,6 +5,7 @@
 # postgres://postgres@127.0.0.1:5432/postgres). Otherwise: `docker compose up postgres` where a
 # Docker engine answers, else Debian's `postgresql` package, installed if missing, started with
 # pg_ctlcluster, and opened to the URL's user without a password on loopback (a test machine).
+# Either way, the server binaries (initdb, pg_ctl) are installed for the tests' private servers.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -50,6 +51,17 @@ native_stop() {
     pg_ctlcluster --skip-systemctl-redirect "$version" "$name" stop -m fast
 }
 
+# Some tests run a private server of their own (tests/src/pg_server.rs: initdb and pg_ctl in a
+# temporary directory, for settings the shared server lacks, such as prepared transactions).
+# They need the server binaries here even when the shared server runs elsewhere (Docker,
+# another host).
+binaries() {
+    if compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || command -v initdb >/dev/null 2>&1; then
+        return
+    fi
+    apt_install postgresql
+}
+
 start() {
     if answers; then
         say "PostgreSQL answers at $host:$port"
@@ -60,6 +72,7 @@ start() {
     else
         native_start
     fi
+    binaries
 }
 
 stop() {

@@ -62,7 +62,8 @@ pub struct StatusArgs {
     /// Only this projection.
     pub name: Option<String>,
     /// Exit with 1 when a projection failed or lags more than `--max-lag` events or
-    /// `--max-lag-seconds`.
+    /// `--max-lag-seconds`, or when the store's feed has been held back longer than
+    /// `--max-held-seconds`.
     #[arg(long)]
     pub check: bool,
     /// With `--check`: the most lag in events that passes.
@@ -71,6 +72,11 @@ pub struct StatusArgs {
     /// With `--check`: the most lag in seconds that passes.
     #[arg(long)]
     pub max_lag_seconds: Option<f64>,
+    /// With `--check`: the longest the feed may be held back (by an open or prepared
+    /// transaction) that passes, in seconds. Events committed meanwhile wait, out of every
+    /// projection's lag.
+    #[arg(long, default_value_t = 300.0)]
+    pub max_held_seconds: f64,
 }
 
 /// A projection's name.

@@ -154,9 +154,9 @@ pub use projection::{
 };
 pub use shown::Shown;
 pub use store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder,
-    InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore, StoreIdentity,
-    StoreLimits, Subscription,
+    AppendRequest, AppendResult, EventBatch, EventStore, EventStoreExt, FeedHolder, FeedHolderKind,
+    HeldFeed, InMemoryEventStore, ManagedStore, NoSnapshots, Snapshot, SnapshotStore,
+    StoreIdentity, StoreLimits, Subscription,
 };
 pub use version::{ExpectedVersion, Version};
 

@@ -1,12 +1,13 @@
-//! A transaction left open elsewhere holds the feed back, `feed_holders()` names it, and once it
-//! ends everything arrives exactly once.
+//! A transaction left open elsewhere holds the feed back, `feed_holders()` names it,
+//! `feed_held_back()` counts the committed events waiting behind it and says for how long, and
+//! once it ends everything arrives exactly once.
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use foldline::{
-    AppendRequest, AppendResult, Checkpoint, EventStore, EventType, ExpectedVersion, ManagedStore,
-    NewEvent, Position, StreamId,
+    AppendRequest, AppendResult, Checkpoint, EventStore, EventType, ExpectedVersion,
+    FeedHolderKind, ManagedStore, NewEvent, Position, StreamId,
 };
 use foldline_postgres::PgEventStore;
 use foldline_tests::pg::{RawEvent, backend_pid, insert_event, raw_client, take_xid, test_schema};
@@ -159,5 +160,109 @@ async fn open_transaction_holds_the_feed_back_until_it_ends() -> anyhow::Result<
         "events were delivered twice: {:?}",
         subscriber.log().ids()
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn held_back_feed_counts_the_committed_events_waiting_and_how_long() -> anyhow::Result<()> {
+    let _serial = SERIAL.lock().await;
+    let schema = test_schema().await;
+    let store = schema.store().clone();
+    let mut holder = raw_client().await;
+    let pid = backend_pid(&holder).await?;
+    let database: String = holder
+        .query_one("SELECT current_database()::text", &[])
+        .await?
+        .get(0);
+    let tx = holder.transaction().await?;
+    take_xid(&tx).await?;
+    let xid_taken = Instant::now();
+
+    // 51 events commit behind the open transaction: none of them is in the feed or its head,
+    // so every projection's lag leaves them out; they are waiting.
+    for chunk in [20, 20, 11] {
+        let events: Vec<NewEvent> = (0..chunk)
+            .map(|i| NewEvent::new(EVENT_TYPE, 1, format!(r#"{{"n":{i}}}"#).into_bytes()))
+            .collect();
+        store
+            .append(AppendRequest::new(
+                StreamId::new("waiting")?,
+                ExpectedVersion::Any,
+                events,
+            ))
+            .await?;
+    }
+    assert!(
+        store.head().await?.is_start(),
+        "the feed moved past an open transaction"
+    );
+
+    let first = store.feed_held_back().await?;
+    assert_eq!(first.waiting_events, 51, "{first:?}");
+    assert!(first.is_held());
+    let ours = first
+        .holders
+        .iter()
+        .find(|h| h.pid == Some(pid))
+        .unwrap_or_else(|| panic!("feed_held_back() does not name pid {pid}: {first:?}"))
+        .clone();
+    assert_eq!(ours.kind, FeedHolderKind::Session, "{ours:?}");
+    assert_eq!(ours.gid, None, "{ours:?}");
+    assert_eq!(ours.owner.as_deref(), Some("postgres"), "{ours:?}");
+    assert_eq!(
+        ours.database.as_deref(),
+        Some(database.as_str()),
+        "{ours:?}"
+    );
+    // Held for as long as its oldest holder has lasted: ours, or someone's older.
+    let held_for = first.held_for.expect("a held feed says for how long");
+    assert!(held_for >= ours.age, "{first:?}");
+    assert!(
+        ours.age <= xid_taken.elapsed() + Duration::from_secs(1),
+        "the holder's age {:?} is implausible: it took its xid {:?} ago",
+        ours.age,
+        xid_taken.elapsed()
+    );
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let later = store.feed_held_back().await?;
+    assert_eq!(later.waiting_events, 51, "{later:?}");
+    let ours_later = later
+        .holders
+        .iter()
+        .find(|h| h.pid == Some(pid))
+        .unwrap_or_else(|| panic!("pid {pid} is no longer named: {later:?}"));
+    assert!(
+        ours_later.age >= ours.age + Duration::from_secs(1),
+        "the holder's age does not grow: {:?}, then {:?}",
+        ours.age,
+        ours_later.age
+    );
+    assert!(
+        later.held_for >= Some(ours_later.age),
+        "held_for does not grow with the holder: {later:?}"
+    );
+
+    tx.commit().await?;
+    // The events are delivered now, unless another session's transaction (another test's, in
+    // another schema) still holds the horizon: wait for those to end.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let held = store.feed_held_back().await?;
+        assert!(
+            held.holders.iter().all(|h| h.pid != Some(pid)),
+            "a committed transaction is still named as a holder: {held:?}"
+        );
+        if held.waiting_events == 0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "events still wait 30 s after their holder ended: {held:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let batch = store.read_all(&Checkpoint::START, 100).await?;
+    assert_eq!(batch.events.len(), 51);
     Ok(())
 }

@@ -9,11 +9,17 @@
 //!
 //! This is a binary of its own because an open transaction holds the feed back for the whole
 //! database: the tests here would slow every other test down. For the same reason they run one
-//! at a time ([`SERIAL`]): the held-back test keeps a transaction open on purpose.
+//! at a time ([`SERIAL`]): the held-back test keeps a transaction open on purpose. The tests of
+//! `foldline status` on a held-back feed (`status_check`, and `prepared`, which needs prepared
+//! transactions enabled) run on a private server each
+//! ([`PgServer`](foldline_tests::pg_server::PgServer)), so they need not wait for the others.
 
+mod admin;
 mod held_back;
 mod out_of_order;
+mod prepared;
 mod reader;
+mod status_check;
 mod stream_order;
 
 use tokio::sync::Mutex;

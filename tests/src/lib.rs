@@ -11,9 +11,11 @@
 //! | 3       | `{"cents": 1250, "memo": "rent"}` — `memo` optional |
 //!
 //! [`pg`] opens PostgreSQL for the tests: a fresh schema per test, raw connections for raw SQL.
+//! [`pg_server`] runs a private PostgreSQL server, for settings the shared one lacks.
 //! [`tally`] is a projection that counts, so doubled or lost effects show as wrong totals.
 
 pub mod pg;
+pub mod pg_server;
 pub mod redis;
 pub mod redis_server;
 pub mod tally;

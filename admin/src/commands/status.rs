@@ -1,10 +1,11 @@
 //! `status`: how far each projection has got, and what holds the feed back.
 
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
-use std::time::Duration;
-
-use foldline::{FeedHolder, ManagedStore, ProjectionOverview, ProjectorState, SlotId, error_chain};
+use foldline::{
+    FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview, ProjectorState, SlotId,
+    error_chain,
+};
 use serde::Serialize;
 
 use crate::Admin;
@@ -27,6 +28,7 @@ struct StatusLine {
     checkpoint: Option<String>,
     head: String,
     lag_events: u64,
+    waiting_events: u64,
     lag_seconds: f64,
     dead_letters: usize,
     owner: Option<String>,
@@ -35,7 +37,8 @@ struct StatusLine {
 }
 
 impl StatusLine {
-    fn new(overview: &ProjectionOverview) -> Self {
+    /// `overview`'s line, with `waiting_events` committed events behind the feed's holders.
+    fn new(overview: &ProjectionOverview, waiting_events: u64) -> Self {
         StatusLine {
             projection: overview.projection.to_string(),
             code_version: overview.code_version,
@@ -52,6 +55,7 @@ impl StatusLine {
             checkpoint: overview.checkpoint.as_ref().map(ToString::to_string),
             head: overview.head.to_string(),
             lag_events: overview.lag_events,
+            waiting_events,
             lag_seconds: (overview.lag_seconds * 1000.0).round() / 1000.0,
             dead_letters: overview.dead_letters,
             owner: overview.heartbeat.as_ref().map(|s| s.owner.clone()),
@@ -67,6 +71,133 @@ impl StatusLine {
 
 /// Holders open at least this long are worth naming (shorter ones are ordinary appends).
 const HOLDER_MIN_AGE: Duration = Duration::from_secs(1);
+
+/// The one `feed` JSON line: whether the feed is held back, and how much waits behind it.
+#[derive(Serialize)]
+struct FeedLine {
+    held_back: bool,
+    held_for_seconds: Option<f64>,
+    holders: usize,
+    waiting_events: u64,
+}
+
+/// The store's feed as `status` shows it: the holders worth naming, and what waits.
+struct Feed {
+    held: HeldFeed,
+    /// The holders open for [`HOLDER_MIN_AGE`] or more, oldest first.
+    shown: Vec<FeedHolder>,
+}
+
+impl Feed {
+    fn new(held: HeldFeed) -> Self {
+        let shown = held
+            .holders
+            .iter()
+            .filter(|h| h.age >= HOLDER_MIN_AGE)
+            .cloned()
+            .collect();
+        Feed { held, shown }
+    }
+
+    /// Whether the feed is held back by a holder worth naming (not only ordinary appends).
+    fn held_back(&self) -> bool {
+        !self.shown.is_empty()
+    }
+
+    fn line(&self) -> FeedLine {
+        FeedLine {
+            held_back: self.held_back(),
+            held_for_seconds: self
+                .held
+                .held_for
+                .filter(|_| self.held_back())
+                .map(|d| (d.as_secs_f64() * 1000.0).round() / 1000.0),
+            holders: self.shown.len(),
+            waiting_events: self.held.waiting_events,
+        }
+    }
+
+    /// `feed held back for 3h12m by 1 transaction; 51 committed events waiting`.
+    fn summary(&self) -> Option<String> {
+        if !self.held_back() {
+            return None;
+        }
+        let prepared = self
+            .shown
+            .iter()
+            .filter(|h| h.kind == FeedHolderKind::PreparedTransaction)
+            .count();
+        let count = self.shown.len();
+        let by = match (count, prepared) {
+            (1, 1) => "1 prepared transaction".to_owned(),
+            (1, _) => "1 transaction".to_owned(),
+            (n, 0) => format!("{n} transactions"),
+            (n, p) => format!("{n} transactions ({p} prepared)"),
+        };
+        let waiting = match self.held.waiting_events {
+            1 => "1 committed event waiting".to_owned(),
+            n => format!("{n} committed events waiting"),
+        };
+        Some(format!(
+            "feed held back for {} by {by}; {waiting}",
+            human_duration(self.held.held_for.unwrap_or_default())
+        ))
+    }
+
+    /// Why the feed fails `status --check`, if it does: held back longer than
+    /// `--max-held-seconds`.
+    fn check(&self, args: &StatusArgs) -> Option<String> {
+        let held_for = self.held.held_for?;
+        if held_for.as_secs_f64() <= args.max_held_seconds {
+            return None;
+        }
+        let oldest = self
+            .held
+            .holders
+            .first()
+            .map_or_else(String::new, |oldest| {
+                let others = self.held.holders.len() - 1;
+                let more = match others {
+                    0 => String::new(),
+                    n => format!(" and {n} more"),
+                };
+                format!(" by {}{more}", describe(oldest))
+            });
+        Some(format!(
+            "the feed has been held back for {:.1} s (--max-held-seconds {}){oldest}; {} \
+             committed events waiting",
+            held_for.as_secs_f64(),
+            args.max_held_seconds,
+            self.held.waiting_events
+        ))
+    }
+}
+
+/// A holder in a few words, for a failed check: `pid 8832 (idle in transaction)`,
+/// `prepared transaction 'gid'`.
+fn describe(holder: &FeedHolder) -> String {
+    match (holder.kind, &holder.gid, holder.pid) {
+        (FeedHolderKind::PreparedTransaction, Some(gid), _) => {
+            format!("prepared transaction '{gid}'")
+        }
+        (_, _, Some(pid)) => match &holder.state {
+            Some(state) => format!("pid {pid} ({state})"),
+            None => format!("pid {pid}"),
+        },
+        _ => "a transaction".to_owned(),
+    }
+}
+
+/// `45s`, `2m05s`, `3h12m`, `2d04h`: how long, to the unit people read it in.
+fn human_duration(duration: Duration) -> String {
+    let secs = duration.as_secs();
+    match secs {
+        0..60 => format!("{secs}s"),
+        60..3600 => format!("{}m{:02}s", secs / 60, secs % 60),
+        3600..86_400 => format!("{}h{:02}m", secs / 3600, secs % 3600 / 60),
+        _ => format!("{}d{:02}h", secs / 86_400, secs % 86_400 / 3600),
+    }
+}
 
 pub(crate) async fn run<S: ManagedStore>(
     admin: &Admin<S>,
@@ -88,28 +219,30 @@ pub(crate) async fn run<S: ManagedStore>(
             error,
         }));
     }
-    let holders: Vec<FeedHolder> = admin
-        .store()
-        .feed_holders()
-        .await?
-        .into_iter()
-        .filter(|h| h.age >= HOLDER_MIN_AGE)
-        .collect();
+    let feed = Feed::new(admin.store().feed_held_back().await?);
+    let waiting = feed.held.waiting_events;
 
     for entry in &entries {
         match entry {
-            Ok(overview) => out.record("projection_status", &StatusLine::new(overview))?,
+            Ok(overview) => {
+                out.record("projection_status", &StatusLine::new(overview, waiting))?;
+            }
             Err(failed) => out.record("projection_unreadable", &failed.line())?,
         }
     }
-    for holder in &holders {
+    out.record("feed", &feed.line())?;
+    for holder in &feed.shown {
         out.record("feed_holder", holder)?;
     }
     out.line(format!("store: {}", admin.store().describe()))?;
+    // Above the table: every projection's lag leaves these events out, however small it is.
+    if let Some(summary) = feed.summary() {
+        out.line(summary)?;
+    }
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| match entry {
-            Ok(overview) => human_row(&StatusLine::new(overview)),
+            Ok(overview) => human_row(&StatusLine::new(overview, waiting)),
             Err(failed) => failed.human_row(),
         })
         .collect();
@@ -122,6 +255,7 @@ pub(crate) async fn run<S: ManagedStore>(
             "CHECKPOINT",
             "HEAD",
             "LAG",
+            "WAITING",
             "LAG (s)",
             "DEAD LETTERS",
         ],
@@ -139,14 +273,27 @@ pub(crate) async fn run<S: ManagedStore>(
             error_chain(&failed.error, ": ")
         ))?;
     }
-    if !holders.is_empty() {
+    let (prepared, sessions): (Vec<&FeedHolder>, Vec<&FeedHolder>) = feed
+        .shown
+        .iter()
+        .partition(|h| h.kind == FeedHolderKind::PreparedTransaction);
+    if !sessions.is_empty() {
         out.line("")?;
         out.line("the feed is held back by open transactions (end or terminate them):")?;
-        let rows: Vec<Vec<String>> = holders.iter().map(holder_row).collect();
+        let rows: Vec<Vec<String>> = sessions.into_iter().map(holder_row).collect();
         out.table(
             &["PID", "XID", "OPEN (s)", "STATE", "APPLICATION", "QUERY"],
             &rows,
         )?;
+    }
+    if !prepared.is_empty() {
+        out.line("")?;
+        out.line(
+            "the feed is held back by prepared transactions (COMMIT PREPARED or ROLLBACK \
+             PREPARED them):",
+        )?;
+        let rows: Vec<Vec<String>> = prepared.into_iter().map(prepared_row).collect();
+        out.table(&["GID", "XID", "PREPARED (s)", "OWNER", "DATABASE"], &rows)?;
     }
 
     let failures: Vec<String> = if args.check {
@@ -154,6 +301,7 @@ pub(crate) async fn run<S: ManagedStore>(
             .iter()
             .flatten()
             .filter_map(|overview| check(overview, args))
+            .chain(feed.check(args))
             .collect()
     } else {
         Vec::new()
@@ -216,7 +364,7 @@ impl Unreadable {
             "?".to_owned(),
             "unreadable".to_owned(),
         ];
-        row.resize(9, "?".to_owned());
+        row.resize(10, "?".to_owned());
         row
     }
 }
@@ -269,6 +417,7 @@ fn human_row(line: &StatusLine) -> Vec<String> {
         line.checkpoint.clone().unwrap_or_else(|| "-".to_owned()),
         line.head.clone(),
         line.lag_events.to_string(),
+        line.waiting_events.to_string(),
         format!("{:.1}", line.lag_seconds),
         line.dead_letters.to_string(),
     ]
@@ -295,4 +444,86 @@ fn holder_row(holder: &FeedHolder) -> Vec<String> {
         holder.application_name.clone().unwrap_or_default(),
         query,
     ]
+}
+
+fn prepared_row(holder: &FeedHolder) -> Vec<String> {
+    let or_dash = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    vec![
+        or_dash(&holder.gid),
+        holder.xid.map_or_else(|| "-".to_owned(), |x| x.to_string()),
+        format!("{:.1}", holder.age.as_secs_f64()),
+        or_dash(&holder.owner),
+        or_dash(&holder.database),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(max_held_seconds: f64) -> StatusArgs {
+        StatusArgs {
+            name: None,
+            check: true,
+            max_lag: 1000,
+            max_lag_seconds: None,
+            max_held_seconds,
+        }
+    }
+
+    #[test]
+    fn durations_read_in_the_largest_units() {
+        let read = |secs| human_duration(Duration::from_secs(secs));
+        assert_eq!(read(0), "0s");
+        assert_eq!(read(45), "45s");
+        assert_eq!(read(125), "2m05s");
+        assert_eq!(read(3 * 3600 + 12 * 60 + 59), "3h12m");
+        assert_eq!(read(2 * 86_400 + 4 * 3600 + 1), "2d04h");
+    }
+
+    #[test]
+    fn a_feed_held_past_the_limit_fails_the_check_and_names_the_oldest_holder() {
+        let feed = Feed::new(HeldFeed::new(
+            vec![
+                FeedHolder::new(Duration::from_secs(2)).with_pid(7),
+                FeedHolder::prepared("tx-9", Duration::from_secs(11_520)),
+                FeedHolder::new(Duration::from_millis(10)).with_pid(8),
+            ],
+            51,
+        ));
+        assert_eq!(
+            feed.summary().as_deref(),
+            Some(
+                "feed held back for 3h12m by 2 transactions (1 prepared); 51 committed events waiting"
+            )
+        );
+        let line = feed.line();
+        assert!(line.held_back);
+        assert_eq!(line.holders, 2, "the ordinary append (10 ms) is not named");
+        assert_eq!(line.held_for_seconds, Some(11_520.0));
+        assert_eq!(line.waiting_events, 51);
+        assert_eq!(
+            feed.check(&args(300.0)).as_deref(),
+            Some(
+                "the feed has been held back for 11520.0 s (--max-held-seconds 300) by prepared \
+                 transaction 'tx-9' and 2 more; 51 committed events waiting"
+            )
+        );
+        assert_eq!(feed.check(&args(20_000.0)), None);
+    }
+
+    #[test]
+    fn ordinary_appends_hold_nothing_worth_a_line_but_their_waiting_events_show() {
+        let feed = Feed::new(HeldFeed::new(
+            vec![FeedHolder::new(Duration::from_millis(30)).with_pid(7)],
+            3,
+        ));
+        assert_eq!(feed.summary(), None);
+        let line = feed.line();
+        assert!(!line.held_back);
+        assert_eq!(line.held_for_seconds, None);
+        assert_eq!(line.waiting_events, 3);
+        assert_eq!(feed.check(&args(300.0)), None);
+        assert_eq!(Feed::new(HeldFeed::default()).check(&args(0.0)), None);
+    }
 }

@@ -1,5 +1,5 @@
 //! What operators need from a store beyond [`EventStore`]: where it is, its streams, what holds
-//! its feed back, its migrations. The admin CLI (`foldline-admin`) works on any store through
+//! its feed back and how much waits behind it, its migrations. The admin CLI (`foldline-admin`) works on any store through
 //! this contract, so it depends on no backend.
 
 use std::future::Future;
@@ -25,7 +25,8 @@ use crate::version::Version;
 /// let store = InMemoryEventStore::new();
 /// assert_eq!(store.describe(), "the in-memory store");
 /// assert!(store.streams(None, 100).await?.is_empty());
-/// assert!(store.feed_holders().await?.is_empty()); // nothing ever holds a memory feed back
+/// let held = store.feed_held_back().await?; // nothing ever holds a memory feed back
+/// assert!(!held.is_held() && held.holders.is_empty() && held.waiting_events == 0);
 /// # Ok(())
 /// # }
 /// ```
@@ -54,8 +55,12 @@ pub trait ManagedStore: EventStore {
         limit: usize,
     ) -> impl Future<Output = Result<Vec<(StreamId, Version)>>> + Send;
 
-    /// What holds the global feed back right now, oldest first: committed events behind it
-    /// are not delivered until it ends. Empty for stores whose feed nothing can hold back.
+    /// Whether the global feed is held back right now, and by what: the holders, oldest first
+    /// (open transactions, prepared transactions, …), how many committed events wait behind
+    /// them, and for how long the oldest has held the feed. Events waiting are not delivered to
+    /// readers of the feed, nor counted in its [`head`](EventStore::head) (so not in any
+    /// projection's lag), until the holders before them end. Nothing held
+    /// ([`HeldFeed::default`]) for stores whose feed nothing can hold back.
     ///
     /// # Errors
     ///
@@ -64,7 +69,22 @@ pub trait ManagedStore: EventStore {
     /// # Cancel safety
     ///
     /// Cancel safe: it only reads.
-    fn feed_holders(&self) -> impl Future<Output = Result<Vec<FeedHolder>>> + Send;
+    fn feed_held_back(&self) -> impl Future<Output = Result<HeldFeed>> + Send;
+
+    /// What holds the global feed back right now, oldest first: the
+    /// [`holders`](HeldFeed::holders) of [`feed_held_back`](ManagedStore::feed_held_back).
+    /// Empty for stores whose feed nothing can hold back.
+    ///
+    /// # Errors
+    ///
+    /// As [`feed_held_back`](ManagedStore::feed_held_back).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn feed_holders(&self) -> impl Future<Output = Result<Vec<FeedHolder>>> + Send {
+        async move { Ok(self.feed_held_back().await?.holders) }
+    }
 
     /// Applies the store's pending migrations and returns their names, in the order applied
     /// (empty when the store is current or has no migrations).
@@ -93,21 +113,88 @@ pub trait ManagedStore: EventStore {
     fn pending_migrations(&self) -> impl Future<Output = Result<Vec<String>>> + Send;
 }
 
+/// Whether a store's global feed is held back, and by what
+/// ([`ManagedStore::feed_held_back`]).
+///
+/// The feed is held back while something (a [`FeedHolder`]) could still commit events that
+/// belong before those already committed after it started: readers stop before those, so they
+/// wait, undelivered and not in the feed's [`head`](EventStore::head), until every holder
+/// before them ends. They are not lost.
+///
+/// ```
+/// use std::time::Duration;
+/// use foldline::{FeedHolder, HeldFeed};
+///
+/// let nothing = HeldFeed::default();
+/// assert!(!nothing.is_held() && nothing.held_for.is_none());
+///
+/// let held = HeldFeed::new(
+///     vec![
+///         FeedHolder::new(Duration::from_secs(90)).with_pid(8832),
+///         FeedHolder::prepared("tx-42", Duration::from_secs(5)),
+///     ],
+///     51,
+/// );
+/// assert!(held.is_held());
+/// assert_eq!(held.held_for, Some(Duration::from_secs(90)));
+/// assert_eq!(held.waiting_events, 51);
+/// ```
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct HeldFeed {
+    /// What holds the feed back, oldest first; empty when nothing does (or when the store
+    /// cannot see the holders, while [`waiting_events`](HeldFeed::waiting_events) still counts
+    /// the events behind them).
+    pub holders: Vec<FeedHolder>,
+    /// How many committed events wait behind the holders: not delivered to any reader of the
+    /// feed yet, and not in its head. Only the store's own events count (PostgreSQL: the rows
+    /// of the store's schema), whoever holds the feed.
+    pub waiting_events: u64,
+    /// How long the feed has been held back: the age of the oldest holder; `None` when
+    /// nothing holds it.
+    pub held_for: Option<Duration>,
+}
+
+impl HeldFeed {
+    /// The feed held back by `holders` (in any order: they are sorted oldest first), with
+    /// `waiting_events` committed events behind them; held for as long as the oldest holder
+    /// has lasted.
+    pub fn new(mut holders: Vec<FeedHolder>, waiting_events: u64) -> Self {
+        holders.sort_by_key(|h| std::cmp::Reverse(h.age));
+        let held_for = holders.first().map(|oldest| oldest.age);
+        HeldFeed {
+            holders,
+            waiting_events,
+            held_for,
+        }
+    }
+
+    /// Whether anything holds the feed back: a holder, or committed events waiting (behind
+    /// holders the store could not name).
+    pub fn is_held(&self) -> bool {
+        self.held_for.is_some() || self.waiting_events > 0
+    }
+}
+
 /// Something holding a store's global feed back: while it lasts, events committed after it
 /// started are not delivered to readers of the feed (they are not lost: they arrive once it
-/// ends). PostgreSQL: a transaction open below the visibility horizon.
+/// ends). PostgreSQL: a transaction with a transaction id, open or prepared, below the
+/// visibility horizon.
 ///
 /// The fields a store cannot fill are `None`. Serialized (`foldline status --json`) with
-/// `age` as `age_seconds`, to the millisecond.
+/// `kind` in snake case and `age` as `age_seconds`, to the millisecond.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct FeedHolder {
+    /// What it is: a session's transaction, or a prepared transaction no session runs.
+    pub kind: FeedHolderKind,
     /// The process running it, where there is one (PostgreSQL: the server process, which
-    /// `pg_terminate_backend(pid)` ends).
+    /// `pg_terminate_backend(pid)` ends). `None` for a prepared transaction.
     pub pid: Option<i32>,
     /// Its transaction id, where it has a numeric one (PostgreSQL: its xid).
     pub xid: Option<u64>,
-    /// How long it has held the feed back.
+    /// How long it has held the feed back (PostgreSQL: since its transaction began; for a
+    /// prepared transaction, since it was prepared, which is the most that is known).
     #[serde(rename = "age_seconds", serialize_with = "seconds_to_the_millisecond")]
     pub age: Duration,
     /// What it is doing, in the store's words (PostgreSQL: `active`, `idle in transaction`).
@@ -116,18 +203,54 @@ pub struct FeedHolder {
     pub query: Option<String>,
     /// The client that opened it (PostgreSQL: the session's application name).
     pub application_name: Option<String>,
+    /// The global identifier of a prepared transaction, which ends it
+    /// (PostgreSQL: `COMMIT PREPARED 'gid'` or `ROLLBACK PREPARED 'gid'`).
+    pub gid: Option<String>,
+    /// The user it runs as (PostgreSQL: the session's or the prepared transaction's role).
+    pub owner: Option<String>,
+    /// The database it runs in (PostgreSQL: a transaction in any database of the server holds
+    /// the feed back).
+    pub database: Option<String>,
+}
+
+/// What kind of thing a [`FeedHolder`] is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum FeedHolderKind {
+    /// A transaction a session (a connection, a process) has open: it ends when the session
+    /// commits or rolls it back, or is terminated.
+    Session,
+    /// A prepared transaction (two-phase commit): no session runs it, so it lasts, across
+    /// restarts of the server too, until someone commits or rolls it back by its
+    /// [`gid`](FeedHolder::gid). An orphan of a crashed transaction manager holds the feed
+    /// back for good.
+    PreparedTransaction,
 }
 
 impl FeedHolder {
-    /// A holder of the feed for `age`, with nothing else known yet.
+    /// A session's transaction holding the feed for `age`, with nothing else known yet.
     pub fn new(age: Duration) -> Self {
         FeedHolder {
+            kind: FeedHolderKind::Session,
             pid: None,
             xid: None,
             age,
             state: None,
             query: None,
             application_name: None,
+            gid: None,
+            owner: None,
+            database: None,
+        }
+    }
+
+    /// A prepared transaction with global identifier `gid`, prepared `age` ago.
+    pub fn prepared(gid: impl Into<String>, age: Duration) -> Self {
+        FeedHolder {
+            kind: FeedHolderKind::PreparedTransaction,
+            gid: Some(gid.into()),
+            ..FeedHolder::new(age)
         }
     }
 
@@ -163,6 +286,20 @@ impl FeedHolder {
     #[must_use]
     pub fn with_application_name(mut self, name: Option<String>) -> Self {
         self.application_name = name;
+        self
+    }
+
+    /// The same holder, running as user `owner`.
+    #[must_use]
+    pub fn with_owner(mut self, owner: Option<String>) -> Self {
+        self.owner = owner;
+        self
+    }
+
+    /// The same holder, in database `database`.
+    #[must_use]
+    pub fn with_database(mut self, database: Option<String>) -> Self {
+        self.database = database;
         self
     }
 }

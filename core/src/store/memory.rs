@@ -12,7 +12,7 @@ use crate::event::RecordedEvent;
 use crate::names::{IdempotencyKey, StreamId};
 use crate::position::{Checkpoint, Position};
 use crate::store::{
-    AppendRequest, AppendResult, EventBatch, EventStore, FeedHolder, ManagedStore, Snapshot,
+    AppendRequest, AppendResult, EventBatch, EventStore, HeldFeed, ManagedStore, Snapshot,
     SnapshotStore, StoreIdentity, StoreLimits, Subscription,
 };
 use crate::version::Version;
@@ -277,9 +277,9 @@ impl ManagedStore for InMemoryEventStore {
         Ok(streams)
     }
 
-    /// Always empty: appends are visible to readers the moment they return.
-    async fn feed_holders(&self) -> Result<Vec<FeedHolder>> {
-        Ok(Vec::new())
+    /// Never held: appends are visible to readers the moment they return.
+    async fn feed_held_back(&self) -> Result<HeldFeed> {
+        Ok(HeldFeed::default())
     }
 
     /// Always empty: nothing to migrate in memory.

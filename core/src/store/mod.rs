@@ -13,7 +13,7 @@ pub use append::{AppendRequest, AppendResult, EventBatch};
 pub use ext::EventStoreExt;
 pub use identity::StoreIdentity;
 pub use limits::StoreLimits;
-pub use managed::{FeedHolder, ManagedStore};
+pub use managed::{FeedHolder, FeedHolderKind, HeldFeed, ManagedStore};
 pub use memory::InMemoryEventStore;
 pub use snapshot::{NoSnapshots, Snapshot, SnapshotStore};
 pub use subscription::Subscription;

@@ -1,4 +1,5 @@
-//! `foldline status` names the transaction that holds the PostgreSQL feed back. Alone in its
+//! `foldline status` names the transaction that holds the PostgreSQL feed back, and `--check`
+//! fails once it has held the feed longer than `--max-held-seconds`. Alone in its
 //! binary: an open transaction holds back the feed of every schema in the database, which
 //! would stall the other tests' projectors while it lasts.
 
@@ -42,7 +43,27 @@ async fn status_names_the_transaction_that_holds_the_feed_back() -> anyhow::Resu
     assert_eq!(holder["state"], "idle in transaction", "{holder}");
     assert_eq!(holder["application_name"], "admin_cli_holder", "{holder}");
 
-    let ran = bank.foldline(&["status"]).await?;
+    // Held for more than a second, less than the default limit (300 s).
+    let ran = bank.foldline(&["status", "--check"]).await?;
+    assert_eq!(ran.code, Some(0), "{ran:?}");
+    let ran = bank
+        .foldline(&["status", "--check", "--max-held-seconds", "1"])
+        .await?;
+    assert_eq!(ran.code, Some(1), "{ran:?}");
+    // The oldest holder is named; on a server shared with other tests it may be another's.
+    assert!(
+        ran.stderr
+            .starts_with("check failed: the feed has been held back for ")
+            && ran.stderr.contains(" (--max-held-seconds 1) by "),
+        "{ran:?}"
+    );
+    assert!(
+        ran.stdout
+            .lines()
+            .any(|l| l.starts_with("feed held back for ") && l.contains(" committed event")),
+        "{}",
+        ran.stdout
+    );
     assert!(
         ran.stdout
             .contains("the feed is held back by open transactions (end or terminate them):\nPID"),

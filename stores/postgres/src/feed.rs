@@ -5,8 +5,9 @@
 //! later position was read. The feed is therefore ordered by `(xid, position)` and only shows
 //! events of transactions below the visibility horizon, `pg_snapshot_xmin(pg_current_snapshot())`:
 //! every transaction there has finished, so nothing can appear behind a checkpoint later. The
-//! cost: a transaction left open anywhere in the database holds the feed back
-//! ([`ManagedStore::feed_holders`](foldline::ManagedStore::feed_holders) names it).
+//! cost: a transaction left open anywhere on the server, or prepared and never finished, holds
+//! the feed back ([`ManagedStore::feed_held_back`](foldline::ManagedStore::feed_held_back)
+//! names it and counts the events waiting behind it).
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;

@@ -47,9 +47,14 @@
 //! - **The global feed** ([`read_all`](foldline::EventStore::read_all),
 //!   [`subscribe`](foldline::EventStore::subscribe)) is ordered by `(xid, position)` and shows
 //!   only transactions below the visibility horizon, so a reader never skips an event that
-//!   commits late and never sees one that rolls back. A transaction held open anywhere in the
-//!   database holds the feed back until it ends:
-//!   [`ManagedStore::feed_holders`](foldline::ManagedStore::feed_holders) names it.
+//!   commits late and never sees one that rolls back. A transaction with a transaction id,
+//!   held open anywhere on the server (any database) or prepared for a two-phase commit and
+//!   never finished, holds the feed back until it ends: events committed meanwhile wait,
+//!   outside the feed and its head, so outside every projection's lag.
+//!   [`ManagedStore::feed_held_back`](foldline::ManagedStore::feed_held_back) names the
+//!   holders (sessions by pid, prepared transactions by gid), counts the committed events
+//!   waiting behind them and says for how long the feed has been held; `foldline status` shows
+//!   it and `status --check --max-held-seconds` fails on it.
 //!   Subscribers are woken by LISTEN/NOTIFY and poll as a fallback. Positions are
 //!   `0:<xid>:<position>`.
 //! - **Payloads** must be JSON that PostgreSQL's `jsonb` accepts (it normalises whitespace and

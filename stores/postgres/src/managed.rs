@@ -1,9 +1,9 @@
 //! The operator's view of the store ([`ManagedStore`]): where it is, its streams, the
-//! transactions holding the feed back, its migrations.
+//! transactions holding the feed back and the events waiting behind them, its migrations.
 
 use std::time::Duration;
 
-use foldline::{DriverErrors, Error, FeedHolder, ManagedStore, StreamId, Version};
+use foldline::{DriverErrors, Error, FeedHolder, HeldFeed, ManagedStore, StreamId, Version};
 
 use crate::error::Postgres;
 use crate::migrate;
@@ -11,14 +11,43 @@ use crate::rows::to_u64;
 use crate::sql::quoted;
 use crate::store::PgEventStore;
 
-/// Sessions with a transaction id, oldest first: each holds the visibility horizon, and so
-/// the feed, where it is.
-const HOLDERS: &str = "SELECT pid, backend_xid::text, \
-        greatest(extract(epoch FROM clock_timestamp() - xact_start), 0)::float8, \
-        state, query, application_name \
-    FROM pg_stat_activity \
-    WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
-    ORDER BY xact_start";
+/// What holds the visibility horizon, and so the feed, where it is, oldest first: sessions
+/// with a transaction id, and prepared transactions (which no session runs: they hold the
+/// horizon until someone commits or rolls them back by their gid), in every database of the
+/// server.
+///
+/// Both views give 32-bit xids; each is widened to the `xid8` the feed's positions carry,
+/// from the snapshot's `xmax` (one past the newest finished xid; asking assigns no xid to this
+/// query). Every running xid is within 2^31 of it, above or below: the difference of the low
+/// 32 bits, read as a signed 32-bit number, is the difference of the full xids.
+const HOLDERS: &str = "WITH next AS ( \
+        SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS xmax \
+    ), holders AS ( \
+        SELECT 'session' AS kind, pid, backend_xid AS xid, xact_start AS since, state, query, \
+            application_name, usename::text AS owner, datname::text AS database, NULL::text AS gid \
+        FROM pg_stat_activity \
+        WHERE backend_xid IS NOT NULL AND pid <> pg_backend_pid() \
+        UNION ALL \
+        SELECT 'prepared', NULL, transaction, prepared, NULL, NULL, NULL, owner::text, \
+            database::text, gid \
+        FROM pg_prepared_xacts \
+    ) \
+    SELECT h.kind, h.pid, \
+        next.xmax - ((((next.xmax % 4294967296) - h.xid::text::bigint + 2147483648) \
+            % 4294967296 + 4294967296) % 4294967296 - 2147483648), \
+        greatest(extract(epoch FROM clock_timestamp() - h.since), 0)::float8, \
+        h.state, h.query, h.application_name, h.owner, h.database, h.gid \
+    FROM holders AS h, next \
+    ORDER BY h.since";
+
+/// The committed events of `schema` that wait behind the horizon: at or above it, so not in
+/// the feed yet, and visible to this statement, so committed.
+fn waiting_sql(schema: &str) -> String {
+    format!(
+        "SELECT count(*) FROM {schema}.events AS e \
+         WHERE e.xid >= pg_snapshot_xmin(pg_current_snapshot())"
+    )
+}
 
 impl ManagedStore for PgEventStore {
     fn describe(&self) -> String {
@@ -57,32 +86,55 @@ impl ManagedStore for PgEventStore {
             .collect()
     }
 
-    /// The transactions holding the global feed back, oldest first.
+    /// The transactions holding the global feed back, oldest first, and how many of this
+    /// schema's committed events wait behind them.
     ///
-    /// The feed only shows events of transactions older than every transaction still running
-    /// with a transaction id, anywhere in the database. A transaction left open (an idle
-    /// `BEGIN` in a console, a stuck batch job) therefore stops every subscriber until it
-    /// ends; this names it: process id, transaction id, age, state, its last query and the
-    /// client's application name.
-    async fn feed_holders(&self) -> Result<Vec<FeedHolder>, Error> {
+    /// The feed only shows events of transactions older than every transaction that still
+    /// holds a transaction id, anywhere on the server: open in a session, or prepared for a
+    /// two-phase commit. A transaction left open (an idle `BEGIN` in a console, a stuck batch
+    /// job) or prepared and forgotten (an orphan of a crashed transaction manager) therefore
+    /// stops every subscriber until it ends. This names each: process id (sessions) or gid
+    /// (prepared transactions), transaction id, age, state, last query, application name,
+    /// role and database. The events committed after the oldest of them count as waiting:
+    /// they are neither in the feed nor in its head.
+    async fn feed_held_back(&self) -> Result<HeldFeed, Error> {
         let context = "listing the transactions that hold the feed back";
         let client = self.client(context).await?;
         let rows = client
             .query(HOLDERS, &[])
             .await
             .map_err(|e| Postgres::error(context, e))?;
-        Ok(rows
+        let holders = rows
             .iter()
             .map(|row| {
-                let age = row.get::<_, Option<f64>>(2).unwrap_or(0.0).max(0.0);
-                FeedHolder::new(Duration::from_secs_f64(age))
-                    .with_pid(row.get(0))
-                    .with_xid(row.get::<_, Option<String>>(1).and_then(|x| x.parse().ok()))
-                    .with_state(row.get(3))
-                    .with_query(row.get(4))
-                    .with_application_name(row.get(5))
+                let age = row.get::<_, Option<f64>>(3).unwrap_or(0.0).max(0.0);
+                let age = Duration::from_secs_f64(age);
+                let holder = match row.get::<_, Option<String>>(9) {
+                    Some(gid) if row.get::<_, &str>(0) == "prepared" => {
+                        FeedHolder::prepared(gid, age)
+                    }
+                    _ => FeedHolder::new(age),
+                };
+                let holder = match row.get::<_, Option<i32>>(1) {
+                    Some(pid) => holder.with_pid(pid),
+                    None => holder,
+                };
+                holder
+                    .with_xid(row.get::<_, Option<i64>>(2).map(to_u64))
+                    .with_state(row.get(4))
+                    .with_query(row.get(5))
+                    .with_application_name(row.get(6))
+                    .with_owner(row.get(7))
+                    .with_database(row.get(8))
             })
-            .collect())
+            .collect();
+        let context = "counting the events that wait behind the feed's holders";
+        let waiting: i64 = client
+            .query_one(&waiting_sql(&quoted(self.schema())), &[])
+            .await
+            .map_err(|e| Postgres::error(context, e))?
+            .get(0);
+        Ok(HeldFeed::new(holders, to_u64(waiting)))
     }
 
     /// As [`PgEventStore::migrate`], with the applied versions as text.

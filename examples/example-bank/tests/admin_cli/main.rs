@@ -71,7 +71,7 @@ async fn status_shows_the_lag_and_the_state_in_json_and_as_a_table() -> anyhow::
         ran.stdout
     );
     assert!(
-        ran.stdout.contains("LAG  LAG (s)  DEAD LETTERS"),
+        ran.stdout.contains("LAG  WAITING  LAG (s)  DEAD LETTERS"),
         "{}",
         ran.stdout
     );
@@ -88,6 +88,7 @@ async fn status_shows_the_lag_and_the_state_in_json_and_as_a_table() -> anyhow::
     );
     assert_eq!(cells[6], head, "{row}");
     assert_eq!(cells[7], "7", "the lag in events: {row}");
+    assert_eq!(cells[8], "0", "nothing waits behind a holder: {row}");
     assert!(
         ran.stdout.starts_with("store: PostgreSQL at postgres://"),
         "{}",
