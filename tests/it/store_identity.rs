@@ -109,7 +109,7 @@ async fn tantivy_slot_of_another_schema_is_refused_until_reset() -> anyhow::Resu
     let documents = async || -> anyhow::Result<usize> {
         Ok(target
             .searcher(&<TantivyTally>::NAME)
-            .read(|_, searcher| Ok(searcher.search(&AllQuery, &Count)?))
+            .read(|_, searcher| searcher.search(&AllQuery, &Count))
             .await?
             .unwrap_or(0))
     };

@@ -245,6 +245,11 @@ impl Account {
     }
 }
 
+/// The store identity the target tests build their slots from (they use no store).
+pub fn test_store() -> StoreIdentity {
+    StoreIdentity::new("foldline-tests")
+}
+
 #[cfg(test)]
 mod tests {
     use foldline::testing::AggregateTest;
@@ -297,9 +302,4 @@ mod tests {
             .when(AccountCommand::deposit("a", 1))
             .then_expect_error(|e| *e == AccountError::Frozen);
     }
-}
-
-/// The store identity the target tests build their slots from (they use no store).
-pub fn test_store() -> StoreIdentity {
-    StoreIdentity::new("foldline-tests")
 }

@@ -3,7 +3,7 @@
 use serde::Serialize;
 use uuid::Uuid;
 
-use foldline::{DeadLetter, ManagedStore};
+use foldline::{DeadLetter, ManagedStore, UnreadableEvent};
 
 use crate::Admin;
 use crate::cli::{DeadLetterArgs, NameArgs};
@@ -23,6 +23,9 @@ struct LetterLine<'a> {
     attempts: u32,
     error: &'a str,
     parked_at: f64,
+    /// For an event the store could not read whole: why, and its stored values.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unreadable: Option<&'a UnreadableEvent>,
 }
 
 #[derive(Serialize)]
@@ -51,11 +54,18 @@ pub(crate) async fn list<S: ManagedStore>(
     let rows: Vec<Vec<String>> = letters
         .iter()
         .map(|l| {
+            // An unreadable event's stored stream id and type, not the placeholders.
+            let raw = |column: &str, shown: String| {
+                l.unreadable
+                    .as_ref()
+                    .and_then(|u| u.raw.get(column).cloned())
+                    .unwrap_or(shown)
+            };
             vec![
                 l.event_id.to_string(),
-                l.stream_id.to_string(),
+                raw("stream_id", l.stream_id.to_string()),
                 l.stream_version.to_string(),
-                l.event_type.to_string(),
+                raw("event_type", l.event_type.to_string()),
                 l.attempts.to_string(),
                 l.error.chars().take(80).collect(),
             ]
@@ -219,5 +229,6 @@ fn line<'a>(projection: &'a str, letter: &'a DeadLetter) -> LetterLine<'a> {
             .parked_at
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0.0, |d| d.as_secs_f64()),
+        unreadable: letter.unreadable.as_deref(),
     }
 }

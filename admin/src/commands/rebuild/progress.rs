@@ -189,6 +189,8 @@ impl Progress {
         // An interruption prints at once (and once); progress every few seconds.
         let due = match phase {
             Phase::Retrying(error) => self.shown_error.as_deref() != Some(error),
+            // Counting lines wait for a rate to show.
+            Phase::Working if rate.is_none() => false,
             _ => self.last_line.is_none_or(|at| at.elapsed() >= PLAIN_EVERY),
         };
         if !due {
@@ -224,7 +226,7 @@ impl Progress {
 
 /// `1h02m`, `3m05s`, `12s`.
 fn seconds(seconds: f64) -> String {
-    let total = seconds.round() as u64;
+    let total = Duration::try_from_secs_f64(seconds.round()).map_or(0, |d| d.as_secs());
     let (h, m, s) = (total / 3600, total / 60 % 60, total % 60);
     if h > 0 {
         format!("{h}h{m:02}m")

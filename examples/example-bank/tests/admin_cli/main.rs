@@ -9,6 +9,7 @@
 
 mod poison;
 mod redis_restart;
+mod store_identity;
 mod support;
 
 use anyhow::{Context, ensure};
