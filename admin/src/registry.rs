@@ -5,8 +5,8 @@ use std::future::Future;
 use std::pin::Pin;
 
 use foldline::{
-    Codec, DeadLetter, EventStore, PoisonPolicy, Projection, ProjectionName, ProjectionOverview,
-    ProjectionTarget, Projector, ProjectorProgress, RebuildMode, SlotInfo,
+    Codec, DeadLetter, EventStore, PoisonPolicy, Projection, ProjectionControl, ProjectionName,
+    ProjectionOverview, ProjectionTarget, Projector, ProjectorProgress, RebuildMode, SlotInfo,
 };
 use uuid::Uuid;
 
@@ -24,6 +24,8 @@ pub trait ManagedProjection: Send + Sync {
     fn version(&self) -> u32;
     /// Its state, for `status`.
     fn overview(&self) -> BoxFuture<'_, foldline::Result<ProjectionOverview>>;
+    /// The operator's flags (paused or not).
+    fn control(&self) -> BoxFuture<'_, foldline::Result<ProjectionControl>>;
     /// Pauses running projectors.
     fn pause(&self) -> BoxFuture<'_, foldline::Result<()>>;
     /// Resumes them.
@@ -63,6 +65,10 @@ where
 
     fn overview(&self) -> BoxFuture<'_, foldline::Result<ProjectionOverview>> {
         Box::pin(Projector::overview(self))
+    }
+
+    fn control(&self) -> BoxFuture<'_, foldline::Result<ProjectionControl>> {
+        Box::pin(Projector::control(self))
     }
 
     fn pause(&self) -> BoxFuture<'_, foldline::Result<()>> {

@@ -36,8 +36,11 @@ pub(crate) async fn run<S: ManagedStore>(
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
     let projection = admin.projection(&args.name)?;
-    let overview = projection.overview().await?;
-    let total = Checkpoint::START.distance_to(&overview.head);
+    // Not the overview: it refuses a read model built from another store, which is what a
+    // rebuild from this one mends.
+    let head = admin.store().head().await?;
+    let was_paused = projection.control().await?.paused;
+    let total = Checkpoint::START.distance_to(&head);
     let (mode, mode_name) = if args.in_place {
         (RebuildMode::InPlace, "in_place")
     } else {
@@ -82,7 +85,6 @@ pub(crate) async fn run<S: ManagedStore>(
 
     let started = Instant::now();
     let mut progress = Progress::new(out.is_json(), total);
-    let was_paused = overview.paused;
     if args.in_place && !was_paused {
         projection.pause().await?;
     }
