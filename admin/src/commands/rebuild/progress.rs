@@ -64,6 +64,8 @@ enum Phase<'a> {
     Retrying(&'a str),
     /// Handling events.
     Working,
+    /// Stopped, failed or done: the result (or the error) says the rest.
+    Ended,
 }
 
 impl<'a> Phase<'a> {
@@ -75,6 +77,7 @@ impl<'a> Phase<'a> {
             ProjectorState::Retrying => {
                 Phase::Retrying(progress.error.as_deref().unwrap_or("a failure"))
             }
+            ProjectorState::Failed | ProjectorState::Stopped => Phase::Ended,
             _ => Phase::Working,
         }
     }
@@ -91,7 +94,7 @@ fn plain_line(phase: &Phase<'_>, slot: SlotId, done: u64, total: u64, rate: Opti
             "rebuilding: slot {slot}: interrupted at {done}/{total} events, retrying from the \
              slot's checkpoint: {error}"
         ),
-        Phase::Working => match rate {
+        Phase::Working | Phase::Ended => match rate {
             Some(rate) => {
                 format!("rebuilding: slot {slot}: {done}/{total} events, {rate:.0} events/s")
             }
@@ -156,6 +159,11 @@ impl Progress {
         }
         self.applied = progress.applied + progress.skipped;
         self.dead_lettered = progress.dead_lettered;
+        // The last report of a projector that stopped or failed: nothing more to draw (a
+        // failure's error follows on its own lines).
+        if Phase::of(progress) == Phase::Ended {
+            return;
+        }
         let done = Checkpoint::START.distance_to(&progress.checkpoint);
         let phase = Phase::of(progress);
         let now = Instant::now();
@@ -164,7 +172,7 @@ impl Progress {
                 self.shown_error = None;
                 self.rate.record(now, self.applied);
             }
-            Phase::Waiting | Phase::Retrying(_) => self.rate.clear(),
+            Phase::Waiting | Phase::Retrying(_) | Phase::Ended => self.rate.clear(),
         }
         let rate = self.rate.per_second();
         if let Some(bar) = &self.bar {
@@ -173,7 +181,7 @@ impl Progress {
             bar.set_message(match phase {
                 Phase::Waiting => format!(" - waiting for the lease on slot {}", progress.slot),
                 Phase::Retrying(error) => format!(" - interrupted, retrying: {error}"),
-                Phase::Working => match rate.filter(|r| *r > 0.0) {
+                Phase::Working | Phase::Ended => match rate.filter(|r| *r > 0.0) {
                     Some(rate) => {
                         let left = self.total.saturating_sub(done) as f64 / rate;
                         format!(", {rate:.0} events/s, ETA {}", seconds(left))

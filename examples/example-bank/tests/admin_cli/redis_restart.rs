@@ -51,6 +51,22 @@ async fn a_rebuild_rides_out_a_redis_restart_and_says_so() -> anyhow::Result<()>
         !stderr.contains('\u{1b}'),
         "no colour off a terminal: {stderr}"
     );
+    // The progress line says it is interrupted and why, once per cause, instead of a rate
+    // averaged over the outage.
+    let interrupted: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("rebuilding: slot 1: interrupted at "))
+        .collect();
+    assert!(!interrupted.is_empty(), "an interruption line:\n{stderr}");
+    assert!(
+        interrupted
+            .iter()
+            .all(|l| l.contains("retrying from the slot's checkpoint: redis failed while")),
+        "{interrupted:?}"
+    );
+    let mut causes = interrupted.clone();
+    causes.dedup();
+    assert_eq!(causes, interrupted, "each cause is said once in a row");
 
     // Nothing lost or doubled: the same data as a fresh build of the same store.
     let fresh = RedisTestPrefix::create().await?;
