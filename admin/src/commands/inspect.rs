@@ -319,21 +319,16 @@ fn parse_checkpoint(text: Option<&str>) -> Result<Option<Checkpoint>, AdminError
 
 fn human_cells(event: &RecordedEvent) -> Vec<String> {
     if let Some(unreadable) = &event.unreadable {
-        // The stored values as they are, escaped: they broke the rules, so they may hold
-        // anything (newlines, escape sequences).
-        let raw = |column: &str| {
-            unreadable
-                .raw
-                .get(column)
-                .map_or_else(String::new, |v| v.escape_debug().to_string())
-        };
+        // The stored stream id and type, not the placeholders (the table escapes what they
+        // may hold: newlines, escape sequences).
+        let raw = |column: &str| unreadable.raw.get(column).cloned().unwrap_or_default();
         return vec![
             event.position.to_string(),
             raw("stream_id"),
             event.stream_version.to_string(),
             raw("event_type"),
             rfc3339(event.recorded_at, Precision::Millis),
-            format!("UNREADABLE: {}", unreadable.reason.escape_debug()),
+            format!("UNREADABLE: {}", unreadable.reason),
         ];
     }
     vec![

@@ -38,11 +38,11 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
     let metadata: &str = row.get(8);
     let mut reasons = Vec::new();
     let stream_id = StreamId::new(stream.clone()).unwrap_or_else(|e| {
-        reasons.push(format!("invalid stream id: {e}"));
+        reasons.push(e.to_string());
         UnreadableEvent::STREAM
     });
     let typed = EventType::new(event_type.clone()).unwrap_or_else(|e| {
-        reasons.push(format!("invalid event type: {e}"));
+        reasons.push(e.to_string());
         UnreadableEvent::TYPE
     });
     let parsed_metadata: EventMetadata = serde_json::from_str(metadata).unwrap_or_else(|e| {
