@@ -71,6 +71,13 @@
 //!   [`is_transient`](foldline::Error::is_transient) for lost connections and shutdowns. An
 //!   append whose commit was interrupted may or may not have been written: retry it with an
 //!   idempotency key to be sure.
+//! - **Rows written around the store** (raw SQL, a restore from elsewhere) are bad data, not
+//!   outages: a row whose stream id, event type, metadata or schema version foldline cannot
+//!   read is returned in its place in the feed and in its stream, marked
+//!   [`UnreadableEvent`](foldline::UnreadableEvent) with its stored values (projections stop on
+//!   it or park it; loading its stream is
+//!   [`Error::UnreadableEvent`](foldline::Error::UnreadableEvent)); a stream missing a version
+//!   does not load ([`Error::StreamGap`](foldline::Error::StreamGap)).
 //!
 //! # Feature flags
 //!
