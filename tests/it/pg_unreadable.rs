@@ -154,17 +154,7 @@ async fn a_projector_stops_on_an_unreadable_row_or_parks_it_with_its_raw_values(
         .expect("the raw row is kept")
         .raw;
     assert_eq!(raw["stream_id"], BAD_STREAM);
-    let events: Option<u64> = target
-        .reader()
-        .read(&<RedisTally>::NAME, |mut conn, keys| async move {
-            let events: Option<u64> = redis::cmd("GET")
-                .arg(keys.key("events"))
-                .query_async(&mut conn)
-                .await?;
-            Ok(events)
-        })
-        .await?
-        .flatten();
+    let events = tally::redis_events(&target).await?;
     assert_eq!(
         events,
         Some(3),

@@ -42,21 +42,6 @@ fn assert_mismatch<T: std::fmt::Debug>(
     }
 }
 
-/// The Redis tally's `events` counter in the active slot.
-async fn redis_events(target: &foldline_redis::RedisTarget) -> anyhow::Result<Option<u64>> {
-    let events = target
-        .reader()
-        .read(&<RedisTally>::NAME, |mut conn, keys| async move {
-            let events: Option<u64> = redis::cmd("GET")
-                .arg(keys.key("events"))
-                .query_async(&mut conn)
-                .await?;
-            Ok(events)
-        })
-        .await?;
-    Ok(events.flatten())
-}
-
 async fn filled(events: u64) -> anyhow::Result<(foldline_postgres::PgTestSchema, PgEventStore)> {
     let schema = test_schema().await;
     let store = schema.store().clone();
@@ -77,19 +62,19 @@ async fn redis_slot_of_another_schema_is_refused_until_rebuilt() -> anyhow::Resu
     Projector::new(store_a.clone(), RedisTally::<1>, target.clone())
         .catch_up()
         .await?;
-    assert_eq!(redis_events(&target).await?, Some(3));
+    assert_eq!(tally::redis_events(&target).await?, Some(3));
 
     // Store B with A's read model: refused, the read model untouched.
     let on_b = Projector::new(store_b.clone(), RedisTally::<1>, target.clone());
     assert_mismatch(on_b.catch_up().await, &id_a, &id_b);
     assert_mismatch(on_b.overview().await, &id_a, &id_b);
-    assert_eq!(redis_events(&target).await?, Some(3));
+    assert_eq!(tally::redis_events(&target).await?, Some(3));
 
     // A rebuild from B builds a slot of B's and switches to it.
     let rebuilt = on_b.rebuild(RebuildMode::BlueGreen, |_| {}).await?;
     assert_eq!(rebuilt.store.as_ref(), Some(&id_b));
     on_b.catch_up().await?;
-    assert_eq!(redis_events(&target).await?, Some(5));
+    assert_eq!(tally::redis_events(&target).await?, Some(5));
     assert_eq!(on_b.overview().await?.lag_events, 0);
 
     // Now A is the stranger.

@@ -186,6 +186,28 @@ impl<const V: u32> Projection for RedisTally<V> {
     }
 }
 
+/// The Redis tally's `events` counter in the active slot.
+///
+/// # Errors
+///
+/// When Redis fails.
+pub async fn redis_events(target: &foldline_redis::RedisTarget) -> anyhow::Result<Option<u64>> {
+    let events = target
+        .reader()
+        .read(
+            &<RedisTally as Projection>::NAME,
+            |mut conn, keys| async move {
+                let events: Option<u64> = redis::cmd("GET")
+                    .arg(keys.key("events"))
+                    .query_async(&mut conn)
+                    .await?;
+                Ok(events)
+            },
+        )
+        .await?;
+    Ok(events.flatten())
+}
+
 /// The schema of [`TantivyTally`]'s index: one document per event, keyed by event id.
 pub fn tantivy_schema() -> tantivy::schema::Schema {
     use tantivy::schema::{INDEXED, STORED, STRING, Schema, TEXT};
