@@ -276,6 +276,22 @@ pub enum Error {
         /// The version read in its place.
         found: Version,
     },
+
+    /// A partitioned store's topic no longer has the partitions the store was created with:
+    /// a stream's partition is its id's hash modulo the count, so streams would move and
+    /// their order and versions break. The store refuses to start; nothing was read or written.
+    #[error(
+        "topic `{topic}` has {found} partitions, but the store was created with {created}: \
+         streams would map to other partitions; restore the topic or start a new store"
+    )]
+    PartitionCountChanged {
+        /// The topic.
+        topic: String,
+        /// The count the store was created with.
+        created: u32,
+        /// The count the topic has now.
+        found: u32,
+    },
 }
 
 impl Error {
@@ -386,7 +402,8 @@ pub enum NameKind {
     SchemaName,
     /// [`IdempotencyKey`](crate::IdempotencyKey).
     IdempotencyKey,
-    /// A projection target's namespace: a Redis key prefix, an index directory name.
+    /// A backend's namespace: a Redis key prefix, an index directory name, the prefix of a
+    /// Kafka store's topics.
     KeyPrefix,
 }
 

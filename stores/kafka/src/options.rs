@@ -1,0 +1,131 @@
+//! `KafkaStoreOptions`: where the brokers are, which topics, how many partitions.
+
+use std::time::Duration;
+
+use foldline::{Error, NameKind, StoreLimits};
+
+/// The environment variable [`KafkaStoreOptions::from_env`] reads: a comma-separated list of
+/// `host:port` bootstrap brokers.
+pub const ENV_BROKERS: &str = "FOLDLINE_KAFKA_BROKERS";
+
+/// The brokers used when [`ENV_BROKERS`] (`FOLDLINE_KAFKA_BROKERS`) is not set.
+pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
+
+/// The topic prefix used unless [`with_topic_prefix`](KafkaStoreOptions::with_topic_prefix)
+/// names another.
+pub const DEFAULT_TOPIC_PREFIX: &str = "foldline";
+
+/// Settings of a [`KafkaEventStore`](crate::KafkaEventStore): a builder with documented
+/// defaults.
+///
+/// ```
+/// use foldline_kafka::KafkaStoreOptions;
+///
+/// let options = KafkaStoreOptions::from_brokers("kafka-1:9092,kafka-2:9092")
+///     .with_topic_prefix("bank")?
+///     .with_partitions(16)
+///     .with_replication_factor(3);
+/// assert_eq!(options.topic_prefix(), "bank");
+/// assert_eq!(options.partitions(), 16);
+/// # Ok::<(), foldline::Error>(())
+/// ```
+#[derive(Clone, Debug)]
+pub struct KafkaStoreOptions {
+    pub(crate) brokers: String,
+    pub(crate) topic_prefix: String,
+    pub(crate) partitions: u32,
+    pub(crate) replication_factor: Option<u16>,
+    pub(crate) timeout: Duration,
+    pub(crate) limits: StoreLimits,
+}
+
+impl KafkaStoreOptions {
+    /// Options for the brokers in `brokers` (`host:port`, comma-separated), with the defaults:
+    /// topic prefix [`DEFAULT_TOPIC_PREFIX`], 8 partitions, the brokers' default replication
+    /// factor, 10 s for the brokers to answer.
+    pub fn from_brokers(brokers: impl Into<String>) -> Self {
+        KafkaStoreOptions {
+            brokers: brokers.into(),
+            topic_prefix: DEFAULT_TOPIC_PREFIX.to_owned(),
+            partitions: 8,
+            replication_factor: None,
+            timeout: Duration::from_secs(10),
+            limits: StoreLimits::default(),
+        }
+    }
+
+    /// Options for the brokers in [`ENV_BROKERS`], else [`DEFAULT_BROKERS`].
+    pub fn from_env() -> Self {
+        let brokers = std::env::var(ENV_BROKERS)
+            .ok()
+            .filter(|b| !b.trim().is_empty())
+            .unwrap_or_else(|| DEFAULT_BROKERS.to_owned());
+        Self::from_brokers(brokers)
+    }
+
+    /// The prefix of the store's topics (`<prefix>.events`, `<prefix>.meta`, …): letters,
+    /// digits, `_`, `.` and `-`, at most 64 characters. One prefix is one store.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a prefix Kafka would refuse in a topic name.
+    pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
+        let prefix = prefix.into();
+        if let Err(reason) = NameKind::KeyPrefix.check(&prefix) {
+            return Err(Error::InvalidName {
+                kind: NameKind::KeyPrefix,
+                value: prefix,
+                reason,
+            });
+        }
+        self.topic_prefix = prefix;
+        Ok(self)
+    }
+
+    /// How many partitions the events topic is created with (at least 1; default 8). Fixed at
+    /// creation: the partition of a stream is the hash of its id modulo this count, so a store
+    /// refuses to start on a topic whose count has changed since.
+    #[must_use]
+    pub fn with_partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions.max(1);
+        self
+    }
+
+    /// The replication factor of the topics the store creates (default: the brokers'
+    /// `default.replication.factor`).
+    #[must_use]
+    pub fn with_replication_factor(mut self, factor: u16) -> Self {
+        self.replication_factor = Some(factor.max(1));
+        self
+    }
+
+    /// How long a request may wait for the brokers before it fails as a timeout (default
+    /// 10 s).
+    #[must_use]
+    pub fn with_timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The limits appends are checked against before anything is sent.
+    #[must_use]
+    pub fn with_limits(mut self, limits: StoreLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The bootstrap brokers.
+    pub fn brokers(&self) -> &str {
+        &self.brokers
+    }
+
+    /// The prefix of the store's topics.
+    pub fn topic_prefix(&self) -> &str {
+        &self.topic_prefix
+    }
+
+    /// The partition count the events topic is created with.
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+}

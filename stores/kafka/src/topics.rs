@@ -1,0 +1,279 @@
+//! The store's topics: their names, creating them, and the record that fixes what the store
+//! was created with (`<prefix>.meta`).
+//!
+//! `<prefix>.meta` has one partition and is never compacted or expired. Its first record,
+//! written once when the store is created, holds the store's id and the events topic's
+//! partition count. *First* wins: two instances creating the same store at once may both
+//! write one, and both then read the same first record.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use foldline::{DriverErrors, Error, Shown};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::error::Kafka;
+use crate::options::KafkaStoreOptions;
+
+/// The names of a store's topics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct TopicNames {
+    /// The events, keyed by stream id.
+    pub(crate) events: String,
+    /// What the store was created with (see the module docs).
+    pub(crate) meta: String,
+}
+
+impl TopicNames {
+    pub(crate) fn new(prefix: &str) -> Self {
+        TopicNames {
+            events: format!("{prefix}.events"),
+            meta: format!("{prefix}.meta"),
+        }
+    }
+
+    /// Every topic, for creating and deleting them.
+    pub(crate) fn all(&self) -> [&str; 2] {
+        [&self.events, &self.meta]
+    }
+}
+
+/// The first record of `<prefix>.meta`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct StoreMeta {
+    /// Drawn when the store was created: topics deleted and created again are another store.
+    pub(crate) store_id: Uuid,
+    /// The events topic's partition count at creation.
+    pub(crate) partitions: u32,
+    /// When the store was created, in milliseconds since the Unix epoch.
+    pub(crate) created_at_ms: u64,
+}
+
+/// The record key of the meta record.
+const META_KEY: &str = "store";
+
+/// Creates the store's topics where missing, records what the store is created with (once),
+/// and checks that the events topic still has the partitions it was created with.
+pub(crate) async fn open(
+    options: &KafkaStoreOptions,
+    names: &TopicNames,
+) -> Result<(StoreMeta, String), Error> {
+    let admin = admin_client(options)?;
+    create_missing(&admin, options, names).await?;
+    let meta = match read_meta(options, names).await? {
+        Some(meta) => meta,
+        None => {
+            write_meta(options, names).await?;
+            read_meta(options, names).await?.ok_or_else(|| {
+                Kafka::corrupt(
+                    format!(
+                        "reading topic `{}` back after writing the store's record",
+                        names.meta
+                    ),
+                    None,
+                )
+            })?
+        }
+    };
+    let (found, cluster) = describe(options, names).await?;
+    if found != meta.partitions {
+        return Err(Error::PartitionCountChanged {
+            topic: names.events.clone(),
+            created: meta.partitions,
+            found,
+        });
+    }
+    Ok((meta, cluster))
+}
+
+pub(crate) fn admin_client(
+    options: &KafkaStoreOptions,
+) -> Result<AdminClient<DefaultClientContext>, Error> {
+    client_config(options)
+        .create()
+        .map_err(|e| Kafka::error("creating an admin client", e))
+}
+
+/// The settings every client of the store shares.
+pub(crate) fn client_config(options: &KafkaStoreOptions) -> ClientConfig {
+    let mut config = ClientConfig::new();
+    config
+        .set("bootstrap.servers", &options.brokers)
+        .set("socket.timeout.ms", millis(options.timeout))
+        .set("log_level", "3");
+    config
+}
+
+fn millis(duration: Duration) -> String {
+    duration.as_millis().max(1).to_string()
+}
+
+async fn create_missing(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &KafkaStoreOptions,
+    names: &TopicNames,
+) -> Result<(), Error> {
+    // -1: the brokers' `default.replication.factor`.
+    let factor = options.replication_factor.map_or(-1, i32::from);
+    let partitions = i32::try_from(options.partitions).unwrap_or(i32::MAX);
+    // Never compacted, never expired: the events are the store.
+    let kept = [
+        ("cleanup.policy", "delete"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+    ];
+    let mut events = NewTopic::new(&names.events, partitions, TopicReplication::Fixed(factor));
+    let mut meta = NewTopic::new(&names.meta, 1, TopicReplication::Fixed(factor));
+    for (key, value) in kept {
+        events = events.set(key, value);
+        meta = meta.set(key, value);
+    }
+    let context = || format!("creating the topics of store `{}`", options.topic_prefix);
+    let admin_options = AdminOptions::new().operation_timeout(Some(options.timeout));
+    let results = admin
+        .create_topics([&events, &meta], &admin_options)
+        .await
+        .map_err(|e| Kafka::error(context(), e))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((topic, code)) => {
+                return Err(Kafka::error(
+                    format!("{}: topic `{}`", context(), Shown::new(&topic)),
+                    KafkaError::AdminOp(code),
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The first record of the meta topic, read committed; `None` when there is none yet.
+async fn read_meta(
+    options: &KafkaStoreOptions,
+    names: &TopicNames,
+) -> Result<Option<StoreMeta>, Error> {
+    let config = client_config(options);
+    let topic = names.meta.clone();
+    let timeout = options.timeout;
+    blocking(move || {
+        let context = || format!("reading topic `{topic}`");
+        let consumer: BaseConsumer = config
+            .clone()
+            .set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("group.id", "foldline-meta")
+            .create()
+            .map_err(|e| Kafka::error(context(), e))?;
+        let (low, high) = consumer
+            .fetch_watermarks(&topic, 0, timeout)
+            .map_err(|e| Kafka::error(context(), e))?;
+        if high <= low {
+            return Ok(None);
+        }
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, Offset::Beginning)
+            .map_err(|e| Kafka::error(context(), e))?;
+        consumer
+            .assign(&assignment)
+            .map_err(|e| Kafka::error(context(), e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        while std::time::Instant::now() < deadline {
+            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let message = message.map_err(|e| Kafka::error(context(), e))?;
+            if message.key() != Some(META_KEY.as_bytes()) {
+                continue;
+            }
+            let meta = serde_json::from_slice(message.payload().unwrap_or_default())
+                .map_err(|e| {
+                    Kafka::corrupt(
+                        format!("{}: the record at offset {}", context(), message.offset()),
+                        Some(Box::new(e)),
+                    )
+                })?;
+            return Ok(Some(meta));
+        }
+        Err(Kafka::error(
+            context(),
+            KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
+        ))
+    })
+    .await
+}
+
+async fn write_meta(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(), Error> {
+    let context = || format!("recording the creation of store `{}`", options.topic_prefix);
+    let meta = StoreMeta {
+        store_id: Uuid::now_v7(),
+        partitions: options.partitions,
+        created_at_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+    };
+    let payload = serde_json::to_vec(&meta).map_err(|e| Error::Encode {
+        what: "the store's record".to_owned(),
+        source: Box::new(e),
+    })?;
+    let producer: FutureProducer = client_config(options)
+        .set("enable.idempotence", "true")
+        .set("message.timeout.ms", millis(options.timeout))
+        .create()
+        .map_err(|e| Kafka::error(context(), e))?;
+    producer
+        .send(
+            FutureRecord::to(&names.meta)
+                .key(META_KEY)
+                .payload(&payload),
+            options.timeout,
+        )
+        .await
+        .map_err(|(e, _)| Kafka::error(context(), e))?;
+    Ok(())
+}
+
+/// The events topic's partition count and the cluster's id.
+async fn describe(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(u32, String), Error> {
+    let config = client_config(options);
+    let topic = names.events.clone();
+    let timeout = options.timeout;
+    blocking(move || {
+        let context = || format!("describing topic `{topic}`");
+        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let metadata = consumer
+            .fetch_metadata(Some(&topic), timeout)
+            .map_err(|e| Kafka::error(context(), e))?;
+        let partitions = metadata
+            .topics()
+            .iter()
+            .find(|t| t.name() == topic)
+            .map_or(0, |t| t.partitions().len());
+        let cluster = consumer
+            .client()
+            .fetch_cluster_id(timeout)
+            .ok_or_else(|| Kafka::corrupt(format!("{}: the cluster has no id", context()), None))?;
+        Ok((u32::try_from(partitions).unwrap_or(u32::MAX), cluster))
+    })
+    .await
+}
+
+/// Runs librdkafka's blocking calls (metadata, watermarks, polling) off the async runtime.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|_| Error::Closed {
+            what: "Kafka metadata task",
+        })?
+}

@@ -1,0 +1,171 @@
+//! The Kafka store's topics against a real broker (`FOLDLINE_KAFKA_BROKERS`, default
+//! `127.0.0.1:9092`; `scripts/kafka.sh start`): created once, never compacted or expired, the
+//! store's identity and partition count fixed at creation, a changed partition count refused.
+
+use std::time::Duration;
+
+use foldline::{Error, NameKind};
+use foldline_kafka::{KafkaEventStore, KafkaStoreOptions, KafkaTestTopics};
+use rdkafka::ClientConfig;
+use rdkafka::admin::{
+    AdminClient, AdminOptions, NewPartitions, OwnedResourceSpecifier, ResourceSpecifier,
+};
+use rdkafka::client::DefaultClientContext;
+
+fn admin(options: &KafkaStoreOptions) -> anyhow::Result<AdminClient<DefaultClientContext>> {
+    Ok(ClientConfig::new()
+        .set("bootstrap.servers", options.brokers())
+        .create()?)
+}
+
+/// The value of `key` in `topic`'s configuration, as the broker describes it.
+async fn topic_config(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+    key: &str,
+) -> anyhow::Result<Option<String>> {
+    let described = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &AdminOptions::new())
+        .await?;
+    let resource = described
+        .into_iter()
+        .next()
+        .ok_or_else(|| anyhow::anyhow!("no description of {topic}"))?
+        .map_err(|code| anyhow::anyhow!("describing {topic}: {code:?}"))?;
+    anyhow::ensure!(
+        resource.specifier == OwnedResourceSpecifier::Topic(topic.to_owned()),
+        "{:?}",
+        resource.specifier
+    );
+    Ok(resource.get(key).and_then(|entry| entry.value.clone()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_creates_its_topics_once_and_keeps_its_identity() -> anyhow::Result<()> {
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store();
+    assert_eq!(store.partitions(), 4);
+    let identity = store.store_identity().clone();
+    assert!(identity.as_str().starts_with("kafka:"), "{identity}");
+    assert!(
+        identity.as_str().contains(store.options().topic_prefix()),
+        "{identity}"
+    );
+
+    let admin = admin(store.options())?;
+    let events = store.events_topic();
+    for (key, value) in [
+        ("cleanup.policy", "delete"),
+        ("retention.ms", "-1"),
+        ("retention.bytes", "-1"),
+    ] {
+        assert_eq!(
+            topic_config(&admin, events, key).await?.as_deref(),
+            Some(value),
+            "{key} of {events}"
+        );
+    }
+
+    // Opened again, with options asking for other partitions: the store as it was created.
+    let again = KafkaEventStore::connect(store.options().clone().with_partitions(9)).await?;
+    assert_eq!(again.partitions(), 4);
+    assert_eq!(again.store_identity(), &identity);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stores_opened_at_once_agree_on_one_identity() -> anyhow::Result<()> {
+    let prefix = format!("test_{}", uuid::Uuid::now_v7().simple());
+    let options = KafkaStoreOptions::from_env()
+        .with_topic_prefix(&prefix)?
+        .with_partitions(3);
+    let opening: Vec<_> = (0..4)
+        .map(|_| tokio::spawn(KafkaEventStore::connect(options.clone())))
+        .collect();
+    let mut identities = Vec::new();
+    for task in opening {
+        identities.push(task.await??.store_identity().clone());
+    }
+    // Keeps the topics deleted at the end, through the test helper's drop.
+    let _cleanup = KafkaTestTopics::create_with(|_| options.clone()).await?;
+    assert!(
+        identities.windows(2).all(|w| w[0] == w[1]),
+        "{identities:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_changed_partition_count_is_refused_naming_both_counts() -> anyhow::Result<()> {
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store();
+    let admin = admin(store.options())?;
+    let grown = admin
+        .create_partitions(
+            [&NewPartitions::new(store.events_topic(), 6)],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await?;
+    assert!(grown.iter().all(Result::is_ok), "{grown:?}");
+
+    let error = KafkaEventStore::connect(store.options().clone())
+        .await
+        .expect_err("a store whose partition count changed must not open");
+    match &error {
+        Error::PartitionCountChanged {
+            topic,
+            created,
+            found,
+        } => {
+            assert_eq!((topic.as_str(), *created, *found), (store.events_topic(), 4, 6));
+        }
+        other => panic!("expected PartitionCountChanged, got {other:?}"),
+    }
+    let message = error.to_string();
+    assert!(
+        message.contains("6 partitions") && message.contains("created with 4"),
+        "{message}"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn topics_deleted_and_created_again_are_another_store() -> anyhow::Result<()> {
+    let first = KafkaTestTopics::create().await?;
+    let options = first.store().options().clone();
+    let before = first.store().store_identity().clone();
+    drop(first); // deletes the topics
+    // Topic deletion completes asynchronously on the broker: retry until the new store opens.
+    let mut again = None;
+    for _ in 0..50 {
+        match KafkaTestTopics::create_with(|_| options.clone()).await {
+            Ok(store) => {
+                again = Some(store);
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    let again = again.ok_or_else(|| anyhow::anyhow!("the store could not be created again"))?;
+    assert_ne!(again.store().store_identity(), &before);
+    Ok(())
+}
+
+#[test]
+fn a_prefix_kafka_would_refuse_is_an_invalid_name() {
+    for prefix in ["", "a b", "bank/events", "a:b", &"p".repeat(65)] {
+        let error = KafkaStoreOptions::from_brokers("127.0.0.1:9092")
+            .with_topic_prefix(prefix)
+            .expect_err(prefix);
+        assert!(
+            matches!(
+                error,
+                Error::InvalidName {
+                    kind: NameKind::KeyPrefix,
+                    ..
+                }
+            ),
+            "{error:?}"
+        );
+    }
+}
