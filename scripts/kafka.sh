@@ -133,6 +133,8 @@ fetch() {
 # write_log4j DIR: all broker logging to DIR/logs/server.log (two 50 MB files at most).
 write_log4j() {
     cat >"$1/log4j2.properties" <<'EOF'
+# Log4j's own shutdown hook would stop the logging before Kafka's hook logs its shutdown.
+shutdownHook = disable
 appender.f.type = RollingFile
 appender.f.name = F
 appender.f.fileName = ${sys:kafka.logs.dir}/server.log
@@ -181,6 +183,12 @@ auto.create.topics.enable=false
 # aborted within a second of their timeout instead of ten.
 transaction.max.timeout.ms=900000
 transaction.abort.timed.out.transaction.cleanup.interval.ms=1000
+
+# A killed node's broker session expires after 3 s instead of 9: until then the cluster's acks=all
+# writes stall on it (it stays in the ISRs), and a restarted node cannot register again
+# (DUPLICATE_BROKER_REGISTRATION), the single node included.
+broker.session.timeout.ms=3000
+broker.heartbeat.interval.ms=500
 
 # Quick to start and to rebalance, as in Kafka's own test harness.
 group.initial.rebalance.delay.ms=0
@@ -427,10 +435,6 @@ controller.quorum.voters=$(IFS=,; printf '%s' "${voters[*]}")
 listeners=PLAINTEXT://127.0.0.1:$(node_port "$n"),CONTROLLER://127.0.0.1:$(node_controller_port "$n")
 advertised.listeners=PLAINTEXT://127.0.0.1:$(node_port "$n")
 log.dirs=$dir/data
-# A killed node is fenced, and leaves the ISRs, after 3 s instead of 9: acks=all writes stall
-# that long.
-broker.session.timeout.ms=3000
-broker.heartbeat.interval.ms=500
 EOF
     # Three partitions for the internal topics, so the coordinators spread over the nodes and
     # killing any node moves some, as in a real cluster.
