@@ -61,7 +61,7 @@ cluster_port="${FOLDLINE_KAFKA_CLUSTER_PORT:-19092}"
 # correlation id back, so a port held by something else does not pass for a broker.
 kafka_answers() {
     local reply
-    reply="$(timeout 5 bash -c '
+    reply="$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/$1/$2" || exit 1
         printf "\x00\x00\x00\x12\x00\x12\x00\x00\x00\x00\x46\x4c\x00\x08foldline" >&3
         head -c 8 <&3 | od -An -tx1' _ "$1" "$2" 2>/dev/null)" || return 1
@@ -210,7 +210,7 @@ EOF
 node_alive() {
     local pid
     pid="$(cat "$1/pid" 2>/dev/null)" || return 1
-    [[ -n "$pid" ]] && tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF "kafka.Kafka $1/server.properties"
+    [[ -n "$pid" ]] && tr '\0' ' ' 2>/dev/null <"/proc/$pid/cmdline" | grep -qF "kafka.Kafka $1/server.properties"
 }
 
 # node_format DIR [FLAGS...]: format the KRaft log dir once; later starts reuse the data.
@@ -239,8 +239,14 @@ cluster_id() {
 # node_launch DIR: start kafka.Kafka on DIR/server.properties in the background, in a session of
 # its own (Ctrl-C in the terminal that ran the script does not reach it).
 node_launch() {
-    local dir="$1"
+    local dir="$1" p
+    for p in $(sed -n 's/^listeners=.*:\([0-9]*\),.*:\([0-9]*\)$/\1 \2/p' "$dir/server.properties"); do
+        if port_open 127.0.0.1 "$p"; then
+            die "port $p is taken by something that is not this broker; free it, or choose other ports"
+        fi
+    done
     mkdir -p "$dir/logs"
+    stat -c %s "$dir/logs/server.log" 2>/dev/null >"$dir/logs/launched-at-byte" || echo 0 >"$dir/logs/launched-at-byte"
     # The inner shell writes its own PID and execs java, so the file holds the broker's PID.
     # shellcheck disable=SC2086
     setsid bash -c 'echo $$ >"$1/pid"; shift; exec "$@"' _ "$dir" \
@@ -272,14 +278,25 @@ node_wait() {
     done
 }
 
+# node_log_tail DIR: what went wrong, from the node's logs: the JVM's own output, the errors
+# with the line after each (the exception's message), then the end of the log (which is mostly
+# the shutdown that the error caused).
 node_log_tail() {
-    local f
-    for f in "$1/logs/stdout.log" "$1/logs/server.log"; do
-        if [[ -s "$f" ]]; then
-            printf -- '--- last lines of %s ---\n' "$f" >&2
-            tail -n 30 "$f" >&2
-        fi
-    done
+    local out="$1/logs/stdout.log" log="$1/logs/server.log" since
+    if [[ -s "$out" ]]; then
+        printf -- '--- %s ---\n' "$out" >&2
+        tail -n 20 "$out" >&2
+    fi
+    # Only what this start wrote: the log goes on from earlier runs.
+    since="$(cat "$1/logs/launched-at-byte" 2>/dev/null || echo 0)"
+    # A log rolled over since (50 MB) starts afresh.
+    if (($(stat -c %s "$log" 2>/dev/null || echo 0) < since)); then since=0; fi
+    if [[ -s "$log" ]]; then
+        printf -- '--- errors in %s ---\n' "$log" >&2
+        tail -c +"$((since + 1))" "$log" | grep -A1 -E '^\[[^]]*\] (ERROR|FATAL) ' | grep -vE '^(\s+at |--$)' | head -n 12 >&2 || true
+        printf -- '--- last lines of %s ---\n' "$log" >&2
+        tail -c +"$((since + 1))" "$log" | tail -n 10 >&2
+    fi
 }
 
 # node_signal DIR SIGNAL [WAIT]: send SIGNAL to the node and wait up to WAIT seconds for it to
@@ -447,16 +464,22 @@ cluster_start_nodes() {
     ensure_java
     mkdir -p "$cluster_root"
     [[ -s "$cluster_root/cluster-id" ]] || cluster_id >"$cluster_root/cluster-id"
-    local n dir
+    local n dir formats=() launch=()
     for n in "$@"; do
         dir="$cluster_root/node$n"
         if node_alive "$dir"; then continue; fi
         cluster_config "$n"
         cp "$cluster_root/cluster-id" "$dir/cluster-id"
-        # Static voters: a plain format, the same on every node.
-        node_format "$dir"
+        # Static voters: a plain format, the same on every node. The three at once: each is a
+        # JVM start of a second or so.
+        node_format "$dir" &
+        formats+=($!)
+        launch+=("$n")
+    done
+    for n in "${formats[@]}"; do wait "$n" || exit 1; done
+    for n in "${launch[@]}"; do
         say "starting cluster node $n on 127.0.0.1:$(node_port "$n") (controller :$(node_controller_port "$n"))"
-        node_launch "$dir"
+        node_launch "$cluster_root/node$n"
     done
     # All first, then the waits: a node finishes starting only once a majority of the quorum runs.
     for n in "$@"; do
