@@ -483,7 +483,7 @@ cluster_start_nodes() {
     done
     # All first, then the waits: a node finishes starting only once a majority of the quorum runs.
     for n in "$@"; do
-        node_wait "$cluster_root/node$n" "$(node_port "$n")" "cluster node $n"
+        node_wait "$cluster_root/node$n" "$(node_port "$n")" "cluster node $n (a node answers only once two of the three run)"
     done
 }
 

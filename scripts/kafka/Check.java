@@ -13,10 +13,7 @@
 import java.time.Duration;
 import java.util.ArrayList;
 import java.util.List;
-import java.util.Map;
-import java.util.Optional;
 import java.util.Properties;
-import java.util.Set;
 import java.util.UUID;
 import java.util.concurrent.ExecutionException;
 import java.util.stream.Collectors;
@@ -69,8 +66,7 @@ public class Check {
             var cluster = admin.describeCluster();
             List<String> nodes = new ArrayList<>();
             for (Node n : cluster.nodes().get()) nodes.add(n.id() + "@" + n.host() + ":" + n.port());
-            System.out.println("cluster " + cluster.clusterId().get() + ", brokers " + nodes
-                + ", controller " + cluster.controller().get().id());
+            System.out.println("cluster " + cluster.clusterId().get() + ", brokers " + nodes);
             QuorumInfo q = admin.describeMetadataQuorum().quorumInfo().get();
             System.out.println("quorum leader " + q.leaderId() + ", epoch " + q.leaderEpoch()
                 + ", voters " + q.voters().stream()
