@@ -45,7 +45,8 @@ pom="$ROOT/scripts/kafka/pom.xml"
 version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' "$pom")"
 [[ -n "$version" ]] || die "no <kafka.version> in $pom"
 # Outside the repository, so every checkout (CI's fresh clones among them) shares one download.
-cache="${FOLDLINE_KAFKA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/foldline/kafka-$version}"
+# (~ rather than $HOME: a CI environment without HOME still has a home directory.)
+cache="${FOLDLINE_KAFKA_CACHE:-${XDG_CACHE_HOME:-$(cd ~ && pwd)/.cache}/foldline/kafka-$version}"
 libs="$cache/libs"
 start_timeout="${FOLDLINE_KAFKA_START_TIMEOUT:-90}"
 stop_timeout="${FOLDLINE_KAFKA_STOP_TIMEOUT:-30}"
@@ -61,6 +62,8 @@ cluster_port="${FOLDLINE_KAFKA_CLUSTER_PORT:-19092}"
 # correlation id back, so a port held by something else does not pass for a broker.
 kafka_answers() {
     local reply
+    # The inner shell expands $1 and $2; the timeout bounds a port that accepts and never replies.
+    # shellcheck disable=SC2016
     reply="$(timeout 3 bash -c '
         exec 3<>"/dev/tcp/$1/$2" || exit 1
         printf "\x00\x00\x00\x12\x00\x12\x00\x00\x00\x00\x46\x4c\x00\x08foldline" >&3
@@ -248,7 +251,7 @@ node_launch() {
     mkdir -p "$dir/logs"
     stat -c %s "$dir/logs/server.log" 2>/dev/null >"$dir/logs/launched-at-byte" || echo 0 >"$dir/logs/launched-at-byte"
     # The inner shell writes its own PID and execs java, so the file holds the broker's PID.
-    # shellcheck disable=SC2086
+    # shellcheck disable=SC2016,SC2086
     setsid bash -c 'echo $$ >"$1/pid"; shift; exec "$@"' _ "$dir" \
         "$JAVA" $java_opts -Dkafka.logs.dir="$dir/logs" -Dlog4j2.configurationFile="$dir/log4j2.properties" \
         -cp "$libs/*" kafka.Kafka "$dir/server.properties" \
