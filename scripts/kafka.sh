@@ -16,28 +16,40 @@
 # `check` proves the broker does what the store needs: topic creation, transactions, a
 # read_committed reader (scripts/kafka/Check.java; --hung adds a transaction left to time out).
 #
-# `cluster` runs three combined nodes on loopback for fault tests, always natively (the tests kill
-# them by PID): clients on FOLDLINE_KAFKA_CLUSTER_PORT (default 19092) and the next two ports,
-# controllers 100 above them, static controller.quorum.voters, replication factor 3,
+# `cluster` runs three combined nodes on loopback for fault tests, always natively (fault tests
+# kill its nodes by PID): clients on FOLDLINE_KAFKA_CLUSTER_PORT (default 19092) and the next
+# two ports, controllers 100 above them, static controller.quorum.voters, replication factor 3,
 # min.insync.replicas=2 everywhere (the internal topics too). State in
 # $FOLDLINE_STATE_DIR/kafka-cluster/node<N>. `cluster start` prints the bootstrap list as
 # FOLDLINE_KAFKA_CLUSTER_BROKERS=... on stdout.
 #
-# Verified on the first real run (Kafka 4.4.0 on Debian's OpenJDK 17.0.15, Maven 3.8.7, 2 cores):
-# - Maven Central serves org.apache.kafka:kafka_2.13 4.0.1 .. 4.4.0; with log4j 2.25.5 and
-#   maven-dependency-plugin 3.8.1, copy-dependencies gives 45 jars, 43 MB; slf4j-api 1.7.36 and
-#   log4j-api/core come transitively, only the SLF4J binding log4j-slf4j-impl must be added.
-# - `kafka.Kafka --version` prints 4.4.0; `kafka.tools.StorageTool` (in kafka_2.13) formats:
-#   `format --standalone` for the single node (controller.quorum.bootstrap.servers), plain
-#   `format` for the cluster (static controller.quorum.voters).
-# - -Dlog4j2.configurationFile=<plain path> to a log4j2 properties file fills logs/server.log.
-# - An ApiVersions v0 request answers on the client port once the broker is ready (the port
-#   is refused until then), so it is the readiness probe.
-# - SIGTERM runs the controlled shutdown; after SIGKILL `start` brings the same data back.
-# - Transactions work with the defaults plus RF 1 / min ISR 1 for the internal topics (single
-#   node): commit, abort, read_committed; a transaction left open past its 2 s timeout is
-#   aborted by the broker and its producer fenced.
-# - The cluster keeps accepting acks=all transactional writes with one node killed.
+# Verified on this script's first real runs (Kafka 4.4.0, Debian's OpenJDK 17.0.15, Maven 3.8.7,
+# 2 cores):
+# - Maven Central serves kafka_2.13 4.4.0. With log4j 2.25.5 and maven-dependency-plugin 3.8.1
+#   pinned, copy-dependencies gives 45 jars, 43 MB. slf4j-api 1.7.36 and log4j-api/core come
+#   transitively; only the SLF4J 1 binding log4j-slf4j-impl must be added: without it SLF4J falls
+#   back to NOP, the broker runs and its log stays empty.
+# - `kafka.Kafka --version` prints 4.4.0. kafka.tools.StorageTool (in kafka_2.13) formats in ~1 s:
+#   `format --standalone` for the single node (controller.quorum.bootstrap.servers, kraft.version
+#   1), a plain `format` on each cluster node (static controller.quorum.voters). A cluster id
+#   starting with '-' is taken for an option ("argument --cluster-id/-t: expected one argument").
+# - -Dlog4j2.configurationFile=<plain path> to a log4j2 properties file fills logs/server.log;
+#   log4j's own shutdown hook cut the shutdown's lines off until `shutdownHook = disable`.
+# - server.properties: `key=2  # note` fails ("Invalid value 2  # note ... Not a number"); an
+#   unknown key is accepted without a word in the log.
+# - The client port is refused until the broker is ready, then answers ApiVersions v0: that is
+#   the readiness probe. JVM start to ready: ~2 s; RSS at idle ~150-170 MB with -Xmx512m.
+# - SIGTERM is a controlled shutdown (~0.5 s, .kafka_cleanshutdown written). After SIGKILL the
+#   same data comes back, but the broker cannot register again until its old session expires
+#   (DUPLICATE_BROKER_REGISTRATION), hence broker.session.timeout.ms=3000 below.
+# - One node: topic creation, transactions (commit, abort, read_committed) work with RF 1 / min
+#   ISR 1 for the internal topics; with transaction.state.log.replication.factor=3 instead,
+#   init_transactions times out (INVALID_REPLICATION_FACTOR in the log). A transaction left open
+#   past its 2 s timeout is aborted by the broker, and its producer fenced.
+# - Cluster: a lone node never answers (no quorum); any two do. With one node SIGKILLed (the
+#   active controller, or the partition's leader) acks=all transactional writes to a topic with
+#   RF 3 / min ISR 2 go on; with two down they time out. `start-node` brings a node back into
+#   the ISR.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
