@@ -3,7 +3,9 @@
 
 FOLDLINE_POSTGRES_URL="${FOLDLINE_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 FOLDLINE_REDIS_URL="${FOLDLINE_REDIS_URL:-redis://127.0.0.1:6379}"
-export FOLDLINE_POSTGRES_URL FOLDLINE_REDIS_URL
+# Kafka's bootstrap list, host:port[,host:port...] as clients take it.
+FOLDLINE_KAFKA_BROKERS="${FOLDLINE_KAFKA_BROKERS:-127.0.0.1:9092}"
+export FOLDLINE_POSTGRES_URL FOLDLINE_REDIS_URL FOLDLINE_KAFKA_BROKERS
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 # Where services started natively by these scripts keep their data and logs.

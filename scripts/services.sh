@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Brings up the services the tests talk to: `scripts/services.sh [up|down|status]`.
 # Each one is used where it already answers at its FOLDLINE_* address, else started (and
-# installed if needed) by its own script: postgres.sh, redis.sh.
+# installed if needed) by its own script: postgres.sh, redis.sh, kafka.sh.
 set -euo pipefail
 here="$(dirname "${BASH_SOURCE[0]}")"
-services=(postgres redis)
+services=(postgres redis kafka)
 
 case "${1:-up}" in
     up)
