@@ -12,6 +12,16 @@ command -v cargo >/dev/null 2>&1 || die "cargo not found: install Rust with rust
 
 "$ROOT/scripts/services.sh" up
 
+# foldline-kafka builds librdkafka from its bundled source (rdkafka's `cmake-build`): it needs
+# cmake, a C compiler and curl's headers, which librdkafka's sources include even with curl off.
+build_deps=()
+command -v cmake >/dev/null 2>&1 || build_deps+=(cmake)
+command -v cc >/dev/null 2>&1 || build_deps+=(gcc g++ make)
+[[ -f /usr/include/curl/curl.h || -f /usr/include/x86_64-linux-gnu/curl/curl.h ]] || build_deps+=(libcurl4-openssl-dev)
+if ((${#build_deps[@]})); then
+    apt_install "${build_deps[@]}"
+fi
+
 # lint_tool COMPONENT CHECK...: whether the cargo subcommand is usable, adding the rustup
 # component when it is missing. Says why when it cannot be had.
 lint_tool() {

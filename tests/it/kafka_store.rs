@@ -117,7 +117,10 @@ async fn a_changed_partition_count_is_refused_naming_both_counts() -> anyhow::Re
             created,
             found,
         } => {
-            assert_eq!((topic.as_str(), *created, *found), (store.events_topic(), 4, 6));
+            assert_eq!(
+                (topic.as_str(), *created, *found),
+                (store.events_topic(), 4, 6)
+            );
         }
         other => panic!("expected PartitionCountChanged, got {other:?}"),
     }

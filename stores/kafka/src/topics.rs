@@ -8,7 +8,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use foldline::{DriverErrors, Error, Shown};
+use foldline::{BackendErrorKind, DriverErrors, Error, Shown};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -68,6 +68,7 @@ pub(crate) async fn open(
 ) -> Result<(StoreMeta, String), Error> {
     let admin = admin_client(options)?;
     create_missing(&admin, options, names).await?;
+    await_leaders(options, names).await?;
     let meta = match read_meta(options, names).await? {
         Some(meta) => meta,
         None => {
@@ -156,6 +157,45 @@ async fn create_missing(
     Ok(())
 }
 
+/// Waits until every partition of the store's topics has a leader: a topic just created is
+/// unknown to the brokers' metadata for a moment, and reads of it fail meanwhile.
+async fn await_leaders(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(), Error> {
+    let config = client_config(options);
+    let topics: Vec<String> = names.all().iter().map(|t| (*t).to_owned()).collect();
+    let timeout = options.timeout;
+    blocking(move || {
+        let context = || format!("waiting for the partitions of {topics:?} to have leaders");
+        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let metadata = consumer
+                .fetch_metadata(None, timeout)
+                .map_err(|e| Kafka::error(context(), e))?;
+            let ready = topics.iter().all(|name| {
+                metadata.topics().iter().any(|t| {
+                    t.name() == name
+                        && t.error().is_none()
+                        && !t.partitions().is_empty()
+                        && t.partitions()
+                            .iter()
+                            .all(|p| p.error().is_none() && p.leader() >= 0)
+                })
+            });
+            if ready {
+                return Ok(());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Kafka::error(
+                    context(),
+                    KafkaError::MetadataFetch(RDKafkaErrorCode::LeaderNotAvailable),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    })
+    .await
+}
+
 /// The first record of the meta topic, read committed; `None` when there is none yet.
 async fn read_meta(
     options: &KafkaStoreOptions,
@@ -173,9 +213,20 @@ async fn read_meta(
             .set("group.id", "foldline-meta")
             .create()
             .map_err(|e| Kafka::error(context(), e))?;
-        let (low, high) = consumer
-            .fetch_watermarks(&topic, 0, timeout)
-            .map_err(|e| Kafka::error(context(), e))?;
+        let deadline = std::time::Instant::now() + timeout;
+        // Right after a topic is created its partition may still move to its leader.
+        let (low, high) = loop {
+            match consumer.fetch_watermarks(&topic, 0, timeout) {
+                Ok(marks) => break marks,
+                Err(e)
+                    if Kafka::classify(&e) == BackendErrorKind::Unavailable
+                        && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                Err(e) => return Err(Kafka::error(context(), e)),
+            }
+        };
         if high <= low {
             return Ok(None);
         }
@@ -186,7 +237,6 @@ async fn read_meta(
         consumer
             .assign(&assignment)
             .map_err(|e| Kafka::error(context(), e))?;
-        let deadline = std::time::Instant::now() + timeout;
         while std::time::Instant::now() < deadline {
             let Some(message) = consumer.poll(Duration::from_millis(100)) else {
                 continue;
@@ -195,8 +245,8 @@ async fn read_meta(
             if message.key() != Some(META_KEY.as_bytes()) {
                 continue;
             }
-            let meta = serde_json::from_slice(message.payload().unwrap_or_default())
-                .map_err(|e| {
+            let meta =
+                serde_json::from_slice(message.payload().unwrap_or_default()).map_err(|e| {
                     Kafka::corrupt(
                         format!("{}: the record at offset {}", context(), message.offset()),
                         Some(Box::new(e)),
