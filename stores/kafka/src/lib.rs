@@ -45,6 +45,7 @@
 
 mod error;
 mod options;
+mod partitioner;
 mod store;
 #[cfg(feature = "testing")]
 mod testing;

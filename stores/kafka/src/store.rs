@@ -2,9 +2,10 @@
 
 use std::sync::Arc;
 
-use foldline::{Error, StoreIdentity};
+use foldline::{Error, StoreIdentity, StreamId};
 
 use crate::options::KafkaStoreOptions;
+use crate::partitioner;
 use crate::topics::{self, StoreMeta, TopicNames};
 
 /// An event store on Apache Kafka: the topics `<prefix>.events` (keyed by stream id) and
@@ -80,6 +81,13 @@ impl KafkaEventStore {
         &self.inner.options
     }
 
+    /// The partition `stream` lives in: Kafka's default partitioner for the stream id as
+    /// record key (murmur2), so any Kafka client puts the stream's records there too.
+    pub fn partition_of(&self, stream: &StreamId) -> u32 {
+        partitioner::partition_of(stream, self.inner.meta.partitions)
+    }
+
+    #[cfg(feature = "testing")]
     pub(crate) fn topic_names(&self) -> &TopicNames {
         &self.inner.names
     }
