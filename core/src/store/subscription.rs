@@ -37,8 +37,9 @@ impl Subscription {
     }
 
     /// A subscription driven by repeated reads: `read(checkpoint)` returns the next batch
-    /// after `checkpoint`; when a read comes back empty, the subscription waits until `changes`
-    /// is updated (new commits) or `poll_interval` passes, then reads again.
+    /// after `checkpoint`; when a read comes back with no events and no newer checkpoint, the
+    /// subscription waits until `changes` is updated (new commits) or `poll_interval` passes,
+    /// then reads again. A batch with no events but a newer checkpoint is passed on.
     ///
     /// The change signal is marked seen *before* each read, so a commit between the read and
     /// the wait is never missed. If the sender of `changes` is dropped, the subscription falls
@@ -74,7 +75,12 @@ impl Subscription {
                     changes.borrow_and_update();
                 }
                 match (state.read)(state.checkpoint.clone()).await {
-                    Ok(batch) if batch.is_empty() => {}
+                    // Nothing new. (A batch without events whose checkpoint moves on, past
+                    // what a partitioned store skips, such as Kafka's transaction markers, is
+                    // passed on: a reader needs it to reach the head.)
+                    Ok(batch)
+                        if batch.is_empty()
+                            && state.checkpoint.covers_checkpoint(&batch.checkpoint) => {}
                     Ok(batch) => {
                         state.checkpoint = batch.checkpoint.clone();
                         return Some((Ok(batch), state));

@@ -44,12 +44,18 @@
 #![doc(test(attr(deny(warnings))))]
 
 mod error;
+mod feed;
+mod keys;
 mod options;
 mod partitioner;
+mod records;
+mod scan;
 mod store;
+mod streams;
 #[cfg(feature = "testing")]
 mod testing;
 mod topics;
+mod writer;
 
 pub use options::{DEFAULT_BROKERS, DEFAULT_TOPIC_PREFIX, ENV_BROKERS, KafkaStoreOptions};
 pub use store::KafkaEventStore;

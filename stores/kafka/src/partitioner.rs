@@ -12,7 +12,8 @@ pub(crate) fn partition_of(stream: &StreamId, partitions: u32) -> u32 {
     partition_for_key(stream.as_str().as_bytes(), partitions)
 }
 
-fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
+/// The partition of a record keyed `key` among `partitions`.
+pub(crate) fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
     // `Utils.toPositive`: the sign bit cleared, not the absolute value.
     let hash = murmurhash32::murmurhash2_with_seed::<KAFKA_MURMUR2_SEED>(key) & 0x7fff_ffff;
     hash % partitions.max(1)
@@ -43,7 +44,11 @@ mod tests {
             let ours = murmurhash32::murmurhash2_with_seed::<KAFKA_MURMUR2_SEED>(key.as_bytes());
             assert_eq!(ours, hash.cast_unsigned(), "murmur2 of {key:?}");
             assert_eq!(partition_for_key(key.as_bytes(), 8), of_8, "{key:?} of 8");
-            assert_eq!(partition_for_key(key.as_bytes(), 16), of_16, "{key:?} of 16");
+            assert_eq!(
+                partition_for_key(key.as_bytes(), 16),
+                of_16,
+                "{key:?} of 16"
+            );
         }
     }
 }

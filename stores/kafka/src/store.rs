@@ -2,18 +2,22 @@
 
 use std::sync::Arc;
 
-use foldline::{Error, StoreIdentity, StreamId};
+use foldline::{
+    AppendRequest, AppendResult, Checkpoint, Error, EventBatch, EventStore, IdempotencyKey,
+    RecordedEvent, StoreIdentity, StreamId, Subscription, Version,
+};
+use tokio::sync::watch;
 
 use crate::options::KafkaStoreOptions;
 use crate::partitioner;
 use crate::topics::{self, StoreMeta, TopicNames};
+use crate::writer::Writers;
+use crate::{feed, streams};
 
 /// An event store on Apache Kafka: the topics `<prefix>.events` (keyed by stream id) and
 /// `<prefix>.meta` on the brokers of its [`KafkaStoreOptions`]. Cheap to clone.
 ///
-/// This release opens the store (creating its topics on first use), fixes its partition
-/// count and identity, and refuses a topic whose partition count has changed; appending and
-/// reading come next (see the crate documentation).
+/// See the crate documentation for how it works and what is not there yet.
 #[derive(Clone, Debug)]
 pub struct KafkaEventStore {
     inner: Arc<Inner>,
@@ -25,6 +29,10 @@ struct Inner {
     names: TopicNames,
     meta: StoreMeta,
     identity: StoreIdentity,
+    writers: Arc<Writers>,
+    /// Bumped after each commit of this instance's writers, so its subscribers read at once
+    /// (others' commits are found by polling).
+    commits: watch::Sender<u64>,
 }
 
 impl KafkaEventStore {
@@ -49,12 +57,16 @@ impl KafkaEventStore {
             "kafka:{cluster}/{}/{}",
             options.topic_prefix, meta.store_id
         ));
+        let writers = Writers::new(options.clone(), names.clone(), meta.partitions);
+        let (commits, _) = watch::channel(0);
         Ok(KafkaEventStore {
             inner: Arc::new(Inner {
                 options,
                 names,
                 meta,
                 identity,
+                writers,
+                commits,
             }),
         })
     }
@@ -87,8 +99,53 @@ impl KafkaEventStore {
         partitioner::partition_of(stream, self.inner.meta.partitions)
     }
 
-    #[cfg(feature = "testing")]
     pub(crate) fn topic_names(&self) -> &TopicNames {
         &self.inner.names
+    }
+
+    /// A receiver of this instance's commit counter, for subscriptions.
+    pub(crate) fn commits(&self) -> watch::Receiver<u64> {
+        self.inner.commits.subscribe()
+    }
+}
+
+impl EventStore for KafkaEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendResult, Error> {
+        self.inner.options.limits.check(&request)?;
+        let partition = self.partition_of(request.stream());
+        let result = self.inner.writers.append(partition, request).await?;
+        if result.position.is_some() && !result.replayed {
+            self.inner.commits.send_modify(|n| *n += 1);
+        }
+        Ok(result)
+    }
+
+    async fn read_stream(
+        &self,
+        stream: &StreamId,
+        from: Version,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
+        streams::read_stream(self, stream, from, limit).await
+    }
+
+    async fn read_all(&self, after: &Checkpoint, limit: usize) -> Result<EventBatch, Error> {
+        feed::read_all(self, after, limit).await
+    }
+
+    async fn subscribe(&self, after: Checkpoint) -> Result<Subscription, Error> {
+        feed::subscribe(self, after).await
+    }
+
+    async fn head(&self) -> Result<Checkpoint, Error> {
+        feed::head(self).await
+    }
+
+    async fn identity(&self) -> Result<StoreIdentity, Error> {
+        Ok(self.inner.identity.clone())
+    }
+
+    async fn find_idempotent(&self, key: &IdempotencyKey) -> Result<Option<AppendResult>, Error> {
+        self.inner.writers.keys().find(key).await
     }
 }

@@ -30,6 +30,11 @@ pub(crate) struct TopicNames {
     pub(crate) events: String,
     /// What the store was created with (see the module docs).
     pub(crate) meta: String,
+    /// Each stream's version after each append, in the stream's partition; compacted.
+    pub(crate) heads: String,
+    /// The result of each append with an idempotency key, in its stream's partition;
+    /// compacted.
+    pub(crate) keys: String,
 }
 
 impl TopicNames {
@@ -37,12 +42,14 @@ impl TopicNames {
         TopicNames {
             events: format!("{prefix}.events"),
             meta: format!("{prefix}.meta"),
+            heads: format!("{prefix}.heads"),
+            keys: format!("{prefix}.keys"),
         }
     }
 
     /// Every topic, for creating and deleting them.
-    pub(crate) fn all(&self) -> [&str; 2] {
-        [&self.events, &self.meta]
+    pub(crate) fn all(&self) -> [&str; 4] {
+        [&self.events, &self.meta, &self.heads, &self.keys]
     }
 }
 
@@ -84,13 +91,15 @@ pub(crate) async fn open(
             })?
         }
     };
-    let (found, cluster) = describe(options, names).await?;
-    if found != meta.partitions {
-        return Err(Error::PartitionCountChanged {
-            topic: names.events.clone(),
-            created: meta.partitions,
-            found,
-        });
+    let (counts, cluster) = describe(options, names).await?;
+    for (topic, found) in counts {
+        if found != meta.partitions {
+            return Err(Error::PartitionCountChanged {
+                topic,
+                created: meta.partitions,
+                found,
+            });
+        }
     }
     Ok((meta, cluster))
 }
@@ -137,10 +146,25 @@ async fn create_missing(
         events = events.set(key, value);
         meta = meta.set(key, value);
     }
+    // The side topics keep the last record per key: a stream's head, a key's first result.
+    // Small segments and an eager cleaner keep what a new owner reads close to one record
+    // per stream (the active segment is never compacted).
+    let compacted = [
+        ("cleanup.policy", "compact"),
+        ("segment.ms", "600000"),
+        ("min.cleanable.dirty.ratio", "0.1"),
+        ("delete.retention.ms", "86400000"),
+    ];
+    let mut heads = NewTopic::new(&names.heads, partitions, TopicReplication::Fixed(factor));
+    let mut keys = NewTopic::new(&names.keys, partitions, TopicReplication::Fixed(factor));
+    for (key, value) in compacted {
+        heads = heads.set(key, value);
+        keys = keys.set(key, value);
+    }
     let context = || format!("creating the topics of store `{}`", options.topic_prefix);
     let admin_options = AdminOptions::new().operation_timeout(Some(options.timeout));
     let results = admin
-        .create_topics([&events, &meta], &admin_options)
+        .create_topics([&events, &meta, &heads, &keys], &admin_options)
         .await
         .map_err(|e| Kafka::error(context(), e))?;
     for result in results {
@@ -292,33 +316,47 @@ async fn write_meta(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(
     Ok(())
 }
 
-/// The events topic's partition count and the cluster's id.
-async fn describe(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(u32, String), Error> {
+/// The partition counts of the partitioned topics (events, heads, keys: they must agree, a
+/// stream's records sharing its partition number in each), and the cluster's id.
+async fn describe(
+    options: &KafkaStoreOptions,
+    names: &TopicNames,
+) -> Result<(Vec<(String, u32)>, String), Error> {
     let config = client_config(options);
-    let topic = names.events.clone();
+    let topics = [
+        names.events.clone(),
+        names.heads.clone(),
+        names.keys.clone(),
+    ];
     let timeout = options.timeout;
     blocking(move || {
-        let context = || format!("describing topic `{topic}`");
+        let context = || format!("describing topics {topics:?}");
         let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
         let metadata = consumer
-            .fetch_metadata(Some(&topic), timeout)
+            .fetch_metadata(None, timeout)
             .map_err(|e| Kafka::error(context(), e))?;
-        let partitions = metadata
-            .topics()
+        let counts = topics
             .iter()
-            .find(|t| t.name() == topic)
-            .map_or(0, |t| t.partitions().len());
+            .map(|topic| {
+                let count = metadata
+                    .topics()
+                    .iter()
+                    .find(|t| t.name() == topic)
+                    .map_or(0, |t| t.partitions().len());
+                (topic.clone(), u32::try_from(count).unwrap_or(u32::MAX))
+            })
+            .collect();
         let cluster = consumer
             .client()
             .fetch_cluster_id(timeout)
             .ok_or_else(|| Kafka::corrupt(format!("{}: the cluster has no id", context()), None))?;
-        Ok((u32::try_from(partitions).unwrap_or(u32::MAX), cluster))
+        Ok((counts, cluster))
     })
     .await
 }
 
 /// Runs librdkafka's blocking calls (metadata, watermarks, polling) off the async runtime.
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> Result<T, Error> + Send + 'static,
 ) -> Result<T, Error> {
     tokio::task::spawn_blocking(work)

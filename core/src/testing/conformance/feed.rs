@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
+use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -213,6 +214,21 @@ impl<'f> FeedCheck<'f> {
                 .await;
             self.take(&batch);
         }
+        if let Until::Event(_) = until {
+            // The marker is in one partition of a partitioned store: read on until nothing
+            // is left, so every partition is drained (and any duplicate has had its chance).
+            loop {
+                let after = self.checkpoint.clone();
+                let batch = self.fx.ok(
+                    store.read_all(&after, limit).await,
+                    format_args!("reading the feed after {after}"),
+                );
+                if batch.is_empty() {
+                    break;
+                }
+                self.take(&batch);
+            }
+        }
     }
 
     /// Takes batches from `subscription` until `until`.
@@ -226,8 +242,25 @@ impl<'f> FeedCheck<'f> {
             );
             self.take(&batch);
         }
+        if let Until::Event(_) = until {
+            // As in `read_all_until`: drain the other partitions, until the subscription has
+            // been quiet for a while.
+            loop {
+                match subscription.next_timeout(DRAIN_QUIET).await {
+                    Ok(batch) => self.take(&batch),
+                    Err(crate::Error::Timeout { .. }) => break,
+                    Err(error) => self.fx.fail(format_args!(
+                        "draining the subscription after {until}: {error:?}"
+                    )),
+                }
+            }
+        }
     }
 }
+
+/// How long a subscription must stay quiet after the marker for the reader to stop: longer
+/// than a polling store's poll interval.
+const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 /// When a reader may stop.
 #[derive(Clone, Copy, Debug)]
@@ -249,8 +282,9 @@ impl fmt::Display for Until {
 }
 
 /// A marker event and when a reader may stop: once the marker (appended with
-/// [`append_marker`] after everything a reader must see) arrived, the reader has been given
-/// every chance to deliver what came before it, and any duplicate of it.
+/// [`append_marker`] after everything a reader must see) arrived, and the feed is drained
+/// (the marker orders only its own partition of a partitioned store), the reader has been
+/// given every chance to deliver what came before it, and any duplicate of it.
 pub(super) fn marker(fx: &Fixture) -> (NewEvent, Until) {
     let event = fx.event("marker");
     let until = Until::Event(event.event_id);

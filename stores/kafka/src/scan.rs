@@ -1,0 +1,79 @@
+//! Reading one partition of a topic to its end, committed records only: what a new owner
+//! reads to rebuild its index, and what a stream read scans.
+
+use std::time::{Duration, Instant};
+
+use foldline::{DriverErrors, Error};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::BorrowedMessage;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::error::Kafka;
+use crate::options::KafkaStoreOptions;
+use crate::topics::client_config;
+
+/// What a [`scan`]'s visitor says after a record.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Visit {
+    /// Go on to the next record.
+    More,
+    /// Enough: stop here.
+    Stop,
+}
+
+/// Calls `visit` with every committed record of `topic`'s `partition` from offset `from` to
+/// the partition's end as of now (its last stable offset: an open transaction ends the scan
+/// before its records). Blocking: run it off the async runtime.
+pub(crate) fn scan(
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: u32,
+    from: i64,
+    mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
+) -> Result<(), Error> {
+    let context = || format!("reading partition {partition} of topic `{topic}`");
+    let consumer: BaseConsumer = client_config(options)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("group.id", "foldline-scan")
+        .create()
+        .map_err(|e| Kafka::error(context(), e))?;
+    let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+    let (low, high) = consumer
+        .fetch_watermarks(topic, partition, options.timeout)
+        .map_err(|e| Kafka::error(context(), e))?;
+    if high <= low.max(from) {
+        return Ok(());
+    }
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(from.max(low)))
+        .map_err(|e| Kafka::error(context(), e))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| Kafka::error(context(), e))?;
+    // Without news for this long, the partition's leader is gone: fail as a timeout.
+    let mut quiet_since = Instant::now();
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => {
+                if quiet_since.elapsed() > options.timeout {
+                    return Err(Kafka::error(
+                        context(),
+                        KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
+                    ));
+                }
+            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
+            Some(Err(e)) => return Err(Kafka::error(context(), e)),
+            Some(Ok(message)) => {
+                quiet_since = Instant::now();
+                if visit(&message)? == Visit::Stop {
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

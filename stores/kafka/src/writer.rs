@@ -1,0 +1,561 @@
+//! One writer per partition: a transactional producer whose `transactional.id` is the
+//! partition's own (`<prefix>.writer.<partition>`), so whoever starts writing a partition
+//! fences every earlier writer of it, including a zombie of a process that froze.
+//!
+//! Taking a partition: `init_transactions` (fences the earlier writer and resolves its open
+//! transaction), then the catch-up barrier: the partition of `<prefix>.heads` (each stream's
+//! version) read to its end, committed records only. It is compacted, so this grows with the
+//! partition's streams, not its events. Only then are appends accepted. (Idempotency keys are
+//! claimed before an append is queued: `keys.rs`.)
+//!
+//! Appending: appends waiting in the queue are taken together (group commit). Each is checked
+//! on its own, in arrival order, against the index and the appends before it in the batch;
+//! the accepted ones are produced in one transaction: their events, then each touched stream's
+//! new head and each idempotency key's result. The index changes only once the transaction is
+//! committed. An abortable failure aborts and fails the batch (transient: retry, with an
+//! idempotency key to be sure); a fatal one (fenced: another writer took the partition) fails
+//! it as `NotOwner` and gives the partition up.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use foldline::{
+    AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, Position, StreamId, Version,
+};
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::error::Kafka;
+use crate::keys::{Claimed, KeyClaim, KeyRegistry};
+use crate::options::KafkaStoreOptions;
+use crate::records::{self, KeyedAppend, StreamHead};
+use crate::scan::{Visit, scan};
+use crate::topics::{TopicNames, blocking, client_config};
+
+/// How many appends may wait for a partition's writer before `append` waits for room.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Most appends in one transaction.
+const MAX_BATCH: usize = 512;
+
+/// How long a partition this instance was fenced out of is left to its new owner before this
+/// instance takes it back on the next append.
+const GIVE_UP_FOR: Duration = Duration::from_secs(10);
+
+/// An append waiting for its partition's writer.
+struct PendingAppend {
+    request: AppendRequest,
+    /// The partition of `<prefix>.keys` its idempotency key's record goes to (the key is
+    /// claimed for it).
+    key_partition: Option<u32>,
+    reply: oneshot::Sender<Result<AppendResult, Error>>,
+}
+
+/// The writers of the partitions this instance has written to.
+#[derive(Debug)]
+pub(crate) struct Writers {
+    options: KafkaStoreOptions,
+    names: TopicNames,
+    keys: Arc<KeyRegistry>,
+    partitions: Mutex<HashMap<u32, Slot>>,
+}
+
+#[derive(Debug)]
+enum Slot {
+    /// A writer task owns the partition.
+    Writing(mpsc::Sender<PendingAppend>),
+    /// Another instance fenced this one out at `since`.
+    Lost { since: Instant, why: String },
+}
+
+impl Writers {
+    pub(crate) fn new(options: KafkaStoreOptions, names: TopicNames, partitions: u32) -> Arc<Self> {
+        let keys = KeyRegistry::new(options.clone(), names.keys.clone(), partitions);
+        Arc::new(Writers {
+            options,
+            names,
+            keys,
+            partitions: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// The idempotency keys this instance knows.
+    pub(crate) fn keys(&self) -> &KeyRegistry {
+        &self.keys
+    }
+
+    /// Appends `request` through the writer of `partition`, starting it if needed.
+    pub(crate) async fn append(
+        self: &Arc<Self>,
+        partition: u32,
+        request: AppendRequest,
+    ) -> Result<AppendResult, Error> {
+        let claim = match request.idempotency_key() {
+            Some(key) => match self.keys.claim(key).await? {
+                Claimed::Replay(first) => return Ok(first),
+                Claimed::Fresh(claim) => Some(claim),
+            },
+            None => None,
+        };
+        let queue = self.queue(partition)?;
+        let (reply, result) = oneshot::channel();
+        queue
+            .send(PendingAppend {
+                request,
+                key_partition: claim.as_ref().map(KeyClaim::partition),
+                reply,
+            })
+            .await
+            .map_err(|_| self.not_owner(partition, "its writer stopped"))?;
+        let result = result
+            .await
+            .map_err(|_| self.not_owner(partition, "its writer stopped"))?;
+        // Committed: the key is used. Failed: the claim is dropped, and the key free again.
+        if let (Some(claim), Ok(result)) = (claim, &result) {
+            claim.used(result);
+        }
+        result
+    }
+
+    /// The queue of `partition`'s writer; a new writer when there is none, or when the
+    /// partition was lost long enough ago.
+    fn queue(self: &Arc<Self>, partition: u32) -> Result<mpsc::Sender<PendingAppend>, Error> {
+        let mut partitions = self
+            .partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        match partitions.get(&partition) {
+            Some(Slot::Writing(queue)) if !queue.is_closed() => return Ok(queue.clone()),
+            Some(Slot::Lost { since, why }) if since.elapsed() < GIVE_UP_FOR => {
+                return Err(self.not_owner(partition, why));
+            }
+            _ => {}
+        }
+        let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
+        partitions.insert(partition, Slot::Writing(queue.clone()));
+        let writer = PartitionWriter {
+            writers: Arc::clone(self),
+            partition,
+        };
+        tokio::spawn(writer.run(pending));
+        Ok(queue)
+    }
+
+    fn lost(&self, partition: u32, why: String) {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(
+                partition,
+                Slot::Lost {
+                    since: Instant::now(),
+                    why,
+                },
+            );
+    }
+
+    fn not_owner(&self, partition: u32, why: &str) -> Error {
+        Kafka::failure(
+            BackendErrorKind::NotOwner,
+            format!(
+                "appending to partition {partition} of `{}`: this instance does not own it \
+                 ({why}); retry",
+                self.names.events
+            ),
+            None,
+        )
+    }
+}
+
+/// The index a writer checks appends against: each stream's version.
+#[derive(Debug, Default)]
+struct Index {
+    versions: HashMap<StreamId, Version>,
+}
+
+struct PartitionWriter {
+    writers: Arc<Writers>,
+    partition: u32,
+}
+
+/// Why a writer stops.
+enum Stop {
+    /// Fenced, or a fatal producer error: the partition is another writer's now.
+    Lost(Error),
+}
+
+impl PartitionWriter {
+    async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
+        let (producer, mut index) = match self.take().await {
+            Ok(taken) => taken,
+            Err(error) => {
+                let why = foldline::error_chain(&error, ": ");
+                tracing::warn!(partition = self.partition, error = %why, "could not take the partition");
+                self.writers.lost(self.partition, why);
+                queue.close();
+                while let Some(pending) = queue.recv().await {
+                    let _ = pending.reply.send(Err(self.retryable(&error)));
+                }
+                return;
+            }
+        };
+        while let Some(first) = queue.recv().await {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match queue.try_recv() {
+                    Ok(next) => batch.push(next),
+                    Err(_) => break,
+                }
+            }
+            if let Err(Stop::Lost(error)) = self.commit(&producer, &mut index, batch).await {
+                let why = foldline::error_chain(&error, ": ");
+                tracing::warn!(partition = self.partition, error = %why, "gave the partition up");
+                self.writers.lost(self.partition, why);
+                queue.close();
+                while let Some(pending) = queue.recv().await {
+                    let _ = pending.reply.send(Err(self.retryable(&error)));
+                }
+                return;
+            }
+        }
+    }
+
+    /// An error for an append this writer cannot take: `NotOwner` (retryable) naming why.
+    fn retryable(&self, error: &Error) -> Error {
+        self.writers
+            .not_owner(self.partition, &foldline::error_chain(error, ": "))
+    }
+
+    /// Fences earlier writers of the partition and rebuilds the index (the barrier).
+    async fn take(&self) -> Result<(FutureProducer, Index), Error> {
+        let options = &self.writers.options;
+        let names = &self.writers.names;
+        let transactional_id = format!("{}.writer.{}", options.topic_prefix, self.partition);
+        let context = || format!("taking partition {} of `{}`", self.partition, names.events);
+        let producer: FutureProducer = client_config(options)
+            .set("transactional.id", &transactional_id)
+            .set("enable.idempotence", "true")
+            // Short, so a hung owner holds every `read_committed` reader back briefly.
+            .set("transaction.timeout.ms", "10000")
+            .set("message.timeout.ms", "10000")
+            .set("linger.ms", "1")
+            .create()
+            .map_err(|e| Kafka::error(context(), e))?;
+        let timeout = options.timeout;
+        let fencing = producer.clone();
+        let fencing_context = context();
+        blocking(move || {
+            fencing
+                .init_transactions(timeout)
+                .map_err(|e| Kafka::error(fencing_context, e))
+        })
+        .await?;
+
+        let (options, names, partition) = (options.clone(), names.clone(), self.partition);
+        let index = blocking(move || {
+            let mut index = Index::default();
+            scan(&options, &names.heads, partition, 0, |message| {
+                let (Some(key), Some(value)) = (message.key(), message.payload()) else {
+                    return Ok(Visit::More);
+                };
+                let stream = StreamId::new(String::from_utf8_lossy(key).into_owned())?;
+                let head: StreamHead = serde_json::from_slice(value).map_err(|e| {
+                    Kafka::corrupt(
+                        format!(
+                            "reading the head of `{stream}` at offset {} of `{}`",
+                            message.offset(),
+                            names.heads
+                        ),
+                        Some(Box::new(e)),
+                    )
+                })?;
+                index.versions.insert(stream, Version::new(head.version));
+                Ok(Visit::More)
+            })?;
+            Ok(index)
+        })
+        .await?;
+        tracing::debug!(
+            partition = self.partition,
+            streams = index.versions.len(),
+            "took the partition"
+        );
+        Ok((producer, index))
+    }
+
+    /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
+    async fn commit(
+        &self,
+        producer: &FutureProducer,
+        index: &mut Index,
+        batch: Vec<PendingAppend>,
+    ) -> Result<(), Stop> {
+        let plan = plan(index, batch);
+        if plan.accepted.is_empty() {
+            return Ok(());
+        }
+        match self.write(producer, &plan).await {
+            Ok(results) => {
+                for result in &results {
+                    index
+                        .versions
+                        .insert(result.stream_id.clone(), result.current_version);
+                }
+                for (append, result) in plan.accepted.into_iter().zip(results) {
+                    let _ = append.reply.send(Ok(result));
+                }
+                Ok(())
+            }
+            Err(error) => {
+                let fatal = matches!(
+                    &error,
+                    Error::Backend(e) if e.kind() == BackendErrorKind::NotOwner
+                );
+                let message = foldline::error_chain(&error, ": ");
+                for append in plan.accepted {
+                    let _ = append.reply.send(Err(self.failed(&error, &message)));
+                }
+                if fatal {
+                    Err(Stop::Lost(error))
+                } else {
+                    Ok(())
+                }
+            }
+        }
+    }
+
+    /// The error an append of a failed batch gets: the batch's own kind, naming the partition.
+    fn failed(&self, error: &Error, message: &str) -> Error {
+        let kind = match error {
+            Error::Backend(e) => e.kind(),
+            _ => BackendErrorKind::Unavailable,
+        };
+        Kafka::failure(
+            kind,
+            format!(
+                "appending to partition {} of `{}`: {message}",
+                self.partition, self.writers.names.events
+            ),
+            None,
+        )
+    }
+
+    /// Produces the plan's records in one transaction and commits it; the accepted appends'
+    /// results, in order.
+    async fn write(
+        &self,
+        producer: &FutureProducer,
+        plan: &Plan,
+    ) -> Result<Vec<AppendResult>, Error> {
+        let names = &self.writers.names;
+        let timeout = self.writers.options.timeout;
+        let partition = i32::try_from(self.partition).unwrap_or(i32::MAX);
+        let context = || {
+            format!(
+                "writing a transaction to partition {} of `{}`",
+                self.partition, names.events
+            )
+        };
+        // A producer that cannot begin a transaction is done for: give the partition up.
+        producer.begin_transaction().map_err(|e| {
+            Kafka::failure(
+                BackendErrorKind::NotOwner,
+                format!("{}: the producer cannot begin one", context()),
+                Some(Box::new(e)),
+            )
+        })?;
+        let outcome = async {
+            let now = records::now_millis();
+            let mut deliveries: Vec<Vec<DeliveryFuture>> = Vec::with_capacity(plan.accepted.len());
+            for (append, previous) in plan.accepted.iter().zip(&plan.previous) {
+                let stream = append.request.stream().as_str();
+                let mut version = *previous;
+                let mut futures = Vec::with_capacity(append.request.events().len());
+                for event in append.request.events() {
+                    version = version.next();
+                    let record = FutureRecord::to(&names.events)
+                        .partition(partition)
+                        .key(stream)
+                        .payload(&event.payload)
+                        .timestamp(now)
+                        .headers(records::event_headers(event, version));
+                    futures.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+                }
+                deliveries.push(futures);
+            }
+            let mut results = Vec::with_capacity(plan.accepted.len());
+            for ((append, previous), futures) in
+                plan.accepted.iter().zip(&plan.previous).zip(deliveries)
+            {
+                let mut last = None;
+                for future in futures {
+                    let (_, offset) = delivered(future)
+                        .await
+                        .map_err(|e| Kafka::error(context(), e))?;
+                    last = Some(offset);
+                }
+                let count = append.request.events().len() as u64;
+                results.push(AppendResult::new(
+                    append.request.stream().clone(),
+                    *previous,
+                    Version::new(previous.get() + count),
+                    last.map(|o| Position::new(self.partition, u64::try_from(o).unwrap_or(0), 0)),
+                ));
+            }
+            // The heads of the streams written, the last per stream; the keys' results.
+            let mut heads: HashMap<&StreamId, Version> = HashMap::new();
+            for result in &results {
+                heads.insert(&result.stream_id, result.current_version);
+            }
+            let mut side = Vec::new();
+            for (stream, version) in heads {
+                let value = serde_json::to_vec(&StreamHead {
+                    version: version.get(),
+                })
+                .map_err(|e| encode(e, "a stream head"))?;
+                let record = FutureRecord::to(&names.heads)
+                    .partition(partition)
+                    .key(stream.as_str())
+                    .payload(&value)
+                    .timestamp(now);
+                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+            }
+            for (append, result) in plan.accepted.iter().zip(&results) {
+                let (Some(key), Some(key_partition)) =
+                    (append.request.idempotency_key(), append.key_partition)
+                else {
+                    continue;
+                };
+                let key_partition = i32::try_from(key_partition).unwrap_or(i32::MAX);
+                let value = serde_json::to_vec(&KeyedAppend {
+                    result: result.clone(),
+                })
+                .map_err(|e| encode(e, "an idempotency key's result"))?;
+                let record = FutureRecord::to(&names.keys)
+                    .partition(key_partition)
+                    .key(key.as_str())
+                    .payload(&value)
+                    .timestamp(now);
+                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+            }
+            for future in side {
+                delivered(future)
+                    .await
+                    .map_err(|e| Kafka::error(context(), e))?;
+            }
+            Ok::<_, Error>(results)
+        }
+        .await;
+        let committer = producer.clone();
+        match outcome {
+            Ok(results) => {
+                let committed = blocking(move || {
+                    committer
+                        .commit_transaction(timeout)
+                        .map_err(|e| Kafka::error("committing a transaction", e))
+                })
+                .await;
+                match committed {
+                    Ok(()) => Ok(results),
+                    Err(error) => {
+                        self.abort(producer).await;
+                        Err(error)
+                    }
+                }
+            }
+            Err(error) => {
+                self.abort(producer).await;
+                Err(error)
+            }
+        }
+    }
+
+    /// Aborts the open transaction, if it can be (a fenced producer cannot: it is done).
+    async fn abort(&self, producer: &FutureProducer) {
+        let aborter = producer.clone();
+        let timeout = self.writers.options.timeout;
+        let aborted = blocking(move || {
+            aborter
+                .abort_transaction(timeout)
+                .map_err(|e| Kafka::error("aborting a transaction", e))
+        })
+        .await;
+        if let Err(error) = aborted {
+            tracing::debug!(partition = self.partition, error = %foldline::error_chain(&error, ": "), "could not abort");
+        }
+    }
+}
+
+/// Enqueues `record`.
+fn send(
+    producer: &FutureProducer,
+    record: FutureRecord<'_, str, Vec<u8>>,
+) -> Result<DeliveryFuture, KafkaError> {
+    producer.send_result(record).map_err(|(e, _)| e)
+}
+
+/// Waits for a record's delivery: its partition and offset.
+async fn delivered(future: DeliveryFuture) -> Result<(i32, i64), KafkaError> {
+    match future.await {
+        Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
+        Ok(Err((error, _))) => Err(error),
+        Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
+fn encode(error: serde_json::Error, what: &str) -> Error {
+    Error::Encode {
+        what: what.to_owned(),
+        source: Box::new(error),
+    }
+}
+
+/// A batch checked against the index: what is written.
+struct Plan {
+    /// The appends to write, in arrival order.
+    accepted: Vec<PendingAppend>,
+    /// Each accepted append's stream version before it.
+    previous: Vec<Version>,
+}
+
+/// Checks each append in arrival order: conflicts are answered at once; the rest is
+/// accepted, each against the versions the earlier ones leave.
+fn plan(index: &Index, batch: Vec<PendingAppend>) -> Plan {
+    let mut plan = Plan {
+        accepted: Vec::new(),
+        previous: Vec::new(),
+    };
+    let mut versions: HashMap<StreamId, Version> = HashMap::new();
+    for pending in batch {
+        let stream = pending.request.stream();
+        let actual = versions
+            .get(stream)
+            .or_else(|| index.versions.get(stream))
+            .copied()
+            .unwrap_or(Version::ZERO);
+        let expected = pending.request.expected();
+        if !expected.allows(actual) {
+            let stream = stream.clone();
+            let _ = pending.reply.send(Err(Error::Conflict {
+                stream,
+                expected,
+                actual,
+            }));
+            continue;
+        }
+        let count = pending.request.events().len() as u64;
+        if count == 0 && pending.key_partition.is_none() {
+            // Nothing to write, nothing to remember.
+            let result = AppendResult::new(stream.clone(), actual, actual, None);
+            let _ = pending.reply.send(Ok(result));
+            continue;
+        }
+        versions.insert(stream.clone(), Version::new(actual.get() + count));
+        plan.previous.push(actual);
+        plan.accepted.push(pending);
+    }
+    plan
+}
