@@ -1,22 +1,52 @@
-//! Apache Kafka event store for [foldline] — under construction.
+//! Apache Kafka event store for [foldline]: one fenced transactional writer per partition —
+//! under construction (see "Not yet" below).
 //!
-//! The design (see `DESIGN.md`, "Apache Kafka"): one events topic keyed by stream id with a
-//! partition count fixed at creation; one fenced transactional writer per partition, which
-//! checks expected versions against an index of stream versions rebuilt when it takes the
-//! partition; the global feed read `read_committed`, its checkpoint one offset per partition.
+//! # How it works
 //!
-//! **What works in this release:** [`KafkaEventStore::connect`] opens a store: it creates
-//! its topics on first use (`<prefix>.events` with the configured partition count, never
-//! compacted or expired; `<prefix>.meta`), records the store's id and partition count once,
-//! and on every later start refuses an events topic whose partition count has changed
-//! ([`Error::PartitionCountChanged`](foldline::Error::PartitionCountChanged)). The store's
-//! identity, `kafka:<cluster id>/<prefix>/<store id>`, is what projection slots will record.
-//! `KafkaEventStore` does not implement [`EventStore`](foldline::EventStore) yet: appends,
-//! reads and the feed come next.
+//! - **Topics** (created on first use, `<prefix>` from the options): `<prefix>.events`, keyed
+//!   by stream id, with the partition count fixed at creation, never compacted or expired;
+//!   the stream version, event id, type, schema version, metadata, correlation and causation
+//!   in record headers. `<prefix>.heads` (each stream's version) and `<prefix>.keys` (each
+//!   idempotency key's first result), compacted, written in the same transaction as the
+//!   events they describe. `<prefix>.meta` records the store's id and partition count once;
+//!   a store refuses to open on topics whose partition count changed
+//!   ([`Error::PartitionCountChanged`](foldline::Error::PartitionCountChanged)).
+//! - **Partitions**: a stream's partition is Kafka's default partitioner for its id (murmur2,
+//!   as Java's client computes it), so order is per stream (and per partition), never across
+//!   partitions.
+//! - **Appends** go through one writer per partition: a transactional producer whose
+//!   `transactional.id` is the partition's own, so starting a writer fences every earlier
+//!   writer of the partition (a zombie's appends fail, and its open transaction is aborted).
+//!   Before accepting appends, a new writer reads the partition of `<prefix>.heads` to its end
+//!   (the catch-up barrier: it grows with the partition's streams, not its events). Appends
+//!   waiting together share one transaction (group commit), each checked on its own against
+//!   the index; the index changes only after the commit. A fenced writer gives the partition
+//!   up: appends to it fail as a retryable [`BackendErrorKind::NotOwner`](foldline::BackendErrorKind::NotOwner)
+//!   naming the partition for 10 s, then this instance takes it back.
+//! - **Idempotency keys** are claimed per key before an append is queued, so a key reused on
+//!   any stream writes nothing and returns the first result.
+//! - **The feed** ([`read_all`](foldline::EventStore::read_all),
+//!   [`subscribe`](foldline::EventStore::subscribe)) reads `read_committed`: records of open or
+//!   aborted transactions are never delivered. A checkpoint holds the last offset read per
+//!   partition (`<partition>:<offset>:0`); [`head`](foldline::EventStore::head) is the last
+//!   stable offset of each partition. Checkpoints live in projection targets, never in
+//!   consumer-group offsets.
+//! - **Identity**: `kafka:<cluster id>/<prefix>/<store id>`; projection slots record it.
+//!
+//! # Not yet
+//!
+//! - Ownership among several instances from consumer-group assignment: today the instance
+//!   that appends to a partition last owns it (fencing keeps that safe: stream versions never
+//!   diverge), and two instances appending to one partition take it from each other.
+//!   Idempotency-key claims are per instance.
+//! - `read_stream` scans the stream's partition (cost grows with the partition, not the
+//!   stream); snapshots; `ManagedStore` for the admin; the fault tests (zombie, SIGKILL,
+//!   broker restart, 3-node cluster) and the benchmarks.
 //!
 //! # Quick start
 //!
 //! ```no_run
+//! use foldline::CommandExecutor;
 //! use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
 //!
 //! # #[tokio::main]
@@ -24,9 +54,10 @@
 //! let options = KafkaStoreOptions::from_brokers("127.0.0.1:9092")
 //!     .with_topic_prefix("bank")?
 //!     .with_partitions(16);
-//! let store = KafkaEventStore::connect(options).await?; // creates bank.events, bank.meta once
+//! let store = KafkaEventStore::connect(options).await?; // creates bank.events, ... once
 //! assert_eq!(store.partitions(), 16);
-//! println!("{}", store.store_identity());
+//! let commands = CommandExecutor::new(store.clone());
+//! # let _ = commands;
 //! # Ok(())
 //! # }
 //! ```

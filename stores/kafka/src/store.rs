@@ -14,8 +14,9 @@ use crate::topics::{self, StoreMeta, TopicNames};
 use crate::writer::Writers;
 use crate::{feed, streams};
 
-/// An event store on Apache Kafka: the topics `<prefix>.events` (keyed by stream id) and
-/// `<prefix>.meta` on the brokers of its [`KafkaStoreOptions`]. Cheap to clone.
+/// An event store on Apache Kafka: the topics `<prefix>.events` (keyed by stream id),
+/// `<prefix>.heads`, `<prefix>.keys` and `<prefix>.meta` on the brokers of its
+/// [`KafkaStoreOptions`]. Cheap to clone: clones share the partitions' writers.
 ///
 /// See the crate documentation for how it works and what is not there yet.
 #[derive(Clone, Debug)]
