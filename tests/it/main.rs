@@ -4,6 +4,7 @@
 
 mod commands;
 mod kafka_conformance;
+mod kafka_fencing;
 mod kafka_store;
 mod memory_conformance;
 mod memory_target;

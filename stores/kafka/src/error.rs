@@ -1,6 +1,6 @@
 //! How Kafka failures become `foldline::Error`s.
 
-use foldline::{BackendErrorKind, DriverErrors};
+use foldline::{BackendErrorKind, BoxError, DriverErrors};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 
 /// The Kafka backend's [`DriverErrors`]: `Kafka::error(context, error)` wraps an rdkafka
@@ -32,7 +32,24 @@ impl DriverErrors for Kafka {
             None => BackendErrorKind::Rejected,
         }
     }
+
+    fn into_source(error: KafkaError) -> BoxError {
+        Box::new(Unchained(error))
+    }
 }
+
+/// An rdkafka error as a source, without its own source: rdkafka's errors print their error
+/// code and then give it again as their source, which would print it twice.
+#[derive(Debug)]
+struct Unchained(KafkaError);
+
+impl std::fmt::Display for Unchained {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for Unchained {}
 
 /// The kind of a broker's or librdkafka's error code.
 pub(crate) fn classify_code(code: RDKafkaErrorCode) -> BackendErrorKind {

@@ -310,6 +310,18 @@ impl PartitionWriter {
                 Ok(())
             }
             Err(error) => {
+                // A fenced producer fails its queued records (`PurgeQueue`) before the commit
+                // says so: ask it whether it is done for.
+                let error = match producer.client().fatal_error() {
+                    Some((code, reason)) => Kafka::failure(
+                        BackendErrorKind::NotOwner,
+                        format!(
+                            "committing: another writer took the partition ({code:?}: {reason})"
+                        ),
+                        None,
+                    ),
+                    None => error,
+                };
                 let fatal = matches!(
                     &error,
                     Error::Backend(e) if e.kind() == BackendErrorKind::NotOwner

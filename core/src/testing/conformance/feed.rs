@@ -3,7 +3,6 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::fmt;
-use std::time::Duration;
 
 use uuid::Uuid;
 
@@ -232,7 +231,12 @@ impl<'f> FeedCheck<'f> {
     }
 
     /// Takes batches from `subscription` until `until`.
-    pub(super) async fn follow_until(&mut self, subscription: &mut Subscription, until: Until) {
+    pub(super) async fn follow_until<S: EventStore>(
+        &mut self,
+        store: &S,
+        subscription: &mut Subscription,
+        until: Until,
+    ) {
         while !self.reached(until) {
             let seen = self.own.len();
             let batch = subscription.next_timeout(WAIT).await;
@@ -243,24 +247,25 @@ impl<'f> FeedCheck<'f> {
             self.take(&batch);
         }
         if let Until::Event(_) = until {
-            // As in `read_all_until`: drain the other partitions, until the subscription has
-            // been quiet for a while.
-            loop {
-                match subscription.next_timeout(DRAIN_QUIET).await {
-                    Ok(batch) => self.take(&batch),
-                    Err(crate::Error::Timeout { .. }) => break,
-                    Err(error) => self.fx.fail(format_args!(
-                        "draining the subscription after {until}: {error:?}"
-                    )),
-                }
+            // The marker orders only its own partition of a partitioned store: go on until
+            // the reader has reached the head as of now, which covers everything written
+            // before the marker, in every partition.
+            let head = self.fx.ok(store.head().await, "reading the head");
+            while !self.checkpoint.covers_checkpoint(&head) {
+                let batch = subscription.next_timeout(WAIT).await;
+                let batch = self.fx.ok(
+                    batch,
+                    format_args!(
+                        "waiting on the subscription to reach the head {head} after {until} \
+                         (at {})",
+                        self.checkpoint
+                    ),
+                );
+                self.take(&batch);
             }
         }
     }
 }
-
-/// How long a subscription must stay quiet after the marker for the reader to stop: longer
-/// than a polling store's poll interval.
-const DRAIN_QUIET: Duration = Duration::from_millis(500);
 
 /// When a reader may stop.
 #[derive(Clone, Copy, Debug)]

@@ -43,18 +43,23 @@ pub async fn subscribe_catches_up_then_follows<S: EventStore + Clone>(store: S) 
 
     let mut subscription = fx.ok(store.subscribe(start.clone()).await, "subscribing");
     let mut check = FeedCheck::new(&fx, "subscription", start, None);
-    check.follow_until(&mut subscription, caught_up).await;
+    check
+        .follow_until(&store, &mut subscription, caught_up)
+        .await;
     check.finish(&written);
 
     // Live: the subscriber is already waiting when these are appended.
     let (live_marker, live_done) = marker(&fx);
-    let ((), ()) = tokio::join!(check.follow_until(&mut subscription, live_done), async {
-        write(&fx, &store, &mut written, &a, 12, &[2, 3, 5]).await;
-        write(&fx, &store, &mut written, &c, 0, &[1, 4]).await;
-        append_marker(&fx, &store, &mut written, live_marker).await;
-    });
+    let ((), ()) = tokio::join!(
+        check.follow_until(&store, &mut subscription, live_done),
+        async {
+            write(&fx, &store, &mut written, &a, 12, &[2, 3, 5]).await;
+            write(&fx, &store, &mut written, &c, 0, &[1, 4]).await;
+            append_marker(&fx, &store, &mut written, live_marker).await;
+        }
+    );
     let last = mark(&fx, &store, &mut written).await;
-    check.follow_until(&mut subscription, last).await;
+    check.follow_until(&store, &mut subscription, last).await;
     check.finish(&written);
 }
 
@@ -94,16 +99,19 @@ pub async fn subscribe_resumes_from_checkpoint<S: EventStore + Clone>(store: S) 
         }
         _ => done,
     };
-    check.follow_until(&mut subscription, until).await;
+    check.follow_until(&store, &mut subscription, until).await;
     check.finish(&expected);
 
     let (live_marker, live_done) = marker(&fx);
-    let ((), ()) = tokio::join!(check.follow_until(&mut subscription, live_done), async {
-        write(&fx, &store, &mut expected, &b, 15, &[2, 3]).await;
-        append_marker(&fx, &store, &mut expected, live_marker).await;
-    });
+    let ((), ()) = tokio::join!(
+        check.follow_until(&store, &mut subscription, live_done),
+        async {
+            write(&fx, &store, &mut expected, &b, 15, &[2, 3]).await;
+            append_marker(&fx, &store, &mut expected, live_marker).await;
+        }
+    );
     let last = mark(&fx, &store, &mut expected).await;
-    check.follow_until(&mut subscription, last).await;
+    check.follow_until(&store, &mut subscription, last).await;
     check.finish(&expected);
 }
 
@@ -126,7 +134,7 @@ pub async fn subscribe_with_concurrent_writers<S: EventStore + Clone>(store: S) 
             append_marker(&fx, &store, &mut written, done_marker).await;
             written
         },
-        check.follow_until(&mut subscription, done),
+        check.follow_until(&store, &mut subscription, done),
     );
     let total = planned_events(WRITERS, APPENDS) + 1;
     fx.check(written.len() == total, || {
@@ -138,6 +146,6 @@ pub async fn subscribe_with_concurrent_writers<S: EventStore + Clone>(store: S) 
     check.finish(&written);
     let mut written = written;
     let last = mark(&fx, &store, &mut written).await;
-    check.follow_until(&mut subscription, last).await;
+    check.follow_until(&store, &mut subscription, last).await;
     check.finish(&written);
 }
