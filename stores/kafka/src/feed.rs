@@ -14,7 +14,7 @@ use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::records;
 use crate::store::KafkaEventStore;
-use crate::topics::{blocking, client_config};
+use crate::topics::{blocking, client_config, committed_consumer};
 
 /// How many events one read of a subscription asks for.
 const SUBSCRIPTION_BATCH: usize = 1000;
@@ -67,13 +67,7 @@ fn read_blocking(
     limit: usize,
 ) -> Result<EventBatch, Error> {
     let context = || format!("reading the feed of `{topic}`");
-    let consumer: BaseConsumer = client_config(options)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("group.id", "foldline-feed")
-        .create()
-        .map_err(|e| Kafka::error(context(), e))?;
+    let consumer = committed_consumer(options, context())?;
     let mut assignment = TopicPartitionList::new();
     let mut open: HashSet<i32> = HashSet::new();
     for partition in 0..partitions {

@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use foldline::{DriverErrors, Error};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::topics::client_config;
+use crate::topics::committed_consumer;
 
 /// What a [`scan`]'s visitor says after a record.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,13 +33,7 @@ pub(crate) fn scan(
     mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
     let context = || format!("reading partition {partition} of topic `{topic}`");
-    let consumer: BaseConsumer = client_config(options)
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .set("group.id", "foldline-scan")
-        .create()
-        .map_err(|e| Kafka::error(context(), e))?;
+    let consumer = committed_consumer(options, context())?;
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
     let (low, high) = consumer
         .fetch_watermarks(topic, partition, options.timeout)

@@ -122,6 +122,22 @@ pub(crate) fn client_config(options: &KafkaStoreOptions) -> ClientConfig {
     config
 }
 
+/// A consumer of committed records only, assigned partitions by hand (never subscribed: no
+/// group offsets are committed; checkpoints live in projection targets). `context` names what
+/// it is for, in the error when it cannot be created.
+pub(crate) fn committed_consumer(
+    options: &KafkaStoreOptions,
+    context: impl Into<String>,
+) -> Result<BaseConsumer, Error> {
+    client_config(options)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        .set("group.id", "foldline")
+        .create()
+        .map_err(|e| Kafka::error(context, e))
+}
+
 fn millis(duration: Duration) -> String {
     duration.as_millis().max(1).to_string()
 }
