@@ -88,7 +88,9 @@ mod testing;
 mod topics;
 mod writer;
 
-pub use options::{DEFAULT_BROKERS, DEFAULT_TOPIC_PREFIX, ENV_BROKERS, KafkaStoreOptions};
+pub use options::{
+    DEFAULT_BROKERS, DEFAULT_TOPIC_PREFIX, ENV_BROKERS, KafkaStoreOptions, MAX_EVENT_BYTES,
+};
 pub use store::KafkaEventStore;
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]

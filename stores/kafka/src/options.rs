@@ -15,6 +15,10 @@ pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 /// names another.
 pub const DEFAULT_TOPIC_PREFIX: &str = "foldline";
 
+/// The default largest event (payload plus metadata), in bytes: what fits in a record under
+/// the brokers' default `message.max.bytes` (1 048 588) with room for the key and headers.
+pub const MAX_EVENT_BYTES: usize = 1_000_000;
+
 /// Settings of a [`KafkaEventStore`](crate::KafkaEventStore): a builder with documented
 /// defaults.
 ///
@@ -50,7 +54,7 @@ impl KafkaStoreOptions {
             partitions: 8,
             replication_factor: None,
             timeout: Duration::from_secs(10),
-            limits: StoreLimits::default(),
+            limits: StoreLimits::default().with_max_event_bytes(MAX_EVENT_BYTES),
         }
     }
 
@@ -107,7 +111,9 @@ impl KafkaStoreOptions {
         self
     }
 
-    /// The limits appends are checked against before anything is sent.
+    /// The limits appends are checked against before anything is sent (default: events up to
+    /// [`MAX_EVENT_BYTES`]). Raise the brokers' and the topic's `message.max.bytes` before
+    /// raising the event limit.
     #[must_use]
     pub fn with_limits(mut self, limits: StoreLimits) -> Self {
         self.limits = limits;

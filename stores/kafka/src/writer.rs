@@ -242,6 +242,8 @@ impl PartitionWriter {
             .set("transaction.timeout.ms", "10000")
             .set("message.timeout.ms", "10000")
             .set("linger.ms", "1")
+            // The brokers' default: an event at the store's limit fits with its headers.
+            .set("message.max.bytes", "1048588")
             .create()
             .map_err(|e| Kafka::error(context(), e))?;
         let timeout = options.timeout;
