@@ -181,25 +181,14 @@ struct PartitionWriter {
     partition: u32,
 }
 
-/// Why a writer stops.
-enum Stop {
-    /// Fenced, or a fatal producer error: the partition is another writer's now.
-    Lost(Error),
-}
-
 impl PartitionWriter {
     async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
         let (producer, mut index) = match self.take().await {
             Ok(taken) => taken,
             Err(error) => {
-                let why = foldline::error_chain(&error, ": ");
-                tracing::warn!(partition = self.partition, error = %why, "could not take the partition");
-                self.writers.lost(self.partition, why);
-                queue.close();
-                while let Some(pending) = queue.recv().await {
-                    let _ = pending.reply.send(Err(self.retryable(&error)));
-                }
-                return;
+                return self
+                    .give_up(queue, &error, "could not take the partition")
+                    .await;
             }
         };
         while let Some(first) = queue.recv().await {
@@ -210,23 +199,24 @@ impl PartitionWriter {
                     Err(_) => break,
                 }
             }
-            if let Err(Stop::Lost(error)) = self.commit(&producer, &mut index, batch).await {
-                let why = foldline::error_chain(&error, ": ");
-                tracing::warn!(partition = self.partition, error = %why, "gave the partition up");
-                self.writers.lost(self.partition, why);
-                queue.close();
-                while let Some(pending) = queue.recv().await {
-                    let _ = pending.reply.send(Err(self.retryable(&error)));
-                }
-                return;
+            if let Err(lost) = self.commit(&producer, &mut index, batch).await {
+                return self.give_up(queue, &lost, "gave the partition up").await;
             }
         }
     }
 
-    /// An error for an append this writer cannot take: `NotOwner` (retryable) naming why.
-    fn retryable(&self, error: &Error) -> Error {
-        self.writers
-            .not_owner(self.partition, &foldline::error_chain(error, ": "))
+    /// The partition is another writer's: marks it lost, and answers every append still
+    /// queued with a retryable `NotOwner` naming why.
+    async fn give_up(&self, mut queue: mpsc::Receiver<PendingAppend>, error: &Error, what: &str) {
+        let why = foldline::error_chain(error, ": ");
+        tracing::warn!(partition = self.partition, error = %why, "{what}");
+        queue.close();
+        while let Some(pending) = queue.recv().await {
+            let _ = pending
+                .reply
+                .send(Err(self.writers.not_owner(self.partition, &why)));
+        }
+        self.writers.lost(self.partition, why);
     }
 
     /// Fences earlier writers of the partition and rebuilds the index (the barrier).
@@ -289,12 +279,13 @@ impl PartitionWriter {
     }
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
+    /// `Err` when the partition is lost (fenced, or a fatal producer error): the writer stops.
     async fn commit(
         &self,
         producer: &FutureProducer,
         index: &mut Index,
         batch: Vec<PendingAppend>,
-    ) -> Result<(), Stop> {
+    ) -> Result<(), Error> {
         let plan = plan(index, batch);
         if plan.accepted.is_empty() {
             return Ok(());
@@ -332,11 +323,7 @@ impl PartitionWriter {
                 for append in plan.accepted {
                     let _ = append.reply.send(Err(self.failed(&error, &message)));
                 }
-                if fatal {
-                    Err(Stop::Lost(error))
-                } else {
-                    Ok(())
-                }
+                if fatal { Err(error) } else { Ok(()) }
             }
         }
     }
@@ -383,30 +370,47 @@ impl PartitionWriter {
         })?;
         let outcome = async {
             let now = records::now_millis();
+            // The events, and the streams' new heads (known from the plan): all sent at once.
             let mut deliveries: Vec<Vec<DeliveryFuture>> = Vec::with_capacity(plan.accepted.len());
+            let mut heads: HashMap<&StreamId, Version> = HashMap::new();
             for (append, previous) in plan.accepted.iter().zip(&plan.previous) {
-                let stream = append.request.stream().as_str();
+                let stream = append.request.stream();
                 let mut version = *previous;
                 let mut futures = Vec::with_capacity(append.request.events().len());
                 for event in append.request.events() {
                     version = version.next();
                     let record = FutureRecord::to(&names.events)
                         .partition(partition)
-                        .key(stream)
+                        .key(stream.as_str())
                         .payload(&event.payload)
                         .timestamp(now)
                         .headers(records::event_headers(event, version));
                     futures.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
                 }
+                heads.insert(stream, version);
                 deliveries.push(futures);
             }
+            for (stream, version) in heads {
+                let value = serde_json::to_vec(&StreamHead {
+                    version: version.get(),
+                })
+                .map_err(|e| encode(e, "a stream head"))?;
+                let record = FutureRecord::to(&names.heads)
+                    .partition(partition)
+                    .key(stream.as_str())
+                    .payload(&value)
+                    .timestamp(now);
+                // Not waited for: the commit flushes it, and fails if it failed.
+                send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+            }
+            // The events' offsets make the results (their positions).
             let mut results = Vec::with_capacity(plan.accepted.len());
             for ((append, previous), futures) in
                 plan.accepted.iter().zip(&plan.previous).zip(deliveries)
             {
                 let mut last = None;
                 for future in futures {
-                    let (_, offset) = delivered(future)
+                    let offset = delivered(future)
                         .await
                         .map_err(|e| Kafka::error(context(), e))?;
                     last = Some(offset);
@@ -419,24 +423,7 @@ impl PartitionWriter {
                     last.map(|o| Position::new(self.partition, u64::try_from(o).unwrap_or(0), 0)),
                 ));
             }
-            // The heads of the streams written, the last per stream; the keys' results.
-            let mut heads: HashMap<&StreamId, Version> = HashMap::new();
-            for result in &results {
-                heads.insert(&result.stream_id, result.current_version);
-            }
-            let mut side = Vec::new();
-            for (stream, version) in heads {
-                let value = serde_json::to_vec(&StreamHead {
-                    version: version.get(),
-                })
-                .map_err(|e| encode(e, "a stream head"))?;
-                let record = FutureRecord::to(&names.heads)
-                    .partition(partition)
-                    .key(stream.as_str())
-                    .payload(&value)
-                    .timestamp(now);
-                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
-            }
+            // The keys' results, which hold those positions; flushed by the commit too.
             for (append, result) in plan.accepted.iter().zip(&results) {
                 let (Some(key), Some(key_partition)) =
                     (append.request.idempotency_key(), append.key_partition)
@@ -453,12 +440,7 @@ impl PartitionWriter {
                     .key(key.as_str())
                     .payload(&value)
                     .timestamp(now);
-                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
-            }
-            for future in side {
-                delivered(future)
-                    .await
-                    .map_err(|e| Kafka::error(context(), e))?;
+                send(producer, record).map_err(|e| Kafka::error(context(), e))?;
             }
             Ok::<_, Error>(results)
         }
@@ -511,10 +493,10 @@ fn send(
     producer.send_result(record).map_err(|(e, _)| e)
 }
 
-/// Waits for a record's delivery: its partition and offset.
-async fn delivered(future: DeliveryFuture) -> Result<(i32, i64), KafkaError> {
+/// Waits for a record's delivery: its offset.
+async fn delivered(future: DeliveryFuture) -> Result<i64, KafkaError> {
     match future.await {
-        Ok(Ok(delivery)) => Ok((delivery.partition, delivery.offset)),
+        Ok(Ok(delivery)) => Ok(delivery.offset),
         Ok(Err((error, _))) => Err(error),
         Err(_) => Err(KafkaError::Canceled),
     }
