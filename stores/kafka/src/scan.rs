@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use foldline::{DriverErrors, Error};
+use foldline::{BackendErrorKind, DriverErrors, Error};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
@@ -35,9 +35,20 @@ pub(crate) fn scan(
     let context = || format!("reading partition {partition} of topic `{topic}`");
     let consumer = committed_consumer(options, context())?;
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-    let (low, high) = consumer
-        .fetch_watermarks(topic, partition, options.timeout)
-        .map_err(|e| Kafka::error(context(), e))?;
+    // A partition just created may still be moving to its leader: retry until the timeout.
+    let deadline = Instant::now() + options.timeout;
+    let (low, high) = loop {
+        match consumer.fetch_watermarks(topic, partition, options.timeout) {
+            Ok(marks) => break marks,
+            Err(e)
+                if Kafka::classify(&e) == BackendErrorKind::Unavailable
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(Kafka::error(context(), e)),
+        }
+    };
     if high <= low.max(from) {
         return Ok(());
     }

@@ -6,9 +6,9 @@
 //! partition count. *First* wins: two instances creating the same store at once may both
 //! write one, and both then read the same first record.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use foldline::{BackendErrorKind, DriverErrors, Error, Shown};
+use foldline::{DriverErrors, Error, Shown};
 use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
@@ -16,12 +16,13 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
+use crate::records;
+use crate::scan::{Visit, scan};
 
 /// The names of a store's topics.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -241,63 +242,27 @@ async fn read_meta(
     options: &KafkaStoreOptions,
     names: &TopicNames,
 ) -> Result<Option<StoreMeta>, Error> {
-    let config = client_config(options);
-    let topic = names.meta.clone();
-    let timeout = options.timeout;
+    let (options, topic) = (options.clone(), names.meta.clone());
     blocking(move || {
-        let context = || format!("reading topic `{topic}`");
-        let consumer: BaseConsumer = config
-            .clone()
-            .set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .set("group.id", "foldline-meta")
-            .create()
-            .map_err(|e| Kafka::error(context(), e))?;
-        let deadline = std::time::Instant::now() + timeout;
-        // Right after a topic is created its partition may still move to its leader.
-        let (low, high) = loop {
-            match consumer.fetch_watermarks(&topic, 0, timeout) {
-                Ok(marks) => break marks,
-                Err(e)
-                    if Kafka::classify(&e) == BackendErrorKind::Unavailable
-                        && std::time::Instant::now() < deadline =>
-                {
-                    std::thread::sleep(Duration::from_millis(100));
-                }
-                Err(e) => return Err(Kafka::error(context(), e)),
-            }
-        };
-        if high <= low {
-            return Ok(None);
-        }
-        let mut assignment = TopicPartitionList::new();
-        assignment
-            .add_partition_offset(&topic, 0, Offset::Beginning)
-            .map_err(|e| Kafka::error(context(), e))?;
-        consumer
-            .assign(&assignment)
-            .map_err(|e| Kafka::error(context(), e))?;
-        while std::time::Instant::now() < deadline {
-            let Some(message) = consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let message = message.map_err(|e| Kafka::error(context(), e))?;
+        let mut meta = None;
+        scan(&options, &topic, 0, 0, |message| {
             if message.key() != Some(META_KEY.as_bytes()) {
-                continue;
+                return Ok(Visit::More);
             }
-            let meta =
+            let first =
                 serde_json::from_slice(message.payload().unwrap_or_default()).map_err(|e| {
                     Kafka::corrupt(
-                        format!("{}: the record at offset {}", context(), message.offset()),
+                        format!(
+                            "reading topic `{topic}`: the record at offset {}",
+                            message.offset()
+                        ),
                         Some(Box::new(e)),
                     )
                 })?;
-            return Ok(Some(meta));
-        }
-        Err(Kafka::error(
-            context(),
-            KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
-        ))
+            meta = Some(first);
+            Ok(Visit::Stop)
+        })?;
+        Ok(meta)
     })
     .await
 }
@@ -307,9 +272,7 @@ async fn write_meta(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(
     let meta = StoreMeta {
         store_id: Uuid::now_v7(),
         partitions: options.partitions,
-        created_at_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+        created_at_ms: u64::try_from(records::now_millis()).unwrap_or(0),
     };
     let payload = serde_json::to_vec(&meta).map_err(|e| Error::Encode {
         what: "the store's record".to_owned(),
