@@ -9,7 +9,7 @@ use tokio::sync::watch;
 
 use crate::error::{Error, Result};
 use crate::position::Checkpoint;
-use crate::store::EventBatch;
+use crate::store::{EventBatch, EventStore};
 
 type BatchStream = Pin<Box<dyn Stream<Item = Result<EventBatch>> + Send>>;
 
@@ -105,6 +105,24 @@ impl Subscription {
             }
         });
         Subscription::new(stream)
+    }
+
+    /// A [`polling`](Subscription::polling) subscription reading `store`'s feed with
+    /// [`read_all`](EventStore::read_all), up to `batch` events at a time: how a store whose
+    /// feed is read by queries (PostgreSQL, Kafka) follows it.
+    pub fn polling_read_all<S: EventStore + Clone>(
+        store: &S,
+        after: Checkpoint,
+        batch: usize,
+        changes: watch::Receiver<u64>,
+        poll_interval: Duration,
+    ) -> Self {
+        let store = store.clone();
+        let read = move |checkpoint: Checkpoint| {
+            let store = store.clone();
+            async move { store.read_all(&checkpoint, batch).await }
+        };
+        Self::polling(after, read, changes, poll_interval)
     }
 
     /// The next batch; `None` once the subscription has ended.

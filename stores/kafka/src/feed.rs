@@ -175,14 +175,10 @@ pub(crate) async fn subscribe(
     after: Checkpoint,
 ) -> Result<Subscription, Error> {
     check_checkpoint(&after, store.partitions())?;
-    let reader = store.clone();
-    let read = move |checkpoint: Checkpoint| {
-        let reader = reader.clone();
-        async move { read_all(&reader, &checkpoint, SUBSCRIPTION_BATCH).await }
-    };
-    Ok(Subscription::polling(
+    Ok(Subscription::polling_read_all(
+        store,
         after,
-        read,
+        SUBSCRIPTION_BATCH,
         store.commits(),
         POLL_INTERVAL,
     ))

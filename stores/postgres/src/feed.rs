@@ -97,16 +97,11 @@ pub(crate) async fn subscribe(
     after: Checkpoint,
 ) -> Result<Subscription, Error> {
     resume_point(&after)?;
-    let changes = store.inner.listener.subscribe();
-    let reader = store.clone();
-    let read = move |checkpoint: Checkpoint| {
-        let reader = reader.clone();
-        async move { read_all(&reader, &checkpoint, SUBSCRIPTION_BATCH).await }
-    };
-    Ok(Subscription::polling(
+    Ok(Subscription::polling_read_all(
+        store,
         after,
-        read,
-        changes,
+        SUBSCRIPTION_BATCH,
+        store.inner.listener.subscribe(),
         store.inner.options.poll_interval,
     ))
 }
