@@ -323,6 +323,30 @@ impl NameKind {
         check(self, value)
     }
 
+    /// `value`, when it keeps the rules of this kind of name; as [`check`](NameKind::check),
+    /// with the error the name types' `new` returns.
+    ///
+    /// ```
+    /// use foldline::NameKind;
+    /// assert_eq!(NameKind::KeyPrefix.validate("app-1".to_owned())?, "app-1");
+    /// assert!(NameKind::KeyPrefix.validate("a:b".to_owned()).is_err());
+    /// # Ok::<(), foldline::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] naming the rule `value` breaks.
+    pub fn validate(self, value: String) -> Result<String, Error> {
+        match check(self, &value) {
+            Ok(()) => Ok(value),
+            Err(reason) => Err(Error::InvalidName {
+                kind: self,
+                value,
+                reason,
+            }),
+        }
+    }
+
     const fn max_len(self) -> usize {
         match self {
             NameKind::StreamId => 255,

@@ -88,15 +88,7 @@ impl RedisTargetOptions {
     /// [`Error::InvalidName`] (kind [`NameKind::KeyPrefix`]) when `prefix` breaks those
     /// rules; nothing is connected.
     pub fn with_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
-        let prefix = prefix.into();
-        if let Err(reason) = NameKind::KeyPrefix.check(&prefix) {
-            return Err(Error::InvalidName {
-                kind: NameKind::KeyPrefix,
-                value: prefix,
-                reason,
-            });
-        }
-        self.prefix = prefix;
+        self.prefix = NameKind::KeyPrefix.validate(prefix.into())?;
         Ok(self)
     }
 

@@ -74,15 +74,7 @@ impl KafkaStoreOptions {
     ///
     /// [`Error::InvalidName`] for a prefix Kafka would refuse in a topic name.
     pub fn with_topic_prefix(mut self, prefix: impl Into<String>) -> Result<Self, Error> {
-        let prefix = prefix.into();
-        if let Err(reason) = NameKind::KeyPrefix.check(&prefix) {
-            return Err(Error::InvalidName {
-                kind: NameKind::KeyPrefix,
-                value: prefix,
-                reason,
-            });
-        }
-        self.topic_prefix = prefix;
+        self.topic_prefix = NameKind::KeyPrefix.validate(prefix.into())?;
         Ok(self)
     }
 
