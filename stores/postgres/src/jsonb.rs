@@ -151,13 +151,9 @@ pub(crate) fn check(what: &'static str, json: &[u8]) -> Result<(), JsonbError> {
     };
     let text =
         std::str::from_utf8(json).map_err(|e| error(Problem::InvalidUtf8, e.valid_up_to()))?;
-    Walker {
-        text,
-        bytes: json,
-        at: 0,
-    }
-    .walk()
-    .map_err(|(problem, offset)| error(problem, offset))
+    Walker { text, at: 0 }
+        .walk()
+        .map_err(|(problem, offset)| error(problem, offset))
 }
 
 /// A problem and its byte offset.
@@ -173,7 +169,6 @@ enum Open {
 /// Walks one JSON text, already known to be UTF-8.
 struct Walker<'a> {
     text: &'a str,
-    bytes: &'a [u8],
     at: usize,
 }
 
@@ -243,8 +238,13 @@ impl<'a> Walker<'a> {
         }
     }
 
+    /// The text as bytes: the grammar is ASCII, so the walk goes byte by byte.
+    fn bytes(&self) -> &'a [u8] {
+        self.text.as_bytes()
+    }
+
     fn peek(&self) -> Option<u8> {
-        self.bytes.get(self.at).copied()
+        self.bytes().get(self.at).copied()
     }
 
     /// The problem at the current position: the character there, or the end.
@@ -305,7 +305,7 @@ impl<'a> Walker<'a> {
     /// One escape, from its backslash.
     fn escape(&mut self) -> Result<(), Found> {
         let start = self.at;
-        match self.bytes.get(start + 1) {
+        match self.bytes().get(start + 1) {
             Some(b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't') => {
                 self.at += 2;
                 Ok(())
@@ -316,7 +316,7 @@ impl<'a> Walker<'a> {
                     0 => Err((Problem::NulEscape, start)),
                     0xD800..=0xDBFF => {
                         // A high surrogate counts only with a low one right after it.
-                        let low = if self.bytes.get(self.at..self.at + 2) == Some(b"\\u") {
+                        let low = if self.bytes().get(self.at..self.at + 2) == Some(b"\\u") {
                             Some(self.hex_escape(self.at)?)
                         } else {
                             None
@@ -337,9 +337,8 @@ impl<'a> Walker<'a> {
     /// The code unit of the `\uXXXX` at `start`, moving past it.
     fn hex_escape(&mut self, start: usize) -> Result<u16, Found> {
         let digits = self
-            .bytes
+            .text
             .get(start + 2..start + 6)
-            .and_then(|d| std::str::from_utf8(d).ok())
             .filter(|d| d.bytes().all(|b| b.is_ascii_hexdigit()))
             .and_then(|d| u16::from_str_radix(d, 16).ok())
             .ok_or((Problem::InvalidEscape, start))?;
@@ -406,8 +405,7 @@ impl<'a> Walker<'a> {
         while let Some(b'0'..=b'9') = self.peek() {
             self.at += 1;
         }
-        let bytes = self.bytes;
-        &bytes[start..self.at]
+        &self.bytes()[start..self.at]
     }
 }
 

@@ -31,17 +31,17 @@ pub(crate) fn position(xid: i64, position: i64) -> Position {
 /// stored values, so that readers of the feed neither stop for good nor skip it.
 pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
     let global: i64 = row.get(0);
-    let stream: String = row.get(2);
+    let stream: &str = row.get(2);
     let version: i64 = row.get(3);
-    let event_type: String = row.get(5);
+    let event_type: &str = row.get(5);
     let schema_version: i64 = row.get(6);
     let metadata: &str = row.get(8);
     let mut reasons = Vec::new();
-    let stream_id = StreamId::new(stream.clone()).unwrap_or_else(|e| {
+    let stream_id = StreamId::new(stream).unwrap_or_else(|e| {
         reasons.push(e.to_string());
         UnreadableEvent::STREAM
     });
-    let typed = EventType::new(event_type.clone()).unwrap_or_else(|e| {
+    let typed = EventType::new(event_type).unwrap_or_else(|e| {
         reasons.push(e.to_string());
         UnreadableEvent::TYPE
     });
@@ -71,8 +71,8 @@ pub(crate) fn recorded_event(row: &Row) -> Result<RecordedEvent, Error> {
         return Ok(event);
     }
     let raw = [
-        ("stream_id", stream),
-        ("event_type", event_type),
+        ("stream_id", stream.to_owned()),
+        ("event_type", event_type.to_owned()),
         ("schema_version", schema_version.to_string()),
         ("metadata", metadata.to_owned()),
     ]

@@ -23,12 +23,11 @@ use crate::rows::{append_result, position, to_i64, to_u64};
 
 /// What the checks decided for one append of a batch.
 enum Outcome {
-    /// Its key was used by an earlier, committed append: its result is that append's.
-    Replay,
+    /// Its result is final already: the replay of an earlier, committed append with its key,
+    /// or its own failure (a version conflict, events that cannot be encoded).
+    Settled,
     /// Its key was used by the append at this index of the same batch.
     ReplayOf(usize),
-    /// It fails on its own (a version conflict, events that cannot be encoded).
-    Refused,
     /// Its events are in the insert.
     Accepted { previous: u64, current: u64 },
 }
@@ -112,7 +111,7 @@ pub(super) async fn run(
         let key = request.idempotency_key().map(IdempotencyKey::as_str);
         if let Some(used) = key.and_then(|k| used_keys.get(k)) {
             let (outcome, result) = match used {
-                KeyUse::Stored(result) => (Outcome::Replay, Ok(result.clone())),
+                KeyUse::Stored(result) => (Outcome::Settled, Ok(result.clone())),
                 // Filled in once the first append's position is known.
                 KeyUse::InBatch(first) => (
                     Outcome::ReplayOf(*first),
@@ -130,7 +129,7 @@ pub(super) async fn run(
         }
         let actual = versions.get(stream.as_str()).copied().unwrap_or(0);
         if !request.expected().allows(Version::new(actual)) {
-            outcomes.push(Outcome::Refused);
+            outcomes.push(Outcome::Settled);
             results.push(Err(Error::Conflict {
                 stream: stream.clone(),
                 expected: request.expected(),
@@ -139,7 +138,7 @@ pub(super) async fn run(
             continue;
         }
         if let Err(error) = rows.push_append(stream, actual, request.events()) {
-            outcomes.push(Outcome::Refused);
+            outcomes.push(Outcome::Settled);
             results.push(Err(error));
             continue;
         }
