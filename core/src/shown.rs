@@ -35,11 +35,6 @@ impl<'a> Shown<'a> {
     pub fn new(value: &'a str) -> Self {
         Shown(value)
     }
-
-    /// The value, unchanged.
-    pub fn value(self) -> &'a str {
-        self.0
-    }
 }
 
 impl fmt::Display for Shown<'_> {

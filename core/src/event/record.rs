@@ -204,14 +204,23 @@ impl RecordedEvent {
     /// # Errors
     ///
     /// [`Error::UnreadableEvent`] naming its id, position and what was wrong.
+    // Called for every event a projector handles or `decode` reads, from generic code in other
+    // crates: inlined there, a readable event costs one test of `unreadable`, and the error is
+    // built out of line.
+    #[inline]
     pub fn check_readable(&self) -> Result<()> {
         match &self.unreadable {
             None => Ok(()),
-            Some(unreadable) => Err(Error::UnreadableEvent {
-                event_id: self.event_id,
-                position: self.position,
-                reason: unreadable.reason.clone(),
-            }),
+            Some(unreadable) => Err(self.unreadable_error(unreadable)),
+        }
+    }
+
+    #[cold]
+    fn unreadable_error(&self, unreadable: &UnreadableEvent) -> Error {
+        Error::UnreadableEvent {
+            event_id: self.event_id,
+            position: self.position,
+            reason: unreadable.reason.clone(),
         }
     }
 }

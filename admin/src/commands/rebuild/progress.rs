@@ -161,18 +161,17 @@ impl Progress {
         self.dead_lettered = progress.dead_lettered;
         // The last report of a projector that stopped or failed: nothing more to draw (a
         // failure's error follows on its own lines).
-        if Phase::of(progress) == Phase::Ended {
+        let phase = Phase::of(progress);
+        if phase == Phase::Ended {
             return;
         }
         let done = Checkpoint::START.distance_to(&progress.checkpoint);
-        let phase = Phase::of(progress);
         let now = Instant::now();
-        match phase {
-            Phase::Working => {
-                self.shown_error = None;
-                self.rate.record(now, self.applied);
-            }
-            Phase::Waiting | Phase::Retrying(_) | Phase::Ended => self.rate.clear(),
+        if phase == Phase::Working {
+            self.shown_error = None;
+            self.rate.record(now, self.applied);
+        } else {
+            self.rate.clear();
         }
         let rate = self.rate.per_second();
         if let Some(bar) = &self.bar {

@@ -74,7 +74,7 @@ where
             ProjectorState::Running
         });
         self.update_lag();
-        self.record_heartbeat(None).await;
+        self.record_heartbeat().await;
 
         let mut slot = Slot {
             number: slot,
@@ -164,7 +164,7 @@ where
         self.set_state(ProjectorState::Running);
         self.update_lag();
         self.publish();
-        self.record_heartbeat(None).await;
+        self.record_heartbeat().await;
         self.shared.projection.on_caught_up();
         Ok(match slot.until {
             Until::Shutdown => Step::Continue,

@@ -57,7 +57,7 @@ where
         self.set_state(state);
         self.update_lag();
         self.publish();
-        self.record_heartbeat(None).await;
+        self.record_heartbeat().await;
         Ok(Step::Continue)
     }
 

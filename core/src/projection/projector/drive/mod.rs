@@ -130,7 +130,7 @@ where
                     // did nothing itself: its report would overwrite the running one's.
                     if until == Until::Shutdown || self.worked {
                         self.set_state(ProjectorState::Stopped);
-                        self.record_heartbeat(None).await;
+                        self.record_heartbeat().await;
                     }
                     return Ok(());
                 }
@@ -146,9 +146,7 @@ where
             let message = error_chain(&error, ": ");
             if !error.is_transient() || give_up {
                 tracing::error!(projection = %P::NAME, error = %message, "projection stopped");
-                self.set_state(ProjectorState::Failed);
-                self.progress.error = Some(message.clone());
-                self.record_heartbeat(Some(message)).await;
+                self.report_failure(ProjectorState::Failed, message).await;
                 return Err(error);
             }
             tracing::warn!(
@@ -159,9 +157,7 @@ where
             );
             // Watchers (a rebuild's progress line, `status`) see the interruption, not a
             // projector that silently stopped moving.
-            self.set_state(ProjectorState::Retrying);
-            self.progress.error = Some(message.clone());
-            self.record_heartbeat(Some(message)).await;
+            self.report_failure(ProjectorState::Retrying, message).await;
             if sleep_or_shutdown(&self.shared.shutdown, backoff).await == Slept::Shutdown {
                 return Ok(());
             }
@@ -272,7 +268,7 @@ where
     /// interval. (Only live projectors pause; `catch_up` and `rebuild` are operator actions.)
     async fn wait_paused(&mut self) -> Result<Exit> {
         self.set_state(ProjectorState::Paused);
-        self.record_heartbeat(None).await;
+        self.record_heartbeat().await;
         loop {
             let idle = self.shared.options.idle_interval;
             if sleep_or_shutdown(&self.shared.shutdown, idle).await == Slept::Shutdown {
@@ -281,7 +277,7 @@ where
             if !self.shared.target.control(&P::NAME).await?.paused {
                 return Ok(Exit::Restart);
             }
-            self.record_heartbeat(None).await;
+            self.record_heartbeat().await;
         }
     }
 

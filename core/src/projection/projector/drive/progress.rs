@@ -43,6 +43,14 @@ where
         }
     }
 
+    /// Sets `state` ([`ProjectorState::Retrying`] or [`ProjectorState::Failed`]) with the
+    /// failure `error`, and reports both.
+    pub(super) async fn report_failure(&mut self, state: ProjectorState, error: String) {
+        self.set_state(state);
+        self.progress.error = Some(error);
+        self.record_heartbeat().await;
+    }
+
     /// Sends the progress to its watchers, and to a rebuild's callback.
     pub(super) fn publish(&mut self) {
         self.shared.progress.send_replace(self.progress.clone());
@@ -51,9 +59,9 @@ where
         }
     }
 
-    /// Records the projector's state in the target, for `status`; a failure to do so is
-    /// logged, never fatal.
-    pub(super) async fn record_heartbeat(&mut self, error: Option<String>) {
+    /// Records the projector's state, and its last failure while it has one, in the target,
+    /// for `status`; a failure to do so is logged, never fatal.
+    pub(super) async fn record_heartbeat(&mut self) {
         self.publish();
         let progress = &self.progress;
         let mut heartbeat = ProjectorHeartbeat::new(
@@ -62,8 +70,8 @@ where
             progress.checkpoint.clone(),
             self.shared.options.owner.clone(),
         );
-        if let Some(error) = error {
-            heartbeat = heartbeat.with_error(error);
+        if let Some(error) = &progress.error {
+            heartbeat = heartbeat.with_error(error.clone());
         }
         if let Err(error) = self
             .shared
