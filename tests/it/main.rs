@@ -5,7 +5,7 @@
 mod commands;
 mod kafka_bad_input;
 mod kafka_conformance;
-mod kafka_fencing;
+mod kafka_ownership;
 mod kafka_store;
 mod memory_conformance;
 mod memory_target;

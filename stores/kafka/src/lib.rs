@@ -78,6 +78,7 @@ mod error;
 mod feed;
 mod keys;
 mod options;
+mod ownership;
 mod partitioner;
 mod records;
 mod scan;

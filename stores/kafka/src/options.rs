@@ -41,12 +41,15 @@ pub struct KafkaStoreOptions {
     pub(crate) replication_factor: Option<u16>,
     pub(crate) timeout: Duration,
     pub(crate) limits: StoreLimits,
+    pub(crate) session_timeout: Duration,
+    pub(crate) member_id: Option<String>,
 }
 
 impl KafkaStoreOptions {
     /// Options for the brokers in `brokers` (`host:port`, comma-separated), with the defaults:
     /// topic prefix [`DEFAULT_TOPIC_PREFIX`], 8 partitions, the brokers' default replication
-    /// factor, 10 s for the brokers to answer.
+    /// factor, 10 s for the brokers to answer, a 10 s writers' group session, no static
+    /// member id.
     pub fn from_brokers(brokers: impl Into<String>) -> Self {
         KafkaStoreOptions {
             brokers: brokers.into(),
@@ -55,6 +58,8 @@ impl KafkaStoreOptions {
             replication_factor: None,
             timeout: Duration::from_secs(10),
             limits: StoreLimits::default().with_max_event_bytes(MAX_EVENT_BYTES),
+            session_timeout: Duration::from_secs(10),
+            member_id: None,
         }
     }
 
@@ -110,6 +115,30 @@ impl KafkaStoreOptions {
     pub fn with_limits(mut self, limits: StoreLimits) -> Self {
         self.limits = limits;
         self
+    }
+
+    /// How long the writers' group waits for a silent instance (crashed, frozen, cut off)
+    /// before its partitions go to the others (the group's `session.timeout.ms`; default 10 s,
+    /// the brokers accept 6 s to 5 min unless configured otherwise). Shorter moves partitions
+    /// of a dead instance sooner; too short moves them away from a live one under a long pause.
+    #[must_use]
+    pub fn with_session_timeout(mut self, timeout: Duration) -> Self {
+        self.session_timeout = timeout;
+        self
+    }
+
+    /// A stable name for this instance in the writers' group (Kafka's static membership,
+    /// `group.instance.id`): an instance restarted under the same name gets its partitions
+    /// back at once, without waiting for the session of its previous run to expire. Each
+    /// running instance needs its own name (e.g. the pod's name): a second instance under the
+    /// same name fences the first out of the group.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`] for a name Kafka would refuse.
+    pub fn with_member_id(mut self, id: impl Into<String>) -> Result<Self, Error> {
+        self.member_id = Some(NameKind::KeyPrefix.validate(id.into())?);
+        Ok(self)
     }
 
     /// The bootstrap brokers.

@@ -36,6 +36,14 @@ struct Inner {
     commits: watch::Sender<u64>,
 }
 
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // The last clone is gone: leave the writers' group so the partitions move now, not
+        // when the session expires, and stop the writers (their tasks hold the writers).
+        self.writers.shutdown();
+    }
+}
+
 impl KafkaEventStore {
     /// Connects to the brokers in `options` and opens the store: creates its topics where
     /// missing (the events topic with the options' partition count, never compacted or

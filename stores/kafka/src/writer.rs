@@ -2,6 +2,10 @@
 //! partition's own (`<prefix>.writer.<partition>`), so whoever starts writing a partition
 //! fences every earlier writer of it, including a zombie of a process that froze.
 //!
+//! Which partitions an instance writes is the writers' group's to say (`ownership.rs`): a
+//! writer starts on the first append to an assigned partition, and stops taking appends the
+//! moment the partition is revoked.
+//!
 //! Taking a partition: `init_transactions` (fences the earlier writer and resolves its open
 //! transaction), then the catch-up barrier: the partition of `<prefix>.heads` (each stream's
 //! version) read to its end, committed records only. It is compacted, so this grows with the
@@ -14,10 +18,12 @@
 //! new head and each idempotency key's result. The index changes only once the transaction is
 //! committed. An abortable failure aborts and fails the batch (transient: retry, with an
 //! idempotency key to be sure); a fatal one (fenced: another writer took the partition) fails
-//! it as `NotOwner` and gives the partition up.
+//! it as `NotOwner` and gives the partition up until the group assigns it again (or, while the
+//! group still assigns it here, for 10 s).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use foldline::{
@@ -31,6 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::error::Kafka;
 use crate::keys::{Claimed, KeyClaim, KeyRegistry};
 use crate::options::KafkaStoreOptions;
+use crate::ownership::{Ownership, OwnershipListener};
 use crate::records::{self, KeyedAppend, StreamHead};
 use crate::scan::{Visit, scan};
 use crate::topics::{TopicNames, blocking, client_config};
@@ -41,8 +48,8 @@ const QUEUE_DEPTH: usize = 4096;
 /// Most appends in one transaction.
 const MAX_BATCH: usize = 512;
 
-/// How long a partition this instance was fenced out of is left to its new owner before this
-/// instance takes it back on the next append.
+/// How long a partition this instance was fenced out of, while the group still assigns it
+/// here, is left to whoever fenced it before this instance takes it back on the next append.
 const GIVE_UP_FOR: Duration = Duration::from_secs(10);
 
 /// An append waiting for its partition's writer.
@@ -54,32 +61,67 @@ struct PendingAppend {
     reply: oneshot::Sender<Result<AppendResult, Error>>,
 }
 
-/// The writers of the partitions this instance has written to.
+/// The partitions this instance owns, and their writers.
 #[derive(Debug)]
 pub(crate) struct Writers {
     options: KafkaStoreOptions,
     names: TopicNames,
     keys: Arc<KeyRegistry>,
+    ownership: Ownership,
+    /// The partitions the writers' group assigns this instance; any other is another's.
     partitions: Mutex<HashMap<u32, Slot>>,
+    /// Numbers the writer tasks, so a stopping one only marks its own slot.
+    next_writer: AtomicU64,
 }
 
 #[derive(Debug)]
 enum Slot {
-    /// A writer task owns the partition.
-    Writing(mpsc::Sender<PendingAppend>),
-    /// Another instance fenced this one out at `since`.
+    /// Assigned; a writer starts on the next append.
+    Assigned,
+    /// A writer task (number `writer`) owns the partition.
+    Writing {
+        writer: u64,
+        queue: mpsc::Sender<PendingAppend>,
+        /// Set when the group revokes the partition: the writer takes no further batch.
+        revoked: Arc<AtomicBool>,
+    },
+    /// Another writer fenced this one out at `since`, though the group still assigns the
+    /// partition here (the fencer is a zombie, or a process outside the group).
     Lost { since: Instant, why: String },
+}
+
+/// Why an append cannot be queued.
+enum Refused {
+    /// The group assigns the partition to another instance (or to none yet).
+    NotAssigned,
+    /// Fenced out recently: why.
+    Lost(String),
 }
 
 impl Writers {
     pub(crate) fn new(options: KafkaStoreOptions, names: TopicNames, partitions: u32) -> Arc<Self> {
         let keys = KeyRegistry::new(options.clone(), names.keys.clone(), partitions);
+        let ownership = Ownership::new(options.clone(), names.clone());
         Arc::new(Writers {
             options,
             names,
             keys,
+            ownership,
             partitions: Mutex::new(HashMap::new()),
+            next_writer: AtomicU64::new(0),
         })
+    }
+
+    /// Leaves the writers' group and stops every writer (the store is dropped).
+    pub(crate) fn shutdown(&self) {
+        self.ownership.leave();
+        self.slots().clear();
+    }
+
+    fn slots(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Slot>> {
+        self.partitions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// The idempotency keys this instance knows.
@@ -87,12 +129,33 @@ impl Writers {
         &self.keys
     }
 
-    /// Appends `request` through the writer of `partition`, starting it if needed.
+    /// Appends `request` through the writer of `partition`, joining the writers' group and
+    /// starting the writer if needed.
     pub(crate) async fn append(
         self: &Arc<Self>,
         partition: u32,
         request: AppendRequest,
     ) -> Result<AppendResult, Error> {
+        let listener: Weak<dyn OwnershipListener> = Arc::downgrade(self) as _;
+        self.ownership.join(listener).await?;
+        // Refused before the key is claimed: nothing to give back.
+        let queue = match self.queue(partition) {
+            Ok(queue) => queue,
+            Err(Refused::Lost(why)) => return Err(self.not_owner(partition, &why)),
+            Err(Refused::NotAssigned) => {
+                let why = match self.ownership.owner_of(partition).await {
+                    Some(owner) => format!(
+                        "the writers' group `{}` assigns it to {owner}",
+                        self.ownership.group()
+                    ),
+                    None => format!(
+                        "the writers' group `{}` assigns it to another instance",
+                        self.ownership.group()
+                    ),
+                };
+                return Err(self.not_owner(partition, &why));
+            }
+        };
         let claim = match request.idempotency_key() {
             Some(key) => match self.keys.claim(key).await? {
                 Claimed::Replay(first) => return Ok(first),
@@ -100,7 +163,6 @@ impl Writers {
             },
             None => None,
         };
-        let queue = self.queue(partition)?;
         let (reply, result) = oneshot::channel();
         queue
             .send(PendingAppend {
@@ -120,41 +182,51 @@ impl Writers {
         result
     }
 
-    /// The queue of `partition`'s writer; a new writer when there is none, or when the
-    /// partition was lost long enough ago.
-    fn queue(self: &Arc<Self>, partition: u32) -> Result<mpsc::Sender<PendingAppend>, Error> {
-        let mut partitions = self
-            .partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        match partitions.get(&partition) {
-            Some(Slot::Writing(queue)) if !queue.is_closed() => return Ok(queue.clone()),
+    /// The queue of `partition`'s writer; a new writer when the partition is assigned and has
+    /// none (or was lost long enough ago).
+    fn queue(self: &Arc<Self>, partition: u32) -> Result<mpsc::Sender<PendingAppend>, Refused> {
+        let mut slots = self.slots();
+        match slots.get(&partition) {
+            None => return Err(Refused::NotAssigned),
+            Some(Slot::Writing { queue, .. }) if !queue.is_closed() => return Ok(queue.clone()),
             Some(Slot::Lost { since, why }) if since.elapsed() < GIVE_UP_FOR => {
-                return Err(self.not_owner(partition, why));
+                return Err(Refused::Lost(why.clone()));
             }
-            _ => {}
+            Some(_) => {}
         }
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
-        partitions.insert(partition, Slot::Writing(queue.clone()));
+        let revoked = Arc::new(AtomicBool::new(false));
+        let number = self.next_writer.fetch_add(1, Ordering::Relaxed);
+        slots.insert(
+            partition,
+            Slot::Writing {
+                writer: number,
+                queue: queue.clone(),
+                revoked: Arc::clone(&revoked),
+            },
+        );
         let writer = PartitionWriter {
             writers: Arc::clone(self),
             partition,
+            number,
+            revoked,
         };
         tokio::spawn(writer.run(pending));
         Ok(queue)
     }
 
-    fn lost(&self, partition: u32, why: String) {
-        self.partitions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(
-                partition,
-                Slot::Lost {
-                    since: Instant::now(),
-                    why,
-                },
-            );
+    /// Writer `number` of `partition` was fenced out: the partition is refused for a while,
+    /// unless the group has moved it (or a later writer has it) meanwhile.
+    fn lost(&self, partition: u32, number: u64, why: String) {
+        let mut slots = self.slots();
+        if let Some(slot @ Slot::Writing { .. }) = slots.get_mut(&partition)
+            && matches!(slot, Slot::Writing { writer, .. } if *writer == number)
+        {
+            *slot = Slot::Lost {
+                since: Instant::now(),
+                why,
+            };
+        }
     }
 
     fn not_owner(&self, partition: u32, why: &str) -> Error {
@@ -170,6 +242,28 @@ impl Writers {
     }
 }
 
+impl OwnershipListener for Writers {
+    fn assigned(&self, partitions: &[u32]) {
+        let mut slots = self.slots();
+        for partition in partitions {
+            let slot = slots.entry(*partition).or_insert(Slot::Assigned);
+            // The group gives it (back) to this instance: whoever fenced it has left.
+            if matches!(slot, Slot::Lost { .. }) {
+                *slot = Slot::Assigned;
+            }
+        }
+    }
+
+    fn revoked(&self, partitions: &[u32]) {
+        let mut slots = self.slots();
+        for partition in partitions {
+            if let Some(Slot::Writing { revoked, .. }) = slots.remove(partition) {
+                revoked.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
 /// The index a writer checks appends against: each stream's version.
 #[derive(Debug, Default)]
 struct Index {
@@ -179,6 +273,10 @@ struct Index {
 struct PartitionWriter {
     writers: Arc<Writers>,
     partition: u32,
+    /// This writer's number (see [`Writers::lost`]).
+    number: u64,
+    /// Set when the group revokes the partition.
+    revoked: Arc<AtomicBool>,
 }
 
 impl PartitionWriter {
@@ -192,6 +290,10 @@ impl PartitionWriter {
             }
         };
         while let Some(first) = queue.recv().await {
+            if self.revoked.load(Ordering::Acquire) {
+                let _ = first.reply.send(Err(self.revoked_error()));
+                return self.stop_revoked(queue).await;
+            }
             let mut batch = vec![first];
             while batch.len() < MAX_BATCH {
                 match queue.try_recv() {
@@ -205,6 +307,24 @@ impl PartitionWriter {
         }
     }
 
+    /// The group revoked the partition: every append still queued is refused.
+    async fn stop_revoked(&self, mut queue: mpsc::Receiver<PendingAppend>) {
+        queue.close();
+        while let Some(pending) = queue.recv().await {
+            let _ = pending.reply.send(Err(self.revoked_error()));
+        }
+    }
+
+    fn revoked_error(&self) -> Error {
+        self.writers.not_owner(
+            self.partition,
+            &format!(
+                "the writers' group `{}` revoked it",
+                self.writers.ownership.group()
+            ),
+        )
+    }
+
     /// The partition is another writer's: marks it lost, and answers every append still
     /// queued with a retryable `NotOwner` naming why.
     async fn give_up(&self, mut queue: mpsc::Receiver<PendingAppend>, error: &Error, what: &str) {
@@ -216,7 +336,7 @@ impl PartitionWriter {
                 .reply
                 .send(Err(self.writers.not_owner(self.partition, &why)));
         }
-        self.writers.lost(self.partition, why);
+        self.writers.lost(self.partition, self.number, why);
     }
 
     /// Fences earlier writers of the partition and rebuilds the index (the barrier).
