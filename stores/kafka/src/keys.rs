@@ -6,8 +6,9 @@
 //! before its append is queued: a second append with the key waits for the first and gets
 //! its result, replayed, or takes the key over when the first failed (a failed append does
 //! not use its key). The claims are this instance's: two instances appending with one key at
-//! the same moment are not kept apart (ownership of partitions among instances comes with
-//! the consumer-group assignment, next).
+//! the same moment are not kept apart, and a key first used by another instance after this
+//! one read the key's partition is not seen here (see the crate docs: keep a key's retries on
+//! the instance owning its stream's partition, which the writers' group makes the common case).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,7 +21,7 @@ use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::partitioner::partition_for_key;
 use crate::records::KeyedAppend;
-use crate::scan::{Visit, scan};
+use crate::scan::{Visit, scan_decided};
 use crate::topics::blocking;
 
 /// The keys this instance knows, per partition of `<prefix>.keys`.
@@ -155,14 +156,16 @@ impl KeyRegistry {
     }
 }
 
-/// Calls `each` with every committed key record of `partition`, oldest first.
+/// Calls `each` with every committed key record of `partition`, oldest first, including those
+/// of transactions already open when it starts (a dead writer's commit may be on its way:
+/// missing it would append twice under one key).
 fn read_keys(
     options: &KafkaStoreOptions,
     topic: &str,
     partition: u32,
     mut each: impl FnMut(IdempotencyKey, AppendResult) -> Visit,
 ) -> Result<(), Error> {
-    scan(options, topic, partition, 0, |message| {
+    scan_decided(options, topic, partition, 0, |message| {
         let (Some(key), Some(value)) = (message.key(), message.payload()) else {
             return Ok(Visit::More);
         };

@@ -8,7 +8,8 @@
 //! `cooperative-sticky` assignor moves only the partitions that must move when an instance
 //! joins or leaves.
 //!
-//! - **Assigned**: the partition may be written; its writer starts on the next append.
+//! - **Assigned**: the partition may be written; its writer starts at once (fencing the previous
+//!   owner, passing the barrier).
 //! - **Revoked** (another instance joined, this one is leaving) or **lost** (this instance
 //!   missed its session: frozen, cut off): appends stop at once, before the partition is handed
 //!   over. An append already committing finishes, or fails as fenced when the new owner's
@@ -43,9 +44,9 @@ const OWNERS_FRESH_FOR: Duration = Duration::from_secs(1);
 /// What the group says about the partitions; told to whoever registered with [`Ownership::watch`].
 pub(crate) trait OwnershipListener: Send + Sync + 'static {
     /// `partitions` are this instance's now, in addition to the ones it had.
-    fn assigned(&self, partitions: &[u32]);
+    fn assigned(self: Arc<Self>, partitions: &[u32]);
     /// `partitions` are no longer this instance's: stop appending to them at once.
-    fn revoked(&self, partitions: &[u32]);
+    fn revoked(self: Arc<Self>, partitions: &[u32]);
 }
 
 /// This instance's membership in the writers' group of a store.

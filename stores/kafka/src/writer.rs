@@ -3,8 +3,8 @@
 //! fences every earlier writer of it, including a zombie of a process that froze.
 //!
 //! Which partitions an instance writes is the writers' group's to say (`ownership.rs`): a
-//! writer starts on the first append to an assigned partition, and stops taking appends the
-//! moment the partition is revoked.
+//! writer starts as soon as its partition is assigned, and stops taking appends the moment
+//! the partition is revoked.
 //!
 //! Taking a partition: `init_transactions` (fences the earlier writer and resolves its open
 //! transaction), then the catch-up barrier: the partition of `<prefix>.heads` (each stream's
@@ -52,6 +52,10 @@ const MAX_BATCH: usize = 512;
 /// here, is left to whoever fenced it before this instance takes it back on the next append.
 const GIVE_UP_FOR: Duration = Duration::from_secs(10);
 
+/// The writers' `transaction.timeout.ms`: short, so a hung or dead owner holds every
+/// `read_committed` reader back briefly (the brokers abort its transaction after this long).
+pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// An append waiting for its partition's writer.
 struct PendingAppend {
     request: AppendRequest,
@@ -72,12 +76,13 @@ pub(crate) struct Writers {
     partitions: Mutex<HashMap<u32, Slot>>,
     /// Numbers the writer tasks, so a stopping one only marks its own slot.
     next_writer: AtomicU64,
+    /// The runtime writers run on: the one of the first append (the group's callbacks come
+    /// from a thread of their own).
+    runtime: std::sync::OnceLock<tokio::runtime::Handle>,
 }
 
 #[derive(Debug)]
 enum Slot {
-    /// Assigned; a writer starts on the next append.
-    Assigned,
     /// A writer task (number `writer`) owns the partition.
     Writing {
         writer: u64,
@@ -109,6 +114,7 @@ impl Writers {
             ownership,
             partitions: Mutex::new(HashMap::new()),
             next_writer: AtomicU64::new(0),
+            runtime: std::sync::OnceLock::new(),
         })
     }
 
@@ -136,6 +142,7 @@ impl Writers {
         partition: u32,
         request: AppendRequest,
     ) -> Result<AppendResult, Error> {
+        self.runtime.get_or_init(tokio::runtime::Handle::current);
         let listener: Weak<dyn OwnershipListener> = Arc::downgrade(self) as _;
         self.ownership.join(listener).await?;
         // Refused before the key is claimed: nothing to give back.
@@ -194,6 +201,16 @@ impl Writers {
             }
             Some(_) => {}
         }
+        Ok(self.start_writer(&mut slots, partition))
+    }
+
+    /// Starts a writer for `partition` (it fences earlier writers and passes the barrier
+    /// before its first batch); its queue.
+    fn start_writer(
+        self: &Arc<Self>,
+        slots: &mut HashMap<u32, Slot>,
+        partition: u32,
+    ) -> mpsc::Sender<PendingAppend> {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
         let revoked = Arc::new(AtomicBool::new(false));
         let number = self.next_writer.fetch_add(1, Ordering::Relaxed);
@@ -211,8 +228,11 @@ impl Writers {
             number,
             revoked,
         };
-        tokio::spawn(writer.run(pending));
-        Ok(queue)
+        match self.runtime.get() {
+            Some(runtime) => drop(runtime.spawn(writer.run(pending))),
+            None => drop(tokio::spawn(writer.run(pending))),
+        }
+        queue
     }
 
     /// Writer `number` of `partition` was fenced out: the partition is refused for a while,
@@ -243,18 +263,23 @@ impl Writers {
 }
 
 impl OwnershipListener for Writers {
-    fn assigned(&self, partitions: &[u32]) {
+    fn assigned(self: Arc<Self>, partitions: &[u32]) {
         let mut slots = self.slots();
         for partition in partitions {
-            let slot = slots.entry(*partition).or_insert(Slot::Assigned);
-            // The group gives it (back) to this instance: whoever fenced it has left.
-            if matches!(slot, Slot::Lost { .. }) {
-                *slot = Slot::Assigned;
+            // Taken at once, not on the first append: fencing the previous owner ends its open
+            // transaction now (a dead owner's would hold readers back until it timed out),
+            // and the barrier is passed before appends arrive. Lost: the group gives it back
+            // to this instance, so whoever fenced it has left.
+            match slots.get(partition) {
+                Some(Slot::Writing { queue, .. }) if !queue.is_closed() => {}
+                _ => {
+                    self.start_writer(&mut slots, *partition);
+                }
             }
         }
     }
 
-    fn revoked(&self, partitions: &[u32]) {
+    fn revoked(self: Arc<Self>, partitions: &[u32]) {
         let mut slots = self.slots();
         for partition in partitions {
             if let Some(Slot::Writing { revoked, .. }) = slots.remove(partition) {
@@ -348,8 +373,10 @@ impl PartitionWriter {
         let producer: FutureProducer = client_config(options)
             .set("transactional.id", &transactional_id)
             .set("enable.idempotence", "true")
-            // Short, so a hung owner holds every `read_committed` reader back briefly.
-            .set("transaction.timeout.ms", "10000")
+            .set(
+                "transaction.timeout.ms",
+                TRANSACTION_TIMEOUT.as_millis().to_string(),
+            )
             .set("message.timeout.ms", "10000")
             .set("linger.ms", "1")
             // The brokers' default: an event at the store's limit fits with its headers.

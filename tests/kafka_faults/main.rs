@@ -1,0 +1,346 @@
+//! Kafka store writers in processes of their own (`kafka-writer`), frozen and killed mid-append
+//! against the real broker:
+//!
+//! - SIGKILL of the owning process at random moments, 20 times, under 4 concurrent writers
+//!   with idempotency keys, each run retrying from the start: every key is stored exactly once,
+//!   every acknowledged append with the version it was acknowledged with.
+//! - A frozen owner (SIGSTOP) loses its partitions to another instance, which appends; resumed,
+//!   the frozen one's appends in flight fail, and nothing it did not get acknowledged is ever
+//!   read: every event read was acknowledged to exactly one writer.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use foldline::{
+    AppendRequest, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey, NewEvent,
+    StreamId, Version,
+};
+use foldline_kafka::{KafkaEventStore, KafkaTestTopics};
+
+const STREAMS: usize = 8;
+
+/// What a writer process printed.
+#[derive(Default)]
+struct Printed {
+    /// key → (stream, version) of each acknowledged append.
+    acks: BTreeMap<String, (String, u64)>,
+    refused: usize,
+    done: bool,
+}
+
+/// A running `kafka-writer` and what it has printed so far.
+struct Writer {
+    child: Child,
+    printed: Arc<Mutex<Printed>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Writer {
+    fn start(store: &KafkaEventStore, args: &[&str]) -> anyhow::Result<Self> {
+        let options = store.options();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-writer"))
+            .args(["--brokers", options.brokers()])
+            .args(["--prefix", options.topic_prefix()])
+            .args(["--streams", &STREAMS.to_string()])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .context("starting kafka-writer")?;
+        let stdout = child.stdout.take().context("kafka-writer's stdout")?;
+        let printed = Arc::new(Mutex::new(Printed::default()));
+        let into = Arc::clone(&printed);
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let mut printed = into.lock().unwrap_or_else(|p| p.into_inner());
+                let words: Vec<&str> = line.split(' ').collect();
+                match words.as_slice() {
+                    ["ack", key, stream, version] => {
+                        let version = version.parse().unwrap_or(0);
+                        printed
+                            .acks
+                            .insert((*key).to_owned(), ((*stream).to_owned(), version));
+                    }
+                    ["refused", ..] => printed.refused += 1,
+                    ["done"] => printed.done = true,
+                    _ => {}
+                }
+            }
+        });
+        Ok(Writer {
+            child,
+            printed,
+            reader: Some(reader),
+        })
+    }
+
+    fn acks(&self) -> usize {
+        self.printed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .acks
+            .len()
+    }
+
+    fn refused(&self) -> usize {
+        self.printed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused
+    }
+
+    fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()?;
+        ensure!(status.success(), "kill {signal} failed");
+        Ok(())
+    }
+
+    /// Waits for the process to end (after a kill, or on its own) and returns what it printed.
+    fn finish(mut self, within: Duration) -> anyhow::Result<Printed> {
+        let deadline = Instant::now() + within;
+        while self.child.try_wait()?.is_none() {
+            if Instant::now() > deadline {
+                self.child.kill()?;
+                anyhow::bail!("kafka-writer did not finish within {within:?}");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        Ok(std::mem::take(
+            &mut *self.printed.lock().unwrap_or_else(|p| p.into_inner()),
+        ))
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Every event of the writer streams: key → (stream, version), failing on a key read twice
+/// or a stream whose versions are not 1, 2, 3, …
+async fn stored(store: &KafkaEventStore) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
+    let mut stored = BTreeMap::new();
+    for n in 0..STREAMS {
+        let stream = StreamId::new(format!("stream-{n}"))?;
+        let events = store.read_stream(&stream, Version::new(1), 100_000).await?;
+        for (i, event) in events.iter().enumerate() {
+            ensure!(
+                event.stream_version.get() == i as u64 + 1,
+                "{stream}: version {} at place {}",
+                event.stream_version.get(),
+                i + 1
+            );
+            let payload: serde_json::Value = serde_json::from_slice(&event.payload)?;
+            let key = payload["key"].as_str().context("key")?.to_owned();
+            let again = stored.insert(
+                key.clone(),
+                (stream.to_string(), event.stream_version.get()),
+            );
+            ensure!(again.is_none(), "key {key} stored twice");
+        }
+    }
+    Ok(stored)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_killed_20_times_mid_append_stores_every_keyed_append_exactly_once()
+-> anyhow::Result<()> {
+    const TASKS: usize = 4;
+    const APPENDS: usize = 150;
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store().clone();
+    // One static member id: each run takes the killed run's partitions at once.
+    let args = [
+        "--member-id",
+        "killed-writer",
+        "--tasks",
+        "4",
+        "--appends",
+        "150",
+    ];
+    let mut acks: BTreeMap<String, (String, u64)> = BTreeMap::new();
+    let mut killed_while_appending = 0;
+    for round in 0..20 {
+        let writer = Writer::start(&store, &args)?;
+        // Killed once it has acknowledged something new, at a random moment after.
+        let before = acks.len();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while writer.acks() <= before.min(TASKS * APPENDS - 1) && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(fastrand::u64(0..400))).await;
+        writer.signal("-KILL")?;
+        let printed = writer.finish(Duration::from_secs(10))?;
+        if !printed.done {
+            killed_while_appending += 1;
+        }
+        for (key, at) in printed.acks {
+            if let Some(first) = acks.get(&key) {
+                ensure!(
+                    *first == at,
+                    "round {round}: {key} acknowledged as {at:?}, first as {first:?}"
+                );
+            }
+            acks.insert(key, at);
+        }
+        eprintln!("round {round}: {} keys acknowledged so far", acks.len());
+    }
+    // The last run finishes: every key is acknowledged.
+    let writer = Writer::start(&store, &args)?;
+    let printed = writer.finish(Duration::from_secs(180))?;
+    ensure!(printed.done, "the last run finished");
+    for (key, at) in printed.acks {
+        if let Some(first) = acks.get(&key) {
+            ensure!(
+                *first == at,
+                "{key} acknowledged as {at:?}, first as {first:?}"
+            );
+        }
+        acks.insert(key, at);
+    }
+    ensure!(
+        killed_while_appending >= 10,
+        "only {killed_while_appending} of 20 kills came while appending"
+    );
+
+    let stored = stored(&store).await?;
+    ensure!(
+        acks.len() == TASKS * APPENDS,
+        "{} keys acknowledged",
+        acks.len()
+    );
+    for (key, at) in &acks {
+        ensure!(
+            stored.get(key) == Some(at),
+            "{key} acknowledged as {at:?}, stored as {:?}",
+            stored.get(key)
+        );
+    }
+    ensure!(
+        stored.len() == acks.len(),
+        "{} events stored for {} keys",
+        stored.len(),
+        acks.len()
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frozen_owner_is_fenced_and_nothing_unacknowledged_is_ever_read() -> anyhow::Result<()> {
+    let test = KafkaTestTopics::create().await?;
+    // Short sessions (the brokers' 6 s floor): the frozen instance's partitions move soon.
+    let options = test
+        .store()
+        .options()
+        .clone()
+        .with_session_timeout(Duration::from_secs(6));
+    let frozen = Writer::start(
+        test.store(),
+        &[
+            "--session-ms",
+            "6000",
+            "--tasks",
+            "4",
+            "--appends",
+            "100000",
+            "--key-prefix",
+            "frozen",
+        ],
+    )?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while frozen.acks() < 50 {
+        ensure!(Instant::now() < deadline, "the writer acknowledged nothing");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    frozen.signal("-STOP")?;
+    let acked_before = frozen.acks();
+
+    // Another instance appends to every stream: refused while the frozen one owns the
+    // partitions, accepted once its session expires and the group moves them.
+    let other = KafkaEventStore::connect(options).await?;
+    let started = Instant::now();
+    let mut other_acks = BTreeMap::new();
+    for n in 0..STREAMS {
+        let stream = StreamId::new(format!("stream-{n}"))?;
+        let key = format!("other-{n}");
+        loop {
+            let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
+            let request = AppendRequest::new(
+                stream.clone(),
+                ExpectedVersion::Any,
+                vec![NewEvent::new(EventType::from_static("written"), 1, payload)],
+            )
+            .with_idempotency_key(IdempotencyKey::new(&key)?);
+            match other.append(request).await {
+                Ok(result) => {
+                    other_acks.insert(key, (stream.to_string(), result.current_version.get()));
+                    break;
+                }
+                Err(Error::Backend(e)) if e.is_transient() => {
+                    ensure!(
+                        started.elapsed() < Duration::from_secs(60),
+                        "the partitions never moved: {e}"
+                    );
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+    let moved_after = started.elapsed();
+    ensure!(
+        moved_after >= Duration::from_secs(3),
+        "appends were accepted while the owner was only frozen ({moved_after:?})"
+    );
+
+    // Resumed, the frozen writer's appends in flight fail; it goes on once the group gives it
+    // partitions again.
+    frozen.signal("-CONT")?;
+    let resumed = Instant::now();
+    while frozen.acks() < acked_before + 50 && resumed.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let refused = frozen.refused();
+    frozen.signal("-KILL")?;
+    let printed = frozen.finish(Duration::from_secs(10))?;
+    eprintln!(
+        "partitions moved after {moved_after:?}; the resumed writer was refused {refused} times"
+    );
+
+    // Every event read was acknowledged, to exactly one writer, at the version read.
+    let stored = stored(test.store()).await?;
+    let mut acks = printed.acks;
+    for (key, at) in other_acks {
+        ensure!(
+            acks.insert(key.clone(), at).is_none(),
+            "{key} acknowledged twice"
+        );
+    }
+    let unacknowledged: BTreeSet<&String> =
+        stored.keys().filter(|k| !acks.contains_key(*k)).collect();
+    // A kill between commit and print may leave the frozen writer's last appends unprinted:
+    // only its own, only the last per task.
+    ensure!(
+        unacknowledged.iter().all(|k| k.starts_with("frozen")) && unacknowledged.len() <= 4,
+        "read but never acknowledged: {unacknowledged:?}"
+    );
+    for (key, at) in &acks {
+        ensure!(
+            stored.get(key) == Some(at),
+            "{key} acknowledged as {at:?}, stored as {:?}",
+            stored.get(key)
+        );
+    }
+    Ok(())
+}
