@@ -96,6 +96,9 @@ async fn append_until_done(
             }
             Err(Error::Backend(error)) if error.is_transient() => {
                 say(out, &format!("refused {key} {:?}", error.kind()));
+                if std::env::var_os("KAFKA_WRITER_VERBOSE").is_some() {
+                    eprintln!("refused {key}: {}", foldline::error_chain(&error, ": "));
+                }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }
             Err(error) => return Err(error.into()),
