@@ -14,17 +14,31 @@
 //! - **Partitions**: a stream's partition is Kafka's default partitioner for its id (murmur2,
 //!   as Java's client computes it), so order is per stream (and per partition), never across
 //!   partitions.
-//! - **Appends** go through one writer per partition: a transactional producer whose
-//!   `transactional.id` is the partition's own, so starting a writer fences every earlier
-//!   writer of the partition (a zombie's appends fail, and its open transaction is aborted).
-//!   Before accepting appends, a new writer reads the partition of `<prefix>.heads` to its end
-//!   (the catch-up barrier: it grows with the partition's streams, not its events). Appends
-//!   waiting together share one transaction (group commit), each checked on its own against
-//!   the index; the index changes only after the commit. A fenced writer gives the partition
-//!   up: appends to it fail as a retryable [`BackendErrorKind::NotOwner`](foldline::BackendErrorKind::NotOwner)
-//!   naming the partition for 10 s, then this instance takes it back.
+//! - **Ownership**: an instance writes only the partitions Kafka's consumer-group protocol
+//!   assigns it in the store's writers' group, `<prefix>.writers` (`cooperative-sticky`: an
+//!   instance joining or leaving moves only the partitions that must move). An instance joins
+//!   on its first append, so readers (projectors, the admin CLI) never take partitions. An
+//!   append to a partition another instance owns fails at once as a retryable
+//!   [`BackendErrorKind::NotOwner`](foldline::BackendErrorKind::NotOwner) naming the partition
+//!   and, where the group says, its owner (`client foldline-writer-pid<pid> at <host>`). A
+//!   revoked partition takes no further append from the moment of revocation. An instance that
+//!   goes silent (crashed, frozen) keeps its partitions until its session expires
+//!   ([`with_session_timeout`](KafkaStoreOptions::with_session_timeout), 10 s); one restarted
+//!   under a stable [`with_member_id`](KafkaStoreOptions::with_member_id) gets them back at once.
+//! - **Appends** go through one writer per owned partition, started when the partition is
+//!   assigned: a transactional producer whose `transactional.id` is the partition's own
+//!   (`<prefix>.writer.<partition>`), so starting a writer fences every earlier writer of the
+//!   partition (a zombie's appends fail, and its open transaction is aborted). Before accepting
+//!   appends, a new writer reads the partition of `<prefix>.heads` to its end (the catch-up
+//!   barrier: it grows with the partition's streams, not its events). Appends waiting together
+//!   share one transaction (group commit), each checked on its own against the index; the index
+//!   changes only after the commit. A writer fenced while the group still assigns it the
+//!   partition (by a process outside the group) refuses appends for 10 s, then takes it back.
 //! - **Idempotency keys** are claimed per key before an append is queued, so a key reused on
-//!   any stream writes nothing and returns the first result.
+//!   any stream writes nothing and returns the first result. A key's partition of
+//!   `<prefix>.keys` is read once per instance, past any transaction open at that moment (a
+//!   crashed writer's commit may be on its way), so a retry after a crash finds the first
+//!   append. Claims are per instance: retry a key on the instance owning its stream.
 //! - **The feed** ([`read_all`](foldline::EventStore::read_all),
 //!   [`subscribe`](foldline::EventStore::subscribe)) reads `read_committed`: records of open or
 //!   aborted transactions are never delivered. A checkpoint holds the last offset read per
@@ -35,13 +49,9 @@
 //!
 //! # Not yet
 //!
-//! - Ownership among several instances from consumer-group assignment: today the instance
-//!   that appends to a partition last owns it (fencing keeps that safe: stream versions never
-//!   diverge), and two instances appending to one partition take it from each other.
-//!   Idempotency-key claims are per instance.
 //! - `read_stream` scans the stream's partition (cost grows with the partition, not the
-//!   stream); snapshots; `ManagedStore` for the admin; the fault tests (zombie, SIGKILL,
-//!   broker restart, 3-node cluster) and the benchmarks.
+//!   stream); snapshots; `ManagedStore` for the admin; the broker-restart, 3-node-cluster and
+//!   reassignment fault tests and the benchmarks.
 //!
 //! # Quick start
 //!
