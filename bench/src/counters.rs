@@ -1,5 +1,5 @@
-//! The few `metrics` the PostgreSQL benchmarks read back from foldline (group-commit batch
-//! sizes and durations, command conflicts), through a minimal recorder: every other metric
+//! The few `metrics` the store benchmarks read back from foldline (group-commit batch sizes
+//! and durations on PostgreSQL and Kafka, command conflicts), through a minimal recorder: every other metric
 //! goes to a no-op handle, so recording costs an atomic add at most.
 //!
 //! The recorder is installed by the benchmarks that read it ([`install`]), not at start-up:
@@ -17,6 +17,10 @@ use metrics::{
 pub(crate) const GROUP_COMMIT_APPENDS: &str = "foldline_pg_group_commit_appends";
 /// Seconds per group-commit transaction (`foldline-postgres`).
 pub(crate) const GROUP_COMMIT_SECONDS: &str = "foldline_pg_group_commit_seconds";
+/// Appends per committed transaction (`foldline-kafka`).
+pub(crate) const KAFKA_TRANSACTION_APPENDS: &str = "foldline_kafka_transaction_appends";
+/// Seconds per committed transaction (`foldline-kafka`).
+pub(crate) const KAFKA_TRANSACTION_SECONDS: &str = "foldline_kafka_transaction_seconds";
 /// Version conflicts the command executor retried (`foldline`).
 pub(crate) const COMMAND_CONFLICTS: &str = "foldline_command_conflicts_total";
 
@@ -94,6 +98,8 @@ struct Stats {
     appends: Arc<Stat>,
     seconds: Arc<Stat>,
     conflicts: Arc<Stat>,
+    kafka_appends: Arc<Stat>,
+    kafka_seconds: Arc<Stat>,
 }
 
 impl Stats {
@@ -102,6 +108,8 @@ impl Stats {
             GROUP_COMMIT_APPENDS => Some(&self.appends),
             GROUP_COMMIT_SECONDS => Some(&self.seconds),
             COMMAND_CONFLICTS => Some(&self.conflicts),
+            KAFKA_TRANSACTION_APPENDS => Some(&self.kafka_appends),
+            KAFKA_TRANSACTION_SECONDS => Some(&self.kafka_seconds),
             _ => None,
         }
     }

@@ -2,7 +2,11 @@
 //! kill it (SIGKILL) mid-append: `--tasks` tasks, each appending `--appends` one-event appends
 //! with idempotency keys `<task>-<n>` to streams `stream-<n mod --streams>`, retrying transient
 //! errors. Prints `ack <key> <stream> <version>` for each acknowledged append and
-//! `refused <key> <error kind>` for each retryable refusal, then `done`.
+//! `refused <key> <error kind>` for each retryable refusal, then `done`. With
+//! `KAFKA_WRITER_VERBOSE` set, each refusal's message goes to stderr.
+
+// A test process whose output is its report to the test.
+#![allow(clippy::print_stderr)]
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};

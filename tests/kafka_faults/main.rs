@@ -9,6 +9,9 @@
 //!   partitions), and nothing it did not get acknowledged is ever read: every event read was
 //!   acknowledged to exactly one writer, at the version read.
 
+// Progress and timings for `--nocapture` runs.
+#![allow(clippy::print_stderr)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -265,7 +268,6 @@ async fn a_frozen_owner_is_fenced_and_nothing_unacknowledged_is_ever_read() -> a
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     frozen.signal("-STOP")?;
-    let acked_before = frozen.acks();
 
     // Another instance appends to every stream: refused while the frozen one owns the
     // partitions, accepted once its session expires and the group moves them.

@@ -3,6 +3,7 @@
 
 pub(crate) mod account;
 mod balances;
+mod kafka_append;
 mod live_lag;
 mod memory_command;
 mod pg_append_1;
@@ -51,7 +52,7 @@ pub(crate) struct Options {
     #[arg(long, default_value_t = 10, value_name = "N")]
     pub(crate) events_per_stream: u32,
 
-    /// pg-append-1: the numbers of concurrent command handlers to measure.
+    /// pg-append-1, kafka-append: the numbers of concurrent command handlers to measure.
     #[arg(
         long,
         value_delimiter = ',',
@@ -158,6 +159,13 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "events/s reading 1M events through read_all on PostgreSQL, against the raw \
                 keyset scan by (xid, position)",
         run: |options| Box::pin(pg_feed::run(options)),
+    },
+    Bench {
+        name: "kafka-append",
+        about: "1-event commands/s through CommandExecutor on the Kafka store at 1, 16 and 64 \
+                handlers, against a raw transactional producer per partition committing the \
+                same records in transactions of the same size",
+        run: |options| Box::pin(kafka_append::run(options)),
     },
     Bench {
         name: "redis-projection",

@@ -134,6 +134,10 @@ pub(crate) fn committed_consumer(
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
+        // Every read here stops at the partition's end: a fetch that finds nothing new must
+        // come back at once, not after the default 500 ms wait for more data (which made
+        // each stream read, barrier and feed page pay half a second).
+        .set("fetch.wait.max.ms", "10")
         .set("group.id", "foldline")
         .create()
         .map_err(|e| Kafka::error(context, e))

@@ -437,8 +437,13 @@ impl PartitionWriter {
         if plan.accepted.is_empty() {
             return Ok(());
         }
+        let started = Instant::now();
         match self.write(producer, &plan).await {
             Ok(results) => {
+                metrics::histogram!("foldline_kafka_transaction_appends")
+                    .record(plan.accepted.len() as f64);
+                metrics::histogram!("foldline_kafka_transaction_seconds")
+                    .record(started.elapsed().as_secs_f64());
                 for result in &results {
                     index
                         .versions
