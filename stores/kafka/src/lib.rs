@@ -77,10 +77,12 @@
 mod error;
 mod feed;
 mod keys;
+mod managed;
 mod options;
 mod partitioner;
 mod records;
 mod scan;
+mod snapshots;
 mod store;
 mod streams;
 #[cfg(feature = "testing")]
