@@ -11,6 +11,7 @@
 //!   events they describe. `<prefix>.meta` records the store's id and partition count once;
 //!   a store refuses to open on topics whose partition count changed
 //!   ([`Error::PartitionCountChanged`](foldline::Error::PartitionCountChanged)).
+//!   `<prefix>.snapshots` (compacted) holds aggregate snapshots.
 //! - **Partitions**: a stream's partition is Kafka's default partitioner for its id (murmur2,
 //!   as Java's client computes it), so order is per stream (and per partition), never across
 //!   partitions.
@@ -32,6 +33,17 @@
 //!   stable offset of each partition. Checkpoints live in projection targets, never in
 //!   consumer-group offsets.
 //! - **Identity**: `kafka:<cluster id>/<prefix>/<store id>`; projection slots record it.
+//! - **Snapshots** ([`SnapshotStore`](foldline::SnapshotStore)): key = stream id, in the
+//!   stream's partition of `<prefix>.snapshots`, saved by a plain idempotent produce outside
+//!   the events' transactions (a lost snapshot only costs a longer load); loading scans that
+//!   partition for the stream's newest snapshot, so its cost grows with the partition's
+//!   snapshots since the cleaner last compacted it (about one per stream), not with events.
+//! - **The admin's view** ([`ManagedStore`](foldline::ManagedStore), for `foldline-admin`):
+//!   `describe` is `Apache Kafka at <brokers>, topics <prefix>.*`; `streams` reads
+//!   `<prefix>.heads` whole; `feed_held_back` names, per partition of the events topic, the
+//!   open transaction keeping its last stable offset below the high watermark
+//!   ([`FeedHolder::partition_transaction`](foldline::FeedHolder::partition_transaction)), with
+//!   the records between the two as an upper bound of the events waiting; no migrations.
 //!
 //! # Not yet
 //!
@@ -40,8 +52,8 @@
 //!   diverge), and two instances appending to one partition take it from each other.
 //!   Idempotency-key claims are per instance.
 //! - `read_stream` scans the stream's partition (cost grows with the partition, not the
-//!   stream); snapshots; `ManagedStore` for the admin; the fault tests (zombie, SIGKILL,
-//!   broker restart, 3-node cluster) and the benchmarks.
+//!   stream); the fault tests (zombie, SIGKILL, broker restart, 3-node cluster) and the
+//!   benchmarks.
 //!
 //! # Quick start
 //!
