@@ -165,7 +165,7 @@ impl Checkpoint {
     /// [`distance_by_partition`](Checkpoint::distance_by_partition).
     ///
     /// ```
-    /// use foldline::{Checkpoint, Position};
+    /// use foldline::Checkpoint;
     ///
     /// // Kafka: the last offset read per partition.
     /// let read: Checkpoint = "0:9:0,1:4:0".parse()?;
