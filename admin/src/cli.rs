@@ -32,7 +32,8 @@ pub struct Cli<C: Args> {
 #[non_exhaustive]
 pub enum Command {
     /// Per projection: version, active slot, checkpoint, store head, lag, state, dead letters;
-    /// and what holds the PostgreSQL feed back, when something does.
+    /// and what holds the store's feed back (a PostgreSQL or Kafka transaction), when something
+    /// does.
     Status(StatusArgs),
     /// Rebuild a projection: blue/green by default (the active version keeps serving reads);
     /// resumes an interrupted rebuild.

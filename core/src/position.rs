@@ -161,23 +161,48 @@ impl Checkpoint {
     }
 
     /// About how many events lie between this checkpoint and a later one (`later`, say the
-    /// store's head): for progress bars and lag gauges, not for correctness. Per partition it
-    /// counts by the minor component where stores number events there (in-memory, PostgreSQL:
-    /// the global sequence, which may have gaps from rolled-back appends), else by the major
-    /// one (Kafka offsets).
+    /// store's head): for progress bars and lag gauges, not for correctness. The sum of
+    /// [`distance_by_partition`](Checkpoint::distance_by_partition).
+    ///
+    /// ```
+    /// use foldline::Checkpoint;
+    ///
+    /// // Kafka: the last offset read per partition.
+    /// let read: Checkpoint = "0:9:0,1:4:0".parse()?;
+    /// let head: Checkpoint = "0:9:0,1:7:0,2:2:0".parse()?;
+    /// assert_eq!(read.distance_to(&head), 6);
+    /// assert_eq!(read.distance_by_partition(&head), [(0, 0), (1, 3), (2, 3)]);
+    /// # Ok::<(), foldline::Error>(())
+    /// ```
     pub fn distance_to(&self, later: &Checkpoint) -> u64 {
+        self.distance_by_partition(later)
+            .into_iter()
+            .map(|(_, distance)| distance)
+            .sum()
+    }
+
+    /// About how many events lie between this checkpoint and `later` in each partition of
+    /// `later`, ordered by partition (for a lag per partition: one partition far behind is
+    /// not hidden by the others). Per partition it counts by the minor component where stores
+    /// number events there (in-memory, PostgreSQL: the global sequence, which may have gaps
+    /// from rolled-back appends), else by the major one (Kafka offsets, which also count
+    /// transaction markers). A partition this checkpoint has not reached counts from its
+    /// start: by offset, the event at offset `n` is the `n + 1`-th.
+    pub fn distance_by_partition(&self, later: &Checkpoint) -> Vec<(u32, u64)> {
         later
             .positions
             .iter()
             .map(|head| {
-                let (major, minor) = self.get(head.partition).map_or((0, 0), Position::key);
-                if head.minor > 0 {
-                    head.minor.saturating_sub(minor)
-                } else {
-                    head.major.saturating_sub(major)
-                }
+                let distance = match (self.get(head.partition), head.minor > 0) {
+                    (Some(read), true) => head.minor.saturating_sub(read.minor),
+                    (None, true) => head.minor,
+                    (Some(read), false) => head.major.saturating_sub(read.major),
+                    // Offsets count from 0: up to offset n, n + 1 records.
+                    (None, false) => head.major.saturating_add(1),
+                };
+                (head.partition, distance)
             })
-            .sum()
+            .collect()
     }
 
     /// The checkpoint as bytes (UTF-8 text), for a projection target to store.
@@ -268,6 +293,30 @@ mod tests {
         assert_eq!("1:5:0,3:10:0".parse::<Checkpoint>().unwrap(), cp);
         assert!("1:5".parse::<Checkpoint>().is_err());
         assert!("1:5:0,1:6:0".parse::<Checkpoint>().is_err());
+    }
+
+    #[test]
+    fn distances_count_per_partition_and_from_the_start_where_nothing_was_read() {
+        // PostgreSQL-like: one partition, numbered by the minor component.
+        let head = "0:20:8".parse::<Checkpoint>().unwrap();
+        assert_eq!(Checkpoint::START.distance_to(&head), 8);
+        assert_eq!(
+            "0:19:5".parse::<Checkpoint>().unwrap().distance_to(&head),
+            3
+        );
+        // Kafka-like: offsets per partition; a partition never read counts from offset 0.
+        let head = "0:4:0,1:0:0,3:9:0".parse::<Checkpoint>().unwrap();
+        assert_eq!(
+            Checkpoint::START.distance_by_partition(&head),
+            [(0, 5), (1, 1), (3, 10)]
+        );
+        let read = "0:4:0,3:2:0".parse::<Checkpoint>().unwrap();
+        assert_eq!(read.distance_by_partition(&head), [(0, 0), (1, 1), (3, 7)]);
+        assert_eq!(read.distance_to(&head), 8);
+        // At the head: nothing anywhere.
+        assert_eq!(head.distance_to(&head), 0);
+        // Partitions read but not in `later` do not count.
+        assert_eq!(head.distance_by_partition(&Checkpoint::START), []);
     }
 
     #[test]

@@ -1,5 +1,5 @@
-//! The Kafka store passes the event store conformance suite, one test per case, each under a
-//! topic prefix of its own, against a real broker (`scripts/kafka.sh start`).
+//! The Kafka store passes the event store and snapshot store conformance suites, one test per
+//! case, each under a topic prefix of its own, against a real broker (`scripts/kafka.sh start`).
 
 use foldline_kafka::KafkaTestTopics;
 
@@ -15,3 +15,5 @@ async fn kafka_store() -> KafkaTestTopics {
 }
 
 foldline::event_store_conformance_tests!(topics = kafka_store().await => topics.store().clone());
+
+foldline::snapshot_store_conformance_tests!(topics = kafka_store().await => topics.store().clone());

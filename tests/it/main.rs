@@ -3,6 +3,7 @@
 //! the `redis_*` modules against Redis (`FOLDLINE_REDIS_URL`), each test under a key prefix of its own.
 
 mod commands;
+mod kafka_admin;
 mod kafka_bad_input;
 mod kafka_conformance;
 mod kafka_ownership;

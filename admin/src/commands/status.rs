@@ -3,8 +3,8 @@
 use std::time::{Duration, UNIX_EPOCH};
 
 use foldline::{
-    FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview, ProjectorState, SlotId,
-    error_chain,
+    Checkpoint, FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview,
+    ProjectorState, SlotId, error_chain,
 };
 use serde::Serialize;
 
@@ -28,12 +28,45 @@ struct StatusLine {
     checkpoint: Option<String>,
     head: String,
     lag_events: u64,
+    /// `lag_events` per partition of the head, where it has several (Kafka): one partition
+    /// far behind shows even when the total is small.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    lag_by_partition: Option<Vec<PartitionLag>>,
     waiting_events: u64,
     lag_seconds: f64,
     dead_letters: usize,
     owner: Option<String>,
     reported_at: Option<f64>,
     error: Option<String>,
+}
+
+/// One partition's lag in a `projection_status` line.
+#[derive(Serialize)]
+struct PartitionLag {
+    partition: u32,
+    lag_events: u64,
+}
+
+/// The lag of a slot at `checkpoint` (none: nothing applied) in each partition of `head`,
+/// when the head has several.
+fn lag_by_partition(
+    checkpoint: Option<&Checkpoint>,
+    head: &Checkpoint,
+) -> Option<Vec<PartitionLag>> {
+    if head.positions().len() < 2 {
+        return None;
+    }
+    Some(
+        checkpoint
+            .unwrap_or(&Checkpoint::START)
+            .distance_by_partition(head)
+            .into_iter()
+            .map(|(partition, lag_events)| PartitionLag {
+                partition,
+                lag_events,
+            })
+            .collect(),
+    )
 }
 
 impl StatusLine {
@@ -55,6 +88,7 @@ impl StatusLine {
             checkpoint: overview.checkpoint.as_ref().map(ToString::to_string),
             head: overview.head.to_string(),
             lag_events: overview.lag_events,
+            lag_by_partition: lag_by_partition(overview.checkpoint.as_ref(), &overview.head),
             waiting_events,
             lag_seconds: (overview.lag_seconds * 1000.0).round() / 1000.0,
             dead_letters: overview.dead_letters,
@@ -174,8 +208,17 @@ impl Feed {
 }
 
 /// A holder in a few words, for a failed check: `pid 8832 (idle in transaction)`,
-/// `prepared transaction 'gid'`.
+/// `prepared transaction 'gid'`, `a transaction on partition 2 of `bank.events` (stable
+/// offset 17)`.
 fn describe(holder: &FeedHolder) -> String {
+    if let (FeedHolderKind::PartitionTransaction, Some(topic), Some(partition)) =
+        (holder.kind, &holder.topic, holder.partition)
+    {
+        let at = holder
+            .stable_offset
+            .map_or_else(String::new, |offset| format!(" (stable offset {offset})"));
+        return format!("a transaction on partition {partition} of `{topic}`{at}");
+    }
     match (holder.kind, &holder.gid, holder.pid) {
         (FeedHolderKind::PreparedTransaction, Some(gid), _) => {
             format!("prepared transaction '{gid}'")
@@ -262,6 +305,11 @@ pub(crate) async fn run<S: ManagedStore>(
         &rows,
     )?;
     for overview in entries.iter().flatten() {
+        if let Some(line) = partition_lag_line(overview) {
+            out.line(line)?;
+        }
+    }
+    for overview in entries.iter().flatten() {
         if let Some(error) = overview.heartbeat.as_ref().and_then(|s| s.error.as_deref()) {
             out.line(format!("{} failed: {error}", overview.projection))?;
         }
@@ -273,9 +321,12 @@ pub(crate) async fn run<S: ManagedStore>(
             error_chain(&failed.error, ": ")
         ))?;
     }
-    let (prepared, sessions): (Vec<&FeedHolder>, Vec<&FeedHolder>) = feed
+    let (partitions, transactions): (Vec<&FeedHolder>, Vec<&FeedHolder>) = feed
         .shown
         .iter()
+        .partition(|h| h.kind == FeedHolderKind::PartitionTransaction);
+    let (prepared, sessions): (Vec<&FeedHolder>, Vec<&FeedHolder>) = transactions
+        .into_iter()
         .partition(|h| h.kind == FeedHolderKind::PreparedTransaction);
     if !sessions.is_empty() {
         out.line("")?;
@@ -294,6 +345,24 @@ pub(crate) async fn run<S: ManagedStore>(
         )?;
         let rows: Vec<Vec<String>> = prepared.into_iter().map(prepared_row).collect();
         out.table(&["GID", "XID", "PREPARED (s)", "OWNER", "DATABASE"], &rows)?;
+    }
+    if !partitions.is_empty() {
+        out.line("")?;
+        out.line(
+            "the feed is held back by open Kafka transactions (their producers commit or abort \
+             them; the broker aborts them after their transaction.timeout.ms):",
+        )?;
+        let rows: Vec<Vec<String>> = partitions.into_iter().map(partition_row).collect();
+        out.table(
+            &[
+                "TOPIC",
+                "PARTITION",
+                "STABLE OFFSET",
+                "HIGH WATERMARK",
+                "OPEN (s)",
+            ],
+            &rows,
+        )?;
     }
 
     let failures: Vec<String> = if args.check {
@@ -457,6 +526,35 @@ fn prepared_row(holder: &FeedHolder) -> Vec<String> {
     ]
 }
 
+/// `balances lags by partition: 0: 3, 2: 5` (the partitions behind, under the table), for a
+/// projection that lags on a head of several partitions.
+fn partition_lag_line(overview: &ProjectionOverview) -> Option<String> {
+    let lags = lag_by_partition(overview.checkpoint.as_ref(), &overview.head)?;
+    let behind: Vec<String> = lags
+        .iter()
+        .filter(|lag| lag.lag_events > 0)
+        .map(|lag| format!("{}: {}", lag.partition, lag.lag_events))
+        .collect();
+    (!behind.is_empty()).then(|| {
+        format!(
+            "{} lags by partition: {}",
+            overview.projection,
+            behind.join(", ")
+        )
+    })
+}
+
+fn partition_row(holder: &FeedHolder) -> Vec<String> {
+    let or_dash = |value: Option<u64>| value.map_or_else(|| "-".to_owned(), |v| v.to_string());
+    vec![
+        holder.topic.clone().unwrap_or_else(|| "-".to_owned()),
+        or_dash(holder.partition.map(u64::from)),
+        or_dash(holder.stable_offset),
+        or_dash(holder.high_watermark),
+        format!("{:.1}", holder.age.as_secs_f64()),
+    ]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -510,6 +608,52 @@ mod tests {
             )
         );
         assert_eq!(feed.check(&args(20_000.0)), None);
+    }
+
+    #[test]
+    fn lag_is_shown_per_partition_only_where_the_head_has_several() {
+        let single: Checkpoint = "0:742:17".parse().unwrap();
+        assert!(lag_by_partition(None, &single).is_none());
+        let head: Checkpoint = "0:9:0,1:4:0,2:0:0".parse().unwrap();
+        let read: Checkpoint = "0:9:0,1:1:0".parse().unwrap();
+        let lags = lag_by_partition(Some(&read), &head).unwrap();
+        let lags: Vec<(u32, u64)> = lags.iter().map(|l| (l.partition, l.lag_events)).collect();
+        assert_eq!(lags, [(0, 0), (1, 3), (2, 1)]);
+        let json = serde_json::to_value(lag_by_partition(None, &head)).unwrap();
+        assert_eq!(
+            json,
+            serde_json::json!([
+                {"partition": 0, "lag_events": 10},
+                {"partition": 1, "lag_events": 5},
+                {"partition": 2, "lag_events": 1},
+            ])
+        );
+    }
+
+    #[test]
+    fn a_kafka_transaction_past_the_limit_is_named_by_its_partition() {
+        let feed = Feed::new(HeldFeed::new(
+            vec![FeedHolder::partition_transaction(
+                "bank.events",
+                2,
+                17,
+                20,
+                Duration::from_secs(400),
+            )],
+            3,
+        ));
+        assert_eq!(
+            feed.check(&args(300.0)).as_deref(),
+            Some(
+                "the feed has been held back for 400.0 s (--max-held-seconds 300) by a \
+                 transaction on partition 2 of `bank.events` (stable offset 17); 3 committed \
+                 events waiting"
+            )
+        );
+        assert_eq!(
+            partition_row(&feed.shown[0]),
+            ["bank.events", "2", "17", "20", "400.0"]
+        );
     }
 
     #[test]

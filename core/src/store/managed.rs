@@ -16,7 +16,7 @@ use crate::version::Version;
 /// besides [`EventStore`] (which already gives the feed's [`head`](EventStore::head)).
 ///
 /// Implemented by every store: [`InMemoryEventStore`](crate::InMemoryEventStore),
-/// `foldline_postgres::PgEventStore`.
+/// `foldline_postgres::PgEventStore`, `foldline_kafka::KafkaEventStore`.
 ///
 /// ```
 /// use foldline::{InMemoryEventStore, ManagedStore};
@@ -32,7 +32,8 @@ use crate::version::Version;
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a store foldline's admin can manage",
-    note = "stores: `foldline::InMemoryEventStore`, `foldline_postgres::PgEventStore`"
+    note = "stores: `foldline::InMemoryEventStore`, `foldline_postgres::PgEventStore`, \
+            `foldline_kafka::KafkaEventStore`"
 )]
 pub trait ManagedStore: EventStore {
     /// Where the store is, for people: the service, its address with any password redacted,
@@ -148,7 +149,9 @@ pub struct HeldFeed {
     pub holders: Vec<FeedHolder>,
     /// How many committed events wait behind the holders: not delivered to any reader of the
     /// feed yet, and not in its head. Only the store's own events count (PostgreSQL: the rows
-    /// of the store's schema), whoever holds the feed.
+    /// of the store's schema), whoever holds the feed. Apache Kafka gives an upper bound: the
+    /// records between each partition's last stable offset and its high watermark, which also
+    /// counts the open transactions' own records, aborted ones and transaction markers.
     pub waiting_events: u64,
     /// How long the feed has been held back: the age of the oldest holder; `None` when
     /// nothing holds it.
@@ -179,10 +182,12 @@ impl HeldFeed {
 /// Something holding a store's global feed back: while it lasts, events committed after it
 /// started are not delivered to readers of the feed (they are not lost: they arrive once it
 /// ends). PostgreSQL: a transaction with a transaction id, open or prepared, below the
-/// visibility horizon.
+/// visibility horizon. Apache Kafka: a transaction open on a partition of the events topic,
+/// keeping the partition's last stable offset below its high watermark.
 ///
 /// The fields a store cannot fill are `None`. Serialized (`foldline status --json`) with
-/// `kind` in snake case and `age` as `age_seconds`, to the millisecond.
+/// `kind` in snake case and `age` as `age_seconds`, to the millisecond; the partition fields
+/// (`topic`, `partition`, `stable_offset`, `high_watermark`) only where they are known.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[non_exhaustive]
 pub struct FeedHolder {
@@ -211,6 +216,20 @@ pub struct FeedHolder {
     /// The database it runs in (PostgreSQL: a transaction in any database of the server holds
     /// the feed back).
     pub database: Option<String>,
+    /// The topic whose partition it holds (Kafka: the store's events topic).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub topic: Option<String>,
+    /// The partition it holds (Kafka).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub partition: Option<u32>,
+    /// Where it holds the partition's readers (Kafka: the last stable offset, the offset of
+    /// its first record): `read_committed` readers stop before this offset until it ends.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stable_offset: Option<u64>,
+    /// The end of the partition (Kafka: its high watermark, one past its last record), so
+    /// `high_watermark - stable_offset` records wait behind it, its own among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub high_watermark: Option<u64>,
 }
 
 /// What kind of thing a [`FeedHolder`] is.
@@ -226,6 +245,13 @@ pub enum FeedHolderKind {
     /// [`gid`](FeedHolder::gid). An orphan of a crashed transaction manager holds the feed
     /// back for good.
     PreparedTransaction,
+    /// A transaction open on one partition of a log (Apache Kafka): it keeps the partition's
+    /// last stable offset at its first record until its producer commits or aborts it, a new
+    /// producer with the same `transactional.id` fences it, or the broker aborts it once the
+    /// producer's `transaction.timeout.ms` has passed. Readers of the partition cannot see
+    /// who runs it; [`topic`](FeedHolder::topic), [`partition`](FeedHolder::partition) and
+    /// [`stable_offset`](FeedHolder::stable_offset) say where it is.
+    PartitionTransaction,
 }
 
 impl FeedHolder {
@@ -242,6 +268,10 @@ impl FeedHolder {
             gid: None,
             owner: None,
             database: None,
+            topic: None,
+            partition: None,
+            stable_offset: None,
+            high_watermark: None,
         }
     }
 
@@ -250,6 +280,36 @@ impl FeedHolder {
         FeedHolder {
             kind: FeedHolderKind::PreparedTransaction,
             gid: Some(gid.into()),
+            ..FeedHolder::new(age)
+        }
+    }
+
+    /// A transaction open on `partition` of `topic` for `age`, holding the partition's last
+    /// stable offset at `stable_offset` while its high watermark is at `high_watermark`.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use foldline::{FeedHolder, FeedHolderKind};
+    ///
+    /// let holder = FeedHolder::partition_transaction("bank.events", 3, 1200, 1251, Duration::from_secs(8));
+    /// assert_eq!(holder.kind, FeedHolderKind::PartitionTransaction);
+    /// assert_eq!(holder.partition, Some(3));
+    /// assert_eq!((holder.stable_offset, holder.high_watermark), (Some(1200), Some(1251)));
+    /// assert_eq!(holder.pid, None); // a reader of the partition cannot see who runs it
+    /// ```
+    pub fn partition_transaction(
+        topic: impl Into<String>,
+        partition: u32,
+        stable_offset: u64,
+        high_watermark: u64,
+        age: Duration,
+    ) -> Self {
+        FeedHolder {
+            kind: FeedHolderKind::PartitionTransaction,
+            topic: Some(topic.into()),
+            partition: Some(partition),
+            stable_offset: Some(stable_offset),
+            high_watermark: Some(high_watermark),
             ..FeedHolder::new(age)
         }
     }

@@ -4,10 +4,12 @@
 //! - [`domain`]: the `Account` aggregate, its commands, events and errors.
 //! - [`projections`]: the read models, `Balances` (Redis) and `TransferMemos` (Tantivy).
 //! - [`story`]: the steps the binary prints.
-//! - [`postgres`], [`targets`]: a fresh PostgreSQL store, Redis prefix and memo index to run
-//!   the story on.
+//! - [`postgres`], `kafka` (feature `kafka`), [`targets`]: a fresh PostgreSQL or Kafka store,
+//!   Redis prefix and memo index to run the story on.
 
 pub mod domain;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 pub mod postgres;
 pub mod projections;
 pub mod rendezvous;
@@ -15,3 +17,20 @@ pub mod story;
 pub mod targets;
 
 pub use story::{StoryEnd, run};
+
+/// The variable that puts the story's events on Apache Kafka: its brokers (`host:port`, comma
+/// separated). `foldline_kafka::ENV_BROKERS`, named here too so a build without the `kafka`
+/// feature can say it is set.
+pub const KAFKA_BROKERS_VAR: &str = "FOLDLINE_KAFKA_BROKERS";
+
+/// The topic prefix the story's Kafka store has (`example_bank.events`, …), and the admin's
+/// default.
+pub const KAFKA_TOPIC_PREFIX: &str = "example_bank";
+
+#[cfg(all(test, feature = "kafka"))]
+mod tests {
+    #[test]
+    fn the_kafka_variable_is_the_stores_own() {
+        assert_eq!(super::KAFKA_BROKERS_VAR, foldline_kafka::ENV_BROKERS);
+    }
+}

@@ -3,6 +3,11 @@
 // Each variable that is set swaps in a real service (`scripts/services.sh up` starts them):
 // - FOLDLINE_POSTGRES_URL (e.g. postgres://postgres@127.0.0.1:5432/postgres): the events go to
 //   PostgreSQL, in schema `example_bank`, which it DROPS and recreates first;
+// - FOLDLINE_KAFKA_BROKERS (e.g. 127.0.0.1:9092), with `--features kafka`
+//   (`cargo run -p example-bank --features kafka`): the events go to Apache Kafka, under topic
+//   prefix `example_bank`, whose topics (`example_bank.*`) it DELETES first; it wins over
+//   FOLDLINE_POSTGRES_URL when both are set. The feature is off by default so that a plain
+//   `cargo run` never builds librdkafka (it needs cmake, a C compiler and curl's headers);
 // - FOLDLINE_REDIS_URL (e.g. redis://127.0.0.1:6379/): the balances go to Redis, under key
 //   prefix `example_bank`, whose keys it DELETES first;
 // - FOLDLINE_TANTIVY_DIR: the memo index goes to `$FOLDLINE_TANTIVY_DIR/transfer_memos`, which
@@ -18,6 +23,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 
+use example_bank::KAFKA_BROKERS_VAR;
 use example_bank::postgres::{SCHEMA, fresh_store};
 use example_bank::projections::balances::BalanceTarget;
 use example_bank::targets::{REDIS_PREFIX, fresh_memo_index, fresh_redis};
@@ -35,22 +41,15 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     let mut out = std::io::stdout();
-    let postgres = var(foldline_postgres::ENV_URL);
+    let events_at = EventsAt::from_env();
     let redis = var(foldline_redis::ENV_URL);
     let tantivy = var(foldline_tantivy::ENV_DIR);
 
     writeln!(out, "foldline bank example")?;
-    let events = match &postgres {
-        Some(url) => format!(
-            "PostgreSQL at {}, schema {SCHEMA} (dropped and recreated: the story needs an \
-             empty store)",
-            foldline::redact_url(url)
-        ),
-        None => format!(
-            "the in-memory event store (set {} to use PostgreSQL)",
-            foldline_postgres::ENV_URL
-        ),
-    };
+    if let Some(ignored) = kafka_ignored() {
+        writeln!(out, "{ignored}")?;
+    }
+    let events = events_at.describe();
     let balances = match &redis {
         Some(url) => format!(
             "Redis at {}, key prefix {REDIS_PREFIX} (its keys deleted first: the story needs \
@@ -87,28 +86,95 @@ async fn main() -> anyhow::Result<()> {
     match redis {
         Some(url) => {
             let balances = fresh_redis(&url, REDIS_PREFIX).await?;
-            with_store(postgres, balances, memos, &mut out).await
+            with_store(events_at, balances, memos, &mut out).await
         }
         None => {
             let balances = InMemoryTarget::<RedisKeyspace>::new();
-            with_store(postgres, balances, memos, &mut out).await
+            with_store(events_at, balances, memos, &mut out).await
         }
     }
 }
 
+/// Where the story's events go.
+enum EventsAt {
+    Memory,
+    Postgres(String),
+    #[cfg(feature = "kafka")]
+    Kafka(String),
+}
+
+impl EventsAt {
+    /// From the variables: Kafka's brokers (when built with the `kafka` feature), else
+    /// PostgreSQL's URL, else memory.
+    fn from_env() -> Self {
+        #[cfg(feature = "kafka")]
+        if let Some(brokers) = var(KAFKA_BROKERS_VAR) {
+            return EventsAt::Kafka(brokers);
+        }
+        match var(foldline_postgres::ENV_URL) {
+            Some(url) => EventsAt::Postgres(url),
+            None => EventsAt::Memory,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            EventsAt::Memory => format!(
+                "the in-memory event store (set {} to use PostgreSQL, or {KAFKA_BROKERS_VAR} \
+                 to use Apache Kafka)",
+                foldline_postgres::ENV_URL
+            ),
+            EventsAt::Postgres(url) => format!(
+                "PostgreSQL at {}, schema {SCHEMA} (dropped and recreated: the story needs an \
+                 empty store)",
+                foldline::redact_url(url)
+            ),
+            #[cfg(feature = "kafka")]
+            EventsAt::Kafka(brokers) => format!(
+                "Apache Kafka at {}, topics {}.* (deleted and created again: the story needs \
+                 an empty store)",
+                foldline::redact_url(brokers),
+                example_bank::KAFKA_TOPIC_PREFIX
+            ),
+        }
+    }
+}
+
+/// The line saying Kafka's variable is set but not used, in a build without the `kafka`
+/// feature (which would otherwise run the story elsewhere without a word).
+fn kafka_ignored() -> Option<String> {
+    if cfg!(feature = "kafka") {
+        return None;
+    }
+    var(KAFKA_BROKERS_VAR).map(|_| {
+        format!(
+            "note: {KAFKA_BROKERS_VAR} is set, but this example was built without its `kafka` \
+             feature, so the events do not go to Kafka; run `cargo run -p example-bank \
+             --features kafka` to use Kafka"
+        )
+    })
+}
+
 /// Opens the event store and runs the story on it.
 async fn with_store(
-    postgres: Option<String>,
+    events_at: EventsAt,
     balances: impl BalanceTarget,
     memos: TantivyTarget,
     out: &mut impl Write,
 ) -> anyhow::Result<()> {
-    match postgres {
-        Some(url) => {
+    match events_at {
+        EventsAt::Postgres(url) => {
             let store = fresh_store(&url, SCHEMA).await?;
             example_bank::run(store, balances, memos, out).await?;
         }
-        None => {
+        #[cfg(feature = "kafka")]
+        EventsAt::Kafka(brokers) => {
+            let store =
+                example_bank::kafka::fresh_store(&brokers, example_bank::KAFKA_TOPIC_PREFIX)
+                    .await?;
+            example_bank::run(store, balances, memos, out).await?;
+        }
+        EventsAt::Memory => {
             example_bank::run(InMemoryEventStore::new(), balances, memos, out).await?;
         }
     }

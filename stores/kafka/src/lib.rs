@@ -11,6 +11,7 @@
 //!   events they describe. `<prefix>.meta` records the store's id and partition count once;
 //!   a store refuses to open on topics whose partition count changed
 //!   ([`Error::PartitionCountChanged`](foldline::Error::PartitionCountChanged)).
+//!   `<prefix>.snapshots` (compacted) holds aggregate snapshots.
 //! - **Partitions**: a stream's partition is Kafka's default partitioner for its id (murmur2,
 //!   as Java's client computes it), so order is per stream (and per partition), never across
 //!   partitions.
@@ -46,12 +47,24 @@
 //!   stable offset of each partition. Checkpoints live in projection targets, never in
 //!   consumer-group offsets.
 //! - **Identity**: `kafka:<cluster id>/<prefix>/<store id>`; projection slots record it.
+//! - **Snapshots** ([`SnapshotStore`](foldline::SnapshotStore)): key = stream id, in the
+//!   stream's partition of `<prefix>.snapshots`, saved by a plain idempotent produce outside
+//!   the events' transactions (a lost snapshot only costs a longer load); loading scans that
+//!   partition for the stream's newest snapshot, so its cost grows with the partition's
+//!   snapshots since the cleaner last compacted it (about one per stream), not with events.
+//! - **The admin's view** ([`ManagedStore`](foldline::ManagedStore), for `foldline-admin`):
+//!   `describe` is `Apache Kafka at <brokers>, topics <prefix>.*`; `streams` reads
+//!   `<prefix>.heads` whole; `feed_held_back` names, per partition of the events topic, the
+//!   open transaction keeping its last stable offset below the high watermark
+//!   ([`FeedHolder::partition_transaction`](foldline::FeedHolder::partition_transaction)), with
+//!   the records between the two as an upper bound of the events waiting; no migrations.
 //!
 //! # Not yet
 //!
 //! - `read_stream` scans the stream's partition (cost grows with the partition, not the
-//!   stream); snapshots; `ManagedStore` for the admin; the broker-restart, 3-node-cluster and
-//!   reassignment fault tests and the benchmarks.
+//!   stream): the executor's first command per aggregate pays a scan (see the `kafka-append`
+//!   benchmark); the broker-restart, 3-node-cluster and reassignment fault tests, projections
+//!   killed under Kafka, and the `kafka-feed` and `kafka-takeover` benchmarks.
 //!
 //! # Quick start
 //!
@@ -72,6 +85,12 @@
 //! # }
 //! ```
 //!
+//! # Metrics
+//!
+//! Histograms `foldline_kafka_transaction_appends` (appends per committed transaction) and
+//! `foldline_kafka_transaction_seconds` (time to write and commit one), through the
+//! [`metrics`](https://docs.rs/metrics) facade.
+//!
 //! # Building
 //!
 //! The crate uses rdkafka with librdkafka built from its bundled source (`cmake-build`):
@@ -87,11 +106,13 @@
 mod error;
 mod feed;
 mod keys;
+mod managed;
 mod options;
 mod ownership;
 mod partitioner;
 mod records;
 mod scan;
+mod snapshots;
 mod store;
 mod streams;
 #[cfg(feature = "testing")]

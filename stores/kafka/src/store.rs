@@ -10,12 +10,13 @@ use tokio::sync::watch;
 
 use crate::options::KafkaStoreOptions;
 use crate::partitioner;
+use crate::snapshots::SnapshotProducer;
 use crate::topics::{self, StoreMeta, TopicNames};
 use crate::writer::Writers;
 use crate::{feed, streams};
 
 /// An event store on Apache Kafka: the topics `<prefix>.events` (keyed by stream id),
-/// `<prefix>.heads`, `<prefix>.keys` and `<prefix>.meta` on the brokers of its
+/// `<prefix>.heads`, `<prefix>.keys`, `<prefix>.snapshots` and `<prefix>.meta` on the brokers of its
 /// [`KafkaStoreOptions`]. Cheap to clone: clones share the partitions' writers.
 ///
 /// See the crate documentation for how it works and what is not there yet.
@@ -34,6 +35,8 @@ struct Inner {
     /// Bumped after each commit of this instance's writers, so its subscribers read at once
     /// (others' commits are found by polling).
     commits: watch::Sender<u64>,
+    /// Saves snapshots, created on the first save.
+    snapshots: SnapshotProducer,
 }
 
 impl Drop for Inner {
@@ -76,6 +79,7 @@ impl KafkaEventStore {
                 identity,
                 writers,
                 commits,
+                snapshots: SnapshotProducer::default(),
             }),
         })
     }
@@ -110,6 +114,10 @@ impl KafkaEventStore {
 
     pub(crate) fn topic_names(&self) -> &TopicNames {
         &self.inner.names
+    }
+
+    pub(crate) fn snapshot_producer(&self) -> &SnapshotProducer {
+        &self.inner.snapshots
     }
 
     /// A receiver of this instance's commit counter, for subscriptions.

@@ -36,6 +36,8 @@ pub(crate) struct TopicNames {
     /// The result of each append with an idempotency key, in its stream's partition;
     /// compacted.
     pub(crate) keys: String,
+    /// Aggregate snapshots, keyed by stream id, in the stream's partition; compacted.
+    pub(crate) snapshots: String,
 }
 
 impl TopicNames {
@@ -45,12 +47,19 @@ impl TopicNames {
             meta: format!("{prefix}.meta"),
             heads: format!("{prefix}.heads"),
             keys: format!("{prefix}.keys"),
+            snapshots: format!("{prefix}.snapshots"),
         }
     }
 
-    /// Every topic, for creating and deleting them.
-    pub(crate) fn all(&self) -> [&str; 4] {
-        [&self.events, &self.meta, &self.heads, &self.keys]
+    /// Every topic, for deleting them.
+    pub(crate) fn all(&self) -> [&str; 5] {
+        [
+            &self.events,
+            &self.meta,
+            &self.heads,
+            &self.keys,
+            &self.snapshots,
+        ]
     }
 }
 
@@ -76,7 +85,7 @@ pub(crate) async fn open(
 ) -> Result<(StoreMeta, String), Error> {
     let admin = admin_client(options)?;
     create_missing(&admin, options, names).await?;
-    await_leaders(options, names).await?;
+    await_leaders(options, &names.all()[..4]).await?;
     let meta = match read_meta(options, names).await? {
         Some(meta) => meta,
         None => {
@@ -92,6 +101,10 @@ pub(crate) async fn open(
             })?
         }
     };
+    // After the store's record: a store created before snapshots existed gets its snapshots
+    // topic with the partition count it was created with, whatever the options say now.
+    create_snapshots(&admin, options, names, meta.partitions).await?;
+    await_leaders(options, &[names.snapshots.as_str()]).await?;
     let (counts, cluster) = describe(options, names).await?;
     for (topic, found) in counts {
         if found != meta.partitions {
@@ -167,25 +180,62 @@ async fn create_missing(
         events = events.set(key, value);
         meta = meta.set(key, value);
     }
-    // The side topics keep the last record per key: a stream's head, a key's first result.
-    // Small segments and an eager cleaner keep what a new owner reads close to one record
-    // per stream (the active segment is never compacted).
-    let compacted = [
+    let heads = compacted(NewTopic::new(
+        &names.heads,
+        partitions,
+        TopicReplication::Fixed(factor),
+    ));
+    let keys = compacted(NewTopic::new(
+        &names.keys,
+        partitions,
+        TopicReplication::Fixed(factor),
+    ));
+    create_all(admin, options, [&events, &meta, &heads, &keys]).await
+}
+
+/// `topic`, compacted: the side topics keep the last record per key (a stream's head, a key's
+/// first result, a stream's snapshot). Small segments and an eager cleaner keep what a reader
+/// scans close to one record per stream (the active segment is never compacted).
+fn compacted(mut topic: NewTopic<'_>) -> NewTopic<'_> {
+    for (key, value) in [
         ("cleanup.policy", "compact"),
         ("segment.ms", "600000"),
         ("min.cleanable.dirty.ratio", "0.1"),
         ("delete.retention.ms", "86400000"),
-    ];
-    let mut heads = NewTopic::new(&names.heads, partitions, TopicReplication::Fixed(factor));
-    let mut keys = NewTopic::new(&names.keys, partitions, TopicReplication::Fixed(factor));
-    for (key, value) in compacted {
-        heads = heads.set(key, value);
-        keys = keys.set(key, value);
+    ] {
+        topic = topic.set(key, value);
     }
+    topic
+}
+
+/// Creates `<prefix>.snapshots` where missing, with the store's partition count (a stream's
+/// snapshots share its partition number).
+async fn create_snapshots(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &KafkaStoreOptions,
+    names: &TopicNames,
+    partitions: u32,
+) -> Result<(), Error> {
+    let factor = options.replication_factor.map_or(-1, i32::from);
+    let partitions = i32::try_from(partitions).unwrap_or(i32::MAX);
+    let snapshots = compacted(NewTopic::new(
+        &names.snapshots,
+        partitions,
+        TopicReplication::Fixed(factor),
+    ));
+    create_all(admin, options, [&snapshots]).await
+}
+
+/// Creates `topics`; those that exist already are left as they are.
+async fn create_all<'a>(
+    admin: &AdminClient<DefaultClientContext>,
+    options: &KafkaStoreOptions,
+    topics: impl IntoIterator<Item = &'a NewTopic<'a>>,
+) -> Result<(), Error> {
     let context = || format!("creating the topics of store `{}`", options.topic_prefix);
     let admin_options = AdminOptions::new().operation_timeout(Some(options.timeout));
     let results = admin
-        .create_topics([&events, &meta, &heads, &keys], &admin_options)
+        .create_topics(topics, &admin_options)
         .await
         .map_err(|e| Kafka::error(context(), e))?;
     for result in results {
@@ -204,9 +254,9 @@ async fn create_missing(
 
 /// Waits until every partition of the store's topics has a leader: a topic just created is
 /// unknown to the brokers' metadata for a moment, and reads of it fail meanwhile.
-async fn await_leaders(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(), Error> {
+async fn await_leaders(options: &KafkaStoreOptions, topics: &[&str]) -> Result<(), Error> {
     let config = client_config(options);
-    let topics: Vec<String> = names.all().iter().map(|t| (*t).to_owned()).collect();
+    let topics: Vec<String> = topics.iter().map(|t| (*t).to_owned()).collect();
     let timeout = options.timeout;
     blocking(move || {
         let context = || format!("waiting for the partitions of {topics:?} to have leaders");
@@ -299,8 +349,8 @@ async fn write_meta(options: &KafkaStoreOptions, names: &TopicNames) -> Result<(
     Ok(())
 }
 
-/// The partition counts of the partitioned topics (events, heads, keys: they must agree, a
-/// stream's records sharing its partition number in each), and the cluster's id.
+/// The partition counts of the partitioned topics (events, heads, keys, snapshots: they must
+/// agree, a stream's records sharing its partition number in each), and the cluster's id.
 async fn describe(
     options: &KafkaStoreOptions,
     names: &TopicNames,
@@ -310,6 +360,7 @@ async fn describe(
         names.events.clone(),
         names.heads.clone(),
         names.keys.clone(),
+        names.snapshots.clone(),
     ];
     let timeout = options.timeout;
     blocking(move || {

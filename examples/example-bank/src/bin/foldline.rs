@@ -10,9 +10,15 @@
 //   cargo run -p example-bank --bin foldline -- rebuild balances --schema example_bank
 //   cargo run -p example-bank --bin foldline -- --help
 //
+// On Apache Kafka (built with `--features kafka`): run the story with FOLDLINE_KAFKA_BROKERS set,
+// then `cargo run -p example-bank --features kafka --bin foldline -- status` with it still set.
+//
 // Where it looks (flags, or the FOLDLINE_* variables; `--help` lists them):
 // - the events: PostgreSQL at --postgres-url / FOLDLINE_POSTGRES_URL, schema --schema /
 //   FOLDLINE_POSTGRES_SCHEMA (the story writes schema `example_bank`; the default is `foldline`);
+//   or, when --kafka-brokers / FOLDLINE_KAFKA_BROKERS is given (feature `kafka`), Apache Kafka
+//   under topic prefix --kafka-topic-prefix / FOLDLINE_KAFKA_TOPIC_PREFIX (default
+//   `example_bank`, the story's);
 // - `balances`: Redis at --redis-url / FOLDLINE_REDIS_URL (default redis://127.0.0.1:6379/),
 //   key prefix --redis-prefix / FOLDLINE_REDIS_PREFIX (default `example_bank`, the story's);
 // - `transfer_memos`: the Tantivy index under --tantivy-dir / FOLDLINE_TANTIVY_DIR, default
@@ -32,7 +38,7 @@ use clap::Args;
 use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
 use example_bank::targets::REDIS_PREFIX;
-use foldline::{BoxError, Projector};
+use foldline::{BoxError, ManagedStore, Projector};
 use foldline_admin::Admin;
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use foldline_redis::{RedisTarget, RedisTargetOptions};
@@ -60,6 +66,21 @@ struct Connections {
     )]
     schema: String,
 
+    /// Apache Kafka's brokers (`host:port`, comma-separated): when given, the event store is
+    /// the Kafka store under `--kafka-topic-prefix` instead of PostgreSQL (a binary built with
+    /// the `kafka` feature).
+    #[arg(long, global = true, env = "FOLDLINE_KAFKA_BROKERS")]
+    kafka_brokers: Option<String>,
+
+    /// The Kafka store's topic prefix.
+    #[arg(
+        long,
+        global = true,
+        env = "FOLDLINE_KAFKA_TOPIC_PREFIX",
+        default_value = example_bank::KAFKA_TOPIC_PREFIX
+    )]
+    kafka_topic_prefix: String,
+
     /// Redis, for the `balances` projection.
     #[arg(
         long,
@@ -86,30 +107,67 @@ fn default_tantivy_dir() -> PathBuf {
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    #[cfg(feature = "kafka")]
+    if on_kafka() {
+        return foldline_admin::main(async |connections: Connections| -> Result<_, BoxError> {
+            let brokers = connections.kafka_brokers.clone().unwrap_or_default();
+            let options = foldline_kafka::KafkaStoreOptions::from_brokers(brokers)
+                .with_topic_prefix(&connections.kafka_topic_prefix)?;
+            let store = foldline_kafka::KafkaEventStore::connect(options).await?;
+            admin(store, &connections)
+        })
+        .await;
+    }
     foldline_admin::main(async |connections: Connections| -> Result<_, BoxError> {
+        if connections.kafka_brokers.is_some() {
+            return Err(format!(
+                "--kafka-brokers (or {}) is set, but this binary was built without the \
+                 `kafka` feature: run `cargo run -p example-bank --features kafka --bin \
+                 foldline -- …` to use Kafka",
+                example_bank::KAFKA_BROKERS_VAR
+            )
+            .into());
+        }
         let options = PgStoreOptions::from_url(&connections.postgres_url)?
             .with_schema(connections.schema.parse()?);
         let store = PgEventStore::connect(options).await?;
-
-        let url = connections
-            .redis_url
-            .as_deref()
-            .unwrap_or(foldline_redis::DEFAULT_URL);
-        let prefix = connections.redis_prefix.as_deref().unwrap_or(REDIS_PREFIX);
-        let redis_options = RedisTargetOptions::from_url(url)?.with_prefix(prefix)?;
-        // Connected on first use: `streams`, `events`, `tail` and `migrate` work while Redis
-        // is down, and `status` shows the other projections.
-        let redis = RedisTarget::connect_lazy(redis_options)?;
-
-        let tantivy_dir = connections
-            .tantivy_dir
-            .clone()
-            .unwrap_or_else(default_tantivy_dir);
-        let memo_index = memos::open_target(&tantivy_dir)?;
-
-        Ok(Admin::new(store.clone())
-            .with_projection(Projector::new(store.clone(), Balances, redis))
-            .with_projection(Projector::new(store, TransferMemos::new(), memo_index)))
+        admin(store, &connections)
     })
     .await
+}
+
+/// Whether the command line (or the variables) names Kafka's brokers: the arguments parsed
+/// once more here, because the store's type must be known before the admin parses them.
+#[cfg(feature = "kafka")]
+fn on_kafka() -> bool {
+    use clap::Parser;
+    foldline_admin::Cli::<Connections>::try_parse()
+        .is_ok_and(|cli| cli.connections.kafka_brokers.is_some())
+}
+
+/// The admin of `store` with the example's projections, their targets where `connections`
+/// says.
+fn admin<S>(store: S, connections: &Connections) -> Result<Admin<S>, BoxError>
+where
+    S: ManagedStore + Clone,
+{
+    let url = connections
+        .redis_url
+        .as_deref()
+        .unwrap_or(foldline_redis::DEFAULT_URL);
+    let prefix = connections.redis_prefix.as_deref().unwrap_or(REDIS_PREFIX);
+    let redis_options = RedisTargetOptions::from_url(url)?.with_prefix(prefix)?;
+    // Connected on first use: `streams`, `events`, `tail` and `migrate` work while Redis
+    // is down, and `status` shows the other projections.
+    let redis = RedisTarget::connect_lazy(redis_options)?;
+
+    let tantivy_dir = connections
+        .tantivy_dir
+        .clone()
+        .unwrap_or_else(default_tantivy_dir);
+    let memo_index = memos::open_target(&tantivy_dir)?;
+
+    Ok(Admin::new(store.clone())
+        .with_projection(Projector::new(store.clone(), Balances, redis))
+        .with_projection(Projector::new(store, TransferMemos::new(), memo_index)))
 }
