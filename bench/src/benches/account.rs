@@ -244,3 +244,19 @@ impl Encoded {
         Ok(std::str::from_utf8(&self.payload)?)
     }
 }
+
+/// One command handler: the next account's command, executed and awaited.
+pub(crate) struct Handler<S> {
+    pub(crate) executor: foldline::CommandExecutor<S>,
+    pub(crate) rotation: Rotation,
+}
+
+impl<S: foldline::EventStore> crate::timed::Worker for Handler<S> {
+    async fn step(&mut self) -> anyhow::Result<u64> {
+        let step = self.rotation.advance()?;
+        self.executor
+            .execute::<Account>(AccountCommand::for_step(step))
+            .await?;
+        Ok(1)
+    }
+}

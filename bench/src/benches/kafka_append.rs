@@ -37,13 +37,11 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{
-    Account, AccountCommand, AccountEvent, Encoded, Generations, OWNER, Rotation,
-};
+use super::account::{AccountEvent, Encoded, Generations, Handler, OWNER, Rotation};
 use crate::counters::{self, COMMAND_CONFLICTS, KAFKA_TRANSACTION_APPENDS};
 use crate::report::Figure;
 use crate::stats::median;
-use crate::timed::{Measured, Worker, run_for};
+use crate::timed::{Measured, run_for};
 
 const NAME: &str = "kafka-append";
 const PARTITIONS: u32 = 8;
@@ -297,22 +295,6 @@ fn header<'a>(key: &'a str, value: &'a str) -> Header<'a, &'a str> {
     Header {
         key,
         value: Some(value),
-    }
-}
-
-/// One command handler: the next account's command, executed and awaited.
-struct Handler {
-    executor: CommandExecutor<KafkaEventStore>,
-    rotation: Rotation,
-}
-
-impl Worker for Handler {
-    async fn step(&mut self) -> anyhow::Result<u64> {
-        let step = self.rotation.advance()?;
-        self.executor
-            .execute::<Account>(AccountCommand::for_step(step))
-            .await?;
-        Ok(1)
     }
 }
 

@@ -52,9 +52,7 @@ use foldline_postgres::PgEventStore;
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{
-    Account, AccountCommand, AccountEvent, CENTS, Encoded, Generations, OWNER, Rotation,
-};
+use super::account::{AccountEvent, CENTS, Encoded, Generations, Handler, OWNER, Rotation};
 use crate::counters;
 use crate::pg::{
     BenchSchema, Rows, SingleInsert, StorePhase, fresh_with_scratch, run_limit, run_on_store,
@@ -230,22 +228,6 @@ impl Bench {
             self.options.events_per_stream,
             generation,
         )
-    }
-}
-
-/// One command handler: the next account's command, executed and awaited.
-struct Handler {
-    executor: CommandExecutor<PgEventStore>,
-    rotation: Rotation,
-}
-
-impl Worker for Handler {
-    async fn step(&mut self) -> anyhow::Result<u64> {
-        let step = self.rotation.advance()?;
-        self.executor
-            .execute::<Account>(AccountCommand::for_step(step))
-            .await?;
-        Ok(1)
     }
 }
 
