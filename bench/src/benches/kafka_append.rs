@@ -10,8 +10,8 @@
 //!   in commands/s, once per `--handlers` count. The executor keeps an aggregate cache
 //!   (10 000 entries), as in `pg-append-1`.
 //! - **Limit**, measured right after each handler count: one bare transactional producer
-//!   per partition (`FutureProducer`, the store's producer settings), each looping
-//!   begin / produce *B* records / commit, where *B* is the store's mean appends per
+//!   per partition (`BaseProducer` on a thread of its own), each looping
+//!   begin / produce *B* records / serve their delivery reports / commit, where *B* is the store's mean appends per
 //!   transaction in the phase just measured (at least 1). The records are the events the
 //!   commands wrote: same key, payload and header names and sizes, to a scratch topic with the
 //!   same partition count. What Kafka takes for these records in transactions of that size;
@@ -33,7 +33,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use uuid::Uuid;
 
 use super::Options;
@@ -186,7 +186,7 @@ impl Bench {
         let records = Arc::new(AtomicU64::new(0));
         let mut threads = Vec::new();
         for partition in 0..PARTITIONS {
-            let producer: FutureProducer = ClientConfig::new()
+            let producer: BaseProducer = ClientConfig::new()
                 .set("bootstrap.servers", &self.brokers)
                 .set(
                     "transactional.id",
@@ -229,9 +229,10 @@ impl Bench {
     }
 }
 
-/// One producer's loop: transactions of `batch` records until `stop`.
+/// One producer's loop: transactions of `batch` records until `stop`. Each transaction's
+/// records are flushed (this thread serving their delivery reports) before the commit.
 fn produce(
-    producer: &FutureProducer,
+    producer: &BaseProducer,
     topic: &str,
     partition: u32,
     batch: usize,
@@ -244,14 +245,20 @@ fn produce(
     while !stop.load(Ordering::Relaxed) {
         producer.begin_transaction()?;
         for _ in 0..batch {
-            let message = FutureRecord::to(topic)
+            let message = BaseRecord::to(topic)
                 .partition(partition)
                 .key(&record.key)
                 .payload(&record.payload)
                 .headers(record.headers.clone());
             producer
-                .send_result(message)
+                .send(message)
                 .map_err(|(e, _)| anyhow::anyhow!("producing: {e}"))?;
+        }
+        // Delivery reports served here, 1 ms at a time, before the commit: rdkafka's own
+        // `flush` (which `commit_transaction` calls first) waits in a poll that can outlast
+        // the last report by ~100 ms.
+        while producer.in_flight_count() > 0 {
+            producer.poll(Duration::from_millis(1));
         }
         producer.commit_transaction(Duration::from_secs(30))?;
         records.fetch_add(batch as u64, Ordering::Relaxed);

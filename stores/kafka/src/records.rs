@@ -184,6 +184,13 @@ pub(crate) fn recorded_event(message: &BorrowedMessage<'_>) -> RecordedEvent {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct StreamHead {
     pub(crate) version: u64,
+    /// The offset of the stream's first event, where a read of the stream starts (absent in
+    /// records written before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) first_offset: Option<i64>,
+    /// The offset of the stream's last event, where a read of the stream ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_offset: Option<i64>,
 }
 
 /// A record of `<prefix>.keys`: the result of the append that first used an idempotency key.

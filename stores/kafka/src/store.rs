@@ -112,6 +112,11 @@ impl KafkaEventStore {
         partitioner::partition_of(stream, self.inner.meta.partitions)
     }
 
+    /// This instance's writers (and what they know of their partitions' streams).
+    pub(crate) fn writers(&self) -> &Writers {
+        &self.inner.writers
+    }
+
     pub(crate) fn topic_names(&self) -> &TopicNames {
         &self.inner.names
     }

@@ -23,7 +23,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use foldline::{
@@ -32,7 +32,7 @@ use foldline::{
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::Kafka;
 use crate::keys::{Claimed, KeyClaim, KeyRegistry};
@@ -89,6 +89,9 @@ enum Slot {
         queue: mpsc::Sender<PendingAppend>,
         /// Set when the group revokes the partition: the writer takes no further batch.
         revoked: Arc<AtomicBool>,
+        index: SharedIndex,
+        /// True once the writer has fenced the previous one and passed its barrier.
+        ready: watch::Receiver<bool>,
     },
     /// Another writer fenced this one out at `since`, though the group still assigns the
     /// partition here (the fencer is a zombie, or a process outside the group).
@@ -146,8 +149,8 @@ impl Writers {
         let listener: Weak<dyn OwnershipListener> = Arc::downgrade(self) as _;
         self.ownership.join(listener).await?;
         // Refused before the key is claimed: nothing to give back.
-        let queue = match self.queue(partition) {
-            Ok(queue) => queue,
+        let (queue, mut ready) = match self.queue(partition) {
+            Ok(writer) => writer,
             Err(Refused::Lost(why)) => return Err(self.not_owner(partition, &why)),
             Err(Refused::NotAssigned) => {
                 let why = match self.ownership.owner_of(partition).await {
@@ -163,6 +166,12 @@ impl Writers {
                 return Err(self.not_owner(partition, &why));
             }
         };
+        // The key is looked up once the partition's writer has fenced the previous one: a
+        // commit of that writer still on its way (it died committing) is decided by then, so
+        // the lookup sees the key it used.
+        if ready.wait_for(|ready| *ready).await.is_err() {
+            return Err(self.not_owner(partition, "its writer stopped"));
+        }
         let claim = match request.idempotency_key() {
             Some(key) => match self.keys.claim(key).await? {
                 Claimed::Replay(first) => return Ok(first),
@@ -191,11 +200,16 @@ impl Writers {
 
     /// The queue of `partition`'s writer; a new writer when the partition is assigned and has
     /// none (or was lost long enough ago).
-    fn queue(self: &Arc<Self>, partition: u32) -> Result<mpsc::Sender<PendingAppend>, Refused> {
+    fn queue(
+        self: &Arc<Self>,
+        partition: u32,
+    ) -> Result<(mpsc::Sender<PendingAppend>, watch::Receiver<bool>), Refused> {
         let mut slots = self.slots();
         match slots.get(&partition) {
             None => return Err(Refused::NotAssigned),
-            Some(Slot::Writing { queue, .. }) if !queue.is_closed() => return Ok(queue.clone()),
+            Some(Slot::Writing { queue, ready, .. }) if !queue.is_closed() => {
+                return Ok((queue.clone(), ready.clone()));
+            }
             Some(Slot::Lost { since, why }) if since.elapsed() < GIVE_UP_FOR => {
                 return Err(Refused::Lost(why.clone()));
             }
@@ -210,9 +224,11 @@ impl Writers {
         self: &Arc<Self>,
         slots: &mut HashMap<u32, Slot>,
         partition: u32,
-    ) -> mpsc::Sender<PendingAppend> {
+    ) -> (mpsc::Sender<PendingAppend>, watch::Receiver<bool>) {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
         let revoked = Arc::new(AtomicBool::new(false));
+        let index: SharedIndex = Arc::default();
+        let (ready_sender, ready) = watch::channel(false);
         let number = self.next_writer.fetch_add(1, Ordering::Relaxed);
         slots.insert(
             partition,
@@ -220,6 +236,8 @@ impl Writers {
                 writer: number,
                 queue: queue.clone(),
                 revoked: Arc::clone(&revoked),
+                index: Arc::clone(&index),
+                ready: ready.clone(),
             },
         );
         let writer = PartitionWriter {
@@ -227,12 +245,39 @@ impl Writers {
             partition,
             number,
             revoked,
+            index,
+            ready: ready_sender,
         };
         match self.runtime.get() {
             Some(runtime) => drop(runtime.spawn(writer.run(pending))),
             None => drop(tokio::spawn(writer.run(pending))),
         }
-        queue
+        (queue, ready)
+    }
+
+    /// What this instance's writer of `partition` knows of `stream`: `None` when it has no
+    /// writer there (not the owner) or the writer has not passed its barrier yet;
+    /// `Some(None)` when the stream has no events.
+    ///
+    /// The owner's index is the truth for its partition, except in the moments after the
+    /// group has moved the partition and before this instance has heard of it (its session
+    /// expired while it was frozen or cut off): a read from the index then may miss the new
+    /// owner's latest appends, as a read from a replica would. Appends are never affected:
+    /// they are fenced.
+    pub(crate) fn known_stream(
+        &self,
+        partition: u32,
+        stream: &StreamId,
+    ) -> Option<Option<StreamEntry>> {
+        let slots = self.slots();
+        match slots.get(&partition) {
+            Some(Slot::Writing { revoked, index, .. }) if !revoked.load(Ordering::Acquire) => index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner)
+                .as_ref()
+                .map(|index| index.streams.get(stream).copied()),
+            _ => None,
+        }
     }
 
     /// Writer `number` of `partition` was fenced out: the partition is refused for a while,
@@ -289,10 +334,35 @@ impl OwnershipListener for Writers {
     }
 }
 
-/// The index a writer checks appends against: each stream's version.
+/// The index a writer checks appends against, and reads of its streams use: each stream's
+/// version and where its events are.
 #[derive(Debug, Default)]
 struct Index {
-    versions: HashMap<StreamId, Version>,
+    streams: HashMap<StreamId, StreamEntry>,
+}
+
+/// A partition's index, shared by its writer (which builds and updates it) with the reads of
+/// this instance: `None` until the writer has passed its barrier.
+type SharedIndex = Arc<RwLock<Option<Index>>>;
+
+/// A stream in a writer's index.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct StreamEntry {
+    pub(crate) version: Version,
+    /// The offset of its first event, where known.
+    pub(crate) first_offset: Option<i64>,
+    /// The offset of its last event, where known.
+    pub(crate) last_offset: Option<i64>,
+}
+
+impl StreamEntry {
+    fn of(head: &StreamHead) -> Self {
+        StreamEntry {
+            version: Version::new(head.version),
+            first_offset: head.first_offset,
+            last_offset: head.last_offset,
+        }
+    }
 }
 
 struct PartitionWriter {
@@ -302,11 +372,15 @@ struct PartitionWriter {
     number: u64,
     /// Set when the group revokes the partition.
     revoked: Arc<AtomicBool>,
+    /// The index, published once the barrier is passed.
+    index: SharedIndex,
+    /// Told when the barrier is passed.
+    ready: watch::Sender<bool>,
 }
 
 impl PartitionWriter {
     async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
-        let (producer, mut index) = match self.take().await {
+        let producer = match self.take().await {
             Ok(taken) => taken,
             Err(error) => {
                 return self
@@ -326,7 +400,7 @@ impl PartitionWriter {
                     Err(_) => break,
                 }
             }
-            if let Err(lost) = self.commit(&producer, &mut index, batch).await {
+            if let Err(lost) = self.commit(&producer, batch).await {
                 return self.give_up(queue, &lost, "gave the partition up").await;
             }
         }
@@ -365,7 +439,7 @@ impl PartitionWriter {
     }
 
     /// Fences earlier writers of the partition and rebuilds the index (the barrier).
-    async fn take(&self) -> Result<(FutureProducer, Index), Error> {
+    async fn take(&self) -> Result<FutureProducer, Error> {
         let options = &self.writers.options;
         let names = &self.writers.names;
         let transactional_id = format!("{}.writer.{}", options.topic_prefix, self.partition);
@@ -411,7 +485,7 @@ impl PartitionWriter {
                         Some(Box::new(e)),
                     )
                 })?;
-                index.versions.insert(stream, Version::new(head.version));
+                index.streams.insert(stream, StreamEntry::of(&head));
                 Ok(Visit::More)
             })?;
             Ok(index)
@@ -419,10 +493,12 @@ impl PartitionWriter {
         .await?;
         tracing::debug!(
             partition = self.partition,
-            streams = index.versions.len(),
+            streams = index.streams.len(),
             "took the partition"
         );
-        Ok((producer, index))
+        *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(index);
+        self.ready.send_replace(true);
+        Ok(producer)
     }
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
@@ -430,24 +506,30 @@ impl PartitionWriter {
     async fn commit(
         &self,
         producer: &FutureProducer,
-        index: &mut Index,
         batch: Vec<PendingAppend>,
     ) -> Result<(), Error> {
-        let plan = plan(index, batch);
+        let plan = {
+            let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
+            let empty = Index::default();
+            plan(index.as_ref().unwrap_or(&empty), batch)
+        };
         if plan.accepted.is_empty() {
             return Ok(());
         }
         let started = Instant::now();
         match self.write(producer, &plan).await {
-            Ok(results) => {
+            Ok((results, heads)) => {
                 metrics::histogram!("foldline_kafka_transaction_appends")
                     .record(plan.accepted.len() as f64);
                 metrics::histogram!("foldline_kafka_transaction_seconds")
                     .record(started.elapsed().as_secs_f64());
-                for result in &results {
-                    index
-                        .versions
-                        .insert(result.stream_id.clone(), result.current_version);
+                if let Some(index) = self
+                    .index
+                    .write()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_mut()
+                {
+                    index.streams.extend(heads);
                 }
                 for (append, result) in plan.accepted.into_iter().zip(results) {
                     let _ = append.reply.send(Ok(result));
@@ -502,7 +584,7 @@ impl PartitionWriter {
         &self,
         producer: &FutureProducer,
         plan: &Plan,
-    ) -> Result<Vec<AppendResult>, Error> {
+    ) -> Result<(Vec<AppendResult>, HashMap<StreamId, StreamEntry>), Error> {
         let names = &self.writers.names;
         let timeout = self.writers.options.timeout;
         let partition = i32::try_from(self.partition).unwrap_or(i32::MAX);
@@ -522,9 +604,10 @@ impl PartitionWriter {
         })?;
         let outcome = async {
             let now = records::now_millis();
-            // The events, and the streams' new heads (known from the plan): all sent at once.
+            // The events, all sent at once.
             let mut deliveries: Vec<Vec<DeliveryFuture>> = Vec::with_capacity(plan.accepted.len());
-            let mut heads: HashMap<&StreamId, Version> = HashMap::new();
+            // The heads' and keys' records, awaited before the commit.
+            let mut side: Vec<DeliveryFuture> = Vec::new();
             for (append, previous) in plan.accepted.iter().zip(&plan.previous) {
                 let stream = append.request.stream();
                 let mut version = *previous;
@@ -539,12 +622,50 @@ impl PartitionWriter {
                         .headers(records::event_headers(event, version));
                     futures.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
                 }
-                heads.insert(stream, version);
                 deliveries.push(futures);
             }
-            for (stream, version) in heads {
+            // The events' offsets make the results (their positions) and the streams' heads.
+            let mut results = Vec::with_capacity(plan.accepted.len());
+            let mut heads: HashMap<StreamId, StreamEntry> = HashMap::new();
+            for (((append, previous), known), futures) in plan
+                .accepted
+                .iter()
+                .zip(&plan.previous)
+                .zip(&plan.known)
+                .zip(deliveries)
+            {
+                let (mut first, mut last) = (None, None);
+                for future in futures {
+                    let offset = delivered(future)
+                        .await
+                        .map_err(|e| Kafka::error(context(), e))?;
+                    first = first.or(Some(offset));
+                    last = Some(offset);
+                }
+                let stream = append.request.stream();
+                let current = Version::new(previous.get() + append.request.events().len() as u64);
+                let head = heads.entry(stream.clone()).or_insert(StreamEntry {
+                    version: *previous,
+                    first_offset: known.and_then(|k| k.first_offset),
+                    last_offset: known.and_then(|k| k.last_offset),
+                });
+                if *previous == Version::ZERO {
+                    head.first_offset = first;
+                }
+                head.version = current;
+                head.last_offset = last.or(head.last_offset);
+                results.push(AppendResult::new(
+                    stream.clone(),
+                    *previous,
+                    current,
+                    last.map(|o| Position::new(self.partition, u64::try_from(o).unwrap_or(0), 0)),
+                ));
+            }
+            for (stream, head) in &heads {
                 let value = serde_json::to_vec(&StreamHead {
-                    version: version.get(),
+                    version: head.version.get(),
+                    first_offset: head.first_offset,
+                    last_offset: head.last_offset,
                 })
                 .map_err(|e| encode(e, "a stream head"))?;
                 let record = FutureRecord::to(&names.heads)
@@ -552,28 +673,7 @@ impl PartitionWriter {
                     .key(stream.as_str())
                     .payload(&value)
                     .timestamp(now);
-                // Not waited for: the commit flushes it, and fails if it failed.
-                send(producer, record).map_err(|e| Kafka::error(context(), e))?;
-            }
-            // The events' offsets make the results (their positions).
-            let mut results = Vec::with_capacity(plan.accepted.len());
-            for ((append, previous), futures) in
-                plan.accepted.iter().zip(&plan.previous).zip(deliveries)
-            {
-                let mut last = None;
-                for future in futures {
-                    let offset = delivered(future)
-                        .await
-                        .map_err(|e| Kafka::error(context(), e))?;
-                    last = Some(offset);
-                }
-                let count = append.request.events().len() as u64;
-                results.push(AppendResult::new(
-                    append.request.stream().clone(),
-                    *previous,
-                    Version::new(previous.get() + count),
-                    last.map(|o| Position::new(self.partition, u64::try_from(o).unwrap_or(0), 0)),
-                ));
+                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
             }
             // The keys' results, which hold those positions; flushed by the commit too.
             for (append, result) in plan.accepted.iter().zip(&results) {
@@ -592,9 +692,18 @@ impl PartitionWriter {
                     .key(key.as_str())
                     .payload(&value)
                     .timestamp(now);
-                send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
             }
-            Ok::<_, Error>(results)
+            // Every record delivered before the commit: rdkafka's `commit_transaction` first
+            // flushes, and a flush that finds records in flight blocks in a poll whose
+            // delivery report the producer's own polling thread takes, until the next event
+            // (about 100 ms per transaction, measured).
+            for future in side {
+                delivered(future)
+                    .await
+                    .map_err(|e| Kafka::error(context(), e))?;
+            }
+            Ok::<_, Error>((results, heads))
         }
         .await;
         let committer = producer.clone();
@@ -667,6 +776,8 @@ struct Plan {
     accepted: Vec<PendingAppend>,
     /// Each accepted append's stream version before it.
     previous: Vec<Version>,
+    /// What the index held of each accepted append's stream.
+    known: Vec<Option<StreamEntry>>,
 }
 
 /// Checks each append in arrival order: conflicts are answered at once; the rest is
@@ -675,14 +786,16 @@ fn plan(index: &Index, batch: Vec<PendingAppend>) -> Plan {
     let mut plan = Plan {
         accepted: Vec::new(),
         previous: Vec::new(),
+        known: Vec::new(),
     };
     let mut versions: HashMap<StreamId, Version> = HashMap::new();
     for pending in batch {
         let stream = pending.request.stream();
+        let known = index.streams.get(stream).copied();
         let actual = versions
             .get(stream)
-            .or_else(|| index.versions.get(stream))
             .copied()
+            .or(known.map(|k| k.version))
             .unwrap_or(Version::ZERO);
         let expected = pending.request.expected();
         if !expected.allows(actual) {
@@ -703,6 +816,7 @@ fn plan(index: &Index, batch: Vec<PendingAppend>) -> Plan {
         }
         versions.insert(stream.clone(), Version::new(actual.get() + count));
         plan.previous.push(actual);
+        plan.known.push(known);
         plan.accepted.push(pending);
     }
     plan
