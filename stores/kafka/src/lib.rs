@@ -35,11 +35,18 @@
 //!   share one transaction (group commit), each checked on its own against the index; the index
 //!   changes only after the commit. A writer fenced while the group still assigns it the
 //!   partition (by a process outside the group) refuses appends for 10 s, then takes it back.
+//! - **Stream reads** ([`read_stream`](foldline::EventStore::read_stream)) work on every
+//!   instance. The owner of the stream's partition answers from its writer's index (each
+//!   stream's version and the offsets of its first and last event, carried in the heads
+//!   records): a stream it does not know costs nothing, and a read scans only the span from the
+//!   stream's first event to its last. Other instances scan the partition.
 //! - **Idempotency keys** are claimed per key before an append is queued, so a key reused on
-//!   any stream writes nothing and returns the first result. A key's partition of
-//!   `<prefix>.keys` is read once per instance, past any transaction open at that moment (a
-//!   crashed writer's commit may be on its way), so a retry after a crash finds the first
-//!   append. Claims are per instance: retry a key on the instance owning its stream.
+//!   any stream writes nothing and returns the first result. A key is looked up only once
+//!   the stream's partition writer has fenced the previous one (so a commit of a writer that
+//!   died committing is decided), and a key's partition of `<prefix>.keys` is read once per
+//!   instance past any transaction open at that moment: a retry after a crash finds the first
+//!   append (tested by killing the owner 20 times mid-append). Claims are per instance: retry
+//!   a key on the instance owning its stream.
 //! - **The feed** ([`read_all`](foldline::EventStore::read_all),
 //!   [`subscribe`](foldline::EventStore::subscribe)) reads `read_committed`: records of open or
 //!   aborted transactions are never delivered. A checkpoint holds the last offset read per
@@ -61,10 +68,11 @@
 //!
 //! # Not yet
 //!
-//! - `read_stream` scans the stream's partition (cost grows with the partition, not the
-//!   stream): the executor's first command per aggregate pays a scan (see the `kafka-append`
-//!   benchmark); the broker-restart, 3-node-cluster and reassignment fault tests, projections
-//!   killed under Kafka, and the `kafka-feed` and `kafka-takeover` benchmarks.
+//! - On an instance that does not own the stream's partition (the admin CLI, a projector),
+//!   `read_stream` scans the whole partition: its cost grows with the partition, not the
+//!   stream.
+//! - The broker-restart, 3-node-cluster and reassignment fault tests, projections killed
+//!   under Kafka, and the `kafka-feed` and `kafka-takeover` benchmarks.
 //!
 //! # Quick start
 //!
