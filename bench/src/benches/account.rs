@@ -214,6 +214,7 @@ impl Slot {
 }
 
 /// An account event encoded once, for the paths that append without the executor.
+#[derive(Clone)]
 pub(crate) struct Encoded {
     pub(crate) event_type: EventType,
     pub(crate) schema_version: u32,

@@ -79,7 +79,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         generations: Generations::default(),
     };
     let outcome = bench.measure(&handlers).await;
-    delete_topics(&bench.brokers, &prefix, &bench.scratch).await;
+    delete_store_topics(&bench.brokers, &prefix, &[&bench.scratch]).await;
     outcome
 }
 
@@ -326,11 +326,13 @@ async fn create_scratch(brokers: &str, topic: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn delete_topics(brokers: &str, prefix: &str, scratch: &str) {
-    let topics: Vec<String> = ["events", "meta", "heads", "keys"]
+/// Deletes a store's topics under `prefix`, and `extra` topics; says so on stderr when it
+/// cannot.
+pub(super) async fn delete_store_topics(brokers: &str, prefix: &str, extra: &[&str]) {
+    let topics: Vec<String> = ["events", "meta", "heads", "keys", "snapshots"]
         .iter()
         .map(|t| format!("{prefix}.{t}"))
-        .chain([scratch.to_owned()])
+        .chain(extra.iter().map(|t| (*t).to_owned()))
         .collect();
     let names: Vec<&str> = topics.iter().map(String::as_str).collect();
     let deleted = match admin(brokers) {

@@ -4,6 +4,7 @@
 pub(crate) mod account;
 mod balances;
 mod kafka_append;
+mod kafka_feed;
 mod live_lag;
 mod memory_command;
 mod pg_append_1;
@@ -61,12 +62,14 @@ pub(crate) struct Options {
     )]
     pub(crate) handlers: Vec<usize>,
 
-    /// pg-feed, redis-projection: events in the feed that is read (default 1 000 000);
+    /// pg-feed, kafka-feed, redis-projection: events in the feed that is read (default
+    /// 1 000 000);
     /// tantivy-projection: events indexed (default 200 000).
     #[arg(long, value_name = "N")]
     pub(crate) events: Option<u64>,
 
-    /// pg-feed: events per `read_all` call and per page of the raw scan (default 1000);
+    /// pg-feed, kafka-feed: events per `read_all` call (and per page of pg-feed's raw scan;
+    /// default 1000);
     /// redis-projection, tantivy-projection, live-lag: the projector's batch size (defaults
     /// 2000, 10 000 and 2000).
     #[arg(long, value_name = "N")]
@@ -166,6 +169,12 @@ pub(crate) const BENCHES: &[Bench] = &[
                 handlers, against a raw transactional producer per partition committing the \
                 same records in transactions of the same size",
         run: |options| Box::pin(kafka_append::run(options)),
+    },
+    Bench {
+        name: "kafka-feed",
+        about: "events/s reading 1M events through read_all on the Kafka store, against a raw \
+                read_committed consumer of the same topic",
+        run: |options| Box::pin(kafka_feed::run(options)),
     },
     Bench {
         name: "redis-projection",
