@@ -172,3 +172,79 @@ fn a_prefix_kafka_would_refuse_is_an_invalid_name() {
         );
     }
 }
+
+/// The feed's pages come from consumers kept between reads. An open transaction (a raw
+/// producer's, never the store's) ends every page before its records, whether the page comes
+/// from a new consumer or from one going on, and the records appear once it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn feed_pages_stop_before_an_open_transaction_and_go_on_after_its_commit()
+-> anyhow::Result<()> {
+    use foldline::{Checkpoint, EventStore, StreamId};
+    use foldline_tests::tally::{append, counted};
+    use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
+
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store();
+    let stream = StreamId::new("account-open")?;
+    append(store, stream.as_str(), &counted(3)).await?;
+
+    let producer: ThreadedProducer<_> = ClientConfig::new()
+        .set("bootstrap.servers", store.options().brokers())
+        .set(
+            "transactional.id",
+            format!("{}.raw", store.options().topic_prefix()),
+        )
+        .set("transaction.timeout.ms", "60000")
+        .create()?;
+    producer.init_transactions(Duration::from_secs(10))?;
+    producer.begin_transaction()?;
+    let partition = i32::try_from(store.partition_of(&stream))?;
+    producer
+        .send(
+            BaseRecord::to(store.events_topic())
+                .partition(partition)
+                .key(stream.as_str())
+                .payload("{}"),
+        )
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(10))?;
+
+    // A new consumer, then the same one going on: both stop before the open transaction,
+    // promptly (a read waiting for the transaction would time out after 10 s).
+    let started = std::time::Instant::now();
+    let first = store.read_all(&Checkpoint::START, 2).await?;
+    assert_eq!(first.events.len(), 2);
+    let second = store.read_all(&first.checkpoint, 100).await?;
+    assert_eq!(second.events.len(), 1);
+    let third = store.read_all(&second.checkpoint, 100).await?;
+    assert!(third.events.is_empty(), "{:?}", third.events);
+    let fourth = store.read_all(&third.checkpoint, 100).await?;
+    assert!(fourth.events.is_empty());
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // Committed, its record is the next page's (read unreadable: it has no foldline headers).
+    let committer = producer.clone();
+    tokio::task::spawn_blocking(move || committer.commit_transaction(Duration::from_secs(10)))
+        .await??;
+    let mut after = fourth.checkpoint;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = store.read_all(&after, 100).await?;
+        if let Some(event) = page.events.first() {
+            assert_eq!(page.events.len(), 1);
+            assert!(event.unreadable.is_some(), "{event:?}");
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the committed record never came"
+        );
+        after = page.checkpoint;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}

@@ -17,9 +17,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use foldline::{
-    AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion, StreamId,
-};
+use foldline::{AppendRequest, Checkpoint, EventMetadata, EventStore, ExpectedVersion, StreamId};
 use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
@@ -76,7 +74,10 @@ async fn measure(
         let brokers = brokers.to_owned();
         let (raw, raw_elapsed) =
             tokio::task::spawn_blocking(move || raw_consume(&brokers, &topic)).await??;
-        anyhow::ensure!(raw == events, "the raw consumer read {raw} of {events} records");
+        anyhow::ensure!(
+            raw == events,
+            "the raw consumer read {raw} of {events} records"
+        );
         let limit = per_second(raw, raw_elapsed);
         eprintln!(
             "   round {round}: read_all {value:>9.0} events/s ({:.1} s), raw consumer \

@@ -8,6 +8,7 @@ use foldline::{
 };
 use tokio::sync::watch;
 
+use crate::feed::FeedReaders;
 use crate::options::KafkaStoreOptions;
 use crate::partitioner;
 use crate::snapshots::SnapshotProducer;
@@ -32,6 +33,8 @@ struct Inner {
     meta: StoreMeta,
     identity: StoreIdentity,
     writers: Arc<Writers>,
+    /// Consumers of the feed kept between pages.
+    readers: Arc<FeedReaders>,
     /// Bumped after each commit of this instance's writers, so its subscribers read at once
     /// (others' commits are found by polling).
     commits: watch::Sender<u64>,
@@ -78,6 +81,7 @@ impl KafkaEventStore {
                 meta,
                 identity,
                 writers,
+                readers: Arc::default(),
                 commits,
                 snapshots: SnapshotProducer::default(),
             }),
@@ -110,6 +114,11 @@ impl KafkaEventStore {
     /// record key (murmur2), so any Kafka client puts the stream's records there too.
     pub fn partition_of(&self, stream: &StreamId) -> u32 {
         partitioner::partition_of(stream, self.inner.meta.partitions)
+    }
+
+    /// The feed's consumers kept between pages.
+    pub(crate) fn feed_readers(&self) -> Arc<FeedReaders> {
+        Arc::clone(&self.inner.readers)
     }
 
     /// This instance's writers (and what they know of their partitions' streams).
