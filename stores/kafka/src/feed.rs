@@ -129,7 +129,8 @@ fn read_blocking(
                 let next = position_of(&consumer, topic, partition);
                 // An end reached before this read's (a reused reader's event, queued when
                 // the partition ended earlier) says nothing about now.
-                if !next.is_some_and(|next| ends.get(&partition).is_some_and(|end| next >= *end)) {
+                let reached = ends.get(&partition).copied();
+                if next.is_none_or(|next| reached.is_none_or(|end| next < end)) {
                     continue;
                 }
                 // Everything up to the last stable offset is consumed: the checkpoint covers
