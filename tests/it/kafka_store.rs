@@ -175,9 +175,10 @@ fn a_prefix_kafka_would_refuse_is_an_invalid_name() {
 
 /// The feed's pages come from consumers kept between reads. An open transaction (a raw
 /// producer's, never the store's) ends every page before its records, whether the page comes
-/// from a new consumer or from one going on, and the records appear once it commits.
+/// from a new consumer or from one going on, and the records appear once it commits; an aborted
+/// transaction's marker is passed without a stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn feed_pages_stop_before_an_open_transaction_and_go_on_after_its_commit()
+async fn feed_pages_stop_before_an_open_transaction_and_pass_committed_and_aborted_ones()
 -> anyhow::Result<()> {
     use foldline::{Checkpoint, EventStore, StreamId};
     use foldline_tests::tally::{append, counted};
@@ -242,6 +243,50 @@ async fn feed_pages_stop_before_an_open_transaction_and_go_on_after_its_commit()
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
             "the committed record never came"
+        );
+        after = page.checkpoint;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // An aborted transaction leaves only its marker behind: a reader going on passes it
+    // promptly with an empty page, and then reads the store's next event.
+    let page = store.read_all(&after, 100).await?;
+    let at_head = store.read_all(&page.checkpoint, 100).await?;
+    assert!(at_head.events.is_empty());
+    producer.begin_transaction()?;
+    producer
+        .send(
+            BaseRecord::to(store.events_topic())
+                .partition(partition)
+                .key(stream.as_str())
+                .payload("{}"),
+        )
+        .map_err(|(e, _)| e)?;
+    producer.flush(Duration::from_secs(10))?;
+    let aborter = producer.clone();
+    tokio::task::spawn_blocking(move || aborter.abort_transaction(Duration::from_secs(10)))
+        .await??;
+    let started = std::time::Instant::now();
+    let past_abort = store.read_all(&at_head.checkpoint, 100).await?;
+    assert!(past_abort.events.is_empty(), "{:?}", past_abort.events);
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
+    append(store, stream.as_str(), &counted(1)).await?;
+    let mut after = past_abort.checkpoint;
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let page = store.read_all(&after, 100).await?;
+        if !page.events.is_empty() {
+            assert_eq!(page.events.len(), 1);
+            assert!(page.events[0].unreadable.is_none());
+            break;
+        }
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the next event never came"
         );
         after = page.checkpoint;
         tokio::time::sleep(Duration::from_millis(50)).await;

@@ -75,49 +75,84 @@ fn read_blocking(
         None => (committed_consumer(options, context())?, true),
     };
     // Where each partition ends now: a `read_committed` consumer's high watermark is the last
-    // stable offset. A partition is read until its end-of-partition event comes at or past it.
-    let mut ends: HashMap<i32, i64> = HashMap::new();
-    let mut open: HashSet<i32> = HashSet::new();
-    let mut assignment = TopicPartitionList::new();
-    // A reader going on asks for every partition's end in one request; a new one also needs
-    // each partition's first offset (a request per partition), to start no earlier.
-    let latest = if fresh {
-        None
-    } else {
-        stable_ends(&consumer, topic, partitions, options.timeout)
-    };
-    for partition in 0..partitions {
-        let number = i32::try_from(partition).unwrap_or(i32::MAX);
-        let (low, stable) = match latest.as_ref().and_then(|l| l.get(&number)) {
-            Some(stable) => (0, *stable),
-            None => consumer
+    // stable offset. A partition is read until the reader's position in it reaches that end.
+    // A new reader learns the ends first (with each partition's first offset, to start no
+    // earlier); a reader going on only once it has nothing queued or meets a partition's end,
+    // so a page filled from what it had fetched ahead costs no request at all.
+    let all: HashSet<i32> = (0..partitions)
+        .filter_map(|p| i32::try_from(p).ok())
+        .collect();
+    let mut ends: Option<HashMap<i32, i64>> = None;
+    let mut open = all.clone();
+    if fresh {
+        let mut assignment = TopicPartitionList::new();
+        let mut found = HashMap::new();
+        for &number in &all {
+            let (low, stable) = consumer
                 .fetch_watermarks(topic, number, options.timeout)
-                .map_err(|e| Kafka::error(context(), e))?,
-        };
-        let from = resume_offset(after, partition).max(low);
-        if fresh {
+                .map_err(|e| Kafka::error(context(), e))?;
+            let from = resume_offset(after, number.unsigned_abs()).max(low);
             // Every partition, so that the reader can go on with any of them next time.
             assignment
                 .add_partition_offset(topic, number, Offset::Offset(from))
                 .map_err(|e| Kafka::error(context(), e))?;
+            found.insert(number, stable);
         }
-        ends.insert(number, stable);
-        if from < stable {
-            open.insert(number);
-        }
-    }
-    if fresh {
         consumer
             .assign(&assignment)
             .map_err(|e| Kafka::error(context(), e))?;
+        open = still_open(&found, after);
+        ends = Some(found);
     }
     let mut checkpoint = after.clone();
     let mut events = Vec::new();
     let mut quiet = std::time::Instant::now();
     while !open.is_empty() && events.len() < limit {
-        match consumer.poll(Duration::from_millis(100)) {
+        let wait = Duration::from_millis(if ends.is_some() { 100 } else { 10 });
+        let polled = consumer.poll(wait);
+        if ends.is_none() && !matches!(polled, Some(Ok(_))) {
+            let found = match stable_ends(&consumer, topic, partitions, options.timeout) {
+                Some(found) => found,
+                None => {
+                    let mut found = HashMap::new();
+                    for &number in &all {
+                        let (_, stable) = consumer
+                            .fetch_watermarks(topic, number, options.timeout)
+                            .map_err(|e| Kafka::error(context(), e))?;
+                        found.insert(number, stable);
+                    }
+                    found
+                }
+            };
+            open = still_open(&found, &checkpoint);
+            ends = Some(found);
+        }
+        let ends_now = ends.as_ref();
+        // Whether the reader has consumed `partition` up to its end (transaction markers
+        // included): the checkpoint then covers it all, so a reader there is at the head.
+        let at_end = |partition: i32, checkpoint: &mut Checkpoint| -> bool {
+            let next = position_of(&consumer, topic, partition);
+            let end = ends_now.and_then(|e| e.get(&partition).copied());
+            match (next, end) {
+                (Some(next), Some(end)) if next >= end => {
+                    if next > 0 {
+                        checkpoint.advance(Position::new(
+                            partition.unsigned_abs(),
+                            u64::try_from(next - 1).unwrap_or(0),
+                            0,
+                        ));
+                    }
+                    true
+                }
+                _ => false,
+            }
+        };
+        match polled {
             None => {
-                if quiet.elapsed() > options.timeout {
+                // The end of a partition holding only transaction markers since the last read
+                // may come with no event: the position says so.
+                open.retain(|&partition| !at_end(partition, &mut checkpoint));
+                if !open.is_empty() && quiet.elapsed() > options.timeout {
                     return Err(Kafka::error(
                         context(),
                         KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
@@ -126,26 +161,11 @@ fn read_blocking(
             }
             Some(Err(KafkaError::PartitionEOF(partition))) => {
                 quiet = std::time::Instant::now();
-                let next = position_of(&consumer, topic, partition);
                 // An end reached before this read's (a reused reader's event, queued when
-                // the partition ended earlier) says nothing about now.
-                let reached = ends.get(&partition).copied();
-                if next.is_none_or(|next| reached.is_none_or(|end| next < end)) {
-                    continue;
+                // the partition ended earlier) says nothing about now: only the position does.
+                if at_end(partition, &mut checkpoint) {
+                    open.remove(&partition);
                 }
-                // Everything up to the last stable offset is consumed: the checkpoint covers
-                // it, transaction markers included, so a reader there is at the head.
-                if let Some(next) = next
-                    && next > 0
-                    && open.contains(&partition)
-                {
-                    checkpoint.advance(Position::new(
-                        u32::try_from(partition).unwrap_or(0),
-                        u64::try_from(next - 1).unwrap_or(0),
-                        0,
-                    ));
-                }
-                open.remove(&partition);
             }
             Some(Err(e)) => return Err(Kafka::error(context(), e)),
             Some(Ok(message)) => {
@@ -159,6 +179,14 @@ fn read_blocking(
     // The reader stands exactly at the checkpoint returned: the next page from it goes on.
     readers.put(checkpoint.clone(), consumer);
     Ok(EventBatch::new(events, checkpoint))
+}
+
+/// The partitions a reader at `checkpoint` has not read to their `ends` yet.
+fn still_open(ends: &HashMap<i32, i64>, checkpoint: &Checkpoint) -> HashSet<i32> {
+    ends.iter()
+        .filter(|(partition, end)| resume_offset(checkpoint, partition.unsigned_abs()) < **end)
+        .map(|(partition, _)| *partition)
+        .collect()
 }
 
 /// Each partition's last stable offset (`read_committed`: the end a reader can reach), asked
