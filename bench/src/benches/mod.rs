@@ -5,6 +5,7 @@ pub(crate) mod account;
 mod balances;
 mod kafka_append;
 mod kafka_feed;
+mod kafka_takeover;
 mod live_lag;
 mod memory_command;
 mod pg_append_1;
@@ -175,6 +176,12 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "events/s reading 1M events through read_all on the Kafka store, against a raw \
                 read_committed consumer of the same topic",
         run: |options| Box::pin(kafka_feed::run(options)),
+    },
+    Bench {
+        name: "kafka-takeover",
+        about: "seconds until a new owner of a Kafka partition holding 1M events accepts \
+                appends, over 10k and over 100k streams, with the process's peak RSS",
+        run: |options| Box::pin(kafka_takeover::run(options)),
     },
     Bench {
         name: "redis-projection",

@@ -51,7 +51,9 @@
 //!   [`subscribe`](foldline::EventStore::subscribe)) reads `read_committed`: records of open or
 //!   aborted transactions are never delivered. A checkpoint holds the last offset read per
 //!   partition (`<partition>:<offset>:0`); [`head`](foldline::EventStore::head) is the last
-//!   stable offset of each partition. Checkpoints live in projection targets, never in
+//!   stable offset of each partition. The consumer that read a page is kept, standing at the
+//!   checkpoint it returned, so a reader asking for the next page goes on without a new
+//!   connection or assignment. Checkpoints live in projection targets, never in
 //!   consumer-group offsets.
 //! - **Identity**: `kafka:<cluster id>/<prefix>/<store id>`; projection slots record it.
 //! - **Snapshots** ([`SnapshotStore`](foldline::SnapshotStore)): key = stream id, in the
@@ -72,7 +74,7 @@
 //!   `read_stream` scans the whole partition: its cost grows with the partition, not the
 //!   stream.
 //! - The broker-restart, 3-node-cluster and reassignment fault tests, projections killed
-//!   under Kafka, and the `kafka-feed` and `kafka-takeover` benchmarks.
+//!   under Kafka, and the `redis-projection` benchmark from Kafka.
 //!
 //! # Quick start
 //!

@@ -73,12 +73,16 @@ pub(crate) fn recorded_event(message: &BorrowedMessage<'_>) -> RecordedEvent {
         .to_millis()
         .and_then(|ms| u64::try_from(ms).ok())
         .map_or(UNIX_EPOCH, |ms| UNIX_EPOCH + Duration::from_millis(ms));
+    // Read out once: each lookup in the record's headers is a call into librdkafka.
+    let headers: Vec<Header<'_, &[u8]>> = message
+        .headers()
+        .map(|headers| headers.iter().collect())
+        .unwrap_or_default();
     let header = |name: &str| -> Option<String> {
-        let headers = message.headers()?;
         headers
             .iter()
-            .filter(|h| h.key == name)
-            .last()
+            .rev()
+            .find(|h| h.key == name)
             .and_then(|h| h.value)
             .map(|v| String::from_utf8_lossy(v).into_owned())
     };
