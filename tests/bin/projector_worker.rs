@@ -1,6 +1,6 @@
 //! A projector in a process of its own, for the tests that kill it (`kill -9`) at random
-//! points or run two at once: the tally projection from a PostgreSQL schema into Redis or a
-//! Tantivy directory. `--catch-up` applies everything up to the head and exits 0; without it,
+//! points or run two at once: the tally projection from a PostgreSQL schema (or a Kafka store,
+//! with `--kafka-brokers`) into Redis or a Tantivy directory. `--catch-up` applies everything up to the head and exits 0; without it,
 //! it follows the feed until killed.
 
 use std::path::PathBuf;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Parser, ValueEnum};
 use foldline::{EventStore, Projection, ProjectionTarget, Projector, ProjectorOptions};
+use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use foldline_redis::{RedisTarget, RedisTargetOptions};
 use foldline_tantivy::{TantivyTarget, TantivyTargetOptions};
@@ -17,11 +18,17 @@ use foldline_tests::tally::{RedisTally, TantivyTally, tantivy_schema};
 #[derive(Parser)]
 struct Args {
     /// PostgreSQL URL of the store.
-    #[arg(long)]
-    postgres_url: String,
+    #[arg(long, required_unless_present = "kafka_brokers")]
+    postgres_url: Option<String>,
     /// The store's schema.
+    #[arg(long, required_unless_present = "kafka_brokers")]
+    schema: Option<String>,
+    /// Kafka brokers of the store (instead of PostgreSQL).
     #[arg(long)]
-    schema: String,
+    kafka_brokers: Option<String>,
+    /// The Kafka store's topic prefix.
+    #[arg(long, requires = "kafka_brokers")]
+    kafka_prefix: Option<String>,
     /// Where the read model goes.
     #[arg(long, value_enum)]
     target: Kind,
@@ -57,9 +64,21 @@ enum Kind {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let store_options =
-        PgStoreOptions::from_url(&args.postgres_url)?.with_schema(args.schema.parse()?);
+    if let Some(brokers) = &args.kafka_brokers {
+        let prefix = args.kafka_prefix.as_deref().context("--kafka-prefix")?;
+        let store_options = KafkaStoreOptions::from_brokers(brokers).with_topic_prefix(prefix)?;
+        let store = KafkaEventStore::connect(store_options).await?;
+        return project(store, &args).await;
+    }
+    let url = args.postgres_url.as_deref().context("--postgres-url")?;
+    let schema = args.schema.as_deref().context("--schema")?;
+    let store_options = PgStoreOptions::from_url(url)?.with_schema(schema.parse()?);
     let store = PgEventStore::connect(store_options).await?;
+    project(store, &args).await
+}
+
+/// Runs the tally projection from `store` into the target `args` name.
+async fn project<S: EventStore>(store: S, args: &Args) -> anyhow::Result<()> {
     let mut options = ProjectorOptions::new()
         .with_batch_size(args.batch_size)
         .with_lease_ttl(Duration::from_millis(args.lease_ms))

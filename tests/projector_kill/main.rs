@@ -10,8 +10,10 @@
 //! target — wherever it is then: handling, between `EVALSHA` and its reply, inside a Tantivy
 //! commit. Small batches (5 events for Redis, 20 for Tantivy) make the work last; the test
 //! counts the kills that left work undone and insists on at least 15 (typically all 50). Then
-//! one last worker runs with `--catch-up` to the head and exits.
+//! one last worker runs with `--catch-up` to the head and exits. `kafka.rs` does the same from
+//! a Kafka store, 20 times.
 
+mod kafka;
 mod redis;
 mod support;
 mod tantivy;

@@ -13,7 +13,7 @@ use foldline_tests::redis::{dump_slot, test_prefix};
 use foldline_tests::redis_server::RedisServer;
 use foldline_tests::tally::RedisTally;
 
-use crate::support::{self, Feed, KILLS, Rounds};
+use crate::support::{self, Feed, KILLS, KillFeed, Rounds};
 
 fn redis_url() -> String {
     std::env::var(foldline_redis::ENV_URL)
@@ -29,24 +29,24 @@ async fn connect(url: &str, prefix: &str) -> anyhow::Result<RedisTarget> {
 
 /// A test's own key prefix on the shared Redis (its keys deleted on drop), and the worker
 /// arguments that point there.
-struct Namespace {
+pub(crate) struct Namespace {
     url: String,
     test: RedisTestPrefix,
 }
 
 impl Namespace {
-    async fn new() -> Self {
+    pub(crate) async fn new() -> Self {
         Namespace {
             url: redis_url(),
             test: test_prefix().await,
         }
     }
 
-    fn target(&self) -> &RedisTarget {
+    pub(crate) fn target(&self) -> &RedisTarget {
         self.test.target()
     }
 
-    fn worker_args(&self) -> [&str; 6] {
+    pub(crate) fn worker_args(&self) -> [&str; 6] {
         [
             "--target",
             "redis",
@@ -74,7 +74,7 @@ async fn reach(target: &RedisTarget, head: &Checkpoint) -> anyhow::Result<()> {
 }
 
 /// The checkpoint of the newest slot (the one being built or served).
-async fn newest_checkpoint(target: &RedisTarget) -> anyhow::Result<Option<Checkpoint>> {
+pub(crate) async fn newest_checkpoint(target: &RedisTarget) -> anyhow::Result<Option<Checkpoint>> {
     let slots = target.slots(&<RedisTally>::NAME).await?;
     let Some(newest) = slots.last() else {
         return Ok(None);
@@ -83,7 +83,7 @@ async fn newest_checkpoint(target: &RedisTarget) -> anyhow::Result<Option<Checkp
 }
 
 /// The active slot's keys.
-async fn dump(target: &RedisTarget) -> anyhow::Result<RedisKeyspace> {
+pub(crate) async fn dump(target: &RedisTarget) -> anyhow::Result<RedisKeyspace> {
     let active = target
         .active_slot(&<RedisTally>::NAME)
         .await?
@@ -125,6 +125,7 @@ async fn redis_projector_killed_50_times() -> anyhow::Result<()> {
     let rounds = Rounds {
         appends: 12..24,
         batch_size: "5",
+        kills: KILLS,
     };
     let mid_work = support::kill_rounds(&mut feed, &rounds, &args, || {
         newest_checkpoint(space.target())

@@ -1,5 +1,5 @@
-//! The store side of the kill tests: a PostgreSQL schema with a backlog, a writer, and the
-//! worker process.
+//! The store side of the kill tests: a store with a backlog (a PostgreSQL schema here, a Kafka
+//! store in `kafka.rs`), a writer, and the worker process.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -41,22 +41,44 @@ impl Feed {
     pub(crate) fn store(&self) -> &PgEventStore {
         self.schema.store()
     }
+}
 
+/// What the kill rounds need of a store with a backlog: more events, the head, the worker.
+pub(crate) trait KillFeed {
     /// Appends `n` events (amounts 1..=n) to a random one of 40 streams.
-    pub(crate) async fn append(&mut self, n: u64) -> anyhow::Result<()> {
-        let stream = format!("tally-{}", fastrand::u32(0..40));
-        tally::append(self.store(), &stream, &tally::counted(n)).await?;
-        self.events += n;
-        self.total += n * (n + 1) / 2;
-        Ok(())
+    async fn append(&mut self, n: u64) -> anyhow::Result<()>;
+
+    /// The store's head.
+    async fn head(&self) -> anyhow::Result<Checkpoint>;
+
+    /// The worker command for this store, with `target_args`.
+    fn worker(&self, target_args: &[&str]) -> Command;
+}
+
+/// Appends `n` tally events to a random one of 40 streams of `store`, counting them.
+pub(crate) async fn append_tally<S: EventStore>(
+    store: &S,
+    n: u64,
+    events: &mut u64,
+    total: &mut u64,
+) -> anyhow::Result<()> {
+    let stream = format!("tally-{}", fastrand::u32(0..40));
+    tally::append(store, &stream, &tally::counted(n)).await?;
+    *events += n;
+    *total += n * (n + 1) / 2;
+    Ok(())
+}
+
+impl KillFeed for Feed {
+    async fn append(&mut self, n: u64) -> anyhow::Result<()> {
+        append_tally(self.schema.store(), n, &mut self.events, &mut self.total).await
     }
 
-    pub(crate) async fn head(&self) -> anyhow::Result<Checkpoint> {
+    async fn head(&self) -> anyhow::Result<Checkpoint> {
         Ok(self.store().head().await?)
     }
 
-    /// The worker command for this store, with `target_args`.
-    pub(crate) fn worker(&self, target_args: &[&str]) -> Command {
+    fn worker(&self, target_args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_projector-worker"));
         command
             .arg("--postgres-url")
@@ -77,13 +99,15 @@ pub(crate) struct Rounds {
     pub(crate) appends: std::ops::Range<u64>,
     /// The worker's `--batch-size`.
     pub(crate) batch_size: &'static str,
+    /// How many times a worker is killed.
+    pub(crate) kills: usize,
 }
 
-/// Runs 50 rounds: append, start a worker, kill it after a random time. `checkpoint` reads
+/// Runs `rounds.kills` rounds: append, start a worker, kill it after a random time. `checkpoint` reads
 /// the target's checkpoint (of whichever slot is being built or served). Returns how many
 /// kills hit a worker with work left (its checkpoint short of the head).
 pub(crate) async fn kill_rounds<F, Fut>(
-    feed: &mut Feed,
+    feed: &mut impl KillFeed,
     rounds: &Rounds,
     target_args: &[&str],
     mut checkpoint: F,
@@ -93,7 +117,7 @@ where
     Fut: Future<Output = anyhow::Result<Option<Checkpoint>>>,
 {
     let mut mid_work = 0;
-    for round in 0..KILLS {
+    for round in 0..rounds.kills {
         for _ in 0..fastrand::u64(rounds.appends.clone()) {
             feed.append(fastrand::u64(1..50)).await?;
         }
@@ -133,7 +157,7 @@ where
 }
 
 /// Runs one worker with `--catch-up` to the head; it must exit 0.
-pub(crate) fn finish(feed: &Feed, target_args: &[&str]) -> anyhow::Result<()> {
+pub(crate) fn finish(feed: &impl KillFeed, target_args: &[&str]) -> anyhow::Result<()> {
     let status = feed
         .worker(target_args)
         .arg("--catch-up")

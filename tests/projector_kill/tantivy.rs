@@ -70,6 +70,7 @@ async fn tantivy_projector_killed_50_times() -> anyhow::Result<()> {
     let rounds = Rounds {
         appends: 2..6,
         batch_size: "20",
+        kills: KILLS,
     };
     let mid_work =
         support::kill_rounds(&mut feed, &rounds, &args, || newest_checkpoint(dir.path())).await?;
