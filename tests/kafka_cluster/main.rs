@@ -1,0 +1,355 @@
+//! The Kafka store on a 3-node Apache Kafka cluster (`scripts/kafka.sh cluster`, replication
+//! factor 3, `min.insync.replicas=2`) while its brokers die, under 4 writers with idempotency
+//! keys:
+//!
+//! - the broker leading the most partitions of the events topic is killed (SIGKILL) mid-run and
+//!   brought back later: appends go on within seconds, and every acknowledged append is stored
+//!   exactly once, at the version it was acknowledged with;
+//! - every broker is killed at once and the cluster restarted (what a single broker's crash
+//!   and restart is, with replication): nothing acknowledged is lost or doubled, and a
+//!   subscriber that resumes from its checkpoint after each error receives every event
+//!   exactly once.
+//!
+//! The tests share the cluster (started and stopped by each, one at a time).
+
+// Progress and timings for `--nocapture` runs.
+#![allow(clippy::print_stderr)]
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, ensure};
+use foldline::{
+    AppendRequest, Checkpoint, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey,
+    NewEvent, StreamId, Version,
+};
+use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
+use rdkafka::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use uuid::Uuid;
+
+const STREAMS: usize = 8;
+const TASKS: usize = 4;
+
+/// One test at a time on the cluster.
+static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+fn kafka_sh(args: &[&str]) -> anyhow::Result<String> {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
+    let output = Command::new("bash")
+        .arg(&script)
+        .args(args)
+        .output()
+        .with_context(|| format!("running {} {args:?}", script.display()))?;
+    ensure!(
+        output.status.success(),
+        "scripts/kafka.sh {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    Ok(String::from_utf8_lossy(&output.stdout).into_owned())
+}
+
+/// Starts the cluster; its bootstrap list.
+fn start_cluster() -> anyhow::Result<String> {
+    let out = kafka_sh(&["cluster", "start"])?;
+    out.lines()
+        .find_map(|l| l.strip_prefix("FOLDLINE_KAFKA_CLUSTER_BROKERS="))
+        .map(str::to_owned)
+        .context("`cluster start` printed no bootstrap list")
+}
+
+/// Stops the cluster when dropped (a failing test too).
+struct ClusterGuard;
+
+impl Drop for ClusterGuard {
+    fn drop(&mut self) {
+        let _ = kafka_sh(&["cluster", "stop"]);
+    }
+}
+
+async fn store_on(brokers: &str) -> anyhow::Result<KafkaEventStore> {
+    let options = KafkaStoreOptions::from_brokers(brokers)
+        .with_topic_prefix(format!("cluster_{}", Uuid::now_v7().simple()))?
+        .with_partitions(4)
+        .with_replication_factor(3);
+    Ok(KafkaEventStore::connect(options).await?)
+}
+
+/// Acknowledged appends: key → (stream, version), and when each came.
+#[derive(Default)]
+struct Acks {
+    acks: BTreeMap<String, (String, u64)>,
+    times: Vec<Instant>,
+}
+
+/// Four tasks appending keyed events until `stop`; each finishes the append it has begun
+/// (retrying transient errors), so that nothing stored goes unacknowledged.
+fn start_writers(
+    store: &KafkaEventStore,
+    stop: &Arc<AtomicBool>,
+    acks: &Arc<Mutex<Acks>>,
+) -> Vec<tokio::task::JoinHandle<anyhow::Result<()>>> {
+    (0..TASKS)
+        .map(|task| {
+            let (store, stop, acks) = (store.clone(), Arc::clone(stop), Arc::clone(acks));
+            tokio::spawn(async move {
+                let mut n = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let key = format!("k{task}-{n}");
+                    let stream = StreamId::new(format!("s-{}", (task + n) % STREAMS))?;
+                    let deadline = Instant::now() + Duration::from_secs(120);
+                    loop {
+                        let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
+                        let request = AppendRequest::new(
+                            stream.clone(),
+                            ExpectedVersion::Any,
+                            vec![NewEvent::new(EventType::from_static("written"), 1, payload)],
+                        )
+                        .with_idempotency_key(IdempotencyKey::new(&key)?);
+                        match store.append(request).await {
+                            Ok(result) => {
+                                let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
+                                acks.acks.insert(
+                                    key.clone(),
+                                    (stream.to_string(), result.current_version.get()),
+                                );
+                                acks.times.push(Instant::now());
+                                break;
+                            }
+                            Err(Error::Backend(e)) if e.is_transient() => {
+                                ensure!(Instant::now() < deadline, "{key}: no ack in 120 s: {e}");
+                                tokio::time::sleep(Duration::from_millis(100)).await;
+                            }
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                    n += 1;
+                }
+                Ok(())
+            })
+        })
+        .collect()
+}
+
+fn ack_count(acks: &Mutex<Acks>) -> usize {
+    acks.lock().unwrap_or_else(|p| p.into_inner()).acks.len()
+}
+
+/// Waits until `more` appends beyond `from` are acknowledged; the time of the first of them.
+async fn more_acks(acks: &Mutex<Acks>, from: usize, more: usize) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        {
+            let acks = acks.lock().unwrap_or_else(|p| p.into_inner());
+            if acks.times.len() >= from + more {
+                return Ok(acks.times[from]);
+            }
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "no {more} acknowledgements within 90 s (at {})",
+            ack_count(acks)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Every event of the writers' streams: key → (stream, version), failing on a key stored
+/// twice or versions that are not 1, 2, 3, …
+async fn stored(store: &KafkaEventStore) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
+    let mut stored = BTreeMap::new();
+    for n in 0..STREAMS {
+        let stream = StreamId::new(format!("s-{n}"))?;
+        let events = store
+            .read_stream(&stream, Version::new(1), 1_000_000)
+            .await?;
+        for (i, event) in events.iter().enumerate() {
+            ensure!(
+                event.stream_version.get() == i as u64 + 1,
+                "{stream}: a gap"
+            );
+            let key = key_of(&event.payload)?;
+            let again = stored.insert(key.clone(), (stream.to_string(), i as u64 + 1));
+            ensure!(again.is_none(), "key {key} stored twice");
+        }
+    }
+    Ok(stored)
+}
+
+fn key_of(payload: &[u8]) -> anyhow::Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(payload)?;
+    Ok(value["key"].as_str().context("key")?.to_owned())
+}
+
+/// Every acknowledged append is stored at its version, and nothing else is.
+fn check_exactly_once(
+    acks: &BTreeMap<String, (String, u64)>,
+    stored: &BTreeMap<String, (String, u64)>,
+) -> anyhow::Result<()> {
+    for (key, at) in acks {
+        ensure!(
+            stored.get(key) == Some(at),
+            "{key} acknowledged as {at:?}, stored as {:?}",
+            stored.get(key)
+        );
+    }
+    ensure!(
+        stored.len() == acks.len(),
+        "{} events stored, {} acknowledged",
+        stored.len(),
+        acks.len()
+    );
+    Ok(())
+}
+
+/// The node (1–3) leading the most partitions of `topic`.
+fn leader_of_most(brokers: &str, topic: &str) -> anyhow::Result<i32> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()?;
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10))?;
+    let mut led: HashMap<i32, usize> = HashMap::new();
+    for found in metadata.topics() {
+        for partition in found.partitions() {
+            *led.entry(partition.leader()).or_default() += 1;
+        }
+    }
+    led.into_iter()
+        .max_by_key(|(_, count)| *count)
+        .map(|(leader, _)| leader)
+        .context("no partition leaders")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_leading_most_partitions_killed_mid_run_and_brought_back() -> anyhow::Result<()>
+{
+    let _one_at_a_time = CLUSTER.lock().await;
+    let brokers = start_cluster()?;
+    let _cluster = ClusterGuard;
+    let store = store_on(&brokers).await?;
+    let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let writers = start_writers(&store, &stop, &acks);
+    more_acks(&acks, 0, 100).await?;
+
+    let leader = leader_of_most(&brokers, store.events_topic())?;
+    let killed_at = Instant::now();
+    kafka_sh(&["cluster", "kill", &leader.to_string()])?;
+    let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
+    let first_after = more_acks(&acks, before, 100).await?;
+    let resumed_after = first_after.saturating_duration_since(killed_at);
+    eprintln!("node {leader} killed: appends went on after {resumed_after:?}");
+    ensure!(
+        resumed_after < Duration::from_secs(30),
+        "appends resumed only after {resumed_after:?}"
+    );
+
+    kafka_sh(&["cluster", "start-node", &leader.to_string()])?;
+    let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
+    more_acks(&acks, before, 100).await?;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await??;
+    }
+    let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
+    check_exactly_once(&acks, &stored(&store).await?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_broker_killed_and_restarted_under_writers_and_a_subscriber() -> anyhow::Result<()> {
+    let _one_at_a_time = CLUSTER.lock().await;
+    let brokers = start_cluster()?;
+    let _cluster = ClusterGuard;
+    let store = store_on(&brokers).await?;
+
+    // A subscriber that resumes from its checkpoint whenever its subscription fails.
+    let received: Arc<Mutex<Vec<String>>> = Arc::default();
+    let done = Arc::new(AtomicBool::new(false));
+    let subscriber = {
+        let (store, received, done) = (store.clone(), Arc::clone(&received), Arc::clone(&done));
+        tokio::spawn(async move {
+            let mut checkpoint = Checkpoint::START;
+            let mut resumed = 0;
+            while !done.load(Ordering::Relaxed) {
+                let mut subscription = match store.subscribe(checkpoint.clone()).await {
+                    Ok(subscription) => subscription,
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        continue;
+                    }
+                };
+                while !done.load(Ordering::Relaxed) {
+                    match subscription.next_timeout(Duration::from_millis(500)).await {
+                        Ok(batch) => {
+                            let mut received = received.lock().unwrap_or_else(|p| p.into_inner());
+                            for event in &batch.events {
+                                received.push(key_of(&event.payload)?);
+                            }
+                            checkpoint = batch.checkpoint;
+                        }
+                        Err(Error::Timeout { .. }) => {}
+                        Err(_) => {
+                            resumed += 1;
+                            break;
+                        }
+                    }
+                }
+            }
+            Ok::<_, anyhow::Error>((checkpoint, resumed))
+        })
+    };
+
+    let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let writers = start_writers(&store, &stop, &acks);
+    more_acks(&acks, 0, 100).await?;
+    let killed_at = Instant::now();
+    for node in ["1", "2", "3"] {
+        kafka_sh(&["cluster", "kill", node])?;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    kafka_sh(&["cluster", "start"])?;
+    let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
+    let first_after = more_acks(&acks, before, 100).await?;
+    eprintln!(
+        "every node killed: appends went on {:?} after the kill",
+        first_after.saturating_duration_since(killed_at)
+    );
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await??;
+    }
+    let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
+    let stored = stored(&store).await?;
+    check_exactly_once(&acks, &stored)?;
+
+    // The subscriber catches up to the head, having received every event exactly once.
+    let head = store.head().await?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while received.lock().unwrap_or_else(|p| p.into_inner()).len() < stored.len() {
+        ensure!(Instant::now() < deadline, "the subscriber did not catch up");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    done.store(true, Ordering::Relaxed);
+    let (checkpoint, resumed) = subscriber.await??;
+    eprintln!("the subscriber resumed from its checkpoint {resumed} times");
+    let received = std::mem::take(&mut *received.lock().unwrap_or_else(|p| p.into_inner()));
+    let unique: HashSet<&String> = received.iter().collect();
+    ensure!(
+        unique.len() == received.len(),
+        "the subscriber received an event twice"
+    );
+    ensure!(
+        unique.len() == stored.len() && stored.keys().all(|k| unique.contains(k)),
+        "the subscriber received {} events of {}",
+        unique.len(),
+        stored.len()
+    );
+    ensure!(
+        checkpoint.covers_checkpoint(&head) || received.len() == stored.len(),
+        "checkpoint {checkpoint} short of the head {head}"
+    );
+    Ok(())
+}
