@@ -2,7 +2,8 @@
 //! kill it (SIGKILL) mid-append: `--tasks` tasks, each appending `--appends` one-event appends
 //! with idempotency keys `<task>-<n>` to streams `stream-<n mod --streams>`, retrying transient
 //! errors. Prints `ack <key> <stream> <version>` for each acknowledged append and
-//! `refused <key> <error kind>` for each retryable refusal, then `done`. With
+//! `refused <key> <error kind>` for each retryable refusal (with `--skip-refused`, a key
+//! refused as `NotOwner` is given up), then `done`. With
 //! `KAFKA_WRITER_VERBOSE` set, each refusal's message goes to stderr.
 
 // A test process whose output is its report to the test.
@@ -14,8 +15,8 @@ use std::time::Duration;
 
 use clap::Parser;
 use foldline::{
-    AppendRequest, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey, NewEvent,
-    StreamId,
+    AppendRequest, BackendErrorKind, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey,
+    NewEvent, StreamId,
 };
 use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
 
@@ -45,6 +46,14 @@ struct Args {
     /// Prefix of the keys (so two writers' keys differ).
     #[arg(long, default_value = "w")]
     key_prefix: String,
+    /// Stop after this many milliseconds: no new append, a refused one given up, then the
+    /// store is dropped (leaving the writers' group) and the process exits 0.
+    #[arg(long)]
+    run_ms: Option<u64>,
+    /// Give an append refused as `NotOwner` up and go on with the next key (the refused one
+    /// is never sent again), instead of retrying it until the partition comes back.
+    #[arg(long)]
+    skip_refused: bool,
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
@@ -58,15 +67,22 @@ async fn main() -> anyhow::Result<()> {
     }
     let store = KafkaEventStore::connect(options).await?;
     let out = Arc::new(Mutex::new(std::io::stdout()));
+    let deadline = args
+        .run_ms
+        .map(|ms| std::time::Instant::now() + Duration::from_millis(ms));
     let mut tasks = Vec::new();
     for task in 0..args.tasks {
         let (store, out) = (store.clone(), Arc::clone(&out));
         let (appends, streams, key_prefix) = (args.appends, args.streams, args.key_prefix.clone());
+        let skip_refused = args.skip_refused;
         tasks.push(tokio::spawn(async move {
             for n in 0..appends {
+                if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+                    break;
+                }
                 let key = format!("{key_prefix}{task}-{n}");
                 let stream = StreamId::new(format!("stream-{}", (task + n) % streams))?;
-                append_until_done(&store, &stream, &key, &out).await?;
+                append_until_done(&store, &stream, &key, &out, deadline, skip_refused).await?;
             }
             Ok::<_, anyhow::Error>(())
         }));
@@ -75,17 +91,26 @@ async fn main() -> anyhow::Result<()> {
         task.await??;
     }
     say(&out, "done");
+    // Leaves the writers' group now: the partitions go to the other instances at once.
+    drop(store);
+    tokio::time::sleep(Duration::from_millis(500)).await;
     Ok(())
 }
 
-/// Appends the event of `key`, retrying transient errors until it is acknowledged.
+/// Appends the event of `key`, retrying transient errors until it is acknowledged (or the
+/// deadline passes: then it is given up).
 async fn append_until_done(
     store: &KafkaEventStore,
     stream: &StreamId,
     key: &str,
     out: &Mutex<std::io::Stdout>,
+    deadline: Option<std::time::Instant>,
+    skip_refused: bool,
 ) -> anyhow::Result<()> {
     loop {
+        if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
+            return Ok(());
+        }
         let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
         let event = NewEvent::new(EventType::from_static("written"), 1, payload);
         let request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, vec![event])
@@ -102,6 +127,9 @@ async fn append_until_done(
                 say(out, &format!("refused {key} {:?}", error.kind()));
                 if std::env::var_os("KAFKA_WRITER_VERBOSE").is_some() {
                     eprintln!("refused {key}: {}", foldline::error_chain(&error, ": "));
+                }
+                if skip_refused && error.kind() == BackendErrorKind::NotOwner {
+                    return Ok(());
                 }
                 tokio::time::sleep(Duration::from_millis(50)).await;
             }

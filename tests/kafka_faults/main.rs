@@ -8,6 +8,9 @@
 //!   the frozen one's appends in flight fail (fenced, or refused as the group has moved their
 //!   partitions), and nothing it did not get acknowledged is ever read: every event read was
 //!   acknowledged to exactly one writer, at the version read.
+//! - Partitions move as instances join and leave mid-run (a second and a third join, the first
+//!   leaves): each instance gives up keys refused as `NotOwner` and goes on with its own
+//!   partitions; no refused key is ever stored, every acknowledged append is stored once.
 
 // Progress and timings for `--nocapture` runs.
 #![allow(clippy::print_stderr)]
@@ -349,6 +352,96 @@ async fn a_frozen_owner_is_fenced_and_nothing_unacknowledged_is_ever_read() -> a
             "{key} acknowledged as {at:?}, stored as {:?}",
             stored.get(key)
         );
+    }
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_move_as_instances_join_and_leave_mid_run() -> anyhow::Result<()> {
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store();
+    let writer = |prefix: &str, extra: &[&str]| -> anyhow::Result<Writer> {
+        let mut args = vec![
+            "--session-ms",
+            "6000",
+            "--tasks",
+            "4",
+            "--appends",
+            "100000",
+            "--key-prefix",
+            prefix,
+            // A key refused for a partition another instance owns is given up (and must then
+            // never be stored), so each instance goes on with the streams it owns.
+            "--skip-refused",
+        ];
+        args.extend_from_slice(extra);
+        Writer::start(store, &args)
+    };
+    // The first instance owns every partition; it will leave after 20 s.
+    let first = writer("a", &["--run-ms", "20000"])?;
+    wait_for(&first, 50, "the first instance").await?;
+    // A second and a third join: the group moves partitions to them.
+    let second = writer("b", &[])?;
+    wait_for(&second, 50, "the second instance").await?;
+    let third = writer("c", &[])?;
+    wait_for(&third, 50, "the third instance").await?;
+    // The first leaves (it stops and drops its store): its partitions go to the others.
+    let first = first.finish(Duration::from_secs(60))?;
+    ensure!(first.done, "the first instance exited without finishing");
+    let (b, c) = (second.acks(), third.acks());
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while second.acks() + third.acks() < b + c + 50 {
+        ensure!(
+            Instant::now() < deadline,
+            "the others stopped appending after the first left"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    second.signal("-KILL")?;
+    third.signal("-KILL")?;
+    let (second, third) = (
+        second.finish(Duration::from_secs(10))?,
+        third.finish(Duration::from_secs(10))?,
+    );
+
+    // Every acknowledged append is stored once at its version; versions never diverged.
+    let stored = stored(store).await?;
+    let mut acks = first.acks;
+    for printed in [second.acks, third.acks] {
+        for (key, at) in printed {
+            ensure!(
+                acks.insert(key.clone(), at).is_none(),
+                "{key} acknowledged twice"
+            );
+        }
+    }
+    for (key, at) in &acks {
+        ensure!(
+            stored.get(key) == Some(at),
+            "{key} acknowledged as {at:?}, stored as {:?}",
+            stored.get(key)
+        );
+    }
+    // Killed between commit and print: at most the last append of each killed task.
+    let unacknowledged: BTreeSet<&String> =
+        stored.keys().filter(|k| !acks.contains_key(*k)).collect();
+    ensure!(
+        unacknowledged.len() <= 8 && unacknowledged.iter().all(|k| !k.starts_with('a')),
+        "read but never acknowledged: {unacknowledged:?}"
+    );
+    Ok(())
+}
+
+/// Waits until `writer` has acknowledged `count` appends, for at most 60 s.
+async fn wait_for(writer: &Writer, count: usize, what: &str) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while writer.acks() < count {
+        ensure!(
+            Instant::now() < deadline,
+            "{what}: {} of {count} acknowledged",
+            writer.acks()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
     Ok(())
 }
