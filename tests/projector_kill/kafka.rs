@@ -5,14 +5,13 @@
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use foldline::{Checkpoint, EventStore, Projector};
+use foldline::{Checkpoint, EventStore};
 use foldline_kafka::{KafkaEventStore, KafkaTestTopics};
 use foldline_tests::redis::test_prefix;
-use foldline_tests::tally::RedisTally;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
-use crate::redis::{Namespace, dump, newest_checkpoint};
+use crate::redis::{Namespace, check_model, newest_checkpoint};
 use crate::support::{self, KillFeed, Rounds, append_tally};
 
 /// A Kafka store (4 partitions, a topic prefix of its own) and what was appended to it.
@@ -119,30 +118,14 @@ async fn redis_projector_from_kafka_killed_20_times() -> anyhow::Result<()> {
     feed.append(3).await?;
     support::finish(&feed, &args)?;
 
-    let model = dump(space.target()).await?;
-    assert_eq!(
-        model.get_str("events"),
-        Some(feed.events.to_string().as_str()),
-        "events counter"
-    );
-    assert_eq!(
-        model.get_str("total"),
-        Some(feed.total.to_string().as_str()),
-        "total"
-    );
     let fresh = test_prefix().await;
-    Projector::new(
-        feed.store().clone(),
-        RedisTally::<1>,
-        fresh.target().clone(),
+    check_model(
+        (feed.events, feed.total),
+        feed.store(),
+        space.target(),
+        fresh.target(),
     )
-    .catch_up()
     .await?;
-    assert_eq!(
-        model,
-        dump(fresh.target()).await?,
-        "the read model equals a fresh rebuild"
-    );
     assert!(
         mid_work >= 6,
         "only {mid_work} of {KILLS} kills hit a worker with work left"

@@ -5,7 +5,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use foldline::{
-    Checkpoint, Projection, ProjectionTarget, ProjectionTargetExt, Projector, ProjectorOptions,
+    Checkpoint, EventStore, Projection, ProjectionTarget, ProjectionTargetExt, Projector,
+    ProjectorOptions,
 };
 use foldline_redis::RedisTestPrefix;
 use foldline_redis::{RedisKeyspace, RedisTarget, RedisTargetOptions};
@@ -92,21 +93,26 @@ pub(crate) async fn dump(target: &RedisTarget) -> anyhow::Result<RedisKeyspace> 
     Ok(dump_slot(&mut target.connection(), &keys).await?)
 }
 
-/// Checks the read model against the feed and against a fresh build from the same store into
-/// `fresh`, an empty target.
-async fn check_model(feed: &Feed, target: &RedisTarget, fresh: &RedisTarget) -> anyhow::Result<()> {
+/// Checks the read model against what was appended (`events` tally events summing to
+/// `total`) and against a fresh build from the same `store` into `fresh`, an empty target.
+pub(crate) async fn check_model<S: EventStore + Clone>(
+    (events, total): (u64, u64),
+    store: &S,
+    target: &RedisTarget,
+    fresh: &RedisTarget,
+) -> anyhow::Result<()> {
     let model = dump(target).await?;
     assert_eq!(
         model.get_str("events"),
-        Some(feed.events.to_string().as_str()),
+        Some(events.to_string().as_str()),
         "events counter"
     );
     assert_eq!(
         model.get_str("total"),
-        Some(feed.total.to_string().as_str()),
+        Some(total.to_string().as_str()),
         "total"
     );
-    Projector::new(feed.store().clone(), RedisTally::<1>, fresh.clone())
+    Projector::new(store.clone(), RedisTally::<1>, fresh.clone())
         .catch_up()
         .await?;
     assert_eq!(
@@ -133,7 +139,13 @@ async fn redis_projector_killed_50_times() -> anyhow::Result<()> {
     .await?;
     support::finish(&feed, &args)?;
     let fresh = test_prefix().await;
-    check_model(&feed, space.target(), fresh.target()).await?;
+    check_model(
+        (feed.events, feed.total),
+        feed.store(),
+        space.target(),
+        fresh.target(),
+    )
+    .await?;
     assert!(
         mid_work >= 15,
         "only {mid_work} of {KILLS} kills hit a worker with work left"
@@ -161,7 +173,13 @@ async fn two_redis_workers_started_together() -> anyhow::Result<()> {
     }
     reached?;
     let fresh = test_prefix().await;
-    check_model(&feed, space.target(), fresh.target()).await
+    check_model(
+        (feed.events, feed.total),
+        feed.store(),
+        space.target(),
+        fresh.target(),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -196,5 +214,5 @@ async fn redis_restarted_under_a_running_projector() -> anyhow::Result<()> {
     caught_up?;
     handle.shutdown().await?;
     let fresh = connect(&url, "fresh").await?;
-    check_model(&feed, &target, &fresh).await
+    check_model((feed.events, feed.total), feed.store(), &target, &fresh).await
 }

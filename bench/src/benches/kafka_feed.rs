@@ -11,7 +11,7 @@
 //!   touching each record's key, payload and headers.
 //!
 //! The feed: `--events` events (default 1 000 000) over 10 000 streams and 8 partitions,
-//! appended 100 per `EventStore::append` by 16 tasks. Rounds alternate value and limit; the
+//! appended 100 per `EventStore::append` by 16 tasks ([`fill`]). Rounds alternate value and limit; the
 //! medians are reported. The topics are deleted at the end.
 
 use std::time::{Duration, Instant};
@@ -59,7 +59,7 @@ async fn measure(
     options: &Options,
 ) -> anyhow::Result<Vec<Figure>> {
     let started = Instant::now();
-    fill(store, events).await?;
+    fill(store, events, STREAMS, "feed-").await?;
     eprintln!(
         "   {events} events appended over {STREAMS} streams and {PARTITIONS} partitions in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -96,21 +96,28 @@ async fn measure(
     )])
 }
 
-/// Appends `events` events, 100 per append, from 16 tasks over 10 000 streams.
-async fn fill(store: &KafkaEventStore, events: u64) -> anyhow::Result<()> {
+/// Appends `events` events over `streams` streams named `<stream_prefix><n>`, `events /
+/// streams` per append (1 to 100), from 16 tasks.
+pub(super) async fn fill(
+    store: &KafkaEventStore,
+    events: u64,
+    streams: u64,
+    stream_prefix: &str,
+) -> anyhow::Result<()> {
+    let per_append = (events / streams.max(1)).clamp(1, PER_APPEND);
+    let appends = events.div_ceil(per_append);
     let encoded = Encoded::of(&AccountEvent::Deposited { cents: 100 })?;
     let metadata = EventMetadata::new().with_command_id(Uuid::now_v7());
-    let appends = events.div_ceil(PER_APPEND);
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
         let (store, encoded, metadata) = (store.clone(), encoded.clone(), metadata.clone());
+        let stream_prefix = stream_prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut n = writer;
             while n < appends {
-                let count = PER_APPEND.min(events - n * PER_APPEND);
-                let stream = StreamId::new(format!("feed-{}", n % STREAMS))?;
+                let count = per_append.min(events - n * per_append);
                 let request = AppendRequest::new(
-                    stream,
+                    StreamId::new(format!("{stream_prefix}{}", n % streams))?,
                     ExpectedVersion::Any,
                     (0..count).map(|_| encoded.event(&metadata)).collect(),
                 );

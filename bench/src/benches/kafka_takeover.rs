@@ -26,11 +26,11 @@ use uuid::Uuid;
 use super::Options;
 use super::account::{AccountEvent, Encoded};
 use super::kafka_append::delete_store_topics;
+use super::kafka_feed::fill;
 use crate::report::Figure;
 use crate::rss::{self, Rss};
 
 const NAME: &str = "kafka-takeover";
-const WRITERS: u64 = 16;
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let events = options.events_or(1_000_000);
@@ -69,7 +69,7 @@ async fn takeover(
 ) -> anyhow::Result<(f64, Option<u64>)> {
     let first = KafkaEventStore::connect(options.clone()).await?;
     let started = Instant::now();
-    fill(&first, events, streams).await?;
+    fill(&first, events, streams, "takeover-").await?;
     eprintln!(
         "   {events} events over {streams} streams in one partition, appended in {:.1} s",
         started.elapsed().as_secs_f64()
@@ -100,35 +100,4 @@ async fn takeover(
         peak.map_or_else(String::new, |p| format!(", peak {:.1} MiB", rss::mib(p)))
     );
     Ok((seconds, peak))
-}
-
-/// Appends `events` events over `streams` streams (`events / streams` per append) from 16
-/// tasks.
-async fn fill(store: &KafkaEventStore, events: u64, streams: u64) -> anyhow::Result<()> {
-    let per_append = (events / streams).max(1);
-    let appends = events.div_ceil(per_append);
-    let encoded = Encoded::of(&AccountEvent::Deposited { cents: 100 })?;
-    let metadata = EventMetadata::new().with_command_id(Uuid::now_v7());
-    let mut tasks = Vec::new();
-    for writer in 0..WRITERS {
-        let (store, encoded, metadata) = (store.clone(), encoded.clone(), metadata.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut n = writer;
-            while n < appends {
-                let count = per_append.min(events - n * per_append);
-                let request = AppendRequest::new(
-                    StreamId::new(format!("takeover-{}", n % streams))?,
-                    ExpectedVersion::Any,
-                    (0..count).map(|_| encoded.event(&metadata)).collect(),
-                );
-                store.append(request).await?;
-                n += WRITERS;
-            }
-            Ok::<_, anyhow::Error>(())
-        }));
-    }
-    for task in tasks {
-        task.await??;
-    }
-    Ok(())
 }

@@ -119,6 +119,12 @@ impl KeyRegistry {
         .await
     }
 
+    /// Forgets which partitions were read, so that the next claim in each reads it again
+    /// (after a transaction whose outcome is unknown: its keys may be used after all).
+    pub(crate) async fn forget_loaded(&self) {
+        self.loaded.lock().await.clear();
+    }
+
     /// Reads `partition` into the known keys, once.
     async fn load(&self, partition: u32) -> Result<(), Error> {
         let mut loaded = self.loaded.lock().await;

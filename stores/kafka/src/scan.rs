@@ -4,14 +4,14 @@
 use std::time::{Duration, Instant};
 
 use foldline::{BackendErrorKind, DriverErrors, Error};
-use rdkafka::consumer::Consumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::topics::committed_consumer;
+use crate::topics::{client_config, committed_consumer};
 use crate::writer::TRANSACTION_TIMEOUT;
 
 /// What a [`scan`]'s visitor says after a record.
@@ -21,17 +21,6 @@ pub(crate) enum Visit {
     More,
     /// Enough: stop here.
     Stop,
-}
-
-/// Where a scan ends.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum End {
-    /// The partition's last stable offset now: an open transaction ends the scan before its
-    /// records.
-    Stable,
-    /// Past every record written before the scan began: it waits for the transactions open
-    /// then to be decided (committed, aborted, or timed out).
-    Decided,
 }
 
 /// Calls `visit` with every committed record of `topic`'s `partition` from offset `from` to
@@ -44,13 +33,15 @@ pub(crate) fn scan(
     from: i64,
     visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
-    scan_to(options, topic, partition, from, End::Stable, visit)
+    scan_to(options, topic, partition, from, visit)
 }
 
-/// As [`scan`], but past every record written before the call: transactions open when it
-/// starts are waited for (they end within the writers' `transaction.timeout.ms` if their
-/// writer died), so a record whose commit was already on its way is never missed. What an
-/// answer that must hold *every* committed record (an idempotency key's first use) reads.
+/// As [`scan`], but past every record written before the call: it first waits until the
+/// partition's last stable offset reaches its high watermark as of the call (every transaction
+/// open then is decided: committed, aborted, or timed out within the writers'
+/// `transaction.timeout.ms` if their writer died), so a record whose commit was already on its
+/// way is never missed. What an answer that must hold *every* committed record (an
+/// idempotency key's first use) reads.
 pub(crate) fn scan_decided(
     options: &KafkaStoreOptions,
     topic: &str,
@@ -58,7 +49,62 @@ pub(crate) fn scan_decided(
     from: i64,
     visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
-    scan_to(options, topic, partition, from, End::Decided, visit)
+    wait_decided(options, topic, partition)?;
+    scan_to(options, topic, partition, from, visit)
+}
+
+/// Waits until `partition`'s last stable offset (a `read_committed` consumer's high
+/// watermark) reaches its high watermark (a `read_uncommitted` one's) as of now.
+fn wait_decided(options: &KafkaStoreOptions, topic: &str, partition: u32) -> Result<(), Error> {
+    let context =
+        || format!("waiting for the open transactions of partition {partition} of topic `{topic}`");
+    let partition = i32::try_from(partition).unwrap_or(i32::MAX);
+    let uncommitted: BaseConsumer = client_config(options)
+        .set("isolation.level", "read_uncommitted")
+        .set("group.id", "foldline")
+        .create()
+        .map_err(|e| Kafka::error(context(), e))?;
+    let committed = committed_consumer(options, context())?;
+    let (_, high) = watermarks(&uncommitted, options, topic, partition)
+        .map_err(|e| Kafka::error(context(), e))?;
+    let deadline = Instant::now() + options.timeout + TRANSACTION_TIMEOUT;
+    loop {
+        let (_, stable) = watermarks(&committed, options, topic, partition)
+            .map_err(|e| Kafka::error(context(), e))?;
+        if stable >= high {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(Kafka::error(
+                context(),
+                KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `partition`'s watermarks as `consumer` sees them; a partition just created may still be
+/// moving to its leader, so unavailability is retried until the options' timeout.
+fn watermarks(
+    consumer: &BaseConsumer,
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    let deadline = Instant::now() + options.timeout;
+    loop {
+        match consumer.fetch_watermarks(topic, partition, options.timeout) {
+            Ok(marks) => return Ok(marks),
+            Err(e)
+                if Kafka::classify(&e) == BackendErrorKind::Unavailable
+                    && Instant::now() < deadline =>
+            {
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 fn scan_to(
@@ -66,26 +112,13 @@ fn scan_to(
     topic: &str,
     partition: u32,
     from: i64,
-    end: End,
     mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
     let context = || format!("reading partition {partition} of topic `{topic}`");
     let consumer = committed_consumer(options, context())?;
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-    // A partition just created may still be moving to its leader: retry until the timeout.
-    let deadline = Instant::now() + options.timeout;
-    let (low, high) = loop {
-        match consumer.fetch_watermarks(topic, partition, options.timeout) {
-            Ok(marks) => break marks,
-            Err(e)
-                if Kafka::classify(&e) == BackendErrorKind::Unavailable
-                    && Instant::now() < deadline =>
-            {
-                std::thread::sleep(Duration::from_millis(100));
-            }
-            Err(e) => return Err(Kafka::error(context(), e)),
-        }
-    };
+    let (low, high) =
+        watermarks(&consumer, options, topic, partition).map_err(|e| Kafka::error(context(), e))?;
     if high <= low.max(from) {
         return Ok(());
     }
@@ -96,42 +129,19 @@ fn scan_to(
     consumer
         .assign(&assignment)
         .map_err(|e| Kafka::error(context(), e))?;
-    // Without news for this long, the partition's leader is gone: fail as a timeout. Waiting
-    // for open transactions, allow for the writers' transaction timeout too.
-    let patience = match end {
-        End::Stable => options.timeout,
-        End::Decided => options.timeout + TRANSACTION_TIMEOUT,
-    };
+    // Without news for this long, the partition's leader is gone: fail as a timeout.
     let mut quiet_since = Instant::now();
-    let mut at_stable_end = false;
     loop {
-        let decided = || {
-            consumer.position().ok().and_then(|positions| {
-                match positions.find_partition(topic, partition)?.offset() {
-                    Offset::Offset(next) => Some(next >= high),
-                    _ => None,
-                }
-            }) == Some(true)
-        };
         match consumer.poll(Duration::from_millis(100)) {
             None => {
-                if at_stable_end && decided() {
-                    return Ok(());
-                }
-                if quiet_since.elapsed() > patience {
+                if quiet_since.elapsed() > options.timeout {
                     return Err(Kafka::error(
                         context(),
                         KafkaError::MessageConsumption(RDKafkaErrorCode::OperationTimedOut),
                     ));
                 }
             }
-            Some(Err(KafkaError::PartitionEOF(_))) => {
-                if end == End::Stable || decided() {
-                    return Ok(());
-                }
-                // Transactions are still open below the high watermark seen at the start.
-                at_stable_end = true;
-            }
+            Some(Err(KafkaError::PartitionEOF(_))) => return Ok(()),
             Some(Err(e)) => return Err(Kafka::error(context(), e)),
             Some(Ok(message)) => {
                 quiet_since = Instant::now();

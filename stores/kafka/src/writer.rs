@@ -29,7 +29,7 @@ use std::time::{Duration, Instant};
 use foldline::{
     AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, Position, StreamId, Version,
 };
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -247,6 +247,7 @@ impl Writers {
             revoked,
             index,
             ready: ready_sender,
+            uncertain: AtomicBool::new(false),
         };
         match self.runtime.get() {
             Some(runtime) => drop(runtime.spawn(writer.run(pending))),
@@ -376,11 +377,13 @@ struct PartitionWriter {
     index: SharedIndex,
     /// Told when the barrier is passed.
     ready: watch::Sender<bool>,
+    /// Set when a transaction failed and could not be aborted (its outcome is unknown).
+    uncertain: AtomicBool,
 }
 
 impl PartitionWriter {
     async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
-        let producer = match self.take().await {
+        let mut producer = match self.take().await {
             Ok(taken) => taken,
             Err(error) => {
                 return self
@@ -402,6 +405,27 @@ impl PartitionWriter {
             }
             if let Err(lost) = self.commit(&producer, batch).await {
                 return self.give_up(queue, &lost, "gave the partition up").await;
+            }
+            if self.uncertain.swap(false, Ordering::AcqRel) {
+                // A transaction failed and could not be aborted: whether it committed is not
+                // known here, so the index may be behind. Taken again, the partition's writer
+                // resolves it and the barrier rebuilds the index from what was committed.
+                tracing::warn!(
+                    partition = self.partition,
+                    "a transaction's outcome is unknown: taking the partition again"
+                );
+                // Appends wait meanwhile, and idempotency keys are read again: a key of that
+                // transaction may be used after all.
+                self.ready.send_replace(false);
+                self.writers.keys.forget_loaded().await;
+                producer = match self.take().await {
+                    Ok(taken) => taken,
+                    Err(error) => {
+                        return self
+                            .give_up(queue, &error, "could not take the partition again")
+                            .await;
+                    }
+                };
             }
         }
     }
@@ -638,7 +662,7 @@ impl PartitionWriter {
                 for future in futures {
                     let offset = delivered(future)
                         .await
-                        .map_err(|e| Kafka::error(context(), e))?;
+                        .map_err(|e| delivery_failed(context(), e))?;
                     first = first.or(Some(offset));
                     last = Some(offset);
                 }
@@ -701,7 +725,7 @@ impl PartitionWriter {
             for future in side {
                 delivered(future)
                     .await
-                    .map_err(|e| Kafka::error(context(), e))?;
+                    .map_err(|e| delivery_failed(context(), e))?;
             }
             Ok::<_, Error>((results, heads))
         }
@@ -742,6 +766,7 @@ impl PartitionWriter {
         .await;
         if let Err(error) = aborted {
             tracing::debug!(partition = self.partition, error = %foldline::error_chain(&error, ": "), "could not abort");
+            self.uncertain.store(true, Ordering::Release);
         }
     }
 }
@@ -760,6 +785,25 @@ async fn delivered(future: DeliveryFuture) -> Result<i64, KafkaError> {
         Ok(Ok(delivery)) => Ok(delivery.offset),
         Ok(Err((error, _))) => Err(error),
         Err(_) => Err(KafkaError::Canceled),
+    }
+}
+
+/// The error of a record that was not delivered. A record purged from the producer's queue
+/// was never written: its transaction is aborted (the brokers became unreachable, or the
+/// transaction timed out), so the append failed whole and may be retried; a fenced producer's
+/// purge is told apart by the caller, which asks the producer for its fatal state.
+fn delivery_failed(context: String, error: KafkaError) -> Error {
+    match error {
+        KafkaError::MessageProduction(
+            RDKafkaErrorCode::PurgeQueue | RDKafkaErrorCode::PurgeInflight,
+        ) => Kafka::failure(
+            BackendErrorKind::Unavailable,
+            format!(
+                "{context}: the transaction was aborted before its records were written; retry"
+            ),
+            Some(Box::new(error)),
+        ),
+        other => Kafka::error(context, other),
     }
 }
 
