@@ -1,6 +1,6 @@
-//! The Redis tally fed from a Kafka store: the worker killed 20 times mid-work. The read model
-//! must equal a fresh rebuild from the same topics and count every event once; events of
-//! aborted transactions never reach it.
+//! The Redis and Tantivy tallies fed from a Kafka store: the worker killed 20 times mid-work.
+//! The read model must equal a fresh rebuild from the same topics and count every event once;
+//! events of aborted transactions never reach it.
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -11,8 +11,12 @@ use foldline_tests::redis::test_prefix;
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
 
+use foldline::Projector;
+use foldline_tests::tally::{TantivyTally, tantivy_schema};
+
 use crate::redis::{Namespace, check_model, newest_checkpoint};
 use crate::support::{self, KillFeed, Rounds, append_tally};
+use crate::tantivy;
 
 /// A Kafka store (4 partitions, a topic prefix of its own) and what was appended to it.
 struct KafkaFeed {
@@ -126,6 +130,50 @@ async fn redis_projector_from_kafka_killed_20_times() -> anyhow::Result<()> {
         fresh.target(),
     )
     .await?;
+    assert!(
+        mid_work >= 6,
+        "only {mid_work} of {KILLS} kills hit a worker with work left"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tantivy_projector_from_kafka_killed_20_times() -> anyhow::Result<()> {
+    const KILLS: usize = 20;
+    let mut feed = KafkaFeed::with_backlog(300).await?;
+    abort_a_transaction(feed.store()).await?;
+    let dir = tempfile::tempdir()?;
+    let root = support::path_arg(dir.path());
+    let args = ["--target", "tantivy", "--tantivy-root", &root];
+    // Each Tantivy commit writes and syncs segment files: fewer, larger batches.
+    let rounds = Rounds {
+        appends: 2..6,
+        batch_size: "20",
+        kills: KILLS,
+    };
+    let mid_work = support::kill_rounds(&mut feed, &rounds, &args, || {
+        tantivy::newest_checkpoint(dir.path())
+    })
+    .await?;
+    abort_a_transaction(feed.store()).await?;
+    feed.append(3).await?;
+    support::finish(&feed, &args)?;
+
+    let model = tantivy::dump(dir.path()).await?;
+    assert_eq!(model.len() as u64, feed.events, "one document per event");
+    let fresh = tempfile::tempdir()?;
+    Projector::new(
+        feed.store().clone(),
+        TantivyTally::<1>::new(&tantivy_schema()),
+        tantivy::open(fresh.path())?,
+    )
+    .catch_up()
+    .await?;
+    assert_eq!(
+        model,
+        tantivy::dump(fresh.path()).await?,
+        "the index equals a fresh rebuild"
+    );
     assert!(
         mid_work >= 6,
         "only {mid_work} of {KILLS} kills hit a worker with work left"

@@ -11,7 +11,7 @@
 //! commit. Small batches (5 events for Redis, 20 for Tantivy) make the work last; the test
 //! counts the kills that left work undone and insists on at least 15 (typically all 50). Then
 //! one last worker runs with `--catch-up` to the head and exits. `kafka.rs` does the same from
-//! a Kafka store, 20 times.
+//! a Kafka store, 20 times per target.
 
 mod kafka;
 mod redis;

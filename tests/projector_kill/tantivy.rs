@@ -14,7 +14,7 @@ use tantivy::{Document, TantivyDocument};
 
 use crate::support::{self, Feed, KILLS, Rounds};
 
-fn open(root: &Path) -> anyhow::Result<TantivyTarget> {
+pub(crate) fn open(root: &Path) -> anyhow::Result<TantivyTarget> {
     Ok(TantivyTarget::new(TantivyTargetOptions::new(
         root,
         tantivy_schema(),
@@ -24,7 +24,7 @@ fn open(root: &Path) -> anyhow::Result<TantivyTarget> {
 
 /// The checkpoint of the newest slot, read from a target opened for this one look (so the test
 /// never holds the slot's writer lock the worker needs).
-async fn newest_checkpoint(root: &Path) -> anyhow::Result<Option<Checkpoint>> {
+pub(crate) async fn newest_checkpoint(root: &Path) -> anyhow::Result<Option<Checkpoint>> {
     let target = open(root)?;
     let slots = target.slots(&<TantivyTally>::NAME).await?;
     let Some(newest) = slots.last() else {
@@ -36,7 +36,7 @@ async fn newest_checkpoint(root: &Path) -> anyhow::Result<Option<Checkpoint>> {
 }
 
 /// Every document of the active slot as JSON, by key.
-async fn dump(root: &Path) -> anyhow::Result<BTreeMap<String, String>> {
+pub(crate) async fn dump(root: &Path) -> anyhow::Result<BTreeMap<String, String>> {
     let schema = tantivy_schema();
     let key = schema.get_field("key")?;
     let target = open(root)?;

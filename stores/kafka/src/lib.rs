@@ -73,8 +73,7 @@
 //! - On an instance that does not own the stream's partition (the admin CLI, a projector),
 //!   `read_stream` scans the whole partition: its cost grows with the partition, not the
 //!   stream.
-//! - A Tantivy projector killed under Kafka (the Redis one is tested), and the
-//!   `redis-projection` benchmark from Kafka.
+//! - The `redis-projection` benchmark from Kafka.
 //!
 //! # Quick start
 //!
