@@ -14,11 +14,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use clap::Parser;
-use foldline::{
-    AppendRequest, BackendErrorKind, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey,
-    NewEvent, StreamId,
-};
+use foldline::{BackendErrorKind, Error, EventStore, StreamId};
 use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
+use foldline_tests::keyed;
 
 #[derive(Parser)]
 struct Args {
@@ -111,10 +109,7 @@ async fn append_until_done(
         if deadline.is_some_and(|d| std::time::Instant::now() >= d) {
             return Ok(());
         }
-        let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
-        let event = NewEvent::new(EventType::from_static("written"), 1, payload);
-        let request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, vec![event])
-            .with_idempotency_key(IdempotencyKey::new(key)?);
+        let request = keyed::keyed_append(stream, key)?;
         match store.append(request).await {
             Ok(result) => {
                 say(

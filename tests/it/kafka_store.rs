@@ -231,26 +231,12 @@ async fn feed_pages_stop_before_an_open_transaction_and_pass_committed_and_abort
     let committer = producer.clone();
     tokio::task::spawn_blocking(move || committer.commit_transaction(Duration::from_secs(10)))
         .await??;
-    let mut after = fourth.checkpoint;
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let page = store.read_all(&after, 100).await?;
-        if let Some(event) = page.events.first() {
-            assert_eq!(page.events.len(), 1);
-            assert!(event.unreadable.is_some(), "{event:?}");
-            break;
-        }
-        anyhow::ensure!(
-            std::time::Instant::now() < deadline,
-            "the committed record never came"
-        );
-        after = page.checkpoint;
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let page = next_events(store, &fourth.checkpoint).await?;
+    assert_eq!(page.events.len(), 1);
+    assert!(page.events[0].unreadable.is_some(), "{:?}", page.events[0]);
 
     // An aborted transaction leaves only its marker behind: a reader going on passes it
     // promptly with an empty page, and then reads the store's next event.
-    let page = store.read_all(&after, 100).await?;
     let at_head = store.read_all(&page.checkpoint, 100).await?;
     assert!(at_head.events.is_empty());
     producer.begin_transaction()?;
@@ -275,21 +261,30 @@ async fn feed_pages_stop_before_an_open_transaction_and_pass_committed_and_abort
         started.elapsed()
     );
     append(store, stream.as_str(), &counted(1)).await?;
-    let mut after = past_abort.checkpoint;
+    let page = next_events(store, &past_abort.checkpoint).await?;
+    assert_eq!(page.events.len(), 1);
+    assert!(page.events[0].unreadable.is_none());
+    Ok(())
+}
+
+/// The first page after `after` that holds events, reading on for at most 10 s.
+async fn next_events(
+    store: &KafkaEventStore,
+    after: &foldline::Checkpoint,
+) -> anyhow::Result<foldline::EventBatch> {
+    use foldline::EventStore;
+    let mut after = after.clone();
     let deadline = std::time::Instant::now() + Duration::from_secs(10);
     loop {
         let page = store.read_all(&after, 100).await?;
         if !page.events.is_empty() {
-            assert_eq!(page.events.len(), 1);
-            assert!(page.events[0].unreadable.is_none());
-            break;
+            return Ok(page);
         }
         anyhow::ensure!(
             std::time::Instant::now() < deadline,
-            "the next event never came"
+            "no event came within 10 s"
         );
         after = page.checkpoint;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }

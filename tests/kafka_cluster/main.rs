@@ -23,11 +23,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use foldline::{
-    AppendRequest, Checkpoint, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey,
-    NewEvent, StreamId, Version,
-};
+use foldline::{Checkpoint, Error, EventStore, StreamId};
 use foldline_kafka::{KafkaEventStore, KafkaStoreOptions};
+use foldline_tests::keyed;
 use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use uuid::Uuid;
@@ -103,14 +101,7 @@ fn start_writers(
                     let stream = StreamId::new(format!("s-{}", (task + n) % STREAMS))?;
                     let deadline = Instant::now() + Duration::from_secs(120);
                     loop {
-                        let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
-                        let request = AppendRequest::new(
-                            stream.clone(),
-                            ExpectedVersion::Any,
-                            vec![NewEvent::new(EventType::from_static("written"), 1, payload)],
-                        )
-                        .with_idempotency_key(IdempotencyKey::new(&key)?);
-                        match store.append(request).await {
+                        match store.append(keyed::keyed_append(&stream, &key)?).await {
                             Ok(result) => {
                                 let mut acks = acks.lock().unwrap_or_else(|p| p.into_inner());
                                 acks.acks.insert(
@@ -158,31 +149,12 @@ async fn more_acks(acks: &Mutex<Acks>, from: usize, more: usize) -> anyhow::Resu
     }
 }
 
-/// Every event of the writers' streams: key → (stream, version), failing on a key stored
-/// twice or versions that are not 1, 2, 3, …
+/// Every event of the writers' streams (`foldline_tests::keyed::stored_keys`).
 async fn stored(store: &KafkaEventStore) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let mut stored = BTreeMap::new();
-    for n in 0..STREAMS {
-        let stream = StreamId::new(format!("s-{n}"))?;
-        let events = store
-            .read_stream(&stream, Version::new(1), 1_000_000)
-            .await?;
-        for (i, event) in events.iter().enumerate() {
-            ensure!(
-                event.stream_version.get() == i as u64 + 1,
-                "{stream}: a gap"
-            );
-            let key = key_of(&event.payload)?;
-            let again = stored.insert(key.clone(), (stream.to_string(), i as u64 + 1));
-            ensure!(again.is_none(), "key {key} stored twice");
-        }
-    }
-    Ok(stored)
-}
-
-fn key_of(payload: &[u8]) -> anyhow::Result<String> {
-    let value: serde_json::Value = serde_json::from_slice(payload)?;
-    Ok(value["key"].as_str().context("key")?.to_owned())
+    let streams = (0..STREAMS)
+        .map(|n| StreamId::new(format!("s-{n}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    keyed::stored_keys(store, streams).await
 }
 
 /// Every acknowledged append is stored at its version, and nothing else is.
@@ -286,7 +258,7 @@ async fn every_broker_killed_and_restarted_under_writers_and_a_subscriber() -> a
                         Ok(batch) => {
                             let mut received = received.lock().unwrap_or_else(|p| p.into_inner());
                             for event in &batch.events {
-                                received.push(key_of(&event.payload)?);
+                                received.push(keyed::key_of(&event.payload)?);
                             }
                             checkpoint = batch.checkpoint;
                         }

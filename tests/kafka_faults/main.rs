@@ -22,11 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, ensure};
-use foldline::{
-    AppendRequest, Error, EventStore, EventType, ExpectedVersion, IdempotencyKey, NewEvent,
-    StreamId, Version,
-};
+use foldline::{Error, EventStore, StreamId};
 use foldline_kafka::{KafkaEventStore, KafkaTestTopics};
+use foldline_tests::keyed;
 
 const STREAMS: usize = 8;
 
@@ -134,30 +132,12 @@ impl Drop for Writer {
     }
 }
 
-/// Every event of the writer streams: key → (stream, version), failing on a key read twice
-/// or a stream whose versions are not 1, 2, 3, …
+/// Every event of the writer streams (`foldline_tests::keyed::stored_keys`).
 async fn stored(store: &KafkaEventStore) -> anyhow::Result<BTreeMap<String, (String, u64)>> {
-    let mut stored = BTreeMap::new();
-    for n in 0..STREAMS {
-        let stream = StreamId::new(format!("stream-{n}"))?;
-        let events = store.read_stream(&stream, Version::new(1), 100_000).await?;
-        for (i, event) in events.iter().enumerate() {
-            ensure!(
-                event.stream_version.get() == i as u64 + 1,
-                "{stream}: version {} at place {}",
-                event.stream_version.get(),
-                i + 1
-            );
-            let payload: serde_json::Value = serde_json::from_slice(&event.payload)?;
-            let key = payload["key"].as_str().context("key")?.to_owned();
-            let again = stored.insert(
-                key.clone(),
-                (stream.to_string(), event.stream_version.get()),
-            );
-            ensure!(again.is_none(), "key {key} stored twice");
-        }
-    }
-    Ok(stored)
+    let streams = (0..STREAMS)
+        .map(|n| StreamId::new(format!("stream-{n}")))
+        .collect::<Result<Vec<_>, _>>()?;
+    keyed::stored_keys(store, streams).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,14 +261,7 @@ async fn a_frozen_owner_is_fenced_and_nothing_unacknowledged_is_ever_read() -> a
         let stream = StreamId::new(format!("stream-{n}"))?;
         let key = format!("other-{n}");
         loop {
-            let payload = serde_json::to_vec(&serde_json::json!({ "key": key }))?;
-            let request = AppendRequest::new(
-                stream.clone(),
-                ExpectedVersion::Any,
-                vec![NewEvent::new(EventType::from_static("written"), 1, payload)],
-            )
-            .with_idempotency_key(IdempotencyKey::new(&key)?);
-            match other.append(request).await {
+            match other.append(keyed::keyed_append(&stream, &key)?).await {
                 Ok(result) => {
                     other_acks.insert(key, (stream.to_string(), result.current_version.get()));
                     break;

@@ -12,8 +12,10 @@
 //!
 //! [`pg`] opens PostgreSQL for the tests: a fresh schema per test, raw connections for raw SQL.
 //! [`pg_server`] runs a private PostgreSQL server, for settings the shared one lacks.
-//! [`tally`] is a projection that counts, so doubled or lost effects show as wrong totals.
+//! [`keyed`] writes and reads back events carrying their idempotency keys, for the
+//! exactly-once tests. [`tally`] is a projection that counts, so doubled or lost effects show as wrong totals.
 
+pub mod keyed;
 pub mod pg;
 pub mod pg_server;
 pub mod redis;
