@@ -16,6 +16,9 @@
 # `check` proves the broker does what the store needs: topic creation, transactions, a
 # read_committed reader (scripts/kafka/Check.java; --hung adds a transaction left to time out).
 #
+# FOLDLINE_KAFKA_NATIVE=1 never uses docker; with FOLDLINE_KAFKA_BROKERS and FOLDLINE_STATE_DIR
+# pointing elsewhere it runs a second single node beside the shared one (the broker-crash test).
+#
 # `cluster` runs three combined nodes on loopback for fault tests, always natively (fault tests
 # kill its nodes by PID): clients on FOLDLINE_KAFKA_CLUSTER_PORT (default 19092) and the next
 # two ports, controllers 100 above them, static controller.quorum.voters, replication factor 3,
@@ -353,7 +356,9 @@ port="${first##*:}"
 controller_port=$((port + 1))
 
 compose() { docker compose -f "$ROOT/docker-compose.yml" "$@"; }
-compose_runs_kafka() { docker_available && compose ps -q kafka 2>/dev/null | grep -q .; }
+# FOLDLINE_KAFKA_NATIVE=1 never uses docker: a broker the fault tests kill by PID.
+use_compose() { [[ "${FOLDLINE_KAFKA_NATIVE:-}" != 1 ]] && docker_available; }
+compose_runs_kafka() { use_compose && compose ps -q kafka 2>/dev/null | grep -q .; }
 
 native_start() {
     case "$host" in
@@ -391,7 +396,7 @@ EOF
 start() {
     if brokers_answer "$FOLDLINE_KAFKA_BROKERS"; then
         say "Kafka answers at $FOLDLINE_KAFKA_BROKERS"
-    elif docker_available; then
+    elif use_compose; then
         say "starting Kafka with docker compose"
         compose up -d kafka
         wait_until "$start_timeout" Kafka brokers_answer "$FOLDLINE_KAFKA_BROKERS"

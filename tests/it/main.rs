@@ -7,6 +7,7 @@ mod kafka_admin;
 mod kafka_bad_input;
 mod kafka_conformance;
 mod kafka_ownership;
+mod kafka_reads;
 mod kafka_store;
 mod memory_conformance;
 mod memory_target;

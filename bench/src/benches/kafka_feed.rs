@@ -11,7 +11,7 @@
 //!   touching each record's key, payload and headers.
 //!
 //! The feed: `--events` events (default 1 000 000) over 10 000 streams and 8 partitions,
-//! appended 100 per `EventStore::append` by 16 tasks ([`fill`]). Rounds alternate value and limit; the
+//! appended 100 per `EventStore::append` by 64 tasks ([`fill`]). Rounds alternate value and limit; the
 //! medians are reported. The topics are deleted at the end.
 
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{AccountEvent, Encoded};
+use super::account::{AccountEvent, CENTS, Encoded, OWNER};
 use super::kafka_append::delete_store_topics;
 use crate::report::Figure;
 use crate::stats::{median, per_second};
@@ -35,7 +35,7 @@ const NAME: &str = "kafka-feed";
 const PARTITIONS: u32 = 8;
 const STREAMS: u64 = 10_000;
 const PER_APPEND: u64 = 100;
-const WRITERS: u64 = 16;
+const WRITERS: u64 = 64;
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let events = options.events_or(1_000_000);
@@ -97,7 +97,8 @@ async fn measure(
 }
 
 /// Appends `events` events over `streams` streams named `<stream_prefix><n>`, `events /
-/// streams` per append (1 to 100), from 16 tasks.
+/// streams` per append (1 to 100), from 64 tasks: accounts as in PostgreSQL's bench feed,
+/// each stream's first event `Opened`, the rest `Deposited`.
 pub(super) async fn fill(
     store: &KafkaEventStore,
     events: u64,
@@ -106,11 +107,19 @@ pub(super) async fn fill(
 ) -> anyhow::Result<()> {
     let per_append = (events / streams.max(1)).clamp(1, PER_APPEND);
     let appends = events.div_ceil(per_append);
-    let encoded = Encoded::of(&AccountEvent::Deposited { cents: 100 })?;
+    let opened = Encoded::of(&AccountEvent::Opened {
+        owner: OWNER.to_owned(),
+    })?;
+    let deposited = Encoded::of(&AccountEvent::Deposited { cents: CENTS })?;
     let metadata = EventMetadata::new().with_command_id(Uuid::now_v7());
     let mut tasks = Vec::new();
     for writer in 0..WRITERS {
-        let (store, encoded, metadata) = (store.clone(), encoded.clone(), metadata.clone());
+        let (store, opened, deposited, metadata) = (
+            store.clone(),
+            opened.clone(),
+            deposited.clone(),
+            metadata.clone(),
+        );
         let stream_prefix = stream_prefix.to_owned();
         tasks.push(tokio::spawn(async move {
             let mut n = writer;
@@ -119,7 +128,13 @@ pub(super) async fn fill(
                 let request = AppendRequest::new(
                     StreamId::new(format!("{stream_prefix}{}", n % streams))?,
                     ExpectedVersion::Any,
-                    (0..count).map(|_| encoded.event(&metadata)).collect(),
+                    // A stream's first append opens the account, as in PostgreSQL's feed.
+                    (0..count)
+                        .map(|i| {
+                            let first = n < streams && i == 0;
+                            if first { &opened } else { &deposited }.event(&metadata)
+                        })
+                        .collect(),
                 );
                 store.append(request).await?;
                 n += WRITERS;

@@ -5,7 +5,7 @@
 //! # What is measured
 //!
 //! A store with one partition is filled (100-event appends, or 10-event appends for 100 000
-//! streams, from 16 tasks) by a first instance, which then leaves (dropped: it leaves the
+//! streams, from 64 tasks) by a first instance, which then leaves (dropped: it leaves the
 //! writers' group at once). The time is from a second instance's `connect` to its first
 //! acknowledged append: it joins the writers' group, fences the previous writer
 //! (`init_transactions`) and passes the barrier (reads the partition's stream heads, one

@@ -5,6 +5,7 @@ pub(crate) mod account;
 mod balances;
 mod kafka_append;
 mod kafka_feed;
+mod kafka_redis_projection;
 mod kafka_takeover;
 mod live_lag;
 mod memory_command;
@@ -63,16 +64,16 @@ pub(crate) struct Options {
     )]
     pub(crate) handlers: Vec<usize>,
 
-    /// pg-feed, kafka-feed, redis-projection: events in the feed that is read (default
-    /// 1 000 000);
+    /// pg-feed, kafka-feed, redis-projection, kafka-redis-projection: events in the feed that
+    /// is read (default 1 000 000);
     /// tantivy-projection: events indexed (default 200 000).
     #[arg(long, value_name = "N")]
     pub(crate) events: Option<u64>,
 
     /// pg-feed, kafka-feed: events per `read_all` call (and per page of pg-feed's raw scan;
     /// default 1000);
-    /// redis-projection, tantivy-projection, live-lag: the projector's batch size (defaults
-    /// 2000, 10 000 and 2000).
+    /// redis-projection, kafka-redis-projection, tantivy-projection, live-lag: the
+    /// projector's batch size (defaults 2000, 2000, 10 000 and 2000).
     #[arg(long, value_name = "N")]
     pub(crate) batch: Option<usize>,
 
@@ -189,6 +190,12 @@ pub(crate) const BENCHES: &[Bench] = &[
                 per event, committed by Lua script), against the same writes as MULTI/EXEC \
                 pipelines of the same size",
         run: |options| Box::pin(redis_projection::run(options)),
+    },
+    Bench {
+        name: "kafka-redis-projection",
+        about: "redis-projection with the Kafka store as the feed: a Projector catching up 1M \
+                events from Kafka into Redis, against the same MULTI/EXEC pipelines",
+        run: |options| Box::pin(kafka_redis_projection::run(options)),
     },
     Bench {
         name: "tantivy-projection",

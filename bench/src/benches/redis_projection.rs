@@ -42,7 +42,6 @@ use foldline::{
     Checkpoint, EventStore, JsonCodec, Projection, Projector, ProjectorOptions, ProjectorProgress,
     SlotId,
 };
-use foldline_postgres::PgEventStore;
 use foldline_redis::RedisSlotKeys;
 use redis::aio::MultiplexedConnection;
 
@@ -58,13 +57,6 @@ use crate::rss::{self, Rss, Sampler};
 use crate::stats::per_second;
 
 const NAME: &str = "redis-projection";
-/// Its figures and rounds' detail.
-const CATCH_UP: CatchUp = CatchUp {
-    name: NAME,
-    limit: "raw MULTI/EXEC",
-    unit: "events/s",
-    noun: "events",
-};
 /// Events in the feed unless `--events` says otherwise.
 const EVENTS: u64 = 1_000_000;
 /// The projector's batch size unless `--batch` says otherwise.
@@ -84,102 +76,124 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let raw_pg = connect(&schema.url).await?;
     eprintln!("   batches of {batch}; warming PostgreSQL's cache with one raw pass");
     scan(&raw_pg, &schema.table("events"), 1000).await?;
-    let mut conn = redis_prefix::connect().await?;
+    let measured = Measured {
+        name: NAME,
+        events,
+        batch,
+        rounds: options.rounds,
+    };
+    measured.run(&store, Some(&schema.admin)).await
+}
 
-    let mut rounds = Vec::new();
-    let mut per_commit = Vec::new();
-    let mut memory = None;
-    let mut decoded: Option<Feed> = None;
-    for round in 1..=options.rounds {
-        let prefix = RedisPrefix::new("f")?;
-        let usage = Usage::start();
-        let pass = project(&store, &mut conn, &prefix, batch, events).await?;
-        let value_usage = finish_usage(usage, &schema.admin).await?;
-        let deleted = prefix.clear().await?;
-        let value = per_second(events, pass.elapsed);
-        let log = &pass.log;
-        log.check(events, "events")?;
+/// One projection benchmark's settings: a catch-up of `events` events from a store into
+/// Redis in batches of `batch`, against the raw limit, `rounds` times. `redis-projection` runs
+/// it on PostgreSQL, `kafka-redis-projection` on a Kafka store.
+pub(super) struct Measured {
+    pub(super) name: &'static str,
+    pub(super) events: u64,
+    pub(super) batch: usize,
+    pub(super) rounds: u32,
+}
 
-        let feed = match decoded.take() {
-            Some(feed) => feed,
-            None => {
-                let started = Instant::now();
-                let feed = Feed::load(&store, events).await?;
-                eprintln!(
-                    "   read and decoded the feed for the raw limit in {:.1} s",
-                    started.elapsed().as_secs_f64()
-                );
-                feed
+impl Measured {
+    /// Its figures and rounds' detail.
+    fn catch_up(&self) -> CatchUp {
+        CatchUp {
+            name: self.name,
+            limit: "raw MULTI/EXEC",
+            unit: "events/s",
+            noun: "events",
+        }
+    }
+
+    /// Runs the rounds on `store`, which holds exactly the feed's events. `postgres` is the
+    /// store's admin connection, when it is PostgreSQL: the CPU split then names its backends.
+    pub(super) async fn run<S>(
+        &self,
+        store: &S,
+        postgres: Option<&tokio_postgres::Client>,
+    ) -> anyhow::Result<Vec<Figure>>
+    where
+        S: EventStore + Clone + 'static,
+    {
+        let (events, batch) = (self.events, self.batch);
+        let catch_up = self.catch_up();
+        let mut conn = redis_prefix::connect().await?;
+        let mut rounds = Vec::new();
+        let mut per_commit = Vec::new();
+        let mut memory = None;
+        let mut decoded: Option<Feed> = None;
+        for round in 1..=self.rounds {
+            let prefix = RedisPrefix::new("f")?;
+            let usage = Usage::start();
+            let pass = project(store, &mut conn, &prefix, batch, events).await?;
+            let value_usage = finish(usage, postgres).await?;
+            let deleted = prefix.clear().await?;
+            let value = per_second(events, pass.elapsed);
+            let log = &pass.log;
+            log.check(events, "events")?;
+
+            let feed = match decoded.take() {
+                Some(feed) => feed,
+                None => {
+                    let started = Instant::now();
+                    let feed = Feed::load(store, events).await?;
+                    eprintln!(
+                        "   read and decoded the feed for the raw limit in {:.1} s",
+                        started.elapsed().as_secs_f64()
+                    );
+                    feed
+                }
+            };
+            let raw_prefix = RedisPrefix::new("r")?;
+            let usage = Usage::start();
+            let elapsed = raw_pass(&mut conn, &raw_prefix, &feed, &log.sizes).await?;
+            let limit_usage = finish(usage, postgres).await?;
+            let counted = read_counter(&mut conn, &slot_keys(&raw_prefix, SlotId::new(1))).await?;
+            ensure!(
+                counted == events,
+                "the raw limit counted {counted} of {events} events"
+            );
+            let raw_deleted = raw_prefix.clear().await?;
+            decoded = Some(feed);
+            let limit = per_second(events, elapsed);
+
+            let detail = catch_up.round_detail(
+                (round, self.rounds),
+                PassDetail {
+                    rate: limit,
+                    elapsed,
+                    usage: &limit_usage,
+                },
+                PassDetail {
+                    rate: value,
+                    elapsed: pass.elapsed,
+                    usage: &value_usage,
+                },
+                log,
+            );
+            eprintln!("{detail}; keys deleted: {deleted} + {raw_deleted}");
+            rounds.push((value, limit));
+            per_commit.push(log.mean());
+            if memory.is_none() {
+                memory = Some(pass.memory);
             }
-        };
-        let raw_prefix = RedisPrefix::new("r")?;
-        let usage = Usage::start();
-        let elapsed = raw_pass(&mut conn, &raw_prefix, &feed, &log.sizes).await?;
-        let limit_usage = finish_usage(usage, &schema.admin).await?;
-        let counted = read_counter(&mut conn, &slot_keys(&raw_prefix, SlotId::new(1))).await?;
-        ensure!(
-            counted == events,
-            "the raw limit counted {counted} of {events} events"
-        );
-        let raw_deleted = raw_prefix.clear().await?;
-        decoded = Some(feed);
-        let limit = per_second(events, elapsed);
-
-        let detail = CATCH_UP.round_detail(
-            (round, options.rounds),
-            PassDetail {
-                rate: limit,
-                elapsed,
-                usage: &limit_usage,
-            },
-            PassDetail {
-                rate: value,
-                elapsed: pass.elapsed,
-                usage: &value_usage,
-            },
-            log,
-        );
-        eprintln!("{detail}; keys deleted: {deleted} + {raw_deleted}");
-        rounds.push((value, limit));
-        per_commit.push(log.mean());
-        if memory.is_none() {
-            memory = Some(pass.memory);
         }
-    }
 
-    let mut figures = CATCH_UP.figures(&rounds, batch, &per_commit);
-    if let Some(memory) = memory {
-        eprintln!(
-            "   resident memory in round 1 (MiB): before {:.1}, {}, peak {:.1} ({})",
-            rss::mib(memory.before),
-            memory
-                .marks
-                .iter()
-                .map(|(mark, bytes)| format!("{mark} % {:.1}", rss::mib(*bytes)))
-                .collect::<Vec<_>>()
-                .join(", "),
-            rss::mib(memory.peak),
-            memory.peak_source,
-        );
-        figures.push(Figure::alone(
-            format!("{NAME}/rss-peak"),
-            rss::mib(memory.peak),
-            "MiB",
-        ));
-        figures.push(Figure::alone(
-            format!("{NAME}/rss-before"),
-            rss::mib(memory.before),
-            "MiB",
-        ));
-        for (mark, bytes) in &memory.marks {
-            figures.push(Figure::alone(
-                format!("{NAME}/rss-{mark}%"),
-                rss::mib(*bytes),
-                "MiB",
-            ));
+        let mut figures = catch_up.figures(&rounds, batch, &per_commit);
+        if let Some(memory) = memory {
+            figures.extend(memory.figures(self.name));
         }
+        Ok(figures)
     }
-    Ok(figures)
+}
+
+/// Ends `usage`; with PostgreSQL's backends named when `postgres` is given.
+async fn finish(usage: Usage, postgres: Option<&tokio_postgres::Client>) -> anyhow::Result<String> {
+    match postgres {
+        Some(admin) => finish_usage(usage, admin).await,
+        None => Ok(usage.finish()),
+    }
 }
 
 /// One catch-up through the projector.
@@ -199,14 +213,46 @@ struct Memory {
     peak_source: &'static str,
 }
 
+impl Memory {
+    /// Prints the samples and returns them as figures of the benchmark `name`.
+    fn figures(&self, name: &str) -> Vec<Figure> {
+        eprintln!(
+            "   resident memory in round 1 (MiB): before {:.1}, {}, peak {:.1} ({})",
+            rss::mib(self.before),
+            self.marks
+                .iter()
+                .map(|(mark, bytes)| format!("{mark} % {:.1}", rss::mib(*bytes)))
+                .collect::<Vec<_>>()
+                .join(", "),
+            rss::mib(self.peak),
+            self.peak_source,
+        );
+        let mut figures = vec![
+            Figure::alone(format!("{name}/rss-peak"), rss::mib(self.peak), "MiB"),
+            Figure::alone(format!("{name}/rss-before"), rss::mib(self.before), "MiB"),
+        ];
+        for (mark, bytes) in &self.marks {
+            figures.push(Figure::alone(
+                format!("{name}/rss-{mark}%"),
+                rss::mib(*bytes),
+                "MiB",
+            ));
+        }
+        figures
+    }
+}
+
 /// Catches the projection up from an empty target under `prefix` and checks its result.
-async fn project(
-    store: &PgEventStore,
+async fn project<S>(
+    store: &S,
     conn: &mut MultiplexedConnection,
     prefix: &RedisPrefix,
     batch: usize,
     events: u64,
-) -> anyhow::Result<Pass> {
+) -> anyhow::Result<Pass>
+where
+    S: EventStore + Clone + 'static,
+{
     let target = MeteredTarget::new(prefix.target().await?, events_in);
     let log = target.log();
     let projector = Projector::new(store.clone(), Balances, target)
@@ -289,7 +335,7 @@ struct Feed {
 
 impl Feed {
     /// Reads the whole feed (`events` events) through the store and decodes every event.
-    async fn load(store: &PgEventStore, events: u64) -> anyhow::Result<Feed> {
+    async fn load(store: &impl EventStore, events: u64) -> anyhow::Result<Feed> {
         let capacity = usize::try_from(events)?;
         let mut feed = Feed {
             streams: Vec::with_capacity(capacity / 8),

@@ -114,6 +114,7 @@
 
 mod error;
 mod feed;
+mod heads;
 mod keys;
 mod managed;
 mod options;

@@ -16,8 +16,6 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::records::StreamHead;
-use crate::scan::{Visit, scan};
 use crate::store::KafkaEventStore;
 use crate::topics::{blocking, client_config};
 
@@ -40,53 +38,39 @@ impl ManagedStore for KafkaEventStore {
 
     /// The streams and their versions as `<prefix>.heads` has them: every partition read to
     /// its end (`read_committed`, so only committed appends), the last head of each stream
-    /// winning. Every call reads the whole topic: its cost grows with the store's streams
-    /// (and the heads not compacted yet), whatever `limit` is.
+    /// winning. The store keeps the heads it has read (see `read_stream`): the first call
+    /// reads the whole topic, its cost growing with the store's streams (and the heads not
+    /// compacted yet), later ones only the heads added since.
     async fn streams(
         &self,
         after: Option<&StreamId>,
         limit: usize,
     ) -> Result<Vec<(StreamId, Version)>, Error> {
-        let options = self.options().clone();
-        let topic = self.topic_names().heads.clone();
-        let partitions = self.partitions();
-        let after = after.cloned();
-        blocking(move || {
-            let mut heads: BTreeMap<StreamId, Version> = BTreeMap::new();
-            for partition in 0..partitions {
-                scan(&options, &topic, partition, 0, |message| {
-                    let (Some(key), Some(value)) = (message.key(), message.payload()) else {
-                        return Ok(Visit::More);
-                    };
-                    let stream = StreamId::new(String::from_utf8_lossy(key).into_owned())?;
-                    let head: StreamHead = serde_json::from_slice(value).map_err(|e| {
-                        Kafka::corrupt(
-                            format!(
-                                "listing streams: the head of `{stream}` at offset {} of \
-                                 partition {partition} of `{topic}`",
-                                message.offset()
-                            ),
-                            Some(Box::new(e)),
-                        )
-                    })?;
-                    heads.insert(stream, Version::new(head.version));
-                    Ok(Visit::More)
-                })?;
-            }
-            let listed = match &after {
-                Some(after) => heads
-                    .range::<StreamId, _>((
-                        std::ops::Bound::Excluded(after),
-                        std::ops::Bound::Unbounded,
-                    ))
-                    .take(limit)
-                    .map(|(s, v)| (s.clone(), *v))
-                    .collect(),
-                None => heads.into_iter().take(limit).collect(),
-            };
-            Ok(listed)
-        })
-        .await
+        let mut heads: BTreeMap<StreamId, Version> = BTreeMap::new();
+        for partition in 0..self.partitions() {
+            let after = after.cloned();
+            let listed = self
+                .heads()
+                .look(
+                    self.options(),
+                    &self.topic_names().heads,
+                    partition,
+                    move |streams| {
+                        // Only what the page can hold: the `limit` first past `after`.
+                        let mut page: Vec<(StreamId, Version)> = streams
+                            .iter()
+                            .filter(|(stream, _)| after.as_ref().is_none_or(|a| *stream > a))
+                            .map(|(stream, entry)| (stream.clone(), entry.version))
+                            .collect();
+                        page.sort_unstable();
+                        page.truncate(limit);
+                        page
+                    },
+                )
+                .await?;
+            heads.extend(listed);
+        }
+        Ok(heads.into_iter().take(limit).collect())
     }
 
     /// Per partition of the events topic, the open transaction (if any) that keeps the

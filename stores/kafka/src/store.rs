@@ -9,6 +9,7 @@ use foldline::{
 use tokio::sync::watch;
 
 use crate::feed::FeedReaders;
+use crate::heads::HeadsCache;
 use crate::options::KafkaStoreOptions;
 use crate::partitioner;
 use crate::snapshots::SnapshotProducer;
@@ -35,6 +36,9 @@ struct Inner {
     writers: Arc<Writers>,
     /// Consumers of the feed kept between pages.
     readers: Arc<FeedReaders>,
+    /// The streams' heads of the partitions this instance has read streams of without owning
+    /// them (or listed).
+    heads: Arc<HeadsCache>,
     /// Bumped after each commit of this instance's writers, so its subscribers read at once
     /// (others' commits are found by polling).
     commits: watch::Sender<u64>,
@@ -82,6 +86,7 @@ impl KafkaEventStore {
                 identity,
                 writers,
                 readers: Arc::default(),
+                heads: Arc::default(),
                 commits,
                 snapshots: SnapshotProducer::default(),
             }),
@@ -124,6 +129,11 @@ impl KafkaEventStore {
     /// This instance's writers (and what they know of their partitions' streams).
     pub(crate) fn writers(&self) -> &Writers {
         &self.inner.writers
+    }
+
+    /// The heads this instance has read of partitions it does not own.
+    pub(crate) fn heads(&self) -> &Arc<HeadsCache> {
+        &self.inner.heads
     }
 
     pub(crate) fn topic_names(&self) -> &TopicNames {

@@ -1,11 +1,12 @@
 //! Reading one stream on any instance (not only the owner of its partition).
 //!
-//! On the instance owning the stream's partition, the writer's index says where the stream's
-//! events are: a stream it does not know (or one read past its head) is answered without
-//! reading anything, and a read scans only from the stream's first event to its last,
-//! filtering by key (its cost grows with what the partition received during the stream's
-//! life, not with the whole partition). Elsewhere, a read scans the whole partition: fine for
-//! inspection and for streams loaded from a cached executor or a snapshot.
+//! The stream's head says where its events are: on the instance owning the partition, the
+//! writer's index has it; elsewhere, the store's [`HeadsCache`](crate::heads::HeadsCache),
+//! brought up to date from `<prefix>.heads` first (the heads committed since this instance's
+//! last look at the partition). A stream with no head (or one read past its head) is answered
+//! without reading events, and a read scans only from the stream's first event to its last,
+//! filtering by key: its cost grows with what the partition received during the stream's
+//! life, not with the whole partition.
 
 use foldline::{Error, RecordedEvent, StreamId, Version};
 use rdkafka::message::Message;
@@ -22,12 +23,26 @@ pub(crate) async fn read_stream(
     limit: usize,
 ) -> Result<Vec<RecordedEvent>, Error> {
     let partition = store.partition_of(stream);
-    let (start, end) = match store.writers().known_stream(partition, stream) {
-        // The owner knows no such stream, or none past `from`: nothing to read.
-        Some(None) => return Ok(Vec::new()),
-        Some(Some(entry)) if entry.version < from => return Ok(Vec::new()),
-        Some(Some(entry)) => (entry.first_offset.unwrap_or(0), entry.last_offset),
-        None => (0, None),
+    let entry = match store.writers().known_stream(partition, stream) {
+        Some(known) => known,
+        None => {
+            let wanted = stream.clone();
+            store
+                .heads()
+                .look(
+                    store.options(),
+                    &store.topic_names().heads,
+                    partition,
+                    move |heads| heads.get(&wanted).copied(),
+                )
+                .await?
+        }
+    };
+    let (start, end) = match entry {
+        // No such stream, or none past `from`: nothing to read.
+        None => return Ok(Vec::new()),
+        Some(entry) if entry.version < from => return Ok(Vec::new()),
+        Some(entry) => (entry.first_offset.unwrap_or(0), entry.last_offset),
     };
     let options = store.options().clone();
     let topic = store.events_topic().to_owned();

@@ -30,16 +30,15 @@ use foldline::{
     AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, Position, StreamId, Version,
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{mpsc, oneshot, watch};
 
 use crate::error::Kafka;
+use crate::heads::{StreamEntry, read_heads};
 use crate::keys::{Claimed, KeyClaim, KeyRegistry};
 use crate::options::KafkaStoreOptions;
 use crate::ownership::{Ownership, OwnershipListener};
 use crate::records::{self, KeyedAppend, StreamHead};
-use crate::scan::{Visit, scan};
 use crate::topics::{TopicNames, blocking, client_config};
 
 /// How many appends may wait for a partition's writer before `append` waits for room.
@@ -346,26 +345,6 @@ struct Index {
 /// this instance: `None` until the writer has passed its barrier.
 type SharedIndex = Arc<RwLock<Option<Index>>>;
 
-/// A stream in a writer's index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct StreamEntry {
-    pub(crate) version: Version,
-    /// The offset of its first event, where known.
-    pub(crate) first_offset: Option<i64>,
-    /// The offset of its last event, where known.
-    pub(crate) last_offset: Option<i64>,
-}
-
-impl StreamEntry {
-    fn of(head: &StreamHead) -> Self {
-        StreamEntry {
-            version: Version::new(head.version),
-            first_offset: head.first_offset,
-            last_offset: head.last_offset,
-        }
-    }
-}
-
 struct PartitionWriter {
     writers: Arc<Writers>,
     partition: u32,
@@ -494,23 +473,8 @@ impl PartitionWriter {
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
             let mut index = Index::default();
-            scan(&options, &names.heads, partition, 0, |message| {
-                let (Some(key), Some(value)) = (message.key(), message.payload()) else {
-                    return Ok(Visit::More);
-                };
-                let stream = StreamId::new(String::from_utf8_lossy(key).into_owned())?;
-                let head: StreamHead = serde_json::from_slice(value).map_err(|e| {
-                    Kafka::corrupt(
-                        format!(
-                            "reading the head of `{stream}` at offset {} of `{}`",
-                            message.offset(),
-                            names.heads
-                        ),
-                        Some(Box::new(e)),
-                    )
-                })?;
-                index.streams.insert(stream, StreamEntry::of(&head));
-                Ok(Visit::More)
+            read_heads(&options, &names.heads, partition, 0, |stream, entry| {
+                index.streams.insert(stream, entry);
             })?;
             Ok(index)
         })

@@ -1,16 +1,18 @@
-//! The Kafka store on a 3-node Apache Kafka cluster (`scripts/kafka.sh cluster`, replication
-//! factor 3, `min.insync.replicas=2`) while its brokers die, under 4 writers with idempotency
-//! keys:
+//! The Kafka store while its brokers die, under 4 writers with idempotency keys:
 //!
-//! - the broker leading the most partitions of the events topic is killed (SIGKILL) mid-run and
-//!   brought back later: appends go on within seconds, and every acknowledged append is stored
-//!   exactly once, at the version it was acknowledged with;
-//! - every broker is killed at once and the cluster restarted (what a single broker's crash
-//!   and restart is, with replication): nothing acknowledged is lost or doubled, and a
-//!   subscriber that resumes from its checkpoint after each error receives every event
-//!   exactly once.
+//! - a single broker of its own (`scripts/kafka.sh` with `FOLDLINE_KAFKA_NATIVE=1` on port
+//!   29092, beside the shared one) killed (SIGKILL) and restarted under the writers and a
+//!   subscriber: nothing acknowledged is lost or doubled, and the subscriber, resuming from its
+//!   checkpoint after each error, receives every event exactly once;
+//! - on the 3-node cluster (`scripts/kafka.sh cluster`, replication factor 3,
+//!   `min.insync.replicas=2`), the broker leading the most partitions of the events topic is
+//!   killed mid-run and brought back later: appends go on within seconds, and every
+//!   acknowledged append is stored exactly once, at the version it was acknowledged with;
+//! - every node of the cluster killed at once and the cluster restarted, with the same checks
+//!   as the single broker's crash.
 //!
-//! The tests share the cluster (started and stopped by each, one at a time).
+//! The tests take turns (one broker outage at a time on two cores), each starting and stopping
+//! its brokers.
 
 // Progress and timings for `--nocapture` runs.
 #![allow(clippy::print_stderr)]
@@ -33,14 +35,23 @@ use uuid::Uuid;
 const STREAMS: usize = 8;
 const TASKS: usize = 4;
 
-/// One test at a time on the cluster.
-static CLUSTER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+/// One broker outage at a time.
+static BROKERS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// The single broker of `a_single_broker_killed_and_restarted…`: its own port and state, so the
+/// shared broker other tests use is never touched.
+const SINGLE_BROKER: &str = "127.0.0.1:29092";
 
 fn kafka_sh(args: &[&str]) -> anyhow::Result<String> {
+    kafka_sh_with(&[], args)
+}
+
+fn kafka_sh_with(env: &[(&str, &str)], args: &[&str]) -> anyhow::Result<String> {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/kafka.sh");
     let output = Command::new("bash")
         .arg(&script)
         .args(args)
+        .envs(env.iter().copied())
         .output()
         .with_context(|| format!("running {} {args:?}", script.display()))?;
     ensure!(
@@ -69,11 +80,45 @@ impl Drop for ClusterGuard {
     }
 }
 
-async fn store_on(brokers: &str) -> anyhow::Result<KafkaEventStore> {
+/// A native single-node broker at [`SINGLE_BROKER`] with its state under Cargo's test scratch
+/// directory; deleted (stopped, data removed) when dropped.
+struct SingleBroker {
+    state_dir: String,
+}
+
+impl SingleBroker {
+    fn start() -> anyhow::Result<Self> {
+        let state_dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join("kafka-single-broker")
+            .to_string_lossy()
+            .into_owned();
+        let broker = Self { state_dir };
+        broker.kafka_sh(&["reset"])?;
+        broker.kafka_sh(&["start"])?;
+        Ok(broker)
+    }
+
+    fn kafka_sh(&self, args: &[&str]) -> anyhow::Result<String> {
+        let env = [
+            ("FOLDLINE_KAFKA_NATIVE", "1"),
+            ("FOLDLINE_KAFKA_BROKERS", SINGLE_BROKER),
+            ("FOLDLINE_STATE_DIR", self.state_dir.as_str()),
+        ];
+        kafka_sh_with(&env, args)
+    }
+}
+
+impl Drop for SingleBroker {
+    fn drop(&mut self) {
+        let _ = self.kafka_sh(&["reset"]);
+    }
+}
+
+async fn store_on(brokers: &str, replication_factor: u16) -> anyhow::Result<KafkaEventStore> {
     let options = KafkaStoreOptions::from_brokers(brokers)
-        .with_topic_prefix(format!("cluster_{}", Uuid::now_v7().simple()))?
+        .with_topic_prefix(format!("brokers_{}", Uuid::now_v7().simple()))?
         .with_partitions(4)
-        .with_replication_factor(3);
+        .with_replication_factor(replication_factor);
     Ok(KafkaEventStore::connect(options).await?)
 }
 
@@ -199,10 +244,10 @@ fn leader_of_most(brokers: &str, topic: &str) -> anyhow::Result<i32> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_leading_most_partitions_killed_mid_run_and_brought_back() -> anyhow::Result<()>
 {
-    let _one_at_a_time = CLUSTER.lock().await;
+    let _one_at_a_time = BROKERS.lock().await;
     let brokers = start_cluster()?;
     let _cluster = ClusterGuard;
-    let store = store_on(&brokers).await?;
+    let store = store_on(&brokers, 3).await?;
     let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
     let writers = start_writers(&store, &stop, &acks);
     more_acks(&acks, 0, 100).await?;
@@ -231,12 +276,45 @@ async fn the_broker_leading_most_partitions_killed_mid_run_and_brought_back() ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -> anyhow::Result<()>
+{
+    let _one_at_a_time = BROKERS.lock().await;
+    let broker = SingleBroker::start()?;
+    let store = store_on(SINGLE_BROKER, 1).await?;
+    outage_under_writers_and_a_subscriber(&store, || {
+        broker.kafka_sh(&["kill"])?;
+        std::thread::sleep(Duration::from_secs(2));
+        broker.kafka_sh(&["start"])?;
+        Ok(())
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_broker_killed_and_restarted_under_writers_and_a_subscriber() -> anyhow::Result<()> {
-    let _one_at_a_time = CLUSTER.lock().await;
+    let _one_at_a_time = BROKERS.lock().await;
     let brokers = start_cluster()?;
     let _cluster = ClusterGuard;
-    let store = store_on(&brokers).await?;
+    let store = store_on(&brokers, 3).await?;
+    outage_under_writers_and_a_subscriber(&store, || {
+        for node in ["1", "2", "3"] {
+            kafka_sh(&["cluster", "kill", node])?;
+        }
+        std::thread::sleep(Duration::from_secs(2));
+        kafka_sh(&["cluster", "start"])?;
+        Ok(())
+    })
+    .await
+}
 
+/// Runs the writers and a subscriber that resumes from its checkpoint whenever its subscription
+/// fails, calls `outage` (which kills the brokers and starts them again) after 100
+/// acknowledgements, and checks, once 100 more came: every acknowledged append stored exactly
+/// once, and received by the subscriber exactly once.
+async fn outage_under_writers_and_a_subscriber(
+    store: &KafkaEventStore,
+    outage: impl FnOnce() -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
     // A subscriber that resumes from its checkpoint whenever its subscription fails.
     let received: Arc<Mutex<Vec<String>>> = Arc::default();
     let done = Arc::new(AtomicBool::new(false));
@@ -275,18 +353,15 @@ async fn every_broker_killed_and_restarted_under_writers_and_a_subscriber() -> a
     };
 
     let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
-    let writers = start_writers(&store, &stop, &acks);
+    let writers = start_writers(store, &stop, &acks);
     more_acks(&acks, 0, 100).await?;
     let killed_at = Instant::now();
-    for node in ["1", "2", "3"] {
-        kafka_sh(&["cluster", "kill", node])?;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    kafka_sh(&["cluster", "start"])?;
+    // The scripts block; the writers and the subscriber keep running on the runtime's workers.
+    tokio::task::block_in_place(outage)?;
     let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
     let first_after = more_acks(&acks, before, 100).await?;
     eprintln!(
-        "every node killed: appends went on {:?} after the kill",
+        "brokers killed: appends went on {:?} after the kill",
         first_after.saturating_duration_since(killed_at)
     );
     stop.store(true, Ordering::Relaxed);
@@ -294,7 +369,7 @@ async fn every_broker_killed_and_restarted_under_writers_and_a_subscriber() -> a
         writer.await??;
     }
     let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
-    let stored = stored(&store).await?;
+    let stored = stored(store).await?;
     check_exactly_once(&acks, &stored)?;
 
     // The subscriber catches up to the head, having received every event exactly once.
