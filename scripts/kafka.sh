@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Apache Kafka for foldline's tests:
 #
-#   scripts/kafka.sh start|stop|restart|status|kill|reset|check [--hung]|fetch
+#   scripts/kafka.sh start|stop|restart|status|kill|freeze|thaw|reset|check [--hung]|fetch
 #   scripts/kafka.sh cluster start|stop|status|kill N|stop-node N|start-node N|reset|check [--hung]
 #
 # `start` uses a broker already answering at FOLDLINE_KAFKA_BROKERS (default 127.0.0.1:9092).
@@ -325,6 +325,8 @@ node_signal() {
     local pid
     pid="$(cat "$dir/pid")"
     kill -"$sig" "$pid" 2>/dev/null || true
+    # A frozen (SIGSTOPped) broker handles SIGTERM only once it runs again.
+    kill -CONT "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + wait))
     while node_alive "$dir"; do
         if ((SECONDS >= deadline)); then
@@ -426,6 +428,20 @@ crash() {
     else
         die "no broker started by kafka.sh is running"
     fi
+}
+
+# freeze/thaw: SIGSTOP and SIGCONT to the native single broker, for fault tests: it keeps its
+# connections and answers nothing until thawed.
+freeze() {
+    node_alive "$single_dir" || die "no broker started by kafka.sh is running"
+    say "freezing the broker (pid $(cat "$single_dir/pid")) with SIGSTOP"
+    kill -STOP "$(cat "$single_dir/pid")"
+}
+
+thaw() {
+    node_alive "$single_dir" || die "no broker started by kafka.sh is running"
+    say "thawing the broker (pid $(cat "$single_dir/pid")) with SIGCONT"
+    kill -CONT "$(cat "$single_dir/pid")"
 }
 
 reset() {
@@ -568,9 +584,11 @@ case "${1:-start}" in
     restart) stop; start ;;
     status) status ;;
     kill) crash ;;
+    freeze) freeze ;;
+    thaw) thaw ;;
     reset) reset ;;
     check) shift; run_check "$FOLDLINE_KAFKA_BROKERS" 1 "$@" ;;
     fetch) fetch; printf '%s\n' "$libs" ;;
     cluster) shift; cluster "$@" ;;
-    *) die "usage: $0 start|stop|restart|status|kill|reset|check [--hung]|fetch, or $0 cluster ..." ;;
+    *) die "usage: $0 start|stop|restart|status|kill|freeze|thaw|reset|check [--hung]|fetch, or $0 cluster ..." ;;
 esac

@@ -4,6 +4,11 @@
 //!   29092, beside the shared one) killed (SIGKILL) and restarted under the writers and a
 //!   subscriber: nothing acknowledged is lost or doubled, and the subscriber, resuming from its
 //!   checkpoint after each error, receives every event exactly once;
+//! - the single broker frozen (SIGSTOP) past the store's timeouts mid-transaction, then
+//!   thawed: transactions that could be neither committed nor aborted leave their outcome
+//!   unknown to the writer, which takes its partition again (fencing, re-reading the heads and
+//!   the idempotency keys) instead of guessing; every acknowledged append is stored exactly
+//!   once, and keys retried after the unknown outcome are not stored twice;
 //! - on the 3-node cluster (`scripts/kafka.sh cluster`, replication factor 3,
 //!   `min.insync.replicas=2`), the broker leading the most partitions of the events topic is
 //!   killed mid-run and brought back later: appends go on within seconds, and every
@@ -288,6 +293,82 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
         Ok(())
     })
     .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_doubled()
+-> anyhow::Result<()> {
+    let _one_at_a_time = BROKERS.lock().await;
+    let warnings = capture_warnings();
+    let broker = SingleBroker::start()?;
+    let options = KafkaStoreOptions::from_brokers(SINGLE_BROKER)
+        .with_topic_prefix(format!("frozen_{}", Uuid::now_v7().simple()))?
+        .with_partitions(4)
+        // Shorter than the freeze: a commit, then its abort, time out while it lasts.
+        .with_timeout(Duration::from_secs(3));
+    let store = KafkaEventStore::connect(options).await?;
+    let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
+    let writers = start_writers(&store, &stop, &acks);
+    more_acks(&acks, 0, 100).await?;
+
+    let retakes_before = retakes(&warnings);
+    broker.kafka_sh(&["freeze"])?;
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    broker.kafka_sh(&["thaw"])?;
+    let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
+    more_acks(&acks, before, 100).await?;
+    stop.store(true, Ordering::Relaxed);
+    for writer in writers {
+        writer.await??;
+    }
+    let retaken = retakes(&warnings) - retakes_before;
+    eprintln!("partitions taken again after an unknown outcome: {retaken}");
+    ensure!(
+        retaken >= 1,
+        "no transaction's outcome was unknown: the freeze did not reach the path under test"
+    );
+    let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
+    check_exactly_once(&acks, &stored(&store).await?)
+}
+
+/// The store's warnings, as `tracing` formats them, from now on (one subscriber for the
+/// whole test binary).
+fn capture_warnings() -> Arc<Mutex<Vec<u8>>> {
+    static CAPTURED: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
+    Arc::clone(CAPTURED.get_or_init(|| {
+        let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
+        let sink = Arc::clone(&captured);
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || CapturedWriter(Arc::clone(&sink)))
+            .finish();
+        let _ = tracing::subscriber::set_global_default(subscriber);
+        captured
+    }))
+}
+
+struct CapturedWriter(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for CapturedWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// How many times a writer took its partition again after a transaction's unknown outcome.
+fn retakes(captured: &Mutex<Vec<u8>>) -> usize {
+    String::from_utf8_lossy(&captured.lock().unwrap_or_else(|p| p.into_inner()))
+        .matches("outcome is unknown")
+        .count()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
