@@ -292,6 +292,16 @@ pub enum Error {
         /// The count the topic has now.
         found: u32,
     },
+
+    /// A store opened without creating it (an operator's tool, a reader that must not create
+    /// what a typo names) does not exist there. Nothing was created.
+    #[error(
+        "no store at {store}: check the name and address, or open it once from the application          that creates it"
+    )]
+    StoreNotFound {
+        /// Where the store was looked for.
+        store: String,
+    },
 }
 
 impl Error {

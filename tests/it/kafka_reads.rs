@@ -116,3 +116,51 @@ async fn an_instance_owning_nothing_reads_a_stream_within_its_span_and_sees_ever
     assert_eq!(after[0].0.as_str(), "account-other");
     Ok(())
 }
+
+/// Two appends racing for the same version, 40 times: whenever one conflicts, a read right
+/// after the conflict sees the version the conflict names (the conflict is not answered
+/// before the append it lost to is committed).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_after_a_conflict_sees_the_version_it_names() -> anyhow::Result<()> {
+    use foldline::{AppendRequest, Error, EventType, ExpectedVersion, NewEvent};
+
+    let test = KafkaTestTopics::create().await?;
+    let store = test.store();
+    let stream = StreamId::new("account-race")?;
+    let event = || NewEvent::new(EventType::from_static("noted"), 1, b"{}".to_vec());
+    let mut conflicts = 0;
+    for round in 0..40_u64 {
+        let expected = if round == 0 {
+            ExpectedVersion::NoStream
+        } else {
+            ExpectedVersion::Exact(Version::new(round))
+        };
+        let racers = [0, 1].map(|_| {
+            let (store, stream) = (store.clone(), stream.clone());
+            let request = AppendRequest::new(stream.clone(), expected, vec![event()]);
+            tokio::spawn(async move {
+                match store.append(request).await {
+                    Err(Error::Conflict { actual, .. }) => {
+                        let read = store.read_stream(&stream, Version::new(1), 1000).await?;
+                        let seen = read.last().map_or(0, |e| e.stream_version.get());
+                        anyhow::ensure!(
+                            seen >= actual.get(),
+                            "a conflict at version {actual}, then a read up to {seen}"
+                        );
+                        Ok(true)
+                    }
+                    Err(other) => Err(other.into()),
+                    Ok(_) => Ok(false),
+                }
+            })
+        });
+        let mut lost = 0;
+        for racer in racers {
+            lost += usize::from(racer.await??);
+        }
+        assert_eq!(lost, 1, "round {round}: exactly one of the two conflicts");
+        conflicts += lost;
+    }
+    assert_eq!(conflicts, 40);
+    Ok(())
+}

@@ -178,6 +178,39 @@ fn a_prefix_kafka_would_refuse_is_an_invalid_name() {
 /// from a new consumer or from one going on, and the records appear once it commits; an aborted
 /// transaction's marker is passed without a stall.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_opened_without_topic_creation_must_exist_and_nothing_is_created()
+-> anyhow::Result<()> {
+    let test = KafkaTestTopics::create().await?;
+    let existing = test.store().options().clone().with_topic_creation(false);
+    let reopened = KafkaEventStore::connect(existing.clone()).await?;
+    assert_eq!(reopened.store_identity(), test.store().store_identity());
+
+    let typo = format!("{}_typo", existing.topic_prefix());
+    let missing = existing.with_topic_prefix(&typo)?;
+    let error = KafkaEventStore::connect(missing.clone())
+        .await
+        .expect_err("no store under the mistyped prefix");
+    assert!(
+        matches!(&error, Error::StoreNotFound { store } if store.contains(&format!("`{typo}.*`"))),
+        "{error:?}"
+    );
+    // Looked for, not created.
+    let consumer: rdkafka::consumer::BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", missing.brokers())
+        .create()?;
+    let metadata =
+        rdkafka::consumer::Consumer::fetch_metadata(&consumer, None, Duration::from_secs(10))?;
+    let created: Vec<&str> = metadata
+        .topics()
+        .iter()
+        .map(|t| t.name())
+        .filter(|name| name.starts_with(&format!("{typo}.")))
+        .collect();
+    assert!(created.is_empty(), "created: {created:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feed_pages_stop_before_an_open_transaction_and_pass_committed_and_aborted_ones()
 -> anyhow::Result<()> {
     use foldline::{Checkpoint, EventStore, StreamId};

@@ -97,7 +97,7 @@ async fn story_on_kafka(brokers: &str, prefix: &str) -> anyhow::Result<()> {
     );
 
     // The admin binary, pointed at the same store by its Kafka variables.
-    let foldline = |args: &[&str]| {
+    let foldline_on = |prefix: &str, args: &[&str]| {
         let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_foldline"));
         command
             .args(args)
@@ -112,6 +112,7 @@ async fn story_on_kafka(brokers: &str, prefix: &str) -> anyhow::Result<()> {
             .env_remove("RUST_LOG");
         command.output()
     };
+    let foldline = |args: &[&str]| foldline_on(prefix, args);
     let ran = foldline(&["status", "--json"])?;
     let stdout = String::from_utf8(ran.stdout)?;
     let stderr = String::from_utf8(ran.stderr)?;
@@ -146,5 +147,80 @@ async fn story_on_kafka(brokers: &str, prefix: &str) -> anyhow::Result<()> {
     let stdout = String::from_utf8(ran.stdout)?;
     assert_eq!(ran.status.code(), Some(0), "{stdout}");
     assert!(stdout.contains("\"account-alice\""), "{stdout}");
+
+    // One stream's events, the feed, the feed from its start as `tail` follows it, and a
+    // blue-green rebuild, from a process that owns no partition of the store.
+    let alice = store
+        .read_stream(
+            &StreamId::new("account-alice")?,
+            foldline::Version::new(1),
+            100,
+        )
+        .await?;
+    let ran = foldline(&["events", "account-alice", "--json"])?;
+    let events = event_lines(&ran)?;
+    let versions: Vec<u64> = events
+        .iter()
+        .filter_map(|l| l["stream_version"].as_u64())
+        .collect();
+    assert_eq!(
+        versions,
+        (1..=alice.len() as u64).collect::<Vec<_>>(),
+        "{events:?}"
+    );
+    let all = store.read_all(&foldline::Checkpoint::START, 10_000).await?;
+    let ran = foldline(&["events", "--all", "--json", "--limit", "10000"])?;
+    assert_eq!(event_lines(&ran)?.len(), all.events.len());
+    let ran = foldline(&["tail", "--after", "start", "--limit", "3", "--json"])?;
+    assert_eq!(event_lines(&ran)?.len(), 3);
+    let ran = foldline(&["rebuild", "balances"])?;
+    let (stdout, stderr) = (
+        String::from_utf8(ran.stdout)?,
+        String::from_utf8(ran.stderr)?,
+    );
+    assert_eq!(ran.status.code(), Some(0), "{stdout}{stderr}");
+    let ran = foldline(&["status", "--json"])?;
+    let stdout = String::from_utf8(ran.stdout)?;
+    let balances = stdout
+        .lines()
+        .map(serde_json::from_str::<Value>)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .find(|l| l["type"] == "projection_status" && l["projection"] == "balances")
+        .unwrap_or_else(|| panic!("a status line for balances: {stdout}"));
+    assert_eq!(
+        balances["active_slot"], 2,
+        "rebuilt into a new slot: {balances}"
+    );
+    assert_eq!(balances["lag_events"], 0, "{balances}");
+
+    // A mistyped prefix names what is missing and creates nothing.
+    let typo = format!("{prefix}_typo");
+    let ran = foldline_on(&typo, &["status"])?;
+    let stderr = String::from_utf8(ran.stderr)?;
+    assert_eq!(ran.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "no store at topics `{typo}.*` on Apache Kafka at {brokers}"
+        )),
+        "{stderr}"
+    );
     Ok(())
+}
+
+/// The `event` lines of a successful `--json` run.
+fn event_lines(ran: &std::process::Output) -> anyhow::Result<Vec<Value>> {
+    let stdout = String::from_utf8_lossy(&ran.stdout);
+    anyhow::ensure!(
+        ran.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    Ok(stdout
+        .lines()
+        .map(serde_json::from_str::<Value>)
+        .collect::<Result<Vec<_>, _>>()?
+        .into_iter()
+        .filter(|l| l["type"] == "event")
+        .collect())
 }

@@ -43,6 +43,7 @@ pub struct KafkaStoreOptions {
     pub(crate) limits: StoreLimits,
     pub(crate) session_timeout: Duration,
     pub(crate) member_id: Option<String>,
+    pub(crate) create_topics: bool,
 }
 
 impl KafkaStoreOptions {
@@ -60,6 +61,7 @@ impl KafkaStoreOptions {
             limits: StoreLimits::default().with_max_event_bytes(MAX_EVENT_BYTES),
             session_timeout: Duration::from_secs(10),
             member_id: None,
+            create_topics: true,
         }
     }
 
@@ -139,6 +141,15 @@ impl KafkaStoreOptions {
     pub fn with_member_id(mut self, id: impl Into<String>) -> Result<Self, Error> {
         self.member_id = Some(NameKind::KeyPrefix.validate(id.into())?);
         Ok(self)
+    }
+
+    /// Whether [`KafkaEventStore::connect`](crate::KafkaEventStore::connect) creates the
+    /// store's topics where they are missing (default: yes). Tools that must not create a
+    /// store a mistyped prefix names (the admin CLI, a read-only service) turn it off: `connect`
+    /// then fails with [`Error::StoreNotFound`] and creates nothing.
+    pub fn with_topic_creation(mut self, create: bool) -> Self {
+        self.create_topics = create;
+        self
     }
 
     /// The bootstrap brokers.

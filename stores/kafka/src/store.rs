@@ -64,7 +64,9 @@ impl KafkaEventStore {
     ///
     /// A transient [`Error::Backend`] when the brokers cannot be reached;
     /// [`Error::PartitionCountChanged`] when the events topic's partition count differs from
-    /// the one the store was created with.
+    /// the one the store was created with; [`Error::StoreNotFound`] when the options turn
+    /// topic creation off ([`KafkaStoreOptions::with_topic_creation`]) and the store's topics
+    /// are not all there.
     ///
     /// # Cancel safety
     ///

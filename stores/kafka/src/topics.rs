@@ -84,10 +84,15 @@ pub(crate) async fn open(
     names: &TopicNames,
 ) -> Result<(StoreMeta, String), Error> {
     let admin = admin_client(options)?;
-    create_missing(&admin, options, names).await?;
+    if options.create_topics {
+        create_missing(&admin, options, names).await?;
+    } else if !all_exist(options, names).await? {
+        return Err(not_found(options));
+    }
     await_leaders(options, &names.all()[..4]).await?;
     let meta = match read_meta(options, names).await? {
         Some(meta) => meta,
+        None if !options.create_topics => return Err(not_found(options)),
         None => {
             write_meta(options, names).await?;
             read_meta(options, names).await?.ok_or_else(|| {
@@ -116,6 +121,35 @@ pub(crate) async fn open(
         }
     }
     Ok((meta, cluster))
+}
+
+/// Whether every topic of the store exists.
+async fn all_exist(options: &KafkaStoreOptions, names: &TopicNames) -> Result<bool, Error> {
+    let config = client_config(options);
+    let wanted: Vec<String> = names.all().iter().map(|t| (*t).to_owned()).collect();
+    let timeout = options.timeout;
+    blocking(move || {
+        let context = || format!("looking for topics {wanted:?}");
+        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let metadata = consumer
+            .fetch_metadata(None, timeout)
+            .map_err(|e| Kafka::error(context(), e))?;
+        Ok(wanted
+            .iter()
+            .all(|topic| metadata.topics().iter().any(|t| t.name() == topic)))
+    })
+    .await
+}
+
+/// The store of `options` is not there, and may not be created.
+fn not_found(options: &KafkaStoreOptions) -> Error {
+    Error::StoreNotFound {
+        store: format!(
+            "topics `{}.*` on Apache Kafka at {}",
+            options.topic_prefix,
+            Shown::new(&options.brokers)
+        ),
+    }
 }
 
 pub(crate) fn admin_client(

@@ -522,6 +522,9 @@ impl PartitionWriter {
                 for (append, result) in plan.accepted.into_iter().zip(results) {
                     let _ = append.reply.send(Ok(result));
                 }
+                for (append, answer) in plan.deferred {
+                    let _ = append.reply.send(answer);
+                }
                 Ok(())
             }
             Err(error) => {
@@ -542,7 +545,10 @@ impl PartitionWriter {
                     Error::Backend(e) if e.kind() == BackendErrorKind::NotOwner
                 );
                 let message = foldline::error_chain(&error, ": ");
-                for append in plan.accepted {
+                // The deferred answers were about versions that are not written after all: those
+                // appends fail as the batch did, and are checked again when retried.
+                let deferred = plan.deferred.into_iter().map(|(append, _)| append);
+                for append in plan.accepted.into_iter().chain(deferred) {
                     let _ = append.reply.send(Err(self.failed(&error, &message)));
                 }
                 if fatal { Err(error) } else { Ok(()) }
@@ -786,46 +792,55 @@ struct Plan {
     previous: Vec<Version>,
     /// What the index held of each accepted append's stream.
     known: Vec<Option<StreamEntry>>,
+    /// Appends answered from the versions earlier appends of the batch leave (a conflict with
+    /// one of them, an empty append after one): answered once the transaction is decided, so
+    /// that the version they name is committed and a read after the answer sees it.
+    deferred: Vec<(PendingAppend, Result<AppendResult, Error>)>,
 }
 
-/// Checks each append in arrival order: conflicts are answered at once; the rest is
-/// accepted, each against the versions the earlier ones leave.
+/// Checks each append in arrival order: conflicts with the index are answered at once; the
+/// rest is accepted, each against the versions the earlier ones leave.
 fn plan(index: &Index, batch: Vec<PendingAppend>) -> Plan {
     let mut plan = Plan {
         accepted: Vec::new(),
         previous: Vec::new(),
         known: Vec::new(),
+        deferred: Vec::new(),
     };
     let mut versions: HashMap<StreamId, Version> = HashMap::new();
     for pending in batch {
         let stream = pending.request.stream();
         let known = index.streams.get(stream).copied();
-        let actual = versions
-            .get(stream)
-            .copied()
+        let in_batch = versions.get(stream).copied();
+        let actual = in_batch
             .or(known.map(|k| k.version))
             .unwrap_or(Version::ZERO);
         let expected = pending.request.expected();
-        if !expected.allows(actual) {
-            let stream = stream.clone();
-            let _ = pending.reply.send(Err(Error::Conflict {
-                stream,
+        let count = pending.request.events().len() as u64;
+        let answer = if !expected.allows(actual) {
+            Some(Err(Error::Conflict {
+                stream: stream.clone(),
                 expected,
                 actual,
-            }));
-            continue;
-        }
-        let count = pending.request.events().len() as u64;
-        if count == 0 && pending.key_partition.is_none() {
+            }))
+        } else if count == 0 && pending.key_partition.is_none() {
             // Nothing to write, nothing to remember.
-            let result = AppendResult::new(stream.clone(), actual, actual, None);
-            let _ = pending.reply.send(Ok(result));
-            continue;
+            Some(Ok(AppendResult::new(stream.clone(), actual, actual, None)))
+        } else {
+            None
+        };
+        match answer {
+            Some(answer) if in_batch.is_some() => plan.deferred.push((pending, answer)),
+            Some(answer) => {
+                let _ = pending.reply.send(answer);
+            }
+            None => {
+                versions.insert(stream.clone(), Version::new(actual.get() + count));
+                plan.previous.push(actual);
+                plan.known.push(known);
+                plan.accepted.push(pending);
+            }
         }
-        versions.insert(stream.clone(), Version::new(actual.get() + count));
-        plan.previous.push(actual);
-        plan.known.push(known);
-        plan.accepted.push(pending);
     }
     plan
 }

@@ -111,8 +111,10 @@ async fn main() -> ExitCode {
     if on_kafka() {
         return foldline_admin::main(async |connections: Connections| -> Result<_, BoxError> {
             let brokers = connections.kafka_brokers.clone().unwrap_or_default();
+            // An operator's tool never creates a store: a mistyped prefix is an error.
             let options = foldline_kafka::KafkaStoreOptions::from_brokers(brokers)
-                .with_topic_prefix(&connections.kafka_topic_prefix)?;
+                .with_topic_prefix(&connections.kafka_topic_prefix)?
+                .with_topic_creation(false);
             let store = foldline_kafka::KafkaEventStore::connect(options).await?;
             admin(store, &connections)
         })
