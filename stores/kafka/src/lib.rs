@@ -1,5 +1,5 @@
-//! Apache Kafka event store for [foldline]: one fenced transactional writer per partition —
-//! under construction (see "Not yet" below).
+//! Apache Kafka event store for [foldline]: one fenced transactional writer per partition,
+//! optimistic concurrency per stream, a `read_committed` feed with a checkpoint per partition.
 //!
 //! # How it works
 //!
@@ -33,13 +33,21 @@
 //!   appends, a new writer reads the partition of `<prefix>.heads` to its end (the catch-up
 //!   barrier: it grows with the partition's streams, not its events). Appends waiting together
 //!   share one transaction (group commit), each checked on its own against the index; the index
-//!   changes only after the commit. A writer fenced while the group still assigns it the
+//!   changes only after the commit. A conflict with the index is answered at once; one with an
+//!   earlier append of the same transaction only once that transaction is decided, so a read
+//!   after a conflict sees the version it names. A transaction that could be neither committed
+//!   nor aborted (the brokers gone mid-commit) leaves its outcome unknown: the writer takes the
+//!   partition again (fencing, barrier, idempotency keys read again) rather than guess. A
+//!   writer fenced while the group still assigns it the
 //!   partition (by a process outside the group) refuses appends for 10 s, then takes it back.
 //! - **Stream reads** ([`read_stream`](foldline::EventStore::read_stream)) work on every
 //!   instance. The owner of the stream's partition answers from its writer's index (each
 //!   stream's version and the offsets of its first and last event, carried in the heads
 //!   records): a stream it does not know costs nothing, and a read scans only the span from the
-//!   stream's first event to its last. Other instances scan the partition.
+//!   stream's first event to its last. Other instances keep the heads of the partitions they
+//!   read, tailing `<prefix>.heads` from where their last read of that partition ended, and
+//!   then read the same span: a read costs the heads committed since the last one plus the
+//!   stream's span, never the whole partition.
 //! - **Idempotency keys** are claimed per key before an append is queued, so a key reused on
 //!   any stream writes nothing and returns the first result. A key is looked up only once
 //!   the stream's partition writer has fenced the previous one (so a commit of a writer that
@@ -62,18 +70,27 @@
 //!   partition for the stream's newest snapshot, so its cost grows with the partition's
 //!   snapshots since the cleaner last compacted it (about one per stream), not with events.
 //! - **The admin's view** ([`ManagedStore`](foldline::ManagedStore), for `foldline-admin`):
-//!   `describe` is `Apache Kafka at <brokers>, topics <prefix>.*`; `streams` reads
-//!   `<prefix>.heads` whole; `feed_held_back` names, per partition of the events topic, the
+//!   `describe` is `Apache Kafka at <brokers>, topics <prefix>.*`; `streams` lists the heads
+//!   (read whole the first time, then tailed); `feed_held_back` names, per partition of the events topic, the
 //!   open transaction keeping its last stable offset below the high watermark
 //!   ([`FeedHolder::partition_transaction`](foldline::FeedHolder::partition_transaction)), with
 //!   the records between the two as an upper bound of the events waiting; no migrations.
 //!
-//! # Not yet
+//!   Operators' tools open the store with
+//!   [`with_topic_creation(false)`](KafkaStoreOptions::with_topic_creation): a mistyped prefix
+//!   is [`Error::StoreNotFound`](foldline::Error::StoreNotFound), not a new empty store.
 //!
-//! - On an instance that does not own the stream's partition (the admin CLI, a projector),
-//!   `read_stream` scans the whole partition: its cost grows with the partition, not the
-//!   stream.
-//! - The `redis-projection` benchmark from Kafka.
+//! # Limits
+//!
+//! - Order is per partition: the feed interleaves partitions, and a checkpoint is a vector of
+//!   offsets, one per partition.
+//! - The partition count is fixed when the store is created; changing the topic's is refused.
+//! - One writer per partition: appends to a partition go through the instance the group
+//!   assigns it to, so a partition's append rate is one producer's (see the README's
+//!   `kafka-append` figures); spread load with more partitions.
+//! - Only the oldest open transaction of a partition shows as holding the feed back; those
+//!   behind it show once it ends.
+//! - Idempotency-key claims are per instance: retry a key on the instance owning its stream.
 //!
 //! # Quick start
 //!
