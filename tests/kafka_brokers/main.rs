@@ -207,27 +207,6 @@ async fn stored(store: &KafkaEventStore) -> anyhow::Result<BTreeMap<String, (Str
     keyed::stored_keys(store, streams).await
 }
 
-/// Every acknowledged append is stored at its version, and nothing else is.
-fn check_exactly_once(
-    acks: &BTreeMap<String, (String, u64)>,
-    stored: &BTreeMap<String, (String, u64)>,
-) -> anyhow::Result<()> {
-    for (key, at) in acks {
-        ensure!(
-            stored.get(key) == Some(at),
-            "{key} acknowledged as {at:?}, stored as {:?}",
-            stored.get(key)
-        );
-    }
-    ensure!(
-        stored.len() == acks.len(),
-        "{} events stored, {} acknowledged",
-        stored.len(),
-        acks.len()
-    );
-    Ok(())
-}
-
 /// The node (1–3) leading the most partitions of `topic`.
 fn leader_of_most(brokers: &str, topic: &str) -> anyhow::Result<i32> {
     let consumer: BaseConsumer = ClientConfig::new()
@@ -277,7 +256,7 @@ async fn the_broker_leading_most_partitions_killed_mid_run_and_brought_back() ->
         writer.await??;
     }
     let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
-    check_exactly_once(&acks, &stored(&store).await?)
+    keyed::check_exactly_once(&acks, &stored(&store).await?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -328,7 +307,7 @@ async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_
         "no transaction's outcome was unknown: the freeze did not reach the path under test"
     );
     let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
-    check_exactly_once(&acks, &stored(&store).await?)
+    keyed::check_exactly_once(&acks, &stored(&store).await?)
 }
 
 /// The store's warnings, as `tracing` formats them, from now on (one subscriber for the
@@ -451,7 +430,7 @@ async fn outage_under_writers_and_a_subscriber(
     }
     let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
     let stored = stored(store).await?;
-    check_exactly_once(&acks, &stored)?;
+    keyed::check_exactly_once(&acks, &stored)?;
 
     // The subscriber catches up to the head, having received every event exactly once.
     let head = store.head().await?;

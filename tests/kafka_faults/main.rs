@@ -207,19 +207,7 @@ async fn the_owner_killed_20_times_mid_append_stores_every_keyed_append_exactly_
         "{} keys acknowledged",
         acks.len()
     );
-    for (key, at) in &acks {
-        ensure!(
-            stored.get(key) == Some(at),
-            "{key} acknowledged as {at:?}, stored as {:?}",
-            stored.get(key)
-        );
-    }
-    ensure!(
-        stored.len() == acks.len(),
-        "{} events stored for {} keys",
-        stored.len(),
-        acks.len()
-    );
+    keyed::check_exactly_once(&acks, &stored)?;
     Ok(())
 }
 
@@ -319,13 +307,7 @@ async fn a_frozen_owner_is_fenced_and_nothing_unacknowledged_is_ever_read() -> a
         unacknowledged.iter().all(|k| k.starts_with("frozen")) && unacknowledged.len() <= 4,
         "read but never acknowledged: {unacknowledged:?}"
     );
-    for (key, at) in &acks {
-        ensure!(
-            stored.get(key) == Some(at),
-            "{key} acknowledged as {at:?}, stored as {:?}",
-            stored.get(key)
-        );
-    }
+    keyed::check_acknowledged_stored(&acks, &stored)?;
     Ok(())
 }
 
@@ -388,13 +370,7 @@ async fn partitions_move_as_instances_join_and_leave_mid_run() -> anyhow::Result
             );
         }
     }
-    for (key, at) in &acks {
-        ensure!(
-            stored.get(key) == Some(at),
-            "{key} acknowledged as {at:?}, stored as {:?}",
-            stored.get(key)
-        );
-    }
+    keyed::check_acknowledged_stored(&acks, &stored)?;
     // Killed between commit and print: at most the last append of each killed task.
     let unacknowledged: BTreeSet<&String> =
         stored.keys().filter(|k| !acks.contains_key(*k)).collect();

@@ -55,3 +55,34 @@ pub async fn stored_keys<S: EventStore>(
     }
     Ok(stored)
 }
+
+/// Every acknowledged append (key → (stream, version) it was acknowledged with) is stored at
+/// that version.
+pub fn check_acknowledged_stored(
+    acks: &BTreeMap<String, (String, u64)>,
+    stored: &BTreeMap<String, (String, u64)>,
+) -> anyhow::Result<()> {
+    for (key, at) in acks {
+        ensure!(
+            stored.get(key) == Some(at),
+            "{key} acknowledged as {at:?}, stored as {:?}",
+            stored.get(key)
+        );
+    }
+    Ok(())
+}
+
+/// [`check_acknowledged_stored`], and nothing else is stored.
+pub fn check_exactly_once(
+    acks: &BTreeMap<String, (String, u64)>,
+    stored: &BTreeMap<String, (String, u64)>,
+) -> anyhow::Result<()> {
+    check_acknowledged_stored(acks, stored)?;
+    ensure!(
+        stored.len() == acks.len(),
+        "{} events stored, {} acknowledged",
+        stored.len(),
+        acks.len()
+    );
+    Ok(())
+}
