@@ -42,8 +42,14 @@ impl Usage {
     /// As [`finish`](Usage::finish), also naming the share of the PostgreSQL server processes
     /// in `backends` (this run's connections, so other clients' work is told apart).
     pub(crate) fn finish_with(self, backends: Option<&[u32]>) -> String {
+        self.finish_split(backends).0
+    }
+
+    /// As [`finish_with`](Usage::finish_with), with the CPUs the PostgreSQL server processes
+    /// used (all of them; 0 where not available).
+    pub(crate) fn finish_split(self, backends: Option<&[u32]>) -> (String, f64) {
         let (Some(start), Some(end)) = (self.start, Sample::now()) else {
-            return "CPU usage not available on this system".to_owned();
+            return ("CPU usage not available on this system".to_owned(), 0.0);
         };
         let total = end.total.saturating_sub(start.total).max(1) as f64;
         let cpus = f64::from(end.cpus);
@@ -91,11 +97,12 @@ impl Usage {
             .take(3)
             .collect::<Vec<_>>()
             .join(" ");
-        format!(
+        let line = format!(
             "{} CPUs; this process used {own:.2} of them,{server} everything else {others:.2}; \
              load average {load}",
             end.cpus
-        )
+        );
+        (line, postgres)
     }
 }
 

@@ -505,27 +505,42 @@ pub(crate) async fn run_limit<W: Worker>(
     workers: Vec<W>,
     duration: Duration,
     unit: &str,
-) -> anyhow::Result<Measured> {
+) -> anyhow::Result<StorePhase> {
     let connections = workers.len();
     let usage = Usage::start();
     let (measured, workers) = run_for(workers, duration).await?;
-    let usage = finish_usage(usage, &schema.admin).await?;
+    let (usage, postgres) = finish_split(usage, &schema.admin).await?;
     drop(workers);
+    let phase = StorePhase {
+        measured,
+        batch: 1.0,
+        postgres,
+    };
     eprintln!(
         "     limit, {connections} connections: {:.0} {unit}/s; latency p50 {:.0} us, \
-         p99 {:.0} us; {usage}",
-        measured.rate(),
-        measured.latency_us(50.0),
-        measured.latency_us(99.0),
+         p99 {:.0} us; PostgreSQL {:.0} us CPU per operation; {usage}",
+        phase.measured.rate(),
+        phase.measured.latency_us(50.0),
+        phase.measured.latency_us(99.0),
+        phase.postgres_us(),
     );
-    Ok(measured)
+    Ok(phase)
 }
 
-/// A phase on a store, and the store's mean group-commit batch (appends per transaction)
-/// during it.
+/// A phase on a store (or a raw limit's), the store's mean group-commit batch (appends per
+/// transaction) during it, and the CPUs PostgreSQL's processes used.
 pub(crate) struct StorePhase {
     pub(crate) measured: Measured,
     pub(crate) batch: f64,
+    pub(crate) postgres: f64,
+}
+
+impl StorePhase {
+    /// PostgreSQL's CPU time per operation, in microseconds (all its processes: the
+    /// backends, the WAL writer, the checkpointer).
+    pub(crate) fn postgres_us(&self) -> f64 {
+        self.postgres * 1e6 / self.measured.rate().max(f64::MIN_POSITIVE)
+    }
 }
 
 /// Runs `workers` on a store for `duration`, reads the store's group-commit batches over that
@@ -544,7 +559,7 @@ pub(crate) async fn run_on_store<W: Worker>(
     let conflicted = counters::read(COMMAND_CONFLICTS);
     let usage = Usage::start();
     let (measured, _workers) = run_for(workers, duration).await?;
-    let usage = finish_usage(usage, &schema.admin).await?;
+    let (usage, postgres) = finish_split(usage, &schema.admin).await?;
     let appends = counters::read(GROUP_COMMIT_APPENDS).since(appends);
     let seconds = counters::read(GROUP_COMMIT_SECONDS).since(seconds);
     let conflicted = counters::read(COMMAND_CONFLICTS).since(conflicted);
@@ -553,26 +568,36 @@ pub(crate) async fn run_on_store<W: Worker>(
     } else {
         String::new()
     };
+    let phase = StorePhase {
+        measured,
+        batch: appends.mean(),
+        postgres,
+    };
     eprintln!(
         "     {label}: {:.0} {unit}/s; latency p50 {:.0} us, p99 {:.0} us; {} commits of \
-         {:.1} appends, {:.2} ms each; {conflicted}{usage}",
-        measured.rate(),
-        measured.latency_us(50.0),
-        measured.latency_us(99.0),
+         {:.1} appends, {:.2} ms each; {conflicted}PostgreSQL {:.0} us CPU per operation; \
+         {usage}",
+        phase.measured.rate(),
+        phase.measured.latency_us(50.0),
+        phase.measured.latency_us(99.0),
         appends.count,
         appends.mean(),
         seconds.mean() * 1e3,
+        phase.postgres_us(),
     );
-    Ok(StorePhase {
-        measured,
-        batch: appends.mean(),
-    })
+    Ok(phase)
 }
 
 /// Ends `usage` with the share of this run's server processes named beside the rest.
 pub(crate) async fn finish_usage(usage: Usage, admin: &Client) -> anyhow::Result<String> {
     let backends = backends(admin).await?;
     Ok(usage.finish_with(Some(&backends)))
+}
+
+/// As [`finish_usage`], with the CPUs PostgreSQL's processes used.
+async fn finish_split(usage: Usage, admin: &Client) -> anyhow::Result<(String, f64)> {
+    let backends = backends(admin).await?;
+    Ok(usage.finish_split(Some(&backends)))
 }
 
 /// The pids of the server processes serving this process's connections (found by the

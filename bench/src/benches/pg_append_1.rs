@@ -59,7 +59,7 @@ use crate::pg::{
 };
 use crate::report::Figure;
 use crate::stats::median;
-use crate::timed::{Measured, Worker};
+use crate::timed::Worker;
 
 const NAME: &str = "pg-append-1";
 const SCHEMA: &str = "bench_pg_append_1";
@@ -103,23 +103,31 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     };
     let warmup = bench.options.warmup();
     if !warmup.is_zero() {
-        bench.limit(warmup / 2).await?;
+        bench.limit(LIMIT_CONNECTIONS, warmup / 2).await?;
         bench.commands(most_handlers, warmup).await?;
     }
 
     let measured = bench.options.measured();
     let mut limits = Vec::new();
+    let mut sequential = Vec::new();
     let mut values = vec![Vec::new(); handlers.len()];
     let mut batches = vec![Vec::new(); handlers.len()];
+    let mut cpu = vec![Vec::new(); handlers.len()];
     let mut bare = Vec::new();
+    let (mut limit_cpu, mut sequential_cpu) = (Vec::new(), Vec::new());
     for round in 1..=bench.options.rounds {
         eprintln!("   round {round}/{}", bench.options.rounds);
-        let limit = bench.limit(measured).await?;
-        limits.push(limit.rate());
+        let limit = bench.limit(LIMIT_CONNECTIONS, measured).await?;
+        limits.push(limit.measured.rate());
+        limit_cpu.push(limit.postgres_us());
+        let one = bench.limit(1, measured).await?;
+        sequential.push(one.measured.rate());
+        sequential_cpu.push(one.postgres_us());
         for (index, &count) in handlers.iter().enumerate() {
             let phase = bench.commands(count, measured).await?;
             values[index].push(phase.measured.rate());
             batches[index].push(phase.batch);
+            cpu[index].push(phase.postgres_us());
         }
         bare.push(
             bench
@@ -130,12 +138,16 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         );
     }
     let limit = median(&limits);
+    let sequential_limit = median(&sequential);
     let mut figures = Vec::new();
-    for (index, count) in handlers.iter().enumerate() {
+    for (index, &count) in handlers.iter().enumerate() {
+        // One handler issues one command at a time: its limit is one connection's inserts,
+        // one at a time.
+        let against = if count == 1 { sequential_limit } else { limit };
         figures.push(Figure::against(
             format!("{NAME}/handlers={count}"),
             median(&values[index]),
-            limit,
+            against,
             "commands/s",
         ));
     }
@@ -152,6 +164,28 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
             "appends/commit",
         ));
     }
+    for (index, count) in handlers.iter().enumerate() {
+        figures.push(Figure::alone(
+            format!("{NAME}/handlers={count}/postgres-cpu"),
+            median(&cpu[index]),
+            "us/command",
+        ));
+    }
+    figures.push(Figure::alone(
+        format!("{NAME}/limit-{LIMIT_CONNECTIONS}-connections/postgres-cpu"),
+        median(&limit_cpu),
+        "us/insert",
+    ));
+    figures.push(Figure::alone(
+        format!("{NAME}/limit-1-connection"),
+        sequential_limit,
+        "inserts/s",
+    ));
+    figures.push(Figure::alone(
+        format!("{NAME}/limit-1-connection/postgres-cpu"),
+        median(&sequential_cpu),
+        "us/insert",
+    ));
     Ok(figures)
 }
 
@@ -165,13 +199,14 @@ struct Bench {
 }
 
 impl Bench {
-    /// The raw limit: single-row INSERT transactions from 16 connections.
-    async fn limit(&mut self, duration: Duration) -> anyhow::Result<Measured> {
+    /// A raw limit: single-row INSERT transactions, back to back on each of `connections`
+    /// connections (16, and 1 for the one-handler figure).
+    async fn limit(&mut self, connections: usize, duration: Duration) -> anyhow::Result<StorePhase> {
         let generation = self.generations.fresh();
         let rows = Rows::new()?;
-        let mut workers = Vec::with_capacity(LIMIT_CONNECTIONS);
-        for task in 0..LIMIT_CONNECTIONS {
-            let rotation = self.rotation(task, LIMIT_CONNECTIONS, generation)?;
+        let mut workers = Vec::with_capacity(connections);
+        for task in 0..connections {
+            let rotation = self.rotation(task, connections, generation)?;
             workers.push(
                 SingleInsert::new(&self.schema, &self.scratch, rotation, rows.clone()).await?,
             );

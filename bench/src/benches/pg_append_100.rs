@@ -40,7 +40,7 @@ use crate::pg::{
 };
 use crate::report::Figure;
 use crate::stats::median;
-use crate::timed::{Measured, Worker};
+use crate::timed::Worker;
 
 const NAME: &str = "pg-append-100";
 const SCHEMA: &str = "bench_pg_append_100";
@@ -90,7 +90,7 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let mut batches = Vec::new();
     for round in 1..=options.rounds {
         eprintln!("   round {round}/{}", options.rounds);
-        limits.push(bench.limit(measured).await?.rate());
+        limits.push(bench.limit(measured).await?.measured.rate());
         let phase = bench.appends(measured).await?;
         values.push(phase.measured.rate());
         batches.push(phase.batch);
@@ -121,7 +121,7 @@ impl Bench {
         )
     }
 
-    async fn limit(&mut self, duration: Duration) -> anyhow::Result<Measured> {
+    async fn limit(&mut self, duration: Duration) -> anyhow::Result<StorePhase> {
         let generation = self.generations.fresh();
         let rows = Rows::new()?;
         let mut workers = Vec::with_capacity(self.tasks);
