@@ -29,10 +29,14 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
     const COMMANDS: u64 = 1_000;
     let schema = test_schema().await;
     let store = schema.store().clone();
-    // Snapshots keep each load short: the streams grow to ~1600 events.
-    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    // Snapshots keep each load short: the streams grow to ~1600 events. Two executors: two
+    // processes, as far as the aggregates can tell (one alone would take turns, no conflict).
+    let banks = [
+        CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
+        CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
+    ];
     let started = Instant::now();
-    let contention = contended_deposits(bank, &ACCOUNTS, TASKS, COMMANDS, |_, _| {
+    let contention = contended_deposits(&banks, &ACCOUNTS, TASKS, COMMANDS, |_, _| {
         fastrand::usize(..ACCOUNTS.len())
     })
     .await?;

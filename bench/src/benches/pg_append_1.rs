@@ -201,7 +201,11 @@ struct Bench {
 impl Bench {
     /// A raw limit: single-row INSERT transactions, back to back on each of `connections`
     /// connections (16, and 1 for the one-handler figure).
-    async fn limit(&mut self, connections: usize, duration: Duration) -> anyhow::Result<StorePhase> {
+    async fn limit(
+        &mut self,
+        connections: usize,
+        duration: Duration,
+    ) -> anyhow::Result<StorePhase> {
         let generation = self.generations.fresh();
         let rows = Rows::new()?;
         let mut workers = Vec::with_capacity(connections);

@@ -5,6 +5,7 @@ mod error;
 pub(crate) mod load;
 mod options;
 mod retry;
+mod turns;
 
 pub use error::CommandError;
 pub use load::Loaded;
@@ -26,6 +27,7 @@ use crate::store::{AppendRequest, AppendResult, EventStore, NoSnapshots, Snapsho
 use crate::version::ExpectedVersion;
 
 use cache::StateCache;
+use turns::Turns;
 
 /// What executing a command did.
 #[derive(Debug, Clone)]
@@ -88,6 +90,8 @@ pub struct CommandExecutor<S, N = NoSnapshots, C = JsonCodec> {
     codec: C,
     retry: RetryPolicy,
     cache: Option<Arc<StateCache>>,
+    /// Commands on one aggregate take turns (shared by clones).
+    turns: Arc<Turns>,
 }
 
 /// A decision and the state it was made on.
@@ -107,6 +111,7 @@ impl<S: EventStore> CommandExecutor<S> {
             codec: JsonCodec,
             retry: RetryPolicy::default(),
             cache: None,
+            turns: Arc::new(Turns::new()),
         }
     }
 }
@@ -120,6 +125,7 @@ impl<S, N, C> CommandExecutor<S, N, C> {
             codec: self.codec,
             retry: self.retry,
             cache: self.cache,
+            turns: self.turns,
         }
     }
 
@@ -131,6 +137,7 @@ impl<S, N, C> CommandExecutor<S, N, C> {
             codec,
             retry: self.retry,
             cache: self.cache,
+            turns: self.turns,
         }
     }
 
@@ -149,10 +156,9 @@ impl<S, N, C> CommandExecutor<S, N, C> {
     /// the decided-on state with the new events applied, at the version the append returned;
     /// after a refusal or a no-op, the state decided on. Nothing is cloned, so aggregates need
     /// not be `Clone`: a command *takes* its aggregate's entry out of the cache when it starts
-    /// and puts its final state back when it ends. A second command on the same aggregate
-    /// running at the same time finds no entry and loads from the store, as without a cache
-    /// (the version check of the append still orders the two). The least recently used
-    /// aggregates are evicted first.
+    /// and puts its final state back when it ends. Commands on one aggregate take turns (see
+    /// [`execute_with`](CommandExecutor::execute_with)), so the next one finds the state the
+    /// previous one left. The least recently used aggregates are evicted first.
     ///
     /// The store stays the authority; a cached state may be stale when another process (or
     /// another executor) appended to the aggregate since:
@@ -245,6 +251,12 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     /// attempts, with jittered backoff. With a [cache](CommandExecutor::with_cache), the first
     /// decision may be made on the cached state instead of a loaded one.
     ///
+    /// Commands on the same aggregate through this executor and its clones take turns, in
+    /// arrival order: each waits until the one before it has appended (or failed), so they never
+    /// race each other to a version conflict and a reload; with a cache, each decides on the
+    /// state the previous one left. Conflicts come only from writers elsewhere (other processes,
+    /// other executors). Commands on different aggregates never wait for each other.
+    ///
     /// # Errors
     ///
     /// [`CommandError::Rejected`] when the aggregate refuses; [`CommandError::Store`] for store
@@ -305,6 +317,8 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
         }
         let command_id = options.command_id.unwrap_or_else(Uuid::now_v7);
         let metadata = options.metadata.clone().with_command_id(command_id);
+        // Held to the end: the next command on this aggregate decides after this one.
+        let _turn = self.turns.take(&stream).await;
         let mut attempt = 0;
         let mut max_attempts = self.retry.max_attempts;
         loop {

@@ -470,19 +470,21 @@ where
         Ok(())
     }
 
-    /// Two tasks deposit into `account` concurrently. Both load the same version (the
+    /// Two tellers, each with an executor of its own (two processes, as far as the account
+    /// can tell), deposit into `account` concurrently. Both load the same version (the
     /// [`Rendezvous`] store holds their first reads until both have read), so one append
-    /// conflicts and the executor loads and decides that command again.
+    /// conflicts and its executor loads and decides that command again. (Commands through one
+    /// executor take turns instead, and never conflict with each other.)
     async fn race(&mut self, account: &AccountId) -> anyhow::Result<()> {
         writeln!(
             self.out,
-            "  (both load {account} before either appends: one append must conflict)"
+            "  (two tellers, each its own process, both load {account} before either appends: \
+             one append must conflict)"
         )?;
-        let racing = CommandExecutor::new(Rendezvous::new(self.store.clone(), 2))
-            .with_snapshots(self.store.clone());
+        let meeting = Rendezvous::new(self.store.clone(), 2);
         let tellers =
             [("teller A", dollars(50)), ("teller B", dollars(25))].map(|(teller, cents)| {
-                let bank = racing.clone();
+                let bank = CommandExecutor::new(meeting.clone()).with_snapshots(self.store.clone());
                 let command = AccountCommand::deposit(account, cents);
                 let task = tokio::spawn(async move { bank.execute::<Account>(command).await });
                 (teller, cents, task)

@@ -17,7 +17,6 @@ pub(crate) struct Sql {
     pub(crate) insert_events: String,
     pub(crate) upsert_streams: String,
     pub(crate) insert_keys: String,
-    pub(crate) notify: String,
     pub(crate) read_stream: String,
     pub(crate) read_all: String,
     pub(crate) head: String,
@@ -63,7 +62,6 @@ impl Sql {
                  LEFT JOIN {s}.events AS e \
                    ON u.cv > u.pv AND e.stream_id = u.st AND e.stream_version = u.cv"
             ),
-            notify: "SELECT pg_notify($1, '')".into(),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"

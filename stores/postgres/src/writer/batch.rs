@@ -3,7 +3,8 @@
 //! Round trip 1, pipelined: `BEGIN`, the advisory locks of every stream and key of the batch,
 //! the streams' versions, the keys already used. The client then checks each append on its own,
 //! in arrival order. Round trip 2, pipelined: the multi-row insert of every accepted event, the
-//! streams' new versions, the idempotency keys, `pg_notify`, `COMMIT`. PostgreSQL runs pipelined
+//! streams' new versions, the idempotency keys, `COMMIT`; subscribers are woken after it
+//! (`notify.rs`). PostgreSQL runs pipelined
 //! statements in order, and a failed statement aborts the transaction, turning the `COMMIT` that
 //! follows into a rollback: a batch either commits whole or not at all.
 
@@ -172,11 +173,10 @@ pub(super) async fn run(
         }
     }
 
-    let (insert, upsert, insert_keys, notify) = tokio::try_join!(
+    let (insert, upsert, insert_keys) = tokio::try_join!(
         client.prepare_cached(&sql.insert_events),
         client.prepare_cached(&sql.upsert_streams),
         client.prepare_cached(&sql.insert_keys),
-        client.prepare_cached(&sql.notify),
     )
     .map_err(BatchError::from_pg)?;
     let (stream_ids, stream_versions): (Vec<&str>, Vec<i64>) = changed.into_iter().unzip();
@@ -192,8 +192,7 @@ pub(super) async fn run(
     let stream_params: [&(dyn ToSql + Sync); 2] = [&stream_ids, &stream_versions];
     let key_params: [&(dyn ToSql + Sync); 4] =
         [&keys.keys, &keys.streams, &keys.previous, &keys.current];
-    let notify_params: [&(dyn ToSql + Sync); 1] = [&writer.channel];
-    let (inserted, upserted, keyed, notified, committed) = tokio::join!(
+    let (inserted, upserted, keyed, committed) = tokio::join!(
         async {
             if rows.is_empty() {
                 Ok(Vec::new())
@@ -215,21 +214,15 @@ pub(super) async fn run(
                 client.execute(&insert_keys, &key_params).await
             }
         },
-        async {
-            // Delivered at commit, to every store instance listening on this schema.
-            if rows.is_empty() {
-                Ok(0)
-            } else {
-                client.execute(&notify, &notify_params).await
-            }
-        },
         client.batch_execute("COMMIT"),
     );
     let inserted = inserted.map_err(BatchError::from_pg)?;
     upserted.map_err(BatchError::from_pg)?;
     keyed.map_err(BatchError::from_pg)?;
-    notified.map_err(BatchError::from_pg)?;
     committed.map_err(BatchError::from_pg)?;
+    if !rows.is_empty() {
+        writer.notifier.committed();
+    }
 
     let positions: HashMap<(&str, i64), Position> = inserted
         .iter()

@@ -30,6 +30,7 @@
 
 mod batch;
 mod columns;
+mod notify;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -46,6 +47,8 @@ use tracing::Instrument;
 use crate::error::{Postgres, is_connection_error, pool};
 use crate::sql::Sql;
 
+pub(crate) use notify::Notifier;
+
 /// An append waiting for the writer, with where to send its result.
 pub(crate) struct PendingAppend {
     pub(crate) request: AppendRequest,
@@ -57,7 +60,8 @@ pub(crate) struct Writer {
     pub(crate) pool: Pool,
     pub(crate) sql: Arc<Sql>,
     pub(crate) schema: String,
-    pub(crate) channel: String,
+    /// Wakes subscribers after commits (outside the appending transactions).
+    pub(crate) notifier: Notifier,
     pub(crate) max_batch: usize,
     pub(crate) max_in_flight: usize,
 }
