@@ -261,3 +261,42 @@ impl<S: foldline::EventStore> crate::timed::Worker for Handler<S> {
         Ok(1)
     }
 }
+
+/// Accounts opened for a contention phase: `count` slots of generation `generation`.
+pub(crate) async fn open_accounts<S: foldline::EventStore>(
+    executor: &foldline::CommandExecutor<S>,
+    count: u32,
+    generation: u32,
+) -> anyhow::Result<Vec<AccountId>> {
+    let mut accounts = Vec::new();
+    for slot in 0..count {
+        let id = AccountId { slot, generation };
+        executor
+            .execute::<Account>(AccountCommand::Open {
+                id,
+                owner: OWNER.to_owned(),
+            })
+            .await?;
+        accounts.push(id);
+    }
+    Ok(accounts)
+}
+
+/// A handler depositing into open accounts in turn, starting at its own offset: with more
+/// handlers than accounts, several handlers write each account at once.
+pub(crate) struct Depositor<S> {
+    pub(crate) executor: foldline::CommandExecutor<S>,
+    pub(crate) accounts: Vec<AccountId>,
+    pub(crate) next: usize,
+}
+
+impl<S: foldline::EventStore> crate::timed::Worker for Depositor<S> {
+    async fn step(&mut self) -> anyhow::Result<u64> {
+        let id = self.accounts[self.next % self.accounts.len()];
+        self.next += 1;
+        self.executor
+            .execute::<Account>(AccountCommand::Deposit { id, cents: CENTS })
+            .await?;
+        Ok(1)
+    }
+}

@@ -52,7 +52,9 @@ use foldline_postgres::PgEventStore;
 use uuid::Uuid;
 
 use super::Options;
-use super::account::{AccountEvent, CENTS, Encoded, Generations, Handler, OWNER, Rotation};
+use super::account::{
+    AccountEvent, CENTS, Depositor, Encoded, Generations, Handler, OWNER, Rotation, open_accounts,
+};
 use crate::counters;
 use crate::pg::{
     BenchSchema, Rows, SingleInsert, StorePhase, fresh_with_scratch, run_limit, run_on_store,
@@ -71,6 +73,9 @@ const EXECUTOR_CACHE: usize = 10_000;
 const LIMIT_CONNECTIONS: usize = 16;
 /// The store's connection pool (its default).
 const POOL: usize = 16;
+/// The hot accounts of the contention phases, and the task counts writing them.
+const HOT_ACCOUNTS: u32 = 10;
+const CONTENTION_TASKS: [usize; 2] = [8, 64];
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     counters::install()?;
@@ -115,6 +120,8 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let mut cpu = vec![Vec::new(); handlers.len()];
     let mut bare = Vec::new();
     let (mut limit_cpu, mut sequential_cpu) = (Vec::new(), Vec::new());
+    let mut hot = vec![Vec::new(); CONTENTION_TASKS.len()];
+    let mut spread = vec![Vec::new(); CONTENTION_TASKS.len()];
     for round in 1..=bench.options.rounds {
         eprintln!("   round {round}/{}", bench.options.rounds);
         let limit = bench.limit(LIMIT_CONNECTIONS, measured).await?;
@@ -136,6 +143,13 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
                 .measured
                 .rate(),
         );
+        for (index, &tasks) in CONTENTION_TASKS.iter().enumerate() {
+            let on_hot = bench.deposits(tasks, HOT_ACCOUNTS, measured).await?;
+            hot[index].push(on_hot.measured.rate());
+            let own = u32::try_from(tasks)?;
+            let on_own = bench.deposits(tasks, own, measured).await?;
+            spread[index].push(on_own.measured.rate());
+        }
     }
     let limit = median(&limits);
     let sequential_limit = median(&sequential);
@@ -176,6 +190,14 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
         median(&limit_cpu),
         "us/insert",
     ));
+    for (index, tasks) in CONTENTION_TASKS.iter().enumerate() {
+        figures.push(Figure::against(
+            format!("{NAME}/contention/tasks={tasks}/accounts={HOT_ACCOUNTS}"),
+            median(&hot[index]),
+            median(&spread[index]),
+            "commands/s",
+        ));
+    }
     figures.push(Figure::alone(
         format!("{NAME}/limit-1-connection"),
         sequential_limit,
@@ -235,6 +257,35 @@ impl Bench {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         let label = format!("{handlers} handlers");
+        run_on_store(&self.schema, &label, "commands", workers, duration, true).await
+    }
+
+    /// `tasks` handlers depositing through one cached executor into `accounts` accounts opened
+    /// first: with fewer accounts than handlers, every handler deposits into each in turn,
+    /// starting at its own, so they contend (the contention phase); with as many, each handler
+    /// has one of its own and they never do (its limit).
+    async fn deposits(
+        &mut self,
+        tasks: usize,
+        accounts: u32,
+        duration: Duration,
+    ) -> anyhow::Result<StorePhase> {
+        let generation = self.generations.fresh();
+        let executor = CommandExecutor::new(self.store.clone()).with_cache(EXECUTOR_CACHE);
+        let opened = open_accounts(&executor, accounts, generation).await?;
+        let workers = (0..tasks)
+            .map(|task| Depositor {
+                executor: executor.clone(),
+                // As many accounts as handlers: each its own.
+                accounts: if opened.len() >= tasks {
+                    vec![opened[task]]
+                } else {
+                    opened.clone()
+                },
+                next: task,
+            })
+            .collect();
+        let label = format!("{tasks} handlers on {accounts} accounts");
         run_on_store(&self.schema, &label, "commands", workers, duration, true).await
     }
 
