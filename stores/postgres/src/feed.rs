@@ -1,4 +1,5 @@
-//! The global feed: `read_all`, `head` and `subscribe`, woken by LISTEN/NOTIFY.
+//! The global feed: `read_all`, `head` and `subscribe`, woken by LISTEN/NOTIFY (the writer's
+//! notifier, `writer/notify.rs`, sends them).
 //!
 //! Positions are allocated before commit, so transactions commit out of position order, and a
 //! reader asking for `position > last` would skip an event whose transaction commits after a

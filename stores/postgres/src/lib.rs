@@ -55,7 +55,8 @@
 //!   holders (sessions by pid, prepared transactions by gid), counts the committed events
 //!   waiting behind them and says for how long the feed has been held; `foldline status` shows
 //!   it and `status --check --max-held-seconds` fails on it.
-//!   Subscribers are woken by LISTEN/NOTIFY and poll as a fallback. Positions are
+//!   Subscribers are woken by LISTEN/NOTIFY (sent after commits by a task of the store,
+//!   outside the appending transactions) and poll as a fallback. Positions are
 //!   `0:<xid>:<position>`.
 //! - **Payloads** must be JSON that PostgreSQL's `jsonb` accepts (it normalises whitespace and
 //!   key order, and keeps the last of duplicate keys). That is stricter than JSON: valid UTF-8
