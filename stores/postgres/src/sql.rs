@@ -17,6 +17,7 @@ pub(crate) struct Sql {
     pub(crate) insert_events: String,
     pub(crate) upsert_streams: String,
     pub(crate) insert_keys: String,
+    pub(crate) append_one: String,
     pub(crate) read_stream: String,
     pub(crate) read_all: String,
     pub(crate) head: String,
@@ -61,6 +62,34 @@ impl Sql {
                  FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[]) AS u(k, st, pv, cv) \
                  LEFT JOIN {s}.events AS e \
                    ON u.cv > u.pv AND e.stream_id = u.st AND e.stream_version = u.cv"
+            ),
+            // A batch of one append without a key, in one statement run after its lock: the
+            // stream's version read under the lock, the expected version ($2, NULL for any)
+            // checked, the events inserted at the versions after it and the stream's version
+            // moved, all or nothing. Returns the version found, and the last event's version,
+            // xid and position when the events were written (NULLs on a conflict).
+            append_one: format!(
+                "WITH cur AS ( \
+                   SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_id = $1), 0) AS v \
+                 ), ok AS ( \
+                   SELECT v FROM cur WHERE $2::bigint IS NULL OR v = $2::bigint \
+                 ), ins AS ( \
+                   INSERT INTO {s}.events \
+                     (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata) \
+                   SELECT $1, ok.v + u.n, u.e, u.t, u.sv, u.p::jsonb, u.m::jsonb \
+                   FROM ok, unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[]) \
+                     WITH ORDINALITY AS u(e, t, sv, p, m, n) \
+                   RETURNING stream_version, position, xid \
+                 ), up AS ( \
+                   INSERT INTO {s}.streams (stream_id, version) \
+                   SELECT $1, max(stream_version) FROM ins HAVING count(*) > 0 \
+                   ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version \
+                 ), last AS ( \
+                   SELECT stream_version, position, xid::text::bigint AS xid FROM ins \
+                   ORDER BY stream_version DESC LIMIT 1 \
+                 ) \
+                 SELECT cur.v, last.stream_version, last.xid, last.position \
+                 FROM cur LEFT JOIN last ON true"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \

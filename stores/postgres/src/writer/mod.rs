@@ -1,7 +1,8 @@
 //! Group commit: one task per store coalesces concurrent appends into transactions.
 //!
 //! Appends wait in a bounded queue. The writer takes everything queued (up to `max_batch`) as
-//! one batch and commits it in one transaction (`batch.rs`), with up to `max_in_flight`
+//! one batch and commits it in one transaction (`batch.rs`; a batch of one append without an
+//! idempotency key in one round trip, `single.rs`), with up to `max_in_flight`
 //! transactions at once, so a new batch is built while earlier ones wait for their commit to
 //! reach the disk. Each append in a batch is checked on its own (expected version, idempotency
 //! key) in the order it arrived, so a conflict fails only that append, and two appends to one
@@ -31,6 +32,7 @@
 mod batch;
 mod columns;
 mod notify;
+mod single;
 
 use std::error::Error as StdError;
 use std::fmt;
@@ -161,7 +163,10 @@ impl Writer {
         requests: &[AppendRequest],
     ) -> Result<Vec<Result<AppendResult, Error>>, BatchError> {
         let client = self.pool.get().await.map_err(BatchError::Pool)?;
-        let outcome = batch::run(self, &client, requests).await;
+        let outcome = match single::fits(requests) {
+            Some((request, expected)) => single::run(self, &client, request, expected).await,
+            None => batch::run(self, &client, requests).await,
+        };
         if outcome.is_err() && client.batch_execute("ROLLBACK").await.is_err() {
             drop(deadpool_postgres::Object::take(client));
         }
