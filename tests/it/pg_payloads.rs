@@ -194,12 +194,16 @@ async fn a_row_the_server_refuses_fails_only_its_own_append() -> anyhow::Result<
         })
     };
     let observer = raw_client().await;
+    // The writer's statement names the streams table, or (a batch of one append) the schema's
+    // `append_one` function.
+    let append_one = format!("\"{}\".append_one", schema.name());
     let waits = async {
         while observer
             .query_one(
                 "SELECT count(*) FROM pg_stat_activity \
-                 WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
-                &[&streams],
+                 WHERE wait_event_type = 'Lock' \
+                   AND (position($1 in query) > 0 OR position($2 in query) > 0)",
+                &[&streams, &append_one],
             )
             .await?
             .get::<_, i64>(0)

@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "store",
         sql: include_str!("../migrations/0002_store.sql"),
     },
+    Migration {
+        version: 3,
+        name: "append_one",
+        sql: include_str!("../migrations/0003_append_one.sql"),
+    },
 ];
 
 /// What [`PgEventStore::migrate`] did.

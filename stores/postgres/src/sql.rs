@@ -63,33 +63,10 @@ impl Sql {
                  LEFT JOIN {s}.events AS e \
                    ON u.cv > u.pv AND e.stream_id = u.st AND e.stream_version = u.cv"
             ),
-            // A batch of one append without a key, in one statement run after its lock: the
-            // stream's version read under the lock, the expected version ($2, NULL for any)
-            // checked, the events inserted at the versions after it and the stream's version
-            // moved, all or nothing. Returns the version found, and the last event's version,
-            // xid and position when the events were written (NULLs on a conflict).
+            // A batch of one append without a key: migration 0003's function, in autocommit.
             append_one: format!(
-                "WITH cur AS ( \
-                   SELECT coalesce((SELECT version FROM {s}.streams WHERE stream_id = $1), 0) AS v \
-                 ), ok AS ( \
-                   SELECT v FROM cur WHERE $2::bigint IS NULL OR v = $2::bigint \
-                 ), ins AS ( \
-                   INSERT INTO {s}.events \
-                     (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata) \
-                   SELECT $1, ok.v + u.n, u.e, u.t, u.sv, u.p::jsonb, u.m::jsonb \
-                   FROM ok, unnest($3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::text[]) \
-                     WITH ORDINALITY AS u(e, t, sv, p, m, n) \
-                   RETURNING stream_version, position, xid \
-                 ), up AS ( \
-                   INSERT INTO {s}.streams (stream_id, version) \
-                   SELECT $1, max(stream_version) FROM ins HAVING count(*) > 0 \
-                   ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version \
-                 ), last AS ( \
-                   SELECT stream_version, position, xid::text::bigint AS xid FROM ins \
-                   ORDER BY stream_version DESC LIMIT 1 \
-                 ) \
-                 SELECT cur.v, last.stream_version, last.xid, last.position \
-                 FROM cur LEFT JOIN last ON true"
+                "SELECT r_found, r_version, r_xid, r_position \
+                 FROM {s}.append_one($1, $2, $3, $4, $5, $6, $7, $8)"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \

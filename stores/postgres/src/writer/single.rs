@@ -1,13 +1,12 @@
 //! A batch of one append without an idempotency key, in one round trip.
 //!
 //! A lone writer (one command at a time) gets batches of one. Its checks need no client-side
-//! step: `BEGIN`, the stream's advisory lock, one statement that reads the stream's version
-//! under the lock, checks the expected version, inserts the events at the versions after it
-//! and moves the stream's version (`Sql::append_one`), and `COMMIT` go out pipelined, and the
-//! statement's row says what happened. The lock is taken before anything assigns the
-//! transaction id, as in `batch.rs`, so the feed's ordering argument is the same; each
-//! statement of the pipeline takes its snapshot when it starts, so the version is read after
-//! the lock is held.
+//! step: one call, in autocommit, of the schema's `append_one` function (migration 0003) takes
+//! the stream's advisory lock, reads the stream's version under it, checks the expected
+//! version, inserts the events at the versions after it and moves the stream's version, and its
+//! row says what happened. One statement and one round trip instead of `batch.rs`'s six and
+//! two. The lock is taken before anything assigns the transaction id, as in `batch.rs`, so the
+//! feed's ordering argument is the same.
 
 use deadpool_postgres::ClientWrapper as Client;
 use foldline::{AppendRequest, AppendResult, Error, ExpectedVersion, Version};
@@ -55,12 +54,12 @@ pub(super) async fn run(
         return Ok(vec![Err(error)]);
     }
     let lock = stable_key(&[b"stream", writer.schema.as_bytes(), stream.as_str().as_bytes()]);
-    let (lock_statement, append) = tokio::try_join!(
-        client.prepare_cached("SELECT pg_advisory_xact_lock($1)"),
-        client.prepare_cached(&writer.sql.append_one),
-    )
-    .map_err(BatchError::from_pg)?;
-    let params: [&(dyn ToSql + Sync); 7] = [
+    let append = client
+        .prepare_cached(&writer.sql.append_one)
+        .await
+        .map_err(BatchError::from_pg)?;
+    let params: [&(dyn ToSql + Sync); 8] = [
+        &lock,
         &stream.as_str(),
         &expected,
         &rows.event_ids,
@@ -69,17 +68,11 @@ pub(super) async fn run(
         &rows.payloads,
         &rows.metadata,
     ];
-    let lock_params: [&(dyn ToSql + Sync); 1] = [&lock];
-    let (begun, locked, appended, committed) = tokio::join!(
-        client.batch_execute("BEGIN"),
-        client.execute(&lock_statement, &lock_params),
-        client.query_one(&append, &params),
-        client.batch_execute("COMMIT"),
-    );
-    begun.map_err(BatchError::from_pg)?;
-    locked.map_err(BatchError::from_pg)?;
-    let row = appended.map_err(BatchError::from_pg)?;
-    committed.map_err(BatchError::from_pg)?;
+    // Autocommit: the call is its own transaction, committed before the row comes back.
+    let row = client
+        .query_one(&append, &params)
+        .await
+        .map_err(BatchError::from_pg)?;
 
     let found = Version::new(to_u64(row.get(0)));
     let last: Option<i64> = row.get(1);
