@@ -23,31 +23,37 @@ CREATE FUNCTION {schema}.append_one(
     p_metadata        text[]
 ) RETURNS TABLE (r_found bigint, r_version bigint, r_xid bigint, r_position bigint)
 LANGUAGE plpgsql VOLATILE AS $$
+DECLARE
+    v_stored bigint;
+    v_found  bigint;
 BEGIN
     PERFORM pg_advisory_xact_lock(p_lock);
+    -- Each statement below takes its snapshot now, with the lock held.
+    SELECT s.version INTO v_stored FROM {schema}.streams AS s WHERE s.stream_id = p_stream;
+    v_found := coalesce(v_stored, 0);
+    IF p_expected IS NOT NULL AND v_found <> p_expected THEN
+        RETURN QUERY SELECT v_found, NULL::bigint, NULL::bigint, NULL::bigint;
+        RETURN;
+    END IF;
     RETURN QUERY
-    WITH cur AS (
-        SELECT coalesce(
-            (SELECT s.version FROM {schema}.streams AS s WHERE s.stream_id = p_stream), 0
-        ) AS v
-    ), ok AS (
-        SELECT cur.v FROM cur WHERE p_expected IS NULL OR cur.v = p_expected
-    ), ins AS (
+    WITH ins AS (
         INSERT INTO {schema}.events
             (stream_id, stream_version, event_id, event_type, schema_version, payload, metadata)
-        SELECT p_stream, ok.v + u.n, u.e, u.t, u.sv, u.p::jsonb, u.m::jsonb
-        FROM ok, unnest(p_event_ids, p_event_types, p_schema_versions, p_payloads, p_metadata)
+        SELECT p_stream, v_found + u.n, u.e, u.t, u.sv, u.p::jsonb, u.m::jsonb
+        FROM unnest(p_event_ids, p_event_types, p_schema_versions, p_payloads, p_metadata)
             WITH ORDINALITY AS u(e, t, sv, p, m, n)
         RETURNING events.stream_version, events.position, events.xid
-    ), up AS (
-        INSERT INTO {schema}.streams (stream_id, version)
-        SELECT p_stream, max(ins.stream_version) FROM ins HAVING count(*) > 0
-        ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version
-    ), last AS (
-        SELECT ins.stream_version, ins.position, ins.xid::text::bigint AS xid
-        FROM ins ORDER BY ins.stream_version DESC LIMIT 1
     )
-    SELECT cur.v, last.stream_version, last.xid, last.position
-    FROM cur LEFT JOIN last ON true;
+    SELECT v_found, ins.stream_version, ins.xid::text::bigint, ins.position
+    FROM ins ORDER BY ins.stream_version DESC LIMIT 1;
+    -- The stream's row: an update where it exists (no speculative insert), else an insert;
+    -- no other writer can create it meanwhile, every writer holding the stream's lock.
+    IF v_stored IS NULL THEN
+        INSERT INTO {schema}.streams (stream_id, version)
+        VALUES (p_stream, v_found + cardinality(p_event_ids));
+    ELSE
+        UPDATE {schema}.streams SET version = v_found + cardinality(p_event_ids)
+        WHERE stream_id = p_stream;
+    END IF;
 END
 $$;
