@@ -15,7 +15,8 @@ pub(crate) struct Sql {
     pub(crate) select_versions: String,
     pub(crate) select_keys: String,
     pub(crate) insert_events: String,
-    pub(crate) upsert_streams: String,
+    pub(crate) update_streams: String,
+    pub(crate) insert_streams: String,
     pub(crate) insert_keys: String,
     pub(crate) append_one: String,
     pub(crate) read_stream: String,
@@ -48,10 +49,13 @@ impl Sql {
                    AS u(st, v, e, t, sv, p, m) \
                  RETURNING stream_id, stream_version, position, xid::text::bigint"
             ),
-            upsert_streams: format!(
+            update_streams: format!(
+                "UPDATE {s}.streams AS s SET version = u.v \
+                 FROM unnest($1::text[], $2::bigint[]) AS u(st, v) WHERE s.stream_id = u.st"
+            ),
+            insert_streams: format!(
                 "INSERT INTO {s}.streams (stream_id, version) \
-                 SELECT * FROM unnest($1::text[], $2::bigint[]) \
-                 ON CONFLICT (stream_id) DO UPDATE SET version = EXCLUDED.version"
+                 SELECT * FROM unnest($1::text[], $2::bigint[])"
             ),
             // The key's position is the append's last event, inserted earlier in the same
             // transaction; an append without events has none.

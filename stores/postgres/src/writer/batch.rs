@@ -3,12 +3,13 @@
 //! Round trip 1, pipelined: `BEGIN`, the advisory locks of every stream and key of the batch,
 //! the streams' versions, the keys already used. The client then checks each append on its own,
 //! in arrival order. Round trip 2, pipelined: the multi-row insert of every accepted event, the
-//! streams' new versions, the idempotency keys, `COMMIT`; subscribers are woken after it
+//! streams' new versions (an update of the rows that exist, an insert of the new ones), the
+//! idempotency keys, `COMMIT`; subscribers are woken after it
 //! (`notify.rs`). PostgreSQL runs pipelined
 //! statements in order, and a failed statement aborts the transaction, turning the `COMMIT` that
 //! follows into a rollback: a batch either commits whole or not at all.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use deadpool_postgres::ClientWrapper as Client;
 use foldline::{
@@ -21,6 +22,13 @@ use super::{BatchError, Writer};
 use crate::error::Postgres;
 use crate::hash::stable_key;
 use crate::rows::{append_result, position, to_i64, to_u64};
+
+/// Streams and their new versions, as the arrays of an `unnest`.
+#[derive(Default)]
+struct StreamRows<'a> {
+    ids: Vec<&'a str>,
+    versions: Vec<i64>,
+}
 
 /// What the checks decided for one append of a batch.
 enum Outcome {
@@ -95,6 +103,8 @@ pub(super) async fn run(
         .iter()
         .map(|r| (r.get::<_, &str>(0), to_u64(r.get(1))))
         .collect();
+    // The streams that have a row in `streams` already.
+    let stored: HashSet<&str> = versions.keys().copied().collect();
     let mut used_keys: HashMap<&str, KeyUse> = HashMap::new();
     for row in &key_rows {
         let result = append_result(row).map_err(BatchError::Other)?;
@@ -173,13 +183,26 @@ pub(super) async fn run(
         }
     }
 
-    let (insert, upsert, insert_keys) = tokio::try_join!(
+    let (insert, update_streams, insert_streams, insert_keys) = tokio::try_join!(
         client.prepare_cached(&sql.insert_events),
-        client.prepare_cached(&sql.upsert_streams),
+        client.prepare_cached(&sql.update_streams),
+        client.prepare_cached(&sql.insert_streams),
         client.prepare_cached(&sql.insert_keys),
     )
     .map_err(BatchError::from_pg)?;
-    let (stream_ids, stream_versions): (Vec<&str>, Vec<i64>) = changed.into_iter().unzip();
+    // Streams that have a row are updated, new ones inserted: under their locks nobody else
+    // creates them, and a plain update costs PostgreSQL less than an upsert's speculative
+    // insert.
+    let (mut moved, mut created) = (StreamRows::default(), StreamRows::default());
+    for (stream, version) in changed {
+        let rows = if stored.contains(stream) {
+            &mut moved
+        } else {
+            &mut created
+        };
+        rows.ids.push(stream);
+        rows.versions.push(version);
+    }
     let event_params: [&(dyn ToSql + Sync); 7] = [
         &rows.stream_ids,
         &rows.versions,
@@ -189,10 +212,11 @@ pub(super) async fn run(
         &rows.payloads,
         &rows.metadata,
     ];
-    let stream_params: [&(dyn ToSql + Sync); 2] = [&stream_ids, &stream_versions];
+    let moved_params: [&(dyn ToSql + Sync); 2] = [&moved.ids, &moved.versions];
+    let created_params: [&(dyn ToSql + Sync); 2] = [&created.ids, &created.versions];
     let key_params: [&(dyn ToSql + Sync); 4] =
         [&keys.keys, &keys.streams, &keys.previous, &keys.current];
-    let (inserted, upserted, keyed, committed) = tokio::join!(
+    let (inserted, updated, created_rows, keyed, committed) = tokio::join!(
         async {
             if rows.is_empty() {
                 Ok(Vec::new())
@@ -201,10 +225,17 @@ pub(super) async fn run(
             }
         },
         async {
-            if stream_ids.is_empty() {
+            if moved.ids.is_empty() {
                 Ok(0)
             } else {
-                client.execute(&upsert, &stream_params).await
+                client.execute(&update_streams, &moved_params).await
+            }
+        },
+        async {
+            if created.ids.is_empty() {
+                Ok(0)
+            } else {
+                client.execute(&insert_streams, &created_params).await
             }
         },
         async {
@@ -217,7 +248,8 @@ pub(super) async fn run(
         client.batch_execute("COMMIT"),
     );
     let inserted = inserted.map_err(BatchError::from_pg)?;
-    upserted.map_err(BatchError::from_pg)?;
+    updated.map_err(BatchError::from_pg)?;
+    created_rows.map_err(BatchError::from_pg)?;
     keyed.map_err(BatchError::from_pg)?;
     committed.map_err(BatchError::from_pg)?;
     if !rows.is_empty() {
