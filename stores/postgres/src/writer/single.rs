@@ -53,7 +53,11 @@ pub(super) async fn run(
     if let Err(error) = rows.push_append(stream, 0, request.events()) {
         return Ok(vec![Err(error)]);
     }
-    let lock = stable_key(&[b"stream", writer.schema.as_bytes(), stream.as_str().as_bytes()]);
+    let lock = stable_key(&[
+        b"stream",
+        writer.schema.as_bytes(),
+        stream.as_str().as_bytes(),
+    ]);
     let append = client
         .prepare_cached(&writer.sql.append_one)
         .await
