@@ -92,6 +92,13 @@ pub(crate) struct AccountId {
     generation: u32,
 }
 
+impl AccountId {
+    /// Account `slot` in its `generation`-th life.
+    pub(crate) fn new(slot: u32, generation: u32) -> Self {
+        AccountId { slot, generation }
+    }
+}
+
 impl fmt::Display for AccountId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}.{}", self.slot, self.generation)

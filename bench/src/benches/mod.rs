@@ -12,6 +12,7 @@ mod memory_command;
 mod pg_append_1;
 mod pg_append_100;
 mod pg_feed;
+mod pg_load;
 mod redis_projection;
 mod tantivy_projection;
 
@@ -164,6 +165,12 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "events/s reading 1M events through read_all on PostgreSQL, against the raw \
                 keyset scan by (xid, position)",
         run: |options| Box::pin(pg_feed::run(options)),
+    },
+    Bench {
+        name: "pg-load",
+        about: "loads/s of a 1000-event aggregate through CommandExecutor::load on PostgreSQL \
+                (read, decode, fold), against a raw tokio-postgres fetch of the same rows",
+        run: |options| Box::pin(pg_load::run(options)),
     },
     Bench {
         name: "kafka-append",
