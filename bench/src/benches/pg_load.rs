@@ -31,7 +31,7 @@ use uuid::Uuid;
 
 use super::Options;
 use super::account::{Account, AccountEvent, AccountId, CENTS, Encoded, OWNER};
-use crate::pg::{BenchSchema, connect, run_limit, run_on_store};
+use crate::pg::{BenchSchema, FEED_COLUMNS, connect, read_out, run_limit, run_on_store};
 use crate::report::Figure;
 use crate::stats::median;
 use crate::timed::Worker;
@@ -164,9 +164,7 @@ impl RawLoad {
         // The columns and conversions `read_stream` selects.
         let select = client
             .prepare(&format!(
-                "SELECT position, xid::text::bigint, stream_id, stream_version, event_id, \
-                 event_type, schema_version, payload::text, metadata::text, recorded_at \
-                 FROM {table} WHERE stream_id = $1 AND stream_version >= 1 \
+                "SELECT {FEED_COLUMNS} FROM {table} WHERE stream_id = $1 AND stream_version >= 1 \
                  ORDER BY stream_version"
             ))
             .await
@@ -192,32 +190,7 @@ impl Worker for RawLoad {
         let stream = &self.streams[self.next % self.streams.len()];
         self.next += 1;
         let rows = self.client.query(&self.select, &[stream]).await?;
-        for row in &rows {
-            let values: (
-                i64,
-                i64,
-                &str,
-                i64,
-                Uuid,
-                &str,
-                i64,
-                &str,
-                &str,
-                std::time::SystemTime,
-            ) = (
-                row.get(0),
-                row.get(1),
-                row.get(2),
-                row.get(3),
-                row.get(4),
-                row.get(5),
-                row.get(6),
-                row.get(7),
-                row.get(8),
-                row.get(9),
-            );
-            std::hint::black_box(values);
-        }
+        rows.iter().for_each(read_out);
         anyhow::ensure!(rows.len() == EVENTS, "{} rows of {stream}", rows.len());
         Ok(1)
     }
