@@ -35,11 +35,20 @@ for i = 1, ops do
 end
 
 local result = {1}
+local pcall = redis.pcall
 a = 4
 for i = 1, ops do
   local command = ARGV[a]
   local n = arity[command]
-  local reply = redis.pcall(command, KEYS[3 + i], unpack(ARGV, a + 1, a + n))
+  -- Arguments by index rather than `unpack`: a C call per operation saved.
+  local reply
+  if n == 1 then
+    reply = pcall(command, KEYS[3 + i], ARGV[a + 1])
+  elseif n == 2 then
+    reply = pcall(command, KEYS[3 + i], ARGV[a + 1], ARGV[a + 2])
+  else
+    reply = pcall(command, KEYS[3 + i])
+  end
   if type(reply) == 'table' and reply.err then
     result[#result + 1] = i
     result[#result + 1] = reply.err
