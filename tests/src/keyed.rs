@@ -43,11 +43,26 @@ pub async fn stored_keys<S: EventStore>(
             .await?;
         for (i, event) in events.iter().enumerate() {
             let version = event.stream_version.get();
-            ensure!(
-                version == i as u64 + 1,
-                "{stream}: version {version} at place {}",
-                i + 1
-            );
+            if version != i as u64 + 1 {
+                // What stands there: the same record read twice, or two events at one version.
+                let around: Vec<String> = events[i.saturating_sub(2)..(i + 2).min(events.len())]
+                    .iter()
+                    .map(|e| {
+                        format!(
+                            "v{} {} {} at {}",
+                            e.stream_version,
+                            e.event_id,
+                            key_of(&e.payload).unwrap_or_default(),
+                            e.position
+                        )
+                    })
+                    .collect();
+                anyhow::bail!(
+                    "{stream}: version {version} at place {}; around it: {}",
+                    i + 1,
+                    around.join(", ")
+                );
+            }
             let key = key_of(&event.payload)?;
             let again = stored.insert(key.clone(), (stream.to_string(), version));
             ensure!(again.is_none(), "key {key} stored twice");

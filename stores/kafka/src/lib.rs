@@ -35,9 +35,9 @@
 //!   share one transaction (group commit), each checked on its own against the index; the index
 //!   changes only after the commit. A conflict with the index is answered at once; one with an
 //!   earlier append of the same transaction only once that transaction is decided, so a read
-//!   after a conflict sees the version it names. A transaction that could be neither committed
-//!   nor aborted (the brokers gone mid-commit) leaves its outcome unknown: the writer takes the
-//!   partition again (fencing, barrier, idempotency keys read again) rather than guess. A
+//!   after a conflict sees the version it names. A transaction whose commit fails (the brokers
+//!   gone mid-commit), or that cannot be aborted, leaves its outcome unknown: the writer takes
+//!   the partition again (fencing, barrier, idempotency keys read again) rather than guess. A
 //!   writer fenced while the group still assigns it the
 //!   partition (by a process outside the group) refuses appends for 10 s, then takes it back.
 //! - **Stream reads** ([`read_stream`](foldline::EventStore::read_stream)) work on every

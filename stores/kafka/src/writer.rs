@@ -712,6 +712,12 @@ impl PartitionWriter {
                 match committed {
                     Ok(()) => Ok(results),
                     Err(error) => {
+                        // A commit that failed may still have been committed (the broker wrote
+                        // its markers, then went down before answering; an abort afterwards can
+                        // even succeed): the index cannot tell, so the partition is taken again
+                        // and the index rebuilt from what was committed, whatever the abort says.
+                        // Seen as two events at one version after a broker was killed.
+                        self.uncertain.store(true, Ordering::Release);
                         self.abort(producer).await;
                         Err(error)
                     }
