@@ -470,6 +470,8 @@ impl PartitionWriter {
         })
         .await?;
 
+        self.mark_heads(&producer).await?;
+
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
             let mut index = Index::default();
@@ -487,6 +489,42 @@ impl PartitionWriter {
         *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(index);
         self.ready.send_replace(true);
         Ok(producer)
+    }
+
+    /// Commits a tombstone (empty key, no value: readers of the heads skip it) to the
+    /// partition of `<prefix>.heads`, before the barrier reads it. A read stops at the
+    /// partition's high watermark, which a broker restarted after a crash was seen to leave
+    /// behind committed records: the barrier then missed a committed head, and the next append
+    /// took its stream's version again (two events at one version). A write acknowledged by
+    /// every in-sync replica moves the high watermark past everything before it.
+    async fn mark_heads(&self, producer: &FutureProducer) -> Result<(), Error> {
+        let names = &self.writers.names;
+        let context = || {
+            format!(
+                "marking partition {} of `{}` before the barrier",
+                self.partition, names.heads
+            )
+        };
+        producer
+            .begin_transaction()
+            .map_err(|e| Kafka::error(context(), e))?;
+        let record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&names.heads)
+            .partition(i32::try_from(self.partition).unwrap_or(i32::MAX))
+            .key("");
+        let delivery = send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+        if let Err(error) = delivered(delivery).await {
+            self.abort(producer).await;
+            return Err(delivery_failed(context(), error));
+        }
+        let committer = producer.clone();
+        let timeout = self.writers.options.timeout;
+        let context_text = context();
+        blocking(move || {
+            committer
+                .commit_transaction(timeout)
+                .map_err(|e| Kafka::error(context_text, e))
+        })
+        .await
     }
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
