@@ -15,7 +15,7 @@ use crate::commands::{
 };
 use crate::upcasting::{cases, check_old_events_load, old_events_load};
 
-/// 16 tasks × 1000 deposits on 10 accounts through one store: versions contiguous, every
+/// 16 tasks × 1000 deposits on 10 accounts from two store instances: versions contiguous, every
 /// deposit stored once at the version its outcome reported, balances add up, and conflicts
 /// were really retried (their count is printed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
@@ -29,11 +29,13 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
     const COMMANDS: u64 = 1_000;
     let schema = test_schema().await;
     let store = schema.store().clone();
-    // Snapshots keep each load short: the streams grow to ~1600 events. Two executors: two
-    // processes, as far as the aggregates can tell (one alone would take turns, no conflict).
+    // Two processes: two executors (one alone would take turns, no conflict) on two store
+    // instances, whose group-commit writers each find the other's appends under their batches'
+    // assumptions. Snapshots keep each load short: the streams grow to ~1600 events.
+    let other = schema.connect_another().await?;
     let banks = [
         CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
-        CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
+        CommandExecutor::new(other.clone()).with_snapshots(other),
     ];
     let started = Instant::now();
     let contention = contended_deposits(&banks, &ACCOUNTS, TASKS, COMMANDS, |_, _| {

@@ -55,7 +55,11 @@ pub(crate) fn scan_decided(
 
 /// Waits until `partition`'s last stable offset (a `read_committed` consumer's high
 /// watermark) reaches its high watermark (a `read_uncommitted` one's) as of now.
-fn wait_decided(options: &KafkaStoreOptions, topic: &str, partition: u32) -> Result<(), Error> {
+pub(crate) fn wait_decided(
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: u32,
+) -> Result<(), Error> {
     let context =
         || format!("waiting for the open transactions of partition {partition} of topic `{topic}`");
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);

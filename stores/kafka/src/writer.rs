@@ -39,6 +39,7 @@ use crate::keys::{Claimed, KeyClaim, KeyRegistry};
 use crate::options::KafkaStoreOptions;
 use crate::ownership::{Ownership, OwnershipListener};
 use crate::records::{self, KeyedAppend, StreamHead};
+use crate::scan::wait_decided;
 use crate::topics::{TopicNames, blocking, client_config};
 
 /// How many appends may wait for a partition's writer before `append` waits for room.
@@ -474,6 +475,9 @@ impl PartitionWriter {
 
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
+            // A commit is answered once decided, before its markers reach the partitions: the
+            // previous writer's last commit may not be readable yet. Wait for it.
+            wait_decided(&options, &names.heads, partition)?;
             let mut index = Index::default();
             read_heads(&options, &names.heads, partition, 0, |stream, entry| {
                 index.streams.insert(stream, entry);
