@@ -104,14 +104,26 @@ impl SingleBroker {
     }
 
     /// Copies the broker's data and logs beside its state directory before the drop deletes
-    /// them: what a failure is investigated with (`kafka-dump-log`, the server log).
-    fn keep_state(&self) {
+    /// them, with the store's `warnings`: what a failure is investigated with
+    /// (`kafka-dump-log`, the server log).
+    fn keep_state(&self, warnings: &Mutex<Vec<u8>>) {
         let kept = format!("{}-failed-{}", self.state_dir, std::process::id());
         let copied = Command::new("cp")
             .args(["-a", &self.state_dir, &kept])
             .status();
         match copied {
-            Ok(status) if status.success() => eprintln!("the broker's data and logs: {kept}"),
+            Ok(status) if status.success() => {
+                let warnings = warnings.lock().unwrap_or_else(|p| p.into_inner());
+                let file = format!("{kept}/foldline-warnings.log");
+                match std::fs::write(&file, &*warnings) {
+                    Ok(()) => eprintln!(
+                        "the broker's data and logs: {kept}; the store's warnings: {file}"
+                    ),
+                    Err(e) => {
+                        eprintln!("the broker's data and logs: {kept} (the store's warnings: {e})")
+                    }
+                }
+            }
             _ => eprintln!("could not copy the broker's data and logs to {kept}"),
         }
     }
@@ -145,6 +157,8 @@ async fn store_on(brokers: &str, replication_factor: u16) -> anyhow::Result<Kafk
 struct Acks {
     acks: BTreeMap<String, (String, u64)>,
     times: Vec<Instant>,
+    /// Each writer's error since its last acknowledgement: what a stall is reported with.
+    retrying: BTreeMap<usize, String>,
 }
 
 /// Four tasks appending keyed events until `stop`; each finishes the append it has begun
@@ -172,10 +186,18 @@ fn start_writers(
                                     (stream.to_string(), result.current_version.get()),
                                 );
                                 acks.times.push(Instant::now());
+                                acks.retrying.remove(&task);
                                 break;
                             }
                             Err(Error::Backend(e)) if e.is_transient() => {
                                 ensure!(Instant::now() < deadline, "{key}: no ack in 120 s: {e}");
+                                acks.lock()
+                                    .unwrap_or_else(|p| p.into_inner())
+                                    .retrying
+                                    .insert(
+                                        task,
+                                        format!("{key}: {}", foldline::error_chain(&e, ": ")),
+                                    );
                                 tokio::time::sleep(Duration::from_millis(100)).await;
                             }
                             Err(e) => return Err(e.into()),
@@ -205,8 +227,9 @@ async fn more_acks(acks: &Mutex<Acks>, from: usize, more: usize) -> anyhow::Resu
         }
         ensure!(
             Instant::now() < deadline,
-            "no {more} acknowledgements within 90 s (at {})",
-            ack_count(acks)
+            "no {more} acknowledgements within 90 s (at {}); writers retrying: {:?}",
+            ack_count(acks),
+            acks.lock().unwrap_or_else(|p| p.into_inner()).retrying
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -279,6 +302,7 @@ async fn the_broker_leading_most_partitions_killed_mid_run_and_brought_back() ->
 async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -> anyhow::Result<()>
 {
     let _one_at_a_time = BROKERS.lock().await;
+    let warnings = capture_warnings();
     let broker = SingleBroker::start()?;
     let store = store_on(SINGLE_BROKER, 1).await?;
     let outcome = outage_under_writers_and_a_subscriber(&store, || {
@@ -289,7 +313,7 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
     })
     .await;
     if outcome.is_err() {
-        broker.keep_state();
+        broker.keep_state(&warnings);
     }
     outcome
 }
