@@ -174,6 +174,20 @@ pub enum Error {
         what: &'static str,
     },
 
+    /// The task deciding an aggregate's queued commands ended before answering this one: the
+    /// aggregate's `handle` or `apply` panicked on one of them, or the runtime is shutting
+    /// down. The command's events may or may not have been appended; give commands an
+    /// idempotency key to execute them again safely.
+    #[error(
+        "the task deciding the commands of stream `{stream}` ended before answering this one \
+         (a panic in the aggregate, or the runtime shutting down); it may or may not have been \
+         appended"
+    )]
+    CommandAbandoned {
+        /// The aggregate's stream.
+        stream: StreamId,
+    },
+
     /// A projection's handler kept failing on one event, and the projector's policy is to stop.
     #[error(transparent)]
     PoisonEvent(Box<PoisonEvent>),

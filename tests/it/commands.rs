@@ -166,8 +166,8 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// 16 tasks through one executor on 3 accounts: commands on one aggregate take turns inside
-/// the process, so not one of them conflicts (and nothing is lost).
+/// 16 tasks through one executor on 3 accounts: commands on one aggregate are decided in turn
+/// inside the process, so not one of them conflicts (and nothing is lost).
 #[tokio::test(flavor = "multi_thread", worker_threads = 8)]
 async fn commands_on_one_aggregate_take_turns_in_one_process() -> anyhow::Result<()> {
     const ACCOUNTS: [&str; 3] = ["t0", "t1", "t2"];
@@ -176,6 +176,77 @@ async fn commands_on_one_aggregate_take_turns_in_one_process() -> anyhow::Result
         usize::try_from((task + i) % 3).unwrap()
     })
     .await?;
+    Ok(())
+}
+
+/// 16 tasks × 100 deposits on one account through one executor: the commands queued while an
+/// append is on its way are decided together and share the next append, so there are far
+/// fewer appends than commands, and each outcome still names its own versions (checked by
+/// `contended_deposits`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+#[allow(
+    clippy::print_stderr,
+    reason = "the appends per command are part of what this test reports"
+)]
+async fn commands_queued_on_one_aggregate_share_appends() -> anyhow::Result<()> {
+    const ACCOUNTS: [&str; 1] = ["g0"];
+    let store = InstrumentedStore::new(InMemoryEventStore::new());
+    let banks = [CommandExecutor::new(store.clone())];
+    let contention = contended_deposits(&banks, &ACCOUNTS, 16, 100, |_, _| 0).await?;
+    // The account's opening is one append of its own.
+    let appends = store.take_appends() - 1;
+    eprintln!(
+        "{} commands on one account in {appends} appends",
+        contention.commands
+    );
+    assert!(
+        appends * 2 <= contention.commands,
+        "{appends} appends for {} commands: queued commands did not share appends",
+        contention.commands
+    );
+    Ok(())
+}
+
+/// Ten withdrawals of 10 at once from an account holding 50, while another process deposits 30
+/// just before the first of their appends: whatever the groups, the first append conflicts and
+/// its group is decided again on the stored 80, so exactly eight withdrawals succeed, two are
+/// refused for want of funds, and the balance ends at 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_group_is_decided_again_after_a_conflict_and_its_refusals_stand() -> anyhow::Result<()> {
+    let store = InstrumentedStore::new(InMemoryEventStore::new());
+    let bank = CommandExecutor::new(store.clone());
+    bank.execute::<Account>(Cmd::open("w1", "ada")).await?;
+    bank.execute::<Account>(Cmd::deposit("w1", 50)).await?;
+    store.rival_appends_first("w1", &deposited(30));
+    let withdrawals: Vec<_> = (0..10)
+        .map(|_| {
+            let bank = bank.clone();
+            tokio::spawn(async move { bank.execute::<Account>(Cmd::withdraw("w1", 10)).await })
+        })
+        .collect();
+    let (mut done, mut refused) = (0, 0);
+    for withdrawal in withdrawals {
+        match withdrawal.await? {
+            Ok(outcome) => {
+                assert_eq!(outcome.events, [AccountEvent::Withdrawn { cents: 10 }]);
+                done += 1;
+            }
+            Err(error) => {
+                assert!(
+                    matches!(
+                        error.rejection(),
+                        Some(AccountError::InsufficientFunds { requested: 10, .. })
+                    ),
+                    "{error:?}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert_eq!((done, refused), (8, 2));
+    let loaded = bank.load::<Account>(&"w1".to_owned()).await?;
+    assert_eq!(loaded.state.balance, 0);
+    assert_eq!(loaded.version.get(), 3 + 8);
     Ok(())
 }
 
@@ -192,7 +263,7 @@ pub(crate) struct Contention {
 /// task `t` through `banks[t % banks.len()]` (their retry policies raised so no command gives
 /// up). Every command must succeed. With several executors (processes, as far as the
 /// aggregates can tell) some must have been retried after a conflict, or the run proved
-/// nothing; with one, none may have been: its commands on one aggregate take turns. Then, per
+/// nothing; with one, none may have been: its commands on one aggregate are decided in turn. Then, per
 /// account: versions contiguous from 1, every deposit stored exactly once at the version its
 /// outcome reported, and the loaded balance is the sum of the deposits.
 pub(crate) async fn contended_deposits<S, N>(
@@ -266,7 +337,7 @@ where
     } else {
         assert_eq!(
             contention.attempts, contention.commands,
-            "commands through one executor conflicted: they did not take turns"
+            "commands through one executor conflicted: they were not decided in turn"
         );
     }
 
@@ -461,8 +532,8 @@ pub(crate) async fn deposit_times<S, N>(
     n: u64,
 ) -> anyhow::Result<()>
 where
-    S: EventStore,
-    N: SnapshotStore,
+    S: EventStore + Clone,
+    N: SnapshotStore + Clone,
 {
     for _ in 0..n {
         bank.execute::<Account>(Cmd::deposit(account, 1)).await?;
@@ -604,6 +675,7 @@ where
 pub(crate) struct InstrumentedStore<S> {
     inner: S,
     reads: Arc<AtomicU64>,
+    appends: Arc<AtomicU64>,
     rivals: Arc<Mutex<VecDeque<AppendRequest>>>,
     hidden: Arc<Mutex<Option<(StreamId, Version)>>>,
 }
@@ -613,6 +685,7 @@ impl<S> InstrumentedStore<S> {
         InstrumentedStore {
             inner,
             reads: Arc::default(),
+            appends: Arc::default(),
             rivals: Arc::default(),
             hidden: Arc::default(),
         }
@@ -626,6 +699,11 @@ impl<S> InstrumentedStore<S> {
     /// The reads since the last call.
     pub(crate) fn take_reads(&self) -> u64 {
         self.reads.swap(0, Ordering::SeqCst)
+    }
+
+    /// The appends (rivals' not counted) since the last call.
+    pub(crate) fn take_appends(&self) -> u64 {
+        self.appends.swap(0, Ordering::SeqCst)
     }
 
     fn rival_appends_first(&self, account: &str, event: &AccountEvent) {
@@ -653,6 +731,7 @@ impl<S: EventStore> EventStore for InstrumentedStore<S> {
         // at the right moment (a 2-core machine often ran a whole contended test without one
         // conflict). Yielding here lets a concurrent command decide on the same state first.
         tokio::task::yield_now().await;
+        self.appends.fetch_add(1, Ordering::SeqCst);
         self.inner.append(request).await
     }
 
@@ -949,7 +1028,7 @@ async fn contended_commands_lose_nothing_with_cache() -> anyhow::Result<()> {
 }
 
 /// [`contended_deposits`] through one executor with a cache (for every account) over `store`:
-/// nothing lost or doubled, versions contiguous, no conflict (the commands take turns); some
+/// nothing lost or doubled, versions contiguous, no conflict (the commands are decided in turn); some
 /// commands decided on a cached state (fewer reads than decisions). Afterwards the cache holds each account's stored state:
 /// withdrawing the whole balance is decided without a read, and one more cent is refused.
 pub(crate) async fn contended_deposits_cached<S, N>(

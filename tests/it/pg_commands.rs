@@ -29,7 +29,7 @@ async fn contended_commands_lose_nothing() -> anyhow::Result<()> {
     const COMMANDS: u64 = 1_000;
     let schema = test_schema().await;
     let store = schema.store().clone();
-    // Two processes: two executors (one alone would take turns, no conflict) on two store
+    // Two processes: two executors (one alone decides in turn, no conflict) on two store
     // instances, whose group-commit writers each find the other's appends under their batches'
     // assumptions. Snapshots keep each load short: the streams grow to ~1600 events.
     let other = schema.connect_another().await?;

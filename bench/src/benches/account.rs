@@ -259,7 +259,7 @@ pub(crate) struct Handler<S> {
     pub(crate) rotation: Rotation,
 }
 
-impl<S: foldline::EventStore> crate::timed::Worker for Handler<S> {
+impl<S: foldline::EventStore + Clone> crate::timed::Worker for Handler<S> {
     async fn step(&mut self) -> anyhow::Result<u64> {
         let step = self.rotation.advance()?;
         self.executor
@@ -270,7 +270,7 @@ impl<S: foldline::EventStore> crate::timed::Worker for Handler<S> {
 }
 
 /// Accounts opened for a contention phase: `count` slots of generation `generation`.
-pub(crate) async fn open_accounts<S: foldline::EventStore>(
+pub(crate) async fn open_accounts<S: foldline::EventStore + Clone>(
     executor: &foldline::CommandExecutor<S>,
     count: u32,
     generation: u32,
@@ -297,7 +297,7 @@ pub(crate) struct Depositor<S> {
     pub(crate) next: usize,
 }
 
-impl<S: foldline::EventStore> crate::timed::Worker for Depositor<S> {
+impl<S: foldline::EventStore + Clone> crate::timed::Worker for Depositor<S> {
     async fn step(&mut self) -> anyhow::Result<u64> {
         let id = self.accounts[self.next % self.accounts.len()];
         self.next += 1;

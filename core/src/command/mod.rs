@@ -1,11 +1,12 @@
 //! Command execution: load, decide, append with the expected version, retry on conflict.
 
 mod cache;
+mod drain;
 mod error;
 pub(crate) mod load;
 mod options;
+mod queue;
 mod retry;
-mod turns;
 
 pub use error::CommandError;
 pub use load::Loaded;
@@ -15,19 +16,21 @@ pub use retry::RetryPolicy;
 use std::sync::Arc;
 use std::time::Instant;
 
+use tokio::sync::oneshot;
 use tracing::Instrument;
 use uuid::Uuid;
 
 use crate::aggregate::{Aggregate, Command};
 use crate::codec::{Codec, JsonCodec};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::event::NewEvent;
 use crate::names::StreamId;
-use crate::store::{AppendRequest, AppendResult, EventStore, NoSnapshots, Snapshot, SnapshotStore};
-use crate::version::ExpectedVersion;
+use crate::store::{AppendResult, EventStore, NoSnapshots, Snapshot, SnapshotStore};
+use crate::version::Version;
 
 use cache::StateCache;
-use turns::Turns;
+use drain::Waiting;
+use queue::Queues;
 
 /// What executing a command did.
 #[derive(Debug, Clone)]
@@ -36,7 +39,10 @@ pub struct CommandOutcome<A: Aggregate> {
     /// The events the command caused (for a replayed idempotent command: the events the first
     /// execution appended, read back from the store).
     pub events: Vec<A::Event>,
-    /// The store's answer: versions, position (for read-your-writes) and whether it was a replay.
+    /// The store's answer: this command's versions, a position (for read-your-writes: the
+    /// position of the last event of the append that carried it, which other commands queued
+    /// on the same aggregate may have shared, so at or after this command's own events) and
+    /// whether it was a replay.
     pub append: AppendResult,
     /// How many times the decision was made (1 unless version conflicts forced retries; with
     /// a [cache](CommandExecutor::with_cache), a conflict on a stale cached state counts too,
@@ -90,16 +96,8 @@ pub struct CommandExecutor<S, N = NoSnapshots, C = JsonCodec> {
     codec: C,
     retry: RetryPolicy,
     cache: Option<Arc<StateCache>>,
-    /// Commands on one aggregate take turns (shared by clones).
-    turns: Arc<Turns>,
-}
-
-/// A decision and the state it was made on.
-struct Decided<A: Aggregate> {
-    loaded: Loaded<A>,
-    decision: std::result::Result<Vec<A::Event>, A::Error>,
-    /// Whether `loaded` came from the cache (and may be stale).
-    from_cache: bool,
+    /// Commands on one aggregate queue, decided in order by one task (shared by clones).
+    queues: Arc<Queues>,
 }
 
 impl<S: EventStore> CommandExecutor<S> {
@@ -111,7 +109,7 @@ impl<S: EventStore> CommandExecutor<S> {
             codec: JsonCodec,
             retry: RetryPolicy::default(),
             cache: None,
-            turns: Arc::new(Turns::new()),
+            queues: Arc::new(Queues::new()),
         }
     }
 }
@@ -125,7 +123,7 @@ impl<S, N, C> CommandExecutor<S, N, C> {
             codec: self.codec,
             retry: self.retry,
             cache: self.cache,
-            turns: self.turns,
+            queues: self.queues,
         }
     }
 
@@ -137,7 +135,7 @@ impl<S, N, C> CommandExecutor<S, N, C> {
             codec,
             retry: self.retry,
             cache: self.cache,
-            turns: self.turns,
+            queues: self.queues,
         }
     }
 
@@ -155,10 +153,10 @@ impl<S, N, C> CommandExecutor<S, N, C> {
     /// What is cached is the state the executor holds after a command anyway: after an append,
     /// the decided-on state with the new events applied, at the version the append returned;
     /// after a refusal or a no-op, the state decided on. Nothing is cloned, so aggregates need
-    /// not be `Clone`: a command *takes* its aggregate's entry out of the cache when it starts
-    /// and puts its final state back when it ends. Commands on one aggregate take turns (see
-    /// [`execute_with`](CommandExecutor::execute_with)), so the next one finds the state the
-    /// previous one left. The least recently used aggregates are evicted first.
+    /// not be `Clone`: the task deciding an aggregate's commands *takes* its entry out of the
+    /// cache when it starts a group of commands and puts the final state back when the group
+    /// is done (see [`execute_with`](CommandExecutor::execute_with)), so the next group finds
+    /// the state the previous one left. The least recently used aggregates are evicted first.
     ///
     /// The store stays the authority; a cached state may be stale when another process (or
     /// another executor) appended to the aggregate since:
@@ -170,10 +168,10 @@ impl<S, N, C> CommandExecutor<S, N, C> {
     ///   [`CommandOutcome::attempts`].
     /// - A refusal or a no-op (no events) decided on a cached state may be an artifact of the
     ///   stale state (a withdrawal refused for a balance another process has since topped up),
-    ///   so it is never returned as is: the aggregate is loaded from the store and the command
-    ///   decided again. Only a refusal or no-op decided on loaded state is returned.
-    /// - A command cancelled (its future dropped) after taking the entry leaves none behind;
-    ///   the next command loads from the store.
+    ///   so when no command of a group appends (nothing proves the cached state current), it
+    ///   is never returned as is: the aggregate is loaded from the store and the group decided
+    ///   again. When the group appends, the append's version check proves the state it was
+    ///   decided on, and its refusals stand.
     ///
     /// The state cached after an append is the decided-on state with the command's events
     /// applied in memory, as for snapshots, so it equals the state folded from the stored
@@ -211,24 +209,12 @@ impl<S, N, C> CommandExecutor<S, N, C> {
     }
 }
 
-impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
-    /// Loads aggregate `id`: its latest usable snapshot, then the events after it.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::InvalidName`](crate::Error::InvalidName) if the id makes an invalid stream id;
-    /// decode errors for stored events the code cannot read;
-    /// [`Error::StreamGap`](crate::Error::StreamGap) when the stored events skip a version
-    /// (damaged data); store failures.
-    ///
-    /// # Cancel safety
-    ///
-    /// Cancel safe: it only reads.
-    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
-        let stream = StreamId::for_aggregate(A::NAME, id)?;
-        load::load(&self.store, &self.snapshots, &self.codec, stream).await
-    }
-
+impl<S, N, C> CommandExecutor<S, N, C>
+where
+    S: EventStore + Clone,
+    N: SnapshotStore + Clone,
+    C: Codec + Clone,
+{
     /// Executes `command` with default [`CommandOptions`].
     ///
     /// # Errors
@@ -251,11 +237,16 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     /// attempts, with jittered backoff. With a [cache](CommandExecutor::with_cache), the first
     /// decision may be made on the cached state instead of a loaded one.
     ///
-    /// Commands on the same aggregate through this executor and its clones take turns, in
-    /// arrival order: each waits until the one before it has appended (or failed), so they never
-    /// race each other to a version conflict and a reload; with a cache, each decides on the
-    /// state the previous one left. Conflicts come only from writers elsewhere (other processes,
-    /// other executors). Commands on different aggregates never wait for each other.
+    /// Commands on the same aggregate through this executor and its clones queue, and one task
+    /// decides them in arrival order, each on the state the ones before it left. The commands
+    /// queued while an append is on its way form the next group: their events go in one
+    /// append (a command with an idempotency key in one of its own), so a hot aggregate costs
+    /// one store round trip per group, not per command, and commands of one process never race
+    /// each other to a version conflict. The group commits whole or not at all; after a
+    /// conflict (with a writer elsewhere: another process or executor) the whole group is
+    /// decided again on the stored state. Each command's outcome names its own versions;
+    /// refusals and no-ops of a group are returned once its append is stored. Commands on
+    /// different aggregates never wait for each other.
     ///
     /// # Errors
     ///
@@ -266,10 +257,13 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
     ///
     /// # Cancel safety
     ///
-    /// Not cancel safe: dropped after its append reached the store, the command's events may
-    /// still be written ([`EventStore::append`]). Give commands an idempotency key
+    /// Not cancel safe: once queued, a command is decided and appended by its aggregate's task
+    /// whether or not the caller still waits (so dropping one caller never stops the other
+    /// commands of its group). Give commands an idempotency key
     /// ([`CommandOptions::with_idempotency_key`]) and execute again: a repeat appends nothing
     /// and returns the first outcome.
+    ///
+    /// Needs a Tokio runtime (the aggregate's task is spawned on it).
     pub async fn execute_with<A: Aggregate>(
         &self,
         command: A::Command,
@@ -316,118 +310,44 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
             return Ok(self.replayed::<A>(first).await?);
         }
         let command_id = options.command_id.unwrap_or_else(Uuid::now_v7);
-        let metadata = options.metadata.clone().with_command_id(command_id);
-        // Held to the end: the next command on this aggregate decides after this one.
-        let _turn = self.turns.take(&stream).await;
-        let mut attempt = 0;
-        let mut max_attempts = self.retry.max_attempts;
-        loop {
-            attempt += 1;
-            // Only the first attempt looks in the cache: a retry follows a conflict, after which
-            // the store is asked.
-            let Decided {
-                loaded,
-                decision,
-                from_cache,
-            } = self.decide::<A>(&stream, &command, attempt == 1).await?;
-            let events = match decision {
-                Ok(events) => events,
-                Err(rejection) => {
-                    self.cache_state(loaded);
-                    return Err(CommandError::Rejected(rejection));
-                }
-            };
-            if events.is_empty() {
-                let append = AppendResult {
-                    stream_id: stream,
-                    previous_version: loaded.version,
-                    current_version: loaded.version,
-                    position: None,
-                    replayed: false,
-                };
-                self.cache_state(loaded);
-                return Ok(CommandOutcome {
-                    events,
-                    append,
-                    attempts: attempt,
-                });
-            }
-            let encoded = self.encode_events::<A>(&events, &metadata)?;
-            let mut request = AppendRequest::new(
-                stream.clone(),
-                ExpectedVersion::Exact(loaded.version),
-                encoded,
-            );
-            if let Some(key) = &options.idempotency_key {
-                request = request.with_idempotency_key(key.clone());
-            }
-            match self.store.append(request).await {
-                Ok(append) if append.replayed => return Ok(self.replayed::<A>(append).await?),
-                Ok(append) => {
-                    self.after_append(loaded, &events, &append).await;
-                    return Ok(CommandOutcome {
-                        events,
-                        append,
-                        attempts: attempt,
-                    });
-                }
-                Err(error) if error.is_conflict() && from_cache => {
-                    // Not contention: the cached state was stale. Decide again on the stored
-                    // state at once, with an extra attempt.
-                    metrics::counter!("foldline_command_conflicts_total", "aggregate" => A::NAME)
-                        .increment(1);
-                    metrics::counter!("foldline_command_cache_stale_total", "aggregate" => A::NAME)
-                        .increment(1);
-                    tracing::debug!(%error, "cached state was stale, deciding again");
-                    max_attempts = max_attempts.saturating_add(1);
-                }
-                Err(error) if error.is_conflict() && attempt < max_attempts => {
-                    metrics::counter!("foldline_command_conflicts_total", "aggregate" => A::NAME)
-                        .increment(1);
-                    tracing::debug!(attempt, %error, "version conflict, deciding again");
-                    tokio::time::sleep(self.retry.delay_after(attempt)).await;
-                }
-                Err(error) => return Err(error.into()),
-            }
-        }
-    }
-
-    /// Decides `command` on the cached state (when `use_cache` and the cache holds it) or on
-    /// the state loaded from the store. A refusal or no-op on a cached state is not trusted: it
-    /// is decided again on the loaded state.
-    async fn decide<A: Aggregate>(
-        &self,
-        stream: &StreamId,
-        command: &A::Command,
-        use_cache: bool,
-    ) -> Result<Decided<A>> {
-        let cached = match &self.cache {
-            Some(cache) if use_cache => cache.take::<A>(stream),
-            _ => None,
+        let (reply, answer) = oneshot::channel();
+        let waiting = Waiting::<A> {
+            command,
+            metadata: options.metadata.with_command_id(command_id),
+            idempotency_key: options.idempotency_key,
+            reply,
         };
-        if let Some(loaded) = cached {
-            match loaded.state.handle(command) {
-                Ok(events) if !events.is_empty() => {
-                    return Ok(Decided {
-                        loaded,
-                        decision: Ok(events),
-                        from_cache: true,
-                    });
-                }
-                _ => {
-                    metrics::counter!("foldline_command_cache_rechecks_total", "aggregate" => A::NAME)
-                        .increment(1);
-                    tracing::debug!("refusal or no-op on a cached state, deciding again");
-                }
-            }
+        if self.queues.push(&stream, Box::new(waiting)) {
+            // A task of its own: a caller that stops waiting (its future dropped) must not
+            // stop the decisions and the append of the other commands of its group.
+            tokio::spawn(
+                self.clone()
+                    .drain::<A>(stream.clone())
+                    .instrument(tracing::Span::current()),
+            );
         }
-        let loaded = self.load_stream::<A>(stream).await?;
-        let decision = loaded.state.handle(command);
-        Ok(Decided {
-            loaded,
-            decision,
-            from_cache: false,
-        })
+        answer
+            .await
+            .unwrap_or_else(|_| Err(Error::CommandAbandoned { stream }.into()))
+    }
+}
+
+impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
+    /// Loads aggregate `id`: its latest usable snapshot, then the events after it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidName`](crate::Error::InvalidName) if the id makes an invalid stream id;
+    /// decode errors for stored events the code cannot read;
+    /// [`Error::StreamGap`](crate::Error::StreamGap) when the stored events skip a version
+    /// (damaged data); store failures.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    pub async fn load<A: Aggregate>(&self, id: &A::Id) -> Result<Loaded<A>> {
+        let stream = StreamId::for_aggregate(A::NAME, id)?;
+        load::load(&self.store, &self.snapshots, &self.codec, stream).await
     }
 
     async fn load_stream<A: Aggregate>(&self, stream: &StreamId) -> Result<Loaded<A>> {
@@ -474,51 +394,24 @@ impl<S: EventStore, N: SnapshotStore, C: Codec> CommandExecutor<S, N, C> {
         })
     }
 
-    /// Brings `loaded` up to the append, if a snapshot is due or there is a cache: saves the
-    /// snapshot and caches the state. Snapshot failures are logged, never returned: the events
-    /// are committed and a snapshot is only an optimisation.
-    async fn after_append<A: Aggregate>(
+    /// A snapshot of `state` of `stream` at `version`, unless the aggregate does not encode
+    /// one or encoding fails (logged).
+    fn encode_snapshot<A: Aggregate>(
         &self,
-        mut loaded: Loaded<A>,
-        events: &[A::Event],
-        append: &AppendResult,
-    ) {
-        let snapshot_due = A::SNAPSHOT_EVERY.filter(|n| *n > 0).is_some_and(|every| {
-            append.previous_version.get() / every != append.current_version.get() / every
-        });
-        if !snapshot_due && self.cache.is_none() {
-            return;
-        }
-        for event in events {
-            loaded.state.apply(event);
-        }
-        loaded.version = append.current_version;
-        let snapshot = if snapshot_due {
-            self.encode_snapshot(&loaded.state, append)
-        } else {
-            None
-        };
-        self.cache_state(loaded);
-        if let Some(snapshot) = snapshot
-            && let Err(error) = self.snapshots.save_snapshot(snapshot).await
-        {
-            tracing::warn!(stream = %append.stream_id, %error, "could not save snapshot");
-        }
-    }
-
-    /// A snapshot of `state` at the version `append` reached, unless the aggregate does not
-    /// encode one or encoding fails (logged).
-    fn encode_snapshot<A: Aggregate>(&self, state: &A, append: &AppendResult) -> Option<Snapshot> {
+        state: &A,
+        stream: &StreamId,
+        version: Version,
+    ) -> Option<Snapshot> {
         let payload = match state.encode_snapshot(&self.codec) {
             Ok(payload) => payload?,
             Err(error) => {
-                tracing::warn!(stream = %append.stream_id, %error, "could not encode snapshot");
+                tracing::warn!(stream = %stream, %error, "could not encode snapshot");
                 return None;
             }
         };
         Some(Snapshot::new(
-            append.stream_id.clone(),
-            append.current_version,
+            stream.clone(),
+            version,
             A::SNAPSHOT_VERSION,
             payload,
         ))

@@ -474,7 +474,7 @@ where
     /// can tell), deposit into `account` concurrently. Both load the same version (the
     /// [`Rendezvous`] store holds their first reads until both have read), so one append
     /// conflicts and its executor loads and decides that command again. (Commands through one
-    /// executor take turns instead, and never conflict with each other.)
+    /// executor queue and are decided in turn instead, and never conflict with each other.)
     async fn race(&mut self, account: &AccountId) -> anyhow::Result<()> {
         writeln!(
             self.out,
