@@ -30,11 +30,6 @@ const MIGRATIONS: &[Migration] = &[
         name: "append_one",
         sql: include_str!("../migrations/0003_append_one.sql"),
     },
-    Migration {
-        version: 4,
-        name: "append_batch",
-        sql: include_str!("../migrations/0004_append_batch.sql"),
-    },
 ];
 
 /// What [`PgEventStore::migrate`] did.

@@ -19,7 +19,7 @@ use crate::migrate::{self, PgMigrationReport};
 use crate::options::PgStoreOptions;
 use crate::rows::{append_result, recorded_event, to_i64};
 use crate::sql::Sql;
-use crate::writer::{Notifier, PendingAppend, SeenVersions, Writer};
+use crate::writer::{Notifier, PendingAppend, Writer};
 
 /// How many appends may wait for the group-commit writer before `append` waits for room.
 const QUEUE_DEPTH: usize = 8192;
@@ -93,7 +93,6 @@ impl PgEventStore {
             sql: sql.clone(),
             schema: schema.as_str().to_owned(),
             notifier: Notifier::start(pool.clone(), channel.clone()),
-            seen: SeenVersions::default(),
             max_batch: options.max_batch,
             max_in_flight: options.max_in_flight,
         };

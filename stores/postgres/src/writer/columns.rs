@@ -1,6 +1,6 @@
 //! A batch's appends as the column arrays of multi-row `INSERT ... SELECT FROM unnest(...)`.
 
-use foldline::{AppendRequest, Error, IdempotencyKey, NewEvent, StreamId};
+use foldline::{AppendRequest, AppendResult, Error, IdempotencyKey, NewEvent, StreamId};
 use uuid::Uuid;
 
 use crate::rows::to_i64;
@@ -116,19 +116,11 @@ pub(super) struct KeyRows<'a> {
 }
 
 impl<'a> KeyRows<'a> {
-    /// Records `key` as used by the append to `stream` that moved it from `previous` to
-    /// `current`.
-    pub(super) fn push(
-        &mut self,
-        key: &'a IdempotencyKey,
-        stream: &'a StreamId,
-        previous: u64,
-        current: u64,
-    ) {
+    pub(super) fn push(&mut self, key: &'a IdempotencyKey, result: &'a AppendResult) {
         self.keys.push(key.as_str());
-        self.streams.push(stream.as_str());
-        self.previous.push(to_i64(previous));
-        self.current.push(to_i64(current));
+        self.streams.push(result.stream_id.as_str());
+        self.previous.push(to_i64(result.previous_version.get()));
+        self.current.push(to_i64(result.current_version.get()));
     }
 
     pub(super) fn is_empty(&self) -> bool {

@@ -1,9 +1,8 @@
 //! Group commit: one task per store coalesces concurrent appends into transactions.
 //!
 //! Appends wait in a bounded queue. The writer takes everything queued (up to `max_batch`) as
-//! one batch and commits it in one transaction, one statement in one round trip when no other
-//! process moved its streams (`batch.rs`; a batch of one append without an idempotency key by a
-//! smaller function, `single.rs`), with up to `max_in_flight`
+//! one batch and commits it in one transaction (`batch.rs`; a batch of one append without an
+//! idempotency key in one round trip, `single.rs`), with up to `max_in_flight`
 //! transactions at once, so a new batch is built while earlier ones wait for their commit to
 //! reach the disk. Each append in a batch is checked on its own (expected version, idempotency
 //! key) in the order it arrived, so a conflict fails only that append, and two appends to one
@@ -50,7 +49,6 @@ use tracing::Instrument;
 use crate::error::{Postgres, is_connection_error, pool};
 use crate::sql::Sql;
 
-pub(crate) use batch::SeenVersions;
 pub(crate) use notify::Notifier;
 
 /// An append waiting for the writer, with where to send its result.
@@ -66,8 +64,6 @@ pub(crate) struct Writer {
     pub(crate) schema: String,
     /// Wakes subscribers after commits (outside the appending transactions).
     pub(crate) notifier: Notifier,
-    /// What a batch assumes of streams its appends expect any version of.
-    pub(crate) seen: SeenVersions,
     pub(crate) max_batch: usize,
     pub(crate) max_in_flight: usize,
 }
