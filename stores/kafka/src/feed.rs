@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use std::time::Duration;
 
 use foldline::{Checkpoint, DriverErrors, Error, EventBatch, Position, Subscription};
+use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::{Offset, TopicPartitionList};
@@ -170,6 +171,15 @@ fn read_blocking(
             Some(Err(e)) => return Err(Kafka::error(context(), e)),
             Some(Ok(message)) => {
                 quiet = std::time::Instant::now();
+                if records::is_marker(&message) {
+                    // No event, but read: the checkpoint moves past it.
+                    checkpoint.advance(Position::new(
+                        message.partition().unsigned_abs(),
+                        u64::try_from(message.offset()).unwrap_or(0),
+                        0,
+                    ));
+                    continue;
+                }
                 let event = records::recorded_event(&message);
                 checkpoint.advance(event.position);
                 events.push(event);

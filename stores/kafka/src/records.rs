@@ -62,6 +62,13 @@ pub(crate) fn now_millis() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
+/// Whether `message` is a writer's marker (empty key, no value), which it commits to every
+/// partition it writes to when it takes its partition (`PartitionWriter::mark_partitions`):
+/// no event, no head, no key; every reader skips it.
+pub(crate) fn is_marker(message: &BorrowedMessage<'_>) -> bool {
+    message.key().is_some_and(<[u8]>::is_empty) && message.payload().is_none()
+}
+
 /// The event in an events-topic record. A record foldline cannot read whole (produced around
 /// the store) is returned marked [`UnreadableEvent`], in its place, with what it holds.
 pub(crate) fn recorded_event(message: &BorrowedMessage<'_>) -> RecordedEvent {

@@ -29,6 +29,7 @@ use std::time::{Duration, Instant};
 use foldline::{
     AppendRequest, AppendResult, BackendErrorKind, DriverErrors, Error, Position, StreamId, Version,
 };
+use rdkafka::ClientContext;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -56,6 +57,31 @@ const GIVE_UP_FOR: Duration = Duration::from_secs(10);
 /// `read_committed` reader back briefly (the brokers abort its transaction after this long).
 pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// A partition writer's transactional producer.
+type TxProducer = FutureProducer<WriterContext>;
+
+/// Counts the broker outages a writer's producer sees (a broker's connection lost, every
+/// broker down), so the writer takes its partition again before its next transaction
+/// (`PartitionWriter::must_take_again`).
+struct WriterContext {
+    outages: Arc<AtomicU64>,
+}
+
+impl ClientContext for WriterContext {
+    fn error(&self, error: KafkaError, reason: &str) {
+        let outage = matches!(
+            error.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
+        );
+        if outage {
+            self.outages.fetch_add(1, Ordering::AcqRel);
+            tracing::debug!(%error, reason, "a writer's producer lost its broker");
+        } else {
+            tracing::warn!(%error, reason, "a writer's producer");
+        }
+    }
+}
+
 /// An append waiting for its partition's writer.
 struct PendingAppend {
     request: AppendRequest,
@@ -79,6 +105,8 @@ pub(crate) struct Writers {
     /// The runtime writers run on: the one of the first append (the group's callbacks come
     /// from a thread of their own).
     runtime: std::sync::OnceLock<tokio::runtime::Handle>,
+    /// The partition count of the store's topics.
+    partition_count: u32,
 }
 
 #[derive(Debug)]
@@ -118,6 +146,7 @@ impl Writers {
             partitions: Mutex::new(HashMap::new()),
             next_writer: AtomicU64::new(0),
             runtime: std::sync::OnceLock::new(),
+            partition_count: partitions,
         })
     }
 
@@ -248,6 +277,8 @@ impl Writers {
             index,
             ready: ready_sender,
             uncertain: AtomicBool::new(false),
+            outages: Arc::default(),
+            outages_taken: AtomicU64::new(0),
         };
         match self.runtime.get() {
             Some(runtime) => drop(runtime.spawn(writer.run(pending))),
@@ -359,6 +390,10 @@ struct PartitionWriter {
     ready: watch::Sender<bool>,
     /// Set when a transaction failed and could not be aborted (its outcome is unknown).
     uncertain: AtomicBool,
+    /// The broker outages this writer's producers saw (`WriterContext`), and how many of them
+    /// its last take had seen.
+    outages: Arc<AtomicU64>,
+    outages_taken: AtomicU64,
 }
 
 impl PartitionWriter {
@@ -383,31 +418,56 @@ impl PartitionWriter {
                     Err(_) => break,
                 }
             }
-            if let Err(lost) = self.commit(&producer, batch).await {
-                return self.give_up(queue, &lost, "gave the partition up").await;
-            }
-            if self.uncertain.swap(false, Ordering::AcqRel) {
-                // A transaction failed and could not be aborted: whether it committed is not
-                // known here, so the index may be behind. Taken again, the partition's writer
-                // resolves it and the barrier rebuilds the index from what was committed.
+            if let Some(why) = self.must_take_again() {
                 tracing::warn!(
                     partition = self.partition,
-                    "a transaction's outcome is unknown: taking the partition again"
+                    "{why}: taking the partition again"
                 );
-                // Appends wait meanwhile, and idempotency keys are read again: a key of that
-                // transaction may be used after all.
+                // Appends wait meanwhile, and idempotency keys are read again: a key of an
+                // earlier transaction may be used after all.
                 self.ready.send_replace(false);
                 self.writers.keys.forget_loaded().await;
                 producer = match self.take().await {
                     Ok(taken) => taken,
                     Err(error) => {
+                        let why = foldline::error_chain(&error, ": ");
+                        for pending in batch {
+                            let _ = pending
+                                .reply
+                                .send(Err(self.writers.not_owner(self.partition, &why)));
+                        }
                         return self
                             .give_up(queue, &error, "could not take the partition again")
                             .await;
                     }
                 };
             }
+            if let Err(lost) = self.commit(&producer, batch).await {
+                return self.give_up(queue, &lost, "gave the partition up").await;
+            }
         }
+    }
+
+    /// Why the partition must be taken again before the next transaction, if it must:
+    ///
+    /// - a transaction failed and could not be aborted: whether it committed is not known
+    ///   here, so the index may be behind; taken again, the partition's writer resolves it and
+    ///   the barrier rebuilds the index from what was committed;
+    /// - the producer lost its broker since the take: a broker that crashed may have
+    ///   acknowledged a commit whose markers it then never wrote (Apache Kafka skips the
+    ///   markers of partitions that have no leader while it sends them, as a restarted single
+    ///   node's partitions have for a moment), leaving that transaction's records undecided.
+    ///   The next transaction of the same producer would decide them: an abort (after a
+    ///   failure) in one partition and a commit in another would split a committed append.
+    ///   Taken again, the writer commits its mark in every partition a transaction of it
+    ///   writes to (`mark_partitions`), which decides such records as committed everywhere.
+    fn must_take_again(&self) -> Option<&'static str> {
+        if self.uncertain.swap(false, Ordering::AcqRel) {
+            return Some("a transaction's outcome is unknown");
+        }
+        let outages = self.outages.load(Ordering::Acquire);
+        (outages != self.outages_taken.load(Ordering::Acquire))
+            .then_some("the producer lost its connection to the brokers")
     }
 
     /// The group revoked the partition: every append still queued is refused.
@@ -443,12 +503,15 @@ impl PartitionWriter {
     }
 
     /// Fences earlier writers of the partition and rebuilds the index (the barrier).
-    async fn take(&self) -> Result<FutureProducer, Error> {
+    async fn take(&self) -> Result<TxProducer, Error> {
         let options = &self.writers.options;
         let names = &self.writers.names;
         let transactional_id = format!("{}.writer.{}", options.topic_prefix, self.partition);
         let context = || format!("taking partition {} of `{}`", self.partition, names.events);
-        let producer: FutureProducer = client_config(options)
+        // Counted from before the new producer exists: an outage during the take is one too.
+        self.outages_taken
+            .store(self.outages.load(Ordering::Acquire), Ordering::Release);
+        let producer: TxProducer = client_config(options)
             .set("transactional.id", &transactional_id)
             .set("enable.idempotence", "true")
             .set(
@@ -459,7 +522,9 @@ impl PartitionWriter {
             .set("linger.ms", "1")
             // The brokers' default: an event at the store's limit fits with its headers.
             .set("message.max.bytes", "1048588")
-            .create()
+            .create_with_context(WriterContext {
+                outages: Arc::clone(&self.outages),
+            })
             .map_err(|e| Kafka::error(context(), e))?;
         let timeout = options.timeout;
         let fencing = producer.clone();
@@ -471,7 +536,7 @@ impl PartitionWriter {
         })
         .await?;
 
-        self.mark_heads(&producer).await?;
+        self.mark_partitions(&producer).await?;
 
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
@@ -495,30 +560,42 @@ impl PartitionWriter {
         Ok(producer)
     }
 
-    /// Commits a tombstone (empty key, no value: readers of the heads skip it) to the
-    /// partition of `<prefix>.heads`, before the barrier reads it. A read stops at the
-    /// partition's high watermark, which a broker restarted after a crash was seen to leave
-    /// behind committed records: the barrier then missed a committed head, and the next append
-    /// took its stream's version again (two events at one version). A write acknowledged by
-    /// every in-sync replica moves the high watermark past everything before it.
-    async fn mark_heads(&self, producer: &FutureProducer) -> Result<(), Error> {
+    /// Commits a marker record (empty key, no value: readers skip it, `records::is_marker`)
+    /// to this partition of `<prefix>.events` and `<prefix>.heads` and to every partition of
+    /// `<prefix>.keys` (every topic a transaction of this writer writes to), before the
+    /// barrier reads the heads. Its commit decides, as committed, any record an earlier
+    /// producer of this partition left undecided (a commit whose markers the brokers lost:
+    /// `must_take_again`); and the write, acknowledged by every in-sync replica, moves each
+    /// partition's high watermark past everything before it, which a broker restarted after a
+    /// crash was seen to leave behind committed records.
+    async fn mark_partitions(&self, producer: &TxProducer) -> Result<(), Error> {
         let names = &self.writers.names;
         let context = || {
             format!(
-                "marking partition {} of `{}` before the barrier",
-                self.partition, names.heads
+                "marking partition {} of `{}` and `{}`, and `{}`, before the barrier",
+                self.partition, names.events, names.heads, names.keys
             )
         };
         producer
             .begin_transaction()
             .map_err(|e| Kafka::error(context(), e))?;
-        let record: FutureRecord<'_, str, Vec<u8>> = FutureRecord::to(&names.heads)
-            .partition(i32::try_from(self.partition).unwrap_or(i32::MAX))
-            .key("");
-        let delivery = send(producer, record).map_err(|e| Kafka::error(context(), e))?;
-        if let Err(error) = delivered(delivery).await {
-            self.abort(producer).await;
-            return Err(delivery_failed(context(), error));
+        let own = i32::try_from(self.partition).unwrap_or(i32::MAX);
+        let keys = (0..self.writers.partition_count)
+            .map(|k| (names.keys.as_str(), i32::try_from(k).unwrap_or(i32::MAX)));
+        let mut deliveries = Vec::new();
+        for (topic, partition) in [(names.events.as_str(), own), (names.heads.as_str(), own)]
+            .into_iter()
+            .chain(keys)
+        {
+            let record: FutureRecord<'_, str, Vec<u8>> =
+                FutureRecord::to(topic).partition(partition).key("");
+            deliveries.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+        }
+        for delivery in deliveries {
+            if let Err(error) = delivered(delivery).await {
+                self.abort(producer).await;
+                return Err(delivery_failed(context(), error));
+            }
         }
         let committer = producer.clone();
         let timeout = self.writers.options.timeout;
@@ -533,11 +610,7 @@ impl PartitionWriter {
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
     /// `Err` when the partition is lost (fenced, or a fatal producer error): the writer stops.
-    async fn commit(
-        &self,
-        producer: &FutureProducer,
-        batch: Vec<PendingAppend>,
-    ) -> Result<(), Error> {
+    async fn commit(&self, producer: &TxProducer, batch: Vec<PendingAppend>) -> Result<(), Error> {
         let plan = {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
             let empty = Index::default();
@@ -618,7 +691,7 @@ impl PartitionWriter {
     /// results, in order.
     async fn write(
         &self,
-        producer: &FutureProducer,
+        producer: &TxProducer,
         plan: &Plan,
     ) -> Result<(Vec<AppendResult>, HashMap<StreamId, StreamEntry>), Error> {
         let names = &self.writers.names;
@@ -773,7 +846,7 @@ impl PartitionWriter {
     }
 
     /// Aborts the open transaction, if it can be (a fenced producer cannot: it is done).
-    async fn abort(&self, producer: &FutureProducer) {
+    async fn abort(&self, producer: &TxProducer) {
         let aborter = producer.clone();
         let timeout = self.writers.options.timeout;
         let aborted = blocking(move || {
@@ -791,7 +864,7 @@ impl PartitionWriter {
 
 /// Enqueues `record`.
 fn send(
-    producer: &FutureProducer,
+    producer: &TxProducer,
     record: FutureRecord<'_, str, Vec<u8>>,
 ) -> Result<DeliveryFuture, KafkaError> {
     producer.send_result(record).map_err(|(e, _)| e)
