@@ -136,7 +136,8 @@ pub use aggregate::{Aggregate, AggregateId, Command};
 pub use backend::{DriverErrors, redact_url};
 pub use codec::{Codec, JsonCodec};
 pub use command::{
-    CommandError, CommandExecutor, CommandOptions, CommandOutcome, Loaded, RetryPolicy,
+    CommandError, CommandExecutor, CommandOptions, CommandOutcome, DEFAULT_CACHE_CAPACITY, Loaded,
+    RetryPolicy,
 };
 pub use error::{
     BackendError, BackendErrorKind, BoxError, Error, NameKind, PoisonEvent, Result, error_chain,

@@ -386,7 +386,8 @@ where
 #[tokio::test]
 async fn conflicts_are_retried_or_surface() -> anyhow::Result<()> {
     let store = InstrumentedStore::new(InMemoryEventStore::new());
-    let bank = CommandExecutor::new(store.clone());
+    // No cache: a conflict on a cached state is decided again at once, whatever the policy.
+    let bank = CommandExecutor::new(store.clone()).with_cache(0);
     bank.execute::<Account>(Cmd::open("x1", "ada")).await?;
 
     // Without retries the conflict reaches the caller, and the command wrote nothing.
@@ -819,7 +820,7 @@ pub(crate) async fn cache_hit_skips_read<S: EventStore + Clone>(store: S) -> any
     assert_eq!(counting.take_reads(), 1, "load reads the store");
 
     // Without a cache, every command reads.
-    let uncached = CommandExecutor::new(counting.clone());
+    let uncached = CommandExecutor::new(counting.clone()).with_cache(0);
     uncached.execute::<Account>(Cmd::deposit("k1b", 1)).await?;
     uncached.execute::<Account>(Cmd::deposit("k1b", 1)).await?;
     assert_eq!(counting.take_reads(), 2);
@@ -1117,7 +1118,8 @@ pub(crate) fn assert_gap(error: &Error, stream: &StreamId, missing: u64, found: 
 async fn a_stream_that_skips_a_version_is_refused() -> anyhow::Result<()> {
     let inner = InMemoryEventStore::new();
     let store = InstrumentedStore::new(inner.clone());
-    let bank = CommandExecutor::new(store.clone());
+    // No cache: every command loads, which is what meets the gap.
+    let bank = CommandExecutor::new(store.clone()).with_cache(0);
     bank.execute::<Account>(Cmd::open("g1", "ada")).await?;
     deposit_times(&bank, "g1", 3).await?;
     store.hide(stream("g1"), Version::new(2));

@@ -27,7 +27,8 @@ fn json(bytes: &[u8]) -> serde_json::Value {
 async fn malformed_stored_payload_is_a_decode_error() -> anyhow::Result<()> {
     let schema = test_schema().await;
     let store = schema.store().clone();
-    let bank = CommandExecutor::new(store.clone());
+    // No cache: every command loads, which is what meets the damaged rows.
+    let bank = CommandExecutor::new(store.clone()).with_cache(0);
     let client = raw_client().await;
     let update = format!(
         "UPDATE {} SET payload = $1::text::jsonb, schema_version = $2 \
@@ -95,7 +96,8 @@ async fn malformed_stored_payload_is_a_decode_error() -> anyhow::Result<()> {
 async fn a_deleted_event_is_a_stream_gap() -> anyhow::Result<()> {
     let schema = test_schema().await;
     let store = schema.store().clone();
-    let bank = CommandExecutor::new(store.clone());
+    // No cache: every command loads, which is what meets the damaged rows.
+    let bank = CommandExecutor::new(store.clone()).with_cache(0);
     let client = raw_client().await;
     let stream = stream("gap");
     let keyed = CommandOptions::new().with_idempotency_key(IdempotencyKey::new("gap-deposit")?);
@@ -142,7 +144,10 @@ async fn a_deleted_event_is_a_stream_gap() -> anyhow::Result<()> {
 async fn a_deleted_event_after_a_snapshot_is_a_stream_gap() -> anyhow::Result<()> {
     let schema = test_schema().await;
     let store = schema.store().clone();
-    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    // No cache: every command loads, which is what meets the damaged rows.
+    let bank = CommandExecutor::new(store.clone())
+        .with_cache(0)
+        .with_snapshots(store.clone());
     let client = raw_client().await;
     // The first event after the snapshot, and one further on.
     for deleted in [SNAPSHOT_EVERY + 1, SNAPSHOT_EVERY + 3] {

@@ -169,7 +169,8 @@ async fn phase(path: Path, options: &Options, budget: Budget) -> anyhow::Result<
         let store = store.clone();
         handles.push(match path {
             Path::Command => tokio::spawn(drive(
-                Executor(CommandExecutor::new(store)),
+                // No cache: every command loads its aggregate, as measured (module docs).
+                Executor(CommandExecutor::new(store).with_cache(0)),
                 rotation,
                 ops,
                 deadline,

@@ -100,15 +100,21 @@ pub struct CommandExecutor<S, N = NoSnapshots, C = JsonCodec> {
     queues: Arc<Queues>,
 }
 
+/// How many aggregates' states an executor caches unless told otherwise
+/// ([`CommandExecutor::with_cache`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
 impl<S: EventStore> CommandExecutor<S> {
-    /// An executor over `store`, with no snapshots, JSON payloads and the default [`RetryPolicy`].
+    /// An executor over `store`, with no snapshots, JSON payloads, the default [`RetryPolicy`]
+    /// and a cache of [`DEFAULT_CACHE_CAPACITY`] aggregates' states
+    /// ([`with_cache`](CommandExecutor::with_cache)).
     pub fn new(store: S) -> Self {
         CommandExecutor {
             store,
             snapshots: NoSnapshots,
             codec: JsonCodec,
             retry: RetryPolicy::default(),
-            cache: None,
+            cache: Some(Arc::new(StateCache::new(DEFAULT_CACHE_CAPACITY))),
             queues: Arc::new(Queues::new()),
         }
     }
@@ -148,7 +154,19 @@ impl<S, N, C> CommandExecutor<S, N, C> {
 
     /// Keeps the state of up to `capacity` aggregates in memory between commands, so a command
     /// on an aggregate this executor (or a clone of it) wrote to recently decides without
-    /// reading the store. `0` turns the cache off, which is the default.
+    /// reading the store. On by default ([`DEFAULT_CACHE_CAPACITY`]); `0` turns it off.
+    ///
+    /// It is on by default because it is always safe: the store's version check, not the
+    /// cache, decides what is appended, and the rules below keep every answer one a load from
+    /// the store could have given. What it costs, and when to turn it off or size it:
+    ///
+    /// - **Several processes writing the same aggregates** (no routing by aggregate id): an
+    ///   entry another process made stale costs one wasted append (a conflict) and a load.
+    ///   With most commands on aggregates another process just wrote, turn it off (`0`).
+    /// - **Memory**: up to `capacity` folded states stay in memory; size it to the states'
+    ///   size (large aggregates, small capacity).
+    /// - **`apply` must be deterministic** (the same assumption snapshots make): a cached
+    ///   state is the decided-on state with the new events applied in memory.
     ///
     /// What is cached is the state the executor holds after a command anyway: after an append,
     /// the decided-on state with the new events applied, at the version the append returned;

@@ -29,9 +29,18 @@
 //! - **Appends** go through one writer per owned partition, started when the partition is
 //!   assigned: a transactional producer whose `transactional.id` is the partition's own
 //!   (`<prefix>.writer.<partition>`), so starting a writer fences every earlier writer of the
-//!   partition (a zombie's appends fail, and its open transaction is aborted). Before accepting
-//!   appends, a new writer reads the partition of `<prefix>.heads` to its end (the catch-up
-//!   barrier: it grows with the partition's streams, not its events). Appends waiting together
+//!   partition (a zombie's appends fail, and its open transaction is aborted). A new writer
+//!   then commits a *marker* (a record with an empty key and no value, which every reader
+//!   skips) to its partition of `<prefix>.events` and `<prefix>.heads` and to every partition
+//!   of `<prefix>.keys`, and, before accepting appends, reads the partition of
+//!   `<prefix>.heads` to its end once every transaction open there is decided (the catch-up
+//!   barrier: it grows with the partition's streams, not its events). The marker's commit
+//!   decides, as committed, any record an earlier producer of the partition left undecided: a
+//!   single Apache Kafka node restarted after a crash was seen to skip the markers of a commit
+//!   it had acknowledged (its partitions had no leader for a moment), and the next transaction
+//!   of that producer would have aborted them in one partition and committed them in another.
+//!   For the same reason a writer whose producer lost the brokers takes its partition again
+//!   before its next transaction. Appends waiting together
 //!   share one transaction (group commit), each checked on its own against the index; the index
 //!   changes only after the commit. A conflict with the index is answered at once; one with an
 //!   earlier append of the same transaction only once that transaction is decided, so a read
