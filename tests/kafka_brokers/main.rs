@@ -5,10 +5,10 @@
 //!   subscriber: nothing acknowledged is lost or doubled, and the subscriber, resuming from its
 //!   checkpoint after each error, receives every event exactly once;
 //! - the single broker frozen (SIGSTOP) past the store's timeouts mid-transaction, then
-//!   thawed: transactions that could be neither committed nor aborted leave their outcome
-//!   unknown to the writer, which takes its partition again (fencing, re-reading the heads and
-//!   the idempotency keys) instead of guessing; every acknowledged append is stored exactly
-//!   once, and keys retried after the unknown outcome are not stored twice;
+//!   thawed: a writer whose transaction could be neither committed nor aborted (its outcome
+//!   unknown), or whose producer lost the broker, takes its partition again (fencing,
+//!   re-reading the heads and the idempotency keys) instead of guessing; every acknowledged
+//!   append is stored exactly once, and keys retried meanwhile are not stored twice;
 //! - on the 3-node cluster (`scripts/kafka.sh cluster`, replication factor 3,
 //!   `min.insync.replicas=2`), the broker leading the most partitions of the events topic is
 //!   killed mid-run and brought back later: appends go on within seconds, and every
@@ -303,6 +303,7 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
 {
     let _one_at_a_time = BROKERS.lock().await;
     let warnings = capture_warnings();
+    let retakes_before = retakes(&warnings);
     let broker = SingleBroker::start()?;
     let store = store_on(SINGLE_BROKER, 1).await?;
     let outcome = outage_under_writers_and_a_subscriber(&store, || {
@@ -315,7 +316,15 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
     if outcome.is_err() {
         broker.keep_state(&warnings);
     }
-    outcome
+    outcome?;
+    // Every writer's producer lost its only broker: each takes its partition again.
+    let retaken = retakes(&warnings) - retakes_before;
+    eprintln!("partitions taken again: {retaken}");
+    ensure!(
+        retaken >= 1,
+        "no writer took its partition again after the broker's crash"
+    );
+    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -345,24 +354,26 @@ async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_
         writer.await??;
     }
     let retaken = retakes(&warnings) - retakes_before;
-    eprintln!("partitions taken again after an unknown outcome: {retaken}");
+    eprintln!("partitions taken again (an unknown outcome, or the broker lost): {retaken}");
     ensure!(
         retaken >= 1,
-        "no transaction's outcome was unknown: the freeze did not reach the path under test"
+        "no partition was taken again: the freeze did not reach the path under test"
     );
     let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
     keyed::check_exactly_once(&acks, &stored(&store).await?)
 }
 
-/// The store's warnings, as `tracing` formats them, from now on (one subscriber for the
-/// whole test binary).
+/// The store's warnings (and the writers' group's assignments), as `tracing` formats them,
+/// from now on (one subscriber for the whole test binary).
 fn capture_warnings() -> Arc<Mutex<Vec<u8>>> {
     static CAPTURED: std::sync::OnceLock<Arc<Mutex<Vec<u8>>>> = std::sync::OnceLock::new();
     Arc::clone(CAPTURED.get_or_init(|| {
         let captured: Arc<Mutex<Vec<u8>>> = Arc::default();
         let sink = Arc::clone(&captured);
+        // The writers' group's assignments too: what a stalled run is read with.
+        let filter = tracing_subscriber::EnvFilter::new("warn,foldline_kafka::ownership=debug");
         let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::WARN)
+            .with_env_filter(filter)
             .with_ansi(false)
             .with_writer(move || CapturedWriter(Arc::clone(&sink)))
             .finish();
@@ -387,10 +398,11 @@ impl std::io::Write for CapturedWriter {
     }
 }
 
-/// How many times a writer took its partition again after a transaction's unknown outcome.
+/// How many times a writer took its partition again (after a transaction's unknown outcome,
+/// or after its producer lost the brokers: whichever it noticed first).
 fn retakes(captured: &Mutex<Vec<u8>>) -> usize {
     String::from_utf8_lossy(&captured.lock().unwrap_or_else(|p| p.into_inner()))
-        .matches("outcome is unknown")
+        .matches("taking the partition again")
         .count()
 }
 

@@ -39,7 +39,7 @@
 //!   single Apache Kafka node restarted after a crash was seen to skip the markers of a commit
 //!   it had acknowledged (its partitions had no leader for a moment), and the next transaction
 //!   of that producer would have aborted them in one partition and committed them in another.
-//!   For the same reason a writer whose producer lost the brokers takes its partition again
+//!   For the same reason a writer whose producer lost a broker takes its partition again
 //!   before its next transaction. Appends waiting together
 //!   share one transaction (group commit), each checked on its own against the index; the index
 //!   changes only after the commit. A conflict with the index is answered at once; one with an

@@ -157,7 +157,13 @@ impl Ownership {
             )
             .set("enable.auto.commit", "false")
             .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "latest");
+            .set("auto.offset.reset", "latest")
+            // A broker just restarted may answer a metadata request without the events topic;
+            // an assignment computed then holds none of its partitions, and librdkafka computes
+            // the next only when its metadata shows the topic again: at the next refresh
+            // (5 minutes by default, during which every append would be refused as
+            // `NotOwner`). Seen once in about 25 single-broker restarts.
+            .set("topic.metadata.refresh.interval.ms", "5000");
         if let Some(id) = &self.options.member_id {
             config.set("group.instance.id", id);
         }

@@ -62,7 +62,8 @@ type TxProducer = FutureProducer<WriterContext>;
 
 /// Counts the broker outages a writer's producer sees (a broker's connection lost, every
 /// broker down), so the writer takes its partition again before its next transaction
-/// (`PartitionWriter::must_take_again`).
+/// (`PartitionWriter::must_take_again`). librdkafka also reports a connection closed for being
+/// idle this way: a take then costs the appends queued meanwhile a retry, no more.
 struct WriterContext {
     outages: Arc<AtomicU64>,
 }
@@ -75,9 +76,9 @@ impl ClientContext for WriterContext {
         );
         if outage {
             self.outages.fetch_add(1, Ordering::AcqRel);
-            tracing::debug!(%error, reason, "a writer's producer lost its broker");
+            tracing::debug!(%error, reason, "a writer's producer lost a broker");
         } else {
-            tracing::warn!(%error, reason, "a writer's producer");
+            tracing::debug!(%error, reason, "a writer's producer");
         }
     }
 }
@@ -88,8 +89,13 @@ struct PendingAppend {
     /// The partition of `<prefix>.keys` its idempotency key's record goes to (the key is
     /// claimed for it).
     key_partition: Option<u32>,
+    /// The writer's take its key was looked up under.
+    take: Option<u64>,
     reply: oneshot::Sender<Result<AppendResult, Error>>,
 }
+
+/// A partition writer's readiness: `Some(take)` once its `take`-th take passed the barrier.
+type Readiness = Option<u64>;
 
 /// The partitions this instance owns, and their writers.
 #[derive(Debug)]
@@ -118,8 +124,9 @@ enum Slot {
         /// Set when the group revokes the partition: the writer takes no further batch.
         revoked: Arc<AtomicBool>,
         index: SharedIndex,
-        /// True once the writer has fenced the previous one and passed its barrier.
-        ready: watch::Receiver<bool>,
+        /// Once the writer has fenced the previous one and passed its barrier: its take's
+        /// number (`None` while it takes the partition).
+        ready: watch::Receiver<Readiness>,
     },
     /// Another writer fenced this one out at `since`, though the group still assigns the
     /// partition here (the fencer is a zombie, or a process outside the group).
@@ -198,9 +205,9 @@ impl Writers {
         // The key is looked up once the partition's writer has fenced the previous one: a
         // commit of that writer still on its way (it died committing) is decided by then, so
         // the lookup sees the key it used.
-        if ready.wait_for(|ready| *ready).await.is_err() {
+        let Ok(take) = ready.wait_for(Option::is_some).await.map(|ready| *ready) else {
             return Err(self.not_owner(partition, "its writer stopped"));
-        }
+        };
         let claim = match request.idempotency_key() {
             Some(key) => match self.keys.claim(key).await? {
                 Claimed::Replay(first) => return Ok(first),
@@ -213,6 +220,7 @@ impl Writers {
             .send(PendingAppend {
                 request,
                 key_partition: claim.as_ref().map(KeyClaim::partition),
+                take,
                 reply,
             })
             .await
@@ -232,7 +240,7 @@ impl Writers {
     fn queue(
         self: &Arc<Self>,
         partition: u32,
-    ) -> Result<(mpsc::Sender<PendingAppend>, watch::Receiver<bool>), Refused> {
+    ) -> Result<(mpsc::Sender<PendingAppend>, watch::Receiver<Readiness>), Refused> {
         let mut slots = self.slots();
         match slots.get(&partition) {
             None => return Err(Refused::NotAssigned),
@@ -253,11 +261,11 @@ impl Writers {
         self: &Arc<Self>,
         slots: &mut HashMap<u32, Slot>,
         partition: u32,
-    ) -> (mpsc::Sender<PendingAppend>, watch::Receiver<bool>) {
+    ) -> (mpsc::Sender<PendingAppend>, watch::Receiver<Readiness>) {
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
         let revoked = Arc::new(AtomicBool::new(false));
         let index: SharedIndex = Arc::default();
-        let (ready_sender, ready) = watch::channel(false);
+        let (ready_sender, ready) = watch::channel(None);
         let number = self.next_writer.fetch_add(1, Ordering::Relaxed);
         slots.insert(
             partition,
@@ -279,6 +287,7 @@ impl Writers {
             uncertain: AtomicBool::new(false),
             outages: Arc::default(),
             outages_taken: AtomicU64::new(0),
+            takes: AtomicU64::new(0),
         };
         match self.runtime.get() {
             Some(runtime) => drop(runtime.spawn(writer.run(pending))),
@@ -386,8 +395,10 @@ struct PartitionWriter {
     revoked: Arc<AtomicBool>,
     /// The index, published once the barrier is passed.
     index: SharedIndex,
-    /// Told when the barrier is passed.
-    ready: watch::Sender<bool>,
+    /// Told when the barrier is passed, with the take's number.
+    ready: watch::Sender<Readiness>,
+    /// How many times this writer took its partition.
+    takes: AtomicU64,
     /// Set when a transaction failed and could not be aborted (its outcome is unknown).
     uncertain: AtomicBool,
     /// The broker outages this writer's producers saw (`WriterContext`), and how many of them
@@ -425,7 +436,7 @@ impl PartitionWriter {
                 );
                 // Appends wait meanwhile, and idempotency keys are read again: a key of an
                 // earlier transaction may be used after all.
-                self.ready.send_replace(false);
+                self.ready.send_replace(None);
                 self.writers.keys.forget_loaded().await;
                 producer = match self.take().await {
                     Ok(taken) => taken,
@@ -453,7 +464,7 @@ impl PartitionWriter {
     /// - a transaction failed and could not be aborted: whether it committed is not known
     ///   here, so the index may be behind; taken again, the partition's writer resolves it and
     ///   the barrier rebuilds the index from what was committed;
-    /// - the producer lost its broker since the take: a broker that crashed may have
+    /// - the producer lost a broker since the take: a broker that crashed may have
     ///   acknowledged a commit whose markers it then never wrote (Apache Kafka skips the
     ///   markers of partitions that have no leader while it sends them, as a restarted single
     ///   node's partitions have for a moment), leaving that transaction's records undecided.
@@ -467,7 +478,7 @@ impl PartitionWriter {
         }
         let outages = self.outages.load(Ordering::Acquire);
         (outages != self.outages_taken.load(Ordering::Acquire))
-            .then_some("the producer lost its connection to the brokers")
+            .then_some("the producer lost a broker")
     }
 
     /// The group revoked the partition: every append still queued is refused.
@@ -556,7 +567,8 @@ impl PartitionWriter {
             "took the partition"
         );
         *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(index);
-        self.ready.send_replace(true);
+        let take = self.takes.fetch_add(1, Ordering::AcqRel) + 1;
+        self.ready.send_replace(Some(take));
         Ok(producer)
     }
 
@@ -611,6 +623,7 @@ impl PartitionWriter {
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
     /// `Err` when the partition is lost (fenced, or a fatal producer error): the writer stops.
     async fn commit(&self, producer: &TxProducer, batch: Vec<PendingAppend>) -> Result<(), Error> {
+        let batch = self.refuse_stale_keys(batch);
         let plan = {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
             let empty = Index::default();
@@ -843,6 +856,30 @@ impl PartitionWriter {
                 Err(error)
             }
         }
+    }
+
+    /// The appends of `batch` fit to commit: an append whose idempotency key was looked up
+    /// under an earlier take of the partition is refused, retryable, since that take's
+    /// producer may have committed the key since (a commit found undecided, then decided by
+    /// the new take's marker); sent again, its key is looked up anew.
+    fn refuse_stale_keys(&self, batch: Vec<PendingAppend>) -> Vec<PendingAppend> {
+        let current = Some(self.takes.load(Ordering::Acquire));
+        let (fit, stale): (Vec<_>, Vec<_>) = batch
+            .into_iter()
+            .partition(|pending| pending.key_partition.is_none() || pending.take == current);
+        for pending in stale {
+            let error = Kafka::failure(
+                BackendErrorKind::Unavailable,
+                format!(
+                    "appending to partition {} of `{}`: the partition was taken again since \
+                     the append's idempotency key was looked up; send it again",
+                    self.partition, self.writers.names.events
+                ),
+                None,
+            );
+            let _ = pending.reply.send(Err(error));
+        }
+        fit
     }
 
     /// Aborts the open transaction, if it can be (a fenced producer cannot: it is done).
