@@ -1142,3 +1142,64 @@ async fn a_stream_that_skips_a_version_is_refused() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// An aggregate whose `handle` panics when asked to blow.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, foldline::DomainEvent)]
+enum FuseEvent {
+    Lit,
+}
+
+#[derive(Debug, foldline::Command)]
+enum FuseCommand {
+    Light {
+        #[foldline(id)]
+        id: u32,
+        blow: bool,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("never refused")]
+struct NeverRefused;
+
+#[derive(Debug, Default, foldline::Aggregate)]
+#[foldline(id = u32, command = FuseCommand, event = FuseEvent, error = NeverRefused)]
+struct Fuse;
+
+impl Fuse {
+    fn handle(&self, command: &FuseCommand) -> Result<Vec<FuseEvent>, NeverRefused> {
+        let FuseCommand::Light { blow, .. } = command;
+        assert!(!blow, "the fuse blew (on purpose, in a test)");
+        Ok(vec![FuseEvent::Lit])
+    }
+
+    fn apply(&mut self, _event: &FuseEvent) {}
+}
+
+/// A panic in an aggregate's `handle` ends the task deciding its commands: the command gets
+/// `Error::CommandAbandoned`, and the next command on that aggregate is decided by a new task
+/// (nothing waits forever on the dead one's queue).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_aggregate_abandons_its_command_and_the_next_one_runs() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let executor = CommandExecutor::new(store.clone());
+    let error = executor
+        .execute::<Fuse>(FuseCommand::Light { id: 1, blow: true })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            error.store_error(),
+            Some(foldline::Error::CommandAbandoned { stream }) if stream.as_str() == "fuse-1"
+        ),
+        "{error:?}"
+    );
+    let next = tokio::time::timeout(
+        Duration::from_secs(5),
+        executor.execute::<Fuse>(FuseCommand::Light { id: 1, blow: false }),
+    )
+    .await??;
+    assert_eq!(next.events, [FuseEvent::Lit]);
+    assert_eq!(next.append.current_version.get(), 1);
+    Ok(())
+}

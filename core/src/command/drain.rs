@@ -24,7 +24,7 @@ use crate::names::{IdempotencyKey, StreamId};
 use crate::store::{AppendRequest, AppendResult, EventStore, SnapshotStore};
 use crate::version::{ExpectedVersion, Version};
 
-use super::queue::Queued;
+use super::queue::{Queued, Queues};
 use super::{CommandError, CommandExecutor, CommandOutcome, Loaded};
 
 /// Most commands in one group (one append).
@@ -64,9 +64,16 @@ where
 {
     /// Decides `stream`'s queued commands until its queue is empty.
     pub(crate) async fn drain<A: Aggregate>(self, stream: StreamId) {
+        // Should this task stop early (a panic in the aggregate), the queue goes with it.
+        let mut guard = Abandon {
+            queues: &self.queues,
+            stream: &stream,
+            emptied: false,
+        };
         loop {
             let queued = self.queues.take(&stream, MAX_GROUP);
             if queued.is_empty() {
+                guard.emptied = true;
                 return;
             }
             let mut waiting: VecDeque<Waiting<A>> = queued
@@ -262,6 +269,21 @@ where
             self.encode_snapshot(&loaded.state, &loaded.stream_id, loaded.version)
         } else {
             None
+        }
+    }
+}
+
+/// Ends a stream's queue when its task stops before emptying it.
+struct Abandon<'a> {
+    queues: &'a Queues,
+    stream: &'a StreamId,
+    emptied: bool,
+}
+
+impl Drop for Abandon<'_> {
+    fn drop(&mut self) {
+        if !self.emptied {
+            self.queues.abandon(self.stream);
         }
     }
 }

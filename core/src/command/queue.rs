@@ -67,6 +67,14 @@ impl Queues {
         queue.drain(..count).collect()
     }
 
+    /// Ends `stream`'s queue when its task stops without emptying it (a panic in the
+    /// aggregate): the commands still queued are dropped, their callers told
+    /// (`Error::CommandAbandoned`), and the next command starts a new task.
+    pub(crate) fn abandon(&self, stream: &StreamId) {
+        // Dropped after the lock is released: a command can be large.
+        let _abandoned = self.lock().remove(stream);
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<StreamId, VecDeque<Queued>>> {
         self.by_stream
             .lock()
@@ -120,6 +128,16 @@ mod tests {
         );
         assert_eq!(queues.len(), 1, "only stream 2's queue is left");
         assert!(queues.push(&stream(1), Box::new(5_u32)), "a new task");
+    }
+
+    #[test]
+    fn an_abandoned_queue_is_gone_and_the_next_push_starts_a_task() {
+        let queues = Queues::new();
+        assert!(queues.push(&stream(1), Box::new(1_u32)));
+        assert!(!queues.push(&stream(1), Box::new(2_u32)));
+        queues.abandon(&stream(1));
+        assert_eq!(queues.len(), 0);
+        assert!(queues.push(&stream(1), Box::new(3_u32)), "a new task");
     }
 
     #[test]
