@@ -430,16 +430,8 @@ impl PartitionWriter {
                 }
             }
             if let Some(why) = self.must_take_again() {
-                tracing::warn!(
-                    partition = self.partition,
-                    "{why}: taking the partition again"
-                );
-                // Appends wait meanwhile, and idempotency keys are read again: a key of an
-                // earlier transaction may be used after all.
-                self.ready.send_replace(None);
-                self.writers.keys.forget_loaded().await;
-                producer = match self.take().await {
-                    Ok(taken) => taken,
+                match self.take_again(why).await {
+                    Ok(taken) => producer = taken,
                     Err(error) => {
                         let why = foldline::error_chain(&error, ": ");
                         for pending in batch {
@@ -451,12 +443,38 @@ impl PartitionWriter {
                             .give_up(queue, &error, "could not take the partition again")
                             .await;
                     }
-                };
+                }
             }
             if let Err(lost) = self.commit(&producer, batch).await {
                 return self.give_up(queue, &lost, "gave the partition up").await;
             }
+            // At once after an unknown outcome, not only before the next batch: a partition
+            // revoked meanwhile is still resolved.
+            if self.uncertain.load(Ordering::Acquire)
+                && let Some(why) = self.must_take_again()
+            {
+                match self.take_again(why).await {
+                    Ok(taken) => producer = taken,
+                    Err(error) => {
+                        return self
+                            .give_up(queue, &error, "could not take the partition again")
+                            .await;
+                    }
+                }
+            }
         }
+    }
+
+    /// Takes the partition again, for `why`. Appends wait meanwhile, and idempotency keys are
+    /// read again: a key of an earlier transaction may be used after all.
+    async fn take_again(&self, why: &str) -> Result<TxProducer, Error> {
+        tracing::warn!(
+            partition = self.partition,
+            "{why}: taking the partition again"
+        );
+        self.ready.send_replace(None);
+        self.writers.keys.forget_loaded().await;
+        self.take().await
     }
 
     /// Why the partition must be taken again before the next transaction, if it must:
