@@ -157,7 +157,12 @@ async fn kafka_admin_names_an_open_transaction_holding_the_feed_back() -> anyhow
     );
     assert!(stable < high, "{holder:?}");
     // The feed's head stops just before the stable offset: the open record is not in it.
-    assert_eq!(store.head().await?, head_before);
+    // (This partition's: the writers of the others may still be taking theirs, each adding
+    // its marker.)
+    assert_eq!(
+        store.head().await?.get(partition),
+        head_before.get(partition)
+    );
     assert_eq!(
         head_before.get(partition).map(|p| p.major() + 1),
         Some(stable),

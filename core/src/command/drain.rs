@@ -13,6 +13,9 @@
 //! command of the group is then run on its own, and gets its own answer.
 
 use std::collections::VecDeque;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 
 use tokio::sync::oneshot;
 
@@ -64,7 +67,8 @@ where
 {
     /// Decides `stream`'s queued commands until its queue is empty.
     pub(crate) async fn drain<A: Aggregate>(self, stream: StreamId) {
-        // Should this task stop early (a panic in the aggregate), the queue goes with it.
+        // Should this task stop early all the same (a panic outside a group), the queue goes
+        // with it rather than waiting forever for a task.
         let mut guard = Abandon {
             queues: &self.queues,
             stream: &stream,
@@ -92,7 +96,17 @@ where
                         group.extend(waiting.pop_front());
                     }
                 }
-                self.run_group(&stream, group).await;
+                // A panic in the aggregate fails the group it was deciding (their callers get
+                // `Error::CommandAbandoned`), not the commands queued after it.
+                let decided = AssertUnwindSafe(self.run_group(&stream, group))
+                    .catch_unwind()
+                    .await;
+                if decided.is_err() {
+                    tracing::error!(
+                        stream = %stream,
+                        "the aggregate panicked deciding a group of commands; they were abandoned"
+                    );
+                }
             }
         }
     }
