@@ -46,14 +46,13 @@ pub(crate) struct Waiting<A: Aggregate> {
 
 /// What one command of a group decided.
 enum Decision<A: Aggregate> {
-    /// Events, in the group's append from `previous` (exclusive) to `current`.
+    /// Events, in the group's append from `previous` (exclusive) to `current`; none (a no-op,
+    /// `previous == current`) on the state at `previous`.
     Events {
         events: Vec<A::Event>,
         previous: Version,
         current: Version,
     },
-    /// No events, on the state at this version.
-    NoOp(Version),
     Rejected(A::Error),
     /// Its events could not be encoded: only this command fails.
     Failed(Error),
@@ -208,7 +207,6 @@ where
         let mut encoded = Vec::new();
         for waiting in group {
             let decision = match loaded.state.handle(&waiting.command) {
-                Ok(events) if events.is_empty() => Decision::NoOp(loaded.version),
                 Ok(events) => match self.encode_events::<A>(&events, &waiting.metadata) {
                     Ok(new) => {
                         encoded.extend(new);
@@ -318,25 +316,17 @@ fn answer<A: Aggregate>(
                 previous,
                 current,
             } => Ok(CommandOutcome {
-                events,
+                // A no-op has no position: nothing of it was appended.
                 append: AppendResult {
                     stream_id: stream.clone(),
                     previous_version: previous,
                     current_version: current,
-                    position: append.and_then(|a| a.position),
+                    position: append
+                        .filter(|_| !events.is_empty())
+                        .and_then(|a| a.position),
                     replayed: false,
                 },
-                attempts,
-            }),
-            Decision::NoOp(at) => Ok(CommandOutcome {
-                events: Vec::new(),
-                append: AppendResult {
-                    stream_id: stream.clone(),
-                    previous_version: at,
-                    current_version: at,
-                    position: None,
-                    replayed: false,
-                },
+                events,
                 attempts,
             }),
             Decision::Rejected(rejection) => Err(CommandError::Rejected(rejection)),

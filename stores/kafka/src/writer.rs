@@ -450,9 +450,7 @@ impl PartitionWriter {
             }
             // At once after an unknown outcome, not only before the next batch: a partition
             // revoked meanwhile is still resolved.
-            if self.uncertain.load(Ordering::Acquire)
-                && let Some(why) = self.must_take_again()
-            {
+            if let Some(why) = self.must_take_again() {
                 match self.take_again(why).await {
                     Ok(taken) => producer = taken,
                     Err(error) => {
@@ -627,15 +625,7 @@ impl PartitionWriter {
                 return Err(delivery_failed(context(), error));
             }
         }
-        let committer = producer.clone();
-        let timeout = self.writers.options.timeout;
-        let context_text = context();
-        blocking(move || {
-            committer
-                .commit_transaction(timeout)
-                .map_err(|e| Kafka::error(context_text, e))
-        })
-        .await
+        commit_transaction(producer, self.writers.options.timeout, context()).await
     }
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
@@ -846,15 +836,10 @@ impl PartitionWriter {
             Ok::<_, Error>((results, heads))
         }
         .await;
-        let committer = producer.clone();
         match outcome {
             Ok(results) => {
-                let committed = blocking(move || {
-                    committer
-                        .commit_transaction(timeout)
-                        .map_err(|e| Kafka::error("committing a transaction", e))
-                })
-                .await;
+                let committed =
+                    commit_transaction(producer, timeout, "committing a transaction".into()).await;
                 match committed {
                     Ok(()) => Ok(results),
                     Err(error) => {
@@ -915,6 +900,22 @@ impl PartitionWriter {
             self.uncertain.store(true, Ordering::Release);
         }
     }
+}
+
+/// Commits `producer`'s open transaction, off the async runtime (librdkafka blocks until the
+/// coordinator answers or `timeout` passes).
+async fn commit_transaction(
+    producer: &TxProducer,
+    timeout: Duration,
+    context: String,
+) -> Result<(), Error> {
+    let committer = producer.clone();
+    blocking(move || {
+        committer
+            .commit_transaction(timeout)
+            .map_err(|e| Kafka::error(context, e))
+    })
+    .await
 }
 
 /// Enqueues `record`.
