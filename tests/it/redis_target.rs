@@ -187,6 +187,76 @@ async fn redis_commit_stores_writes_and_checkpoint_or_nothing() {
     );
 }
 
+/// A commit without dead letters is a `MULTI … EXEC` on the slot's own connection, run only if
+/// the checkpoint it watched is unchanged: a commit of another target in between, a rewrite of
+/// the same checkpoint, a deleted checkpoint — each is seen, and a stale commit writes nothing.
+#[tokio::test]
+async fn redis_commit_is_fenced_by_the_checkpoint_it_watched() {
+    let test = test_prefix().await;
+    let a = test.target();
+    let b = RedisTarget::connect(a.options().clone()).await.unwrap();
+    let p = name("watched");
+    let slot = new_slot(a, &p, 1, NewSlot::Fresh).await;
+    let keys = a.slot_keys(&p, slot);
+    let checkpoint_key = format!("{}:checkpoint", keys.hash_tag());
+    let value_of_a = async || read_slot(a, &keys).await.get_str("a").map(str::to_owned);
+
+    for (from, to) in [(Checkpoint::START, cp(1)), (cp(1), cp(2))] {
+        let batch = set("a", to.to_string());
+        assert_eq!(
+            commit(a, &p, slot, Commit::new(from, to, batch)).await,
+            CommitOutcome::Committed
+        );
+    }
+    // Another target (its own connection) moves the checkpoint on.
+    let other = Commit::new(cp(2), cp(3), set("b", "3"));
+    assert_eq!(commit(&b, &p, slot, other).await, CommitOutcome::Committed);
+    // `a` last saw cp(2): its stale commit is refused and writes nothing.
+    let stale = Commit::new(cp(2), cp(4), set("a", "stale"));
+    assert_eq!(
+        commit(a, &p, slot, stale).await,
+        CommitOutcome::Moved {
+            actual: Some(cp(3))
+        }
+    );
+    assert_eq!(
+        value_of_a().await.as_deref(),
+        Some(cp(2).to_string().as_str())
+    );
+
+    // The same checkpoint written again by someone else aborts the transaction once; the
+    // commit reads it back, finds what it expected and commits.
+    let mut conn = a.connection();
+    redis::cmd("SET")
+        .arg(&checkpoint_key)
+        .arg(cp(3).to_string())
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let after_rewrite = Commit::new(cp(3), cp(6), set("a", "6"));
+    assert_eq!(
+        commit(a, &p, slot, after_rewrite).await,
+        CommitOutcome::Committed
+    );
+    assert_eq!(a.checkpoint(&p, slot).await.unwrap(), Some(cp(6)));
+    assert_eq!(value_of_a().await.as_deref(), Some("6"));
+
+    // A deleted checkpoint (a drop or a clear under way): `Moved { actual: None }`, nothing
+    // written.
+    redis::cmd("DEL")
+        .arg(&checkpoint_key)
+        .exec_async(&mut conn)
+        .await
+        .unwrap();
+    let late = Commit::new(cp(6), cp(7), set("a", "7"));
+    assert_eq!(
+        commit(a, &p, slot, late).await,
+        CommitOutcome::Moved { actual: None }
+    );
+    assert_eq!(value_of_a().await.as_deref(), Some("6"));
+    assert_eq!(get(a, checkpoint_key).await, None);
+}
+
 /// An observer reading the checkpoint and the data key together (MULTI) while commits run
 /// never sees one without the other: the script is atomic.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,6 +354,18 @@ async fn redis_refused_writes_are_counted_and_the_rest_is_committed() {
     assert_eq!(stored, model);
     assert_eq!(stored.get_str("text"), Some("abc"));
     assert_eq!(stored.get_str("after"), Some("2"));
+
+    // The same without dead letters (a transaction instead of the script): the refused write
+    // is counted, the rest and the checkpoint are stored.
+    let batch = writes(|w| {
+        w.zadd("text", "m", 1.0).set("later", "3"); // WRONGTYPE, then fine
+    });
+    let outcome = commit(target, &p, slot, Commit::new(cp(2), cp(3), batch)).await;
+    assert_eq!(outcome, CommitOutcome::Committed);
+    assert_eq!(target.rejected_writes(), 3);
+    assert_eq!(target.checkpoint(&p, slot).await.unwrap(), Some(cp(3)));
+    let stored = read_slot(target, &target.slot_keys(&p, slot)).await;
+    assert_eq!(stored.get_str("later"), Some("3"));
 }
 
 /// Every key of a slot — data (even user keys with braces), checkpoint, dead letters, lease —

@@ -1,5 +1,5 @@
 //! Redis projection target for [foldline]: read models kept in Redis strings,
-//! hashes, sets and sorted sets, committed together with their checkpoint in one Lua script,
+//! hashes, sets and sorted sets, committed together with their checkpoint in one Redis transaction,
 //! so a replay is exactly once in effect.
 //!
 //! A projection's handler adds typed operations to a [`RedisWrites`] batch; [`RedisTarget`]
@@ -66,7 +66,7 @@
 //! | `<prefix>:<projection>:status` | string | the last projector status, JSON |
 //!
 //! Per slot, all under the slot's hash tag `{<prefix>:<projection>:<slot>}` (one Redis Cluster
-//! hash slot, so a commit's script only touches keys of one node):
+//! hash slot, so a commit only touches keys of one node):
 //!
 //! | key | type | holds |
 //! |---|---|---|
@@ -78,13 +78,18 @@
 //!
 //! # Commits
 //!
-//! A commit is one Lua script (`EVALSHA`): it compares the slot's checkpoint with the expected
-//! one (a different one, or none because the slot was dropped, returns
-//! [`CommitOutcome::Moved`](foldline::CommitOutcome::Moved) with nothing written), runs every
-//! operation of the batch, removes and parks dead letters, and stores the new checkpoint.
-//! Redis runs a script alone, so no reader or other commit sees half of it.
+//! A commit is one `MULTI … EXEC` transaction on a connection the slot's commits have to
+//! themselves, which `WATCH`es the slot's checkpoint: it runs every operation of the batch and
+//! stores the new checkpoint, and `EXEC` refuses to run it when anything wrote the checkpoint
+//! after it was last read (another projector's commit, a drop or a clear), so a stale commit
+//! gets [`CommitOutcome::Moved`](foldline::CommitOutcome::Moved) with nothing written (`actual:
+//! None` when the slot was dropped). The checkpoint is read again in the same round trip as
+//! each `EXEC`, so a commit costs one round trip. A commit that parks or releases dead
+//! letters runs a Lua script (`EVALSHA`) that does the same checks and writes. Redis runs a
+//! transaction or a script alone, so no reader or other commit sees half of it. Each process
+//! opens one such connection per slot it commits to.
 //!
-//! Redis cannot roll a script back. An operation Redis refuses at that point (`HSET` on a key
+//! Redis cannot roll a transaction or a script back. An operation Redis refuses at that point (`HSET` on a key
 //! holding a string: `WRONGTYPE`; `INCRBY` on text that is not an integer) changes nothing,
 //! the others and the checkpoint are still stored, and the commit counts as committed: the
 //! batch's events will not be replayed. Each refusal is logged with `tracing::error!` (op,
@@ -112,6 +117,7 @@
 // Every fallible function returns `foldline::Error`, whose size is the core crate's to decide.
 #![allow(clippy::result_large_err)]
 
+mod commit;
 mod error;
 mod keys;
 mod keyspace;

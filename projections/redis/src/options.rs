@@ -143,6 +143,14 @@ impl RedisTargetOptions {
         .map_err(|e| self.connect_error(e))
     }
 
+    /// The settings of a slot's commit connection (see `commit.rs`): the same timeouts, and
+    /// no reconnection of its own.
+    pub(crate) fn commit_connection_config(&self) -> redis::AsyncConnectionConfig {
+        redis::AsyncConnectionConfig::new()
+            .set_connection_timeout(Some(self.connection_timeout))
+            .set_response_timeout(Some(self.response_timeout))
+    }
+
     fn manager_config(&self) -> redis::aio::ConnectionManagerConfig {
         redis::aio::ConnectionManagerConfig::new()
             .set_connection_timeout(Some(self.connection_timeout))

@@ -1,7 +1,6 @@
 //! `RedisTarget`: the projection target on Redis.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use foldline::{
@@ -10,15 +9,16 @@ use foldline::{
     SlotState, StoreIdentity,
 };
 use redis::aio::ConnectionManager;
-use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation, Value};
+use redis::{Cmd, FromRedisValue, ScanOptions, Script, ScriptInvocation};
 use serde::{Deserialize, Serialize};
 use tracing::Instrument;
 
+use crate::commit::{Committer, parse_checkpoint};
 use crate::error::Redis;
 use crate::keys::{ProjectionKeys, RedisSlotKeys};
 use crate::options::RedisTargetOptions;
 use crate::reader::RedisReader;
-use crate::writes::{RedisOp, RedisWrites};
+use crate::writes::RedisWrites;
 
 /// How many keys one `SCAN` step asks for (see [`scan_options`]).
 const SCAN_COUNT: usize = 1000;
@@ -36,11 +36,10 @@ pub struct RedisTarget {
     conn: ConnectionManager,
     options: Arc<RedisTargetOptions>,
     scripts: Arc<Scripts>,
-    rejected: Arc<AtomicU64>,
+    committer: Arc<Committer>,
 }
 
 struct Scripts {
-    commit: Script,
     create_slot: Script,
     activate: Script,
     drop_begin: Script,
@@ -53,7 +52,6 @@ struct Scripts {
 impl Scripts {
     fn new() -> Self {
         Scripts {
-            commit: Script::new(include_str!("lua/commit.lua")),
             create_slot: Script::new(include_str!("lua/create_slot.lua")),
             activate: Script::new(include_str!("lua/activate.lua")),
             drop_begin: Script::new(include_str!("lua/drop_begin.lua")),
@@ -108,11 +106,12 @@ impl RedisTarget {
     }
 
     fn with_connection(conn: ConnectionManager, options: RedisTargetOptions) -> Self {
+        let committer = Committer::new(options.client.clone(), options.commit_connection_config());
         RedisTarget {
             conn,
             options: Arc::new(options),
             scripts: Arc::new(Scripts::new()),
-            rejected: Arc::default(),
+            committer: Arc::new(committer),
         }
     }
 
@@ -140,7 +139,7 @@ impl RedisTarget {
     /// through this target and its clones since it connected. The same refusals are logged
     /// and counted in the metric `foldline_redis_rejected_writes_total`; see the crate docs.
     pub fn rejected_writes(&self) -> u64 {
-        self.rejected.load(Ordering::Relaxed)
+        self.committer.rejected()
     }
 
     fn keys(&self, projection: &ProjectionName) -> ProjectionKeys {
@@ -201,115 +200,6 @@ impl RedisTarget {
             .await
             .map_err(|e| Redis::error(doing(), e))
     }
-
-    async fn run_commit(
-        &self,
-        projection: &ProjectionName,
-        slot: SlotId,
-        commit: Commit<RedisWrites>,
-    ) -> Result<CommitOutcome> {
-        let keys = self.slot_keys(projection, slot);
-        let ops = commit.writes.into_ops();
-        let mut invocation = self.scripts.commit.prepare_invoke();
-        invocation
-            .key(keys.checkpoint())
-            .key(keys.dead())
-            .key(keys.dead_order())
-            .arg(commit.expected.to_string())
-            .arg(commit.checkpoint.to_string())
-            .arg(ops.len());
-        // Each op's full key is the slot's data prefix and its own key, written into one
-        // buffer (the invocation copies it).
-        let mut key = keys.data_prefix();
-        let prefix_len = key.len();
-        for op in &ops {
-            key.truncate(prefix_len);
-            key.push_str(op.key());
-            invocation.key(key.as_str()).arg(op.command());
-            match op {
-                RedisOp::Set { value, .. } => invocation.arg(value),
-                RedisOp::Del { .. } => &mut invocation,
-                RedisOp::IncrBy { by, .. } => invocation.arg(by),
-                RedisOp::HSet { field, value, .. } => invocation.arg(field).arg(value),
-                RedisOp::HDel { field, .. } => invocation.arg(field),
-                RedisOp::HIncrBy { field, by, .. } => invocation.arg(field).arg(by),
-                RedisOp::SAdd { member, .. } | RedisOp::SRem { member, .. } => {
-                    invocation.arg(member)
-                }
-                // The shortest text that reads back as the same f64.
-                RedisOp::ZAdd { member, score, .. } => invocation.arg(score).arg(member),
-                RedisOp::ZRem { member, .. } => invocation.arg(member),
-            };
-        }
-        invocation.arg(commit.unpark.len());
-        for id in &commit.unpark {
-            invocation.arg(id.to_string());
-        }
-        invocation.arg(commit.park.len());
-        for letter in &commit.park {
-            let json = serde_json::to_string(letter).map_err(|e| {
-                Redis::corrupt(
-                    format!("encoding the dead letter of event {}", letter.event_id),
-                    Some(Box::new(e)),
-                )
-            })?;
-            invocation.arg(letter.event_id.to_string()).arg(json);
-        }
-
-        let reply: Vec<Value> = self
-            .invoke(&invocation, || {
-                format!("committing to slot {slot} of projection `{projection}`")
-            })
-            .await?;
-        let bad_reply = || {
-            Redis::corrupt(
-                format!("committing to slot {slot} of projection `{projection}`: unexpected reply"),
-                None,
-            )
-        };
-        let mut reply = reply.into_iter();
-        match reply.next() {
-            Some(Value::Int(1)) => {}
-            Some(Value::Int(0)) => {
-                let actual = match reply.next() {
-                    None | Some(Value::Nil) => None,
-                    Some(value) => Some(parse_checkpoint(
-                        &redis::from_redis_value::<String>(value).map_err(|_| bad_reply())?,
-                        projection,
-                        slot,
-                    )?),
-                };
-                return Ok(CommitOutcome::Moved { actual });
-            }
-            _ => return Err(bad_reply()),
-        }
-        let mut rejected = 0u64;
-        while let (Some(index), Some(error)) = (reply.next(), reply.next()) {
-            let index: usize = redis::from_redis_value(index).map_err(|_| bad_reply())?;
-            let error: String = redis::from_redis_value(error).map_err(|_| bad_reply())?;
-            let op = index.checked_sub(1).and_then(|i| ops.get(i));
-            tracing::error!(
-                %projection,
-                slot = slot.get(),
-                op = index,
-                command = op.map_or("?", RedisOp::command),
-                key = op.map_or("?", RedisOp::key),
-                error,
-                "Redis refused a write of a committed batch; the rest of the batch and the \
-                 checkpoint were stored"
-            );
-            rejected += 1;
-        }
-        if rejected > 0 {
-            self.rejected.fetch_add(rejected, Ordering::Relaxed);
-            metrics::counter!(
-                "foldline_redis_rejected_writes_total",
-                "projection" => projection.to_string()
-            )
-            .increment(rejected);
-        }
-        Ok(CommitOutcome::Committed)
-    }
 }
 
 /// `SCAN` over the keys matching `pattern`, [`SCAN_COUNT`] keys a step.
@@ -343,15 +233,6 @@ async fn unlink_matching(
         }
         cursor = next;
     }
-}
-
-fn parse_checkpoint(text: &str, projection: &ProjectionName, slot: SlotId) -> Result<Checkpoint> {
-    text.parse().map_err(|e: Error| {
-        Redis::corrupt(
-            format!("reading the checkpoint of slot {slot} of projection `{projection}`"),
-            Some(Box::new(e)),
-        )
-    })
 }
 
 fn not_found(projection: &ProjectionName, slot: SlotId) -> Error {
@@ -491,11 +372,13 @@ impl ProjectionTarget for RedisTarget {
         unlink_matching(&mut self.conn.clone(), &slot_keys.pattern(), None)
             .await
             .map_err(|e| Redis::error(dropping(), e))?;
-        self.query(
+        self.query::<()>(
             redis::cmd("HDEL").arg(keys.slots()).arg(slot.get()),
             dropping,
         )
-        .await
+        .await?;
+        self.committer.forget(projection, slot);
+        Ok(())
     }
 
     async fn clear_slot(
@@ -565,7 +448,8 @@ impl ProjectionTarget for RedisTarget {
             ops = commit.writes.len(),
             checkpoint = %commit.checkpoint,
         );
-        self.run_commit(projection, slot, commit)
+        self.committer
+            .commit(&self.slot_keys(projection, slot), projection, slot, commit)
             .instrument(span)
             .await
     }

@@ -3,7 +3,7 @@
 use std::fmt;
 
 /// One batch of writes to a projection's Redis keys: a plain list of typed operations, applied
-/// in order by [`RedisTarget`](crate::RedisTarget) (in one Lua script, together with the
+/// in order by [`RedisTarget`](crate::RedisTarget) (in one Redis transaction, together with the
 /// checkpoint) or by [`RedisKeyspace`](crate::RedisKeyspace) (in memory).
 ///
 /// Keys are *relative to the slot*: write `"account:7"`, and the target stores it as

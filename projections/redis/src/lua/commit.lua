@@ -1,5 +1,5 @@
--- One commit of a projector, atomically: check the slot's checkpoint, apply the batch,
--- update the dead letters, store the new checkpoint.
+-- A commit that parks or releases dead letters (the others are MULTI … EXEC, see commit.rs), atomically:
+-- check the slot's checkpoint, apply the batch, update the dead letters, store the new checkpoint.
 --
 -- KEYS[1] the slot's checkpoint, KEYS[2] its dead letters (hash), KEYS[3] their order
 -- (sorted set), KEYS[3 + i] the key of operation i. Every key carries the slot's hash tag.
