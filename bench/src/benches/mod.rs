@@ -194,8 +194,8 @@ pub(crate) const BENCHES: &[Bench] = &[
     Bench {
         name: "redis-projection",
         about: "events/s of a Projector catching up 1M PostgreSQL events into Redis (3 writes \
-                per event, committed by Lua script), against the same writes as MULTI/EXEC \
-                pipelines of the same size",
+                per event, committed with the checkpoint by MULTI/EXEC under WATCH), against \
+                the same writes as MULTI/EXEC pipelines of the same size",
         run: |options| Box::pin(redis_projection::run(options)),
     },
     Bench {
