@@ -9,7 +9,8 @@
 //!   global counter) from `PgEventStore` into a `RedisTarget`, from an empty target to the
 //!   feed's head, in events/s: reading the feed, decoding every event, running the handler,
 //!   and committing each batch with its checkpoint in the target's `MULTI … EXEC` under
-//!   `WATCH`, batches of `--batch` events (default 2000: of 500, 1000 and 2000, the fastest; see the README).
+//!   `WATCH`, batches of `--batch` events (default 2000: of 500, 1000 and 2000, the fastest;
+//!   see the README).
 //! - **Limit**: the same writes (same commands, key lengths, values and count) sent through a
 //!   plain multiplexed connection as `MULTI … EXEC` pipelines, one per commit the projector
 //!   made and of the same size (the projector's own commit sizes are replayed), built from the
