@@ -148,6 +148,7 @@ mod ownership;
 mod partitioner;
 mod records;
 mod scan;
+mod settle;
 mod snapshots;
 mod store;
 mod streams;

@@ -41,6 +41,7 @@ use crate::options::KafkaStoreOptions;
 use crate::ownership::{Ownership, OwnershipListener};
 use crate::records::{self, KeyedAppend, StreamHead};
 use crate::scan::wait_decided;
+use crate::settle::{SETTLE_TIMEOUT, SettleProbe, Tails};
 use crate::topics::{TopicNames, blocking, client_config};
 
 /// How many appends may wait for a partition's writer before `append` waits for room.
@@ -57,29 +58,20 @@ const GIVE_UP_FOR: Duration = Duration::from_secs(10);
 /// `read_committed` reader back briefly (the brokers abort its transaction after this long).
 pub(crate) const TRANSACTION_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Why a writer takes its partition again after a commit or an abort failed.
+const UNKNOWN_OUTCOME: &str = "a transaction's outcome is unknown";
+
 /// A partition writer's transactional producer.
 type TxProducer = FutureProducer<WriterContext>;
 
-/// Counts the broker outages a writer's producer sees (a broker's connection lost, every
-/// broker down), so the writer takes its partition again before its next transaction
-/// (`PartitionWriter::must_take_again`). librdkafka also reports a connection closed for being
-/// idle this way: a take then costs the appends queued meanwhile a retry, no more.
-struct WriterContext {
-    outages: Arc<AtomicU64>,
-}
+/// A writer's producer's context: librdkafka's client errors (a broker's connection lost, a
+/// connection closed for being idle) at debug level, since what matters of them reaches the
+/// writer as failed deliveries and commits.
+struct WriterContext;
 
 impl ClientContext for WriterContext {
     fn error(&self, error: KafkaError, reason: &str) {
-        let outage = matches!(
-            error.rdkafka_error_code(),
-            Some(RDKafkaErrorCode::BrokerTransportFailure | RDKafkaErrorCode::AllBrokersDown)
-        );
-        if outage {
-            self.outages.fetch_add(1, Ordering::AcqRel);
-            tracing::debug!(%error, reason, "a writer's producer lost a broker");
-        } else {
-            tracing::debug!(%error, reason, "a writer's producer");
-        }
+        tracing::debug!(%error, reason, "a writer's producer");
     }
 }
 
@@ -284,9 +276,7 @@ impl Writers {
             revoked,
             index,
             ready: ready_sender,
-            uncertain: AtomicBool::new(false),
-            outages: Arc::default(),
-            outages_taken: AtomicU64::new(0),
+            take_again: Mutex::new(None),
             takes: AtomicU64::new(0),
         };
         match self.runtime.get() {
@@ -399,17 +389,14 @@ struct PartitionWriter {
     ready: watch::Sender<Readiness>,
     /// How many times this writer took its partition.
     takes: AtomicU64,
-    /// Set when a transaction failed and could not be aborted (its outcome is unknown).
-    uncertain: AtomicBool,
-    /// The broker outages this writer's producers saw (`WriterContext`), and how many of them
-    /// its last take had seen.
-    outages: Arc<AtomicU64>,
-    outages_taken: AtomicU64,
+    /// Why the partition must be taken again before the next transaction, if it must (see
+    /// [`PartitionWriter::must_take_again`]).
+    take_again: Mutex<Option<&'static str>>,
 }
 
 impl PartitionWriter {
     async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
-        let mut producer = match self.take().await {
+        let mut taken = match self.take().await {
             Ok(taken) => taken,
             Err(error) => {
                 return self
@@ -431,7 +418,7 @@ impl PartitionWriter {
             }
             if let Some(why) = self.must_take_again() {
                 match self.take_again(why).await {
-                    Ok(taken) => producer = taken,
+                    Ok(again) => taken = again,
                     Err(error) => {
                         let why = foldline::error_chain(&error, ": ");
                         for pending in batch {
@@ -445,14 +432,14 @@ impl PartitionWriter {
                     }
                 }
             }
-            if let Err(lost) = self.commit(&producer, batch).await {
+            if let Err(lost) = self.commit(&taken, batch).await {
                 return self.give_up(queue, &lost, "gave the partition up").await;
             }
             // At once after an unknown outcome, not only before the next batch: a partition
             // revoked meanwhile is still resolved.
             if let Some(why) = self.must_take_again() {
                 match self.take_again(why).await {
-                    Ok(taken) => producer = taken,
+                    Ok(again) => taken = again,
                     Err(error) => {
                         return self
                             .give_up(queue, &error, "could not take the partition again")
@@ -465,7 +452,7 @@ impl PartitionWriter {
 
     /// Takes the partition again, for `why`. Appends wait meanwhile, and idempotency keys are
     /// read again: a key of an earlier transaction may be used after all.
-    async fn take_again(&self, why: &str) -> Result<TxProducer, Error> {
+    async fn take_again(&self, why: &str) -> Result<Taken, Error> {
         tracing::warn!(
             partition = self.partition,
             "{why}: taking the partition again"
@@ -480,21 +467,23 @@ impl PartitionWriter {
     /// - a transaction failed and could not be aborted: whether it committed is not known
     ///   here, so the index may be behind; taken again, the partition's writer resolves it and
     ///   the barrier rebuilds the index from what was committed;
-    /// - the producer lost a broker since the take: a broker that crashed may have
-    ///   acknowledged a commit whose markers it then never wrote (Apache Kafka skips the
-    ///   markers of partitions that have no leader while it sends them, as a restarted single
-    ///   node's partitions have for a moment), leaving that transaction's records undecided.
-    ///   The next transaction of the same producer would decide them: an abort (after a
-    ///   failure) in one partition and a commit in another would split a committed append.
-    ///   Taken again, the writer commits its mark in every partition a transaction of it
-    ///   writes to (`mark_partitions`), which decides such records as committed everywhere.
+    /// - a committed transaction did not settle (`settle.rs`): its markers may be lost, and
+    ///   the next transaction of this producer would decide its records. Taken again, the
+    ///   writer commits its mark in every partition a transaction of it writes to
+    ///   (`mark_partitions`), which decides such records as committed everywhere.
     fn must_take_again(&self) -> Option<&'static str> {
-        if self.uncertain.swap(false, Ordering::AcqRel) {
-            return Some("a transaction's outcome is unknown");
-        }
-        let outages = self.outages.load(Ordering::Acquire);
-        (outages != self.outages_taken.load(Ordering::Acquire))
-            .then_some("the producer lost a broker")
+        self.take_again
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Makes the writer take its partition again before its next transaction, for `why`.
+    fn take_again_for(&self, why: &'static str) {
+        *self
+            .take_again
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(why);
     }
 
     /// The group revoked the partition: every append still queued is refused.
@@ -530,14 +519,11 @@ impl PartitionWriter {
     }
 
     /// Fences earlier writers of the partition and rebuilds the index (the barrier).
-    async fn take(&self) -> Result<TxProducer, Error> {
+    async fn take(&self) -> Result<Taken, Error> {
         let options = &self.writers.options;
         let names = &self.writers.names;
         let transactional_id = format!("{}.writer.{}", options.topic_prefix, self.partition);
         let context = || format!("taking partition {} of `{}`", self.partition, names.events);
-        // Counted from before the new producer exists: an outage during the take is one too.
-        self.outages_taken
-            .store(self.outages.load(Ordering::Acquire), Ordering::Release);
         let producer: TxProducer = client_config(options)
             .set("transactional.id", &transactional_id)
             .set("enable.idempotence", "true")
@@ -549,9 +535,7 @@ impl PartitionWriter {
             .set("linger.ms", "1")
             // The brokers' default: an event at the store's limit fits with its headers.
             .set("message.max.bytes", "1048588")
-            .create_with_context(WriterContext {
-                outages: Arc::clone(&self.outages),
-            })
+            .create_with_context(WriterContext)
             .map_err(|e| Kafka::error(context(), e))?;
         let timeout = options.timeout;
         let fencing = producer.clone();
@@ -563,7 +547,8 @@ impl PartitionWriter {
         })
         .await?;
 
-        self.mark_partitions(&producer).await?;
+        let probe = Arc::new(SettleProbe::new(options)?);
+        self.mark_partitions(&producer, &probe).await?;
 
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
@@ -585,7 +570,7 @@ impl PartitionWriter {
         *self.index.write().unwrap_or_else(PoisonError::into_inner) = Some(index);
         let take = self.takes.fetch_add(1, Ordering::AcqRel) + 1;
         self.ready.send_replace(Some(take));
-        Ok(producer)
+        Ok(Taken { producer, probe })
     }
 
     /// Commits a marker record (empty key, no value: readers skip it, `records::is_marker`)
@@ -596,7 +581,11 @@ impl PartitionWriter {
     /// `must_take_again`); and the write, acknowledged by every in-sync replica, moves each
     /// partition's high watermark past everything before it, which a broker restarted after a
     /// crash was seen to leave behind committed records.
-    async fn mark_partitions(&self, producer: &TxProducer) -> Result<(), Error> {
+    async fn mark_partitions(
+        &self,
+        producer: &TxProducer,
+        probe: &Arc<SettleProbe>,
+    ) -> Result<(), Error> {
         let names = &self.writers.names;
         let context = || {
             format!(
@@ -617,20 +606,36 @@ impl PartitionWriter {
         {
             let record: FutureRecord<'_, str, Vec<u8>> =
                 FutureRecord::to(topic).partition(partition).key("");
-            deliveries.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+            let delivery = send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+            deliveries.push((topic, partition, delivery));
         }
-        for delivery in deliveries {
-            if let Err(error) = delivered(delivery).await {
-                self.abort(producer).await;
-                return Err(delivery_failed(context(), error));
+        let mut tails = Tails::default();
+        for (topic, partition, delivery) in deliveries {
+            match delivered(delivery).await {
+                Ok(offset) => tails.record(topic, partition, offset),
+                Err(error) => {
+                    self.abort(producer).await;
+                    return Err(delivery_failed(context(), error));
+                }
             }
         }
-        commit_transaction(producer, self.writers.options.timeout, context()).await
+        commit_transaction(producer, self.writers.options.timeout, context()).await?;
+        // The marks' own markers lost would leave the records they decide undecided still.
+        let probe = Arc::clone(probe);
+        let waited = blocking(move || Ok(probe.wait(&tails, SETTLE_TIMEOUT))).await?;
+        waited.map_err(|unsettled| {
+            Kafka::failure(
+                BackendErrorKind::Unavailable,
+                format!("{}: the marks did not settle: {unsettled}", context()),
+                None,
+            )
+        })
     }
 
     /// Checks each append of `batch`, commits the accepted ones in one transaction, replies.
     /// `Err` when the partition is lost (fenced, or a fatal producer error): the writer stops.
-    async fn commit(&self, producer: &TxProducer, batch: Vec<PendingAppend>) -> Result<(), Error> {
+    async fn commit(&self, taken: &Taken, batch: Vec<PendingAppend>) -> Result<(), Error> {
+        let producer = &taken.producer;
         let batch = self.refuse_stale_keys(batch);
         let plan = {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
@@ -642,7 +647,11 @@ impl PartitionWriter {
         }
         let started = Instant::now();
         match self.write(producer, &plan).await {
-            Ok((results, heads)) => {
+            Ok(Written {
+                results,
+                heads,
+                tails,
+            }) => {
                 metrics::histogram!("foldline_kafka_transaction_appends")
                     .record(plan.accepted.len() as f64);
                 metrics::histogram!("foldline_kafka_transaction_seconds")
@@ -661,6 +670,7 @@ impl PartitionWriter {
                 for (append, answer) in plan.deferred {
                     let _ = append.reply.send(answer);
                 }
+                self.settle(&taken.probe, tails).await;
                 Ok(())
             }
             Err(error) => {
@@ -710,11 +720,7 @@ impl PartitionWriter {
 
     /// Produces the plan's records in one transaction and commits it; the accepted appends'
     /// results, in order.
-    async fn write(
-        &self,
-        producer: &TxProducer,
-        plan: &Plan,
-    ) -> Result<(Vec<AppendResult>, HashMap<StreamId, StreamEntry>), Error> {
+    async fn write(&self, producer: &TxProducer, plan: &Plan) -> Result<Written, Error> {
         let names = &self.writers.names;
         let timeout = self.writers.options.timeout;
         let partition = i32::try_from(self.partition).unwrap_or(i32::MAX);
@@ -737,7 +743,8 @@ impl PartitionWriter {
             // The events, all sent at once.
             let mut deliveries: Vec<Vec<DeliveryFuture>> = Vec::with_capacity(plan.accepted.len());
             // The heads' and keys' records, awaited before the commit.
-            let mut side: Vec<DeliveryFuture> = Vec::new();
+            let mut side: Vec<(&str, i32, DeliveryFuture)> = Vec::new();
+            let mut tails = Tails::default();
             for (append, previous) in plan.accepted.iter().zip(&plan.previous) {
                 let stream = append.request.stream();
                 let mut version = *previous;
@@ -769,6 +776,7 @@ impl PartitionWriter {
                     let offset = delivered(future)
                         .await
                         .map_err(|e| delivery_failed(context(), e))?;
+                    tails.record(&names.events, partition, offset);
                     first = first.or(Some(offset));
                     last = Some(offset);
                 }
@@ -803,7 +811,8 @@ impl PartitionWriter {
                     .key(stream.as_str())
                     .payload(&value)
                     .timestamp(now);
-                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+                let delivery = send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+                side.push((&names.heads, partition, delivery));
             }
             // The keys' results, which hold those positions; flushed by the commit too.
             for (append, result) in plan.accepted.iter().zip(&results) {
@@ -822,18 +831,24 @@ impl PartitionWriter {
                     .key(key.as_str())
                     .payload(&value)
                     .timestamp(now);
-                side.push(send(producer, record).map_err(|e| Kafka::error(context(), e))?);
+                let delivery = send(producer, record).map_err(|e| Kafka::error(context(), e))?;
+                side.push((&names.keys, key_partition, delivery));
             }
             // Every record delivered before the commit: rdkafka's `commit_transaction` first
             // flushes, and a flush that finds records in flight blocks in a poll whose
             // delivery report the producer's own polling thread takes, until the next event
             // (about 100 ms per transaction, measured).
-            for future in side {
-                delivered(future)
+            for (topic, partition, future) in side {
+                let offset = delivered(future)
                     .await
                     .map_err(|e| delivery_failed(context(), e))?;
+                tails.record(topic, partition, offset);
             }
-            Ok::<_, Error>((results, heads))
+            Ok::<_, Error>(Written {
+                results,
+                heads,
+                tails,
+            })
         }
         .await;
         match outcome {
@@ -848,7 +863,7 @@ impl PartitionWriter {
                         // even succeed): the index cannot tell, so the partition is taken again
                         // and the index rebuilt from what was committed, whatever the abort says.
                         // Seen as two events at one version after a broker was killed.
-                        self.uncertain.store(true, Ordering::Release);
+                        self.take_again_for(UNKNOWN_OUTCOME);
                         self.abort(producer).await;
                         Err(error)
                     }
@@ -859,6 +874,24 @@ impl PartitionWriter {
                 Err(error)
             }
         }
+    }
+
+    /// Waits until the transaction just committed is settled (`settle.rs`); if it is not, the
+    /// partition is taken again before the next transaction.
+    async fn settle(&self, probe: &Arc<SettleProbe>, tails: Tails) {
+        let probe = Arc::clone(probe);
+        let waited = blocking(move || Ok(probe.wait(&tails, SETTLE_TIMEOUT))).await;
+        let unsettled = match waited {
+            Ok(Ok(())) => return,
+            Ok(Err(unsettled)) => unsettled.to_string(),
+            Err(error) => foldline::error_chain(&error, ": "),
+        };
+        tracing::warn!(
+            partition = self.partition,
+            %unsettled,
+            "a committed transaction did not settle in {SETTLE_TIMEOUT:?}"
+        );
+        self.take_again_for("a committed transaction did not settle");
     }
 
     /// The appends of `batch` fit to commit: an append whose idempotency key was looked up
@@ -897,7 +930,7 @@ impl PartitionWriter {
         .await;
         if let Err(error) = aborted {
             tracing::debug!(partition = self.partition, error = %foldline::error_chain(&error, ": "), "could not abort");
-            self.uncertain.store(true, Ordering::Release);
+            self.take_again_for(UNKNOWN_OUTCOME);
         }
     }
 }
@@ -959,6 +992,20 @@ fn encode(error: serde_json::Error, what: &str) -> Error {
         what: what.to_owned(),
         source: Box::new(error),
     }
+}
+
+/// What a take gives a writer: its producer, and the probe that sees its transactions settle.
+struct Taken {
+    producer: TxProducer,
+    probe: Arc<SettleProbe>,
+}
+
+/// A committed transaction: the accepted appends' results, the streams' new heads, and the
+/// last offset it wrote in each partition.
+struct Written {
+    results: Vec<AppendResult>,
+    heads: HashMap<StreamId, StreamEntry>,
+    tails: Tails,
 }
 
 /// A batch checked against the index: what is written.
