@@ -191,14 +191,10 @@ impl Committer {
 
             let mut pipe = redis::pipe();
             pipe.ignore_errors().cmd("MULTI");
-            let mut key = keys.data_prefix();
-            let prefix_len = key.len();
-            for op in ops {
-                key.truncate(prefix_len);
-                key.push_str(op.key());
-                pipe.cmd(op.command()).arg(key.as_str());
+            with_full_keys(keys, ops, |key, op| {
+                pipe.cmd(op.command()).arg(key);
                 push_values(&mut pipe, op);
-            }
+            });
             pipe.cmd("SET").arg(&checkpoint).arg(next);
             pipe.cmd("EXEC");
             pipe.cmd("WATCH").arg(&checkpoint);
@@ -245,14 +241,10 @@ impl Committer {
             .arg(expected)
             .arg(next)
             .arg(ops.len());
-        let mut key = keys.data_prefix();
-        let prefix_len = key.len();
-        for op in ops {
-            key.truncate(prefix_len);
-            key.push_str(op.key());
-            invocation.key(key.as_str()).arg(op.command());
+        with_full_keys(keys, ops, |key, op| {
+            invocation.key(key).arg(op.command());
             push_values(&mut invocation, op);
-        }
+        });
         invocation.arg(letters.unpark.len());
         for id in letters.unpark {
             invocation.arg(id.to_string());
@@ -357,6 +349,18 @@ fn stored(mut results: Vec<Value>) -> Result<Applied, Failure> {
         })
         .collect();
     Ok(Applied::Stored(refusals))
+}
+
+/// Calls `each` with every op and its full key: the slot's data prefix and the op's own key,
+/// written into one buffer (the callee copies it).
+fn with_full_keys(keys: &RedisSlotKeys, ops: &[RedisOp], mut each: impl FnMut(&str, &RedisOp)) {
+    let mut key = keys.data_prefix();
+    let prefix_len = key.len();
+    for op in ops {
+        key.truncate(prefix_len);
+        key.push_str(op.key());
+        each(&key, op);
+    }
 }
 
 /// Where an operation's values go: a transaction's pipeline or the script's arguments.

@@ -39,8 +39,10 @@
 //!   single Apache Kafka node restarted after a crash was seen to skip the markers of a commit
 //!   it had acknowledged (its partitions had no leader for a moment), and the next transaction
 //!   of that producer would have aborted them in one partition and committed them in another.
-//!   For the same reason a writer whose producer lost a broker takes its partition again
-//!   before its next transaction. Appends waiting together
+//!   So a writer begins no transaction before its last commit has *settled* (every partition
+//!   it wrote stable past its records: the markers are written), and one that does not settle
+//!   within 2 s makes it take the partition again, whose marker decides the records as the
+//!   coordinator did. Appends waiting together
 //!   share one transaction (group commit), each checked on its own against the index; the index
 //!   changes only after the commit. A conflict with the index is answered at once; one with an
 //!   earlier append of the same transaction only once that transaction is decided, so a read

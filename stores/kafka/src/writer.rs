@@ -16,10 +16,11 @@
 //! on its own, in arrival order, against the index and the appends before it in the batch;
 //! the accepted ones are produced in one transaction: their events, then each touched stream's
 //! new head and each idempotency key's result. The index changes only once the transaction is
-//! committed. An abortable failure aborts and fails the batch (transient: retry, with an
-//! idempotency key to be sure); a fatal one (fenced: another writer took the partition) fails
-//! it as `NotOwner` and gives the partition up until the group assigns it again (or, while the
-//! group still assigns it here, for 10 s).
+//! committed, and the next transaction begins only once this one has settled: its markers
+//! written in every partition it wrote to (`settle.rs`). An abortable failure aborts and fails
+//! the batch (transient: retry, with an idempotency key to be sure); a fatal one (fenced:
+//! another writer took the partition) fails it as `NotOwner` and gives the partition up until
+//! the group assigns it again (or, while the group still assigns it here, for 10 s).
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
