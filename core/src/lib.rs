@@ -84,6 +84,11 @@
 //! - [`Projection`] + [`Projector`]: read models folded from the feed into a
 //!   [`ProjectionTarget`] (Redis, Tantivy, memory), exactly once in effect, with blue/green
 //!   rebuilds; see [`guide::projections`].
+//! - [`ProcessManager`]: a business process across aggregates (a transfer, an order) as
+//!   pure decisions: an [`Input`] (a correlated event, a refused command, a timeout) in,
+//!   [`Action`]s out (send a command, schedule or cancel a timeout, complete, fail), with the
+//!   rules every runner applies in [`Instance`] and deterministic command keys
+//!   ([`command_key`]). The runner that records and sends them is not in this release yet.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
@@ -100,7 +105,8 @@
 //!
 //! - `derive` (default): `#[derive(DomainEvent, Command, Aggregate)]`.
 //! - `testing`: the store conformance suite (`testing::conformance`) and the given/when/then
-//!   kit for aggregates (`testing::AggregateTest`).
+//!   kits for aggregates (`testing::AggregateTest`) and process managers
+//!   (`testing::ProcessTest`).
 //!
 //! # Examples
 //!
@@ -117,6 +123,7 @@ mod error;
 mod event;
 mod names;
 mod position;
+mod process;
 mod projection;
 mod shown;
 mod store;
@@ -147,6 +154,7 @@ pub use event::{
 };
 pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
+pub use process::{Action, Input, Instance, ProcessManager, ProcessStatus, command_key};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
     NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionOverview, ProjectionTarget,

@@ -16,6 +16,8 @@ pub mod target_conformance;
 
 mod aggregate_test;
 mod key_value;
+mod process_test;
 
 pub use aggregate_test::{AggregateTest, Decision};
 pub use key_value::{KeyValueModel, KeyValueOp, KeyValueWrites};
+pub use process_test::{ProcessDecision, ProcessTest};
