@@ -88,7 +88,9 @@
 //!   pure decisions: an [`Input`] (a correlated event, a refused command, a timeout) in,
 //!   [`Action`]s out (send a command, schedule or cancel a timeout, complete, fail), with the
 //!   rules every runner applies in [`Instance`] and deterministic command keys
-//!   ([`command_key`]). The runner that records and sends them is not in this release yet.
+//!   ([`command_key`]); [`TimerStore`] keeps their timeouts until due (in memory:
+//!   [`InMemoryTimerStore`]; PostgreSQL: `foldline-postgres`). The runner that records and
+//!   sends them is not in this release yet.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
@@ -154,7 +156,10 @@ pub use event::{
 };
 pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
-pub use process::{Action, Input, Instance, ProcessManager, ProcessStatus, command_key};
+pub use process::{
+    Action, InMemoryTimerStore, Input, Instance, ProcessManager, ProcessStatus, Timer, TimerStore,
+    command_key,
+};
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
     NewSlot, PoisonPolicy, Projection, ProjectionControl, ProjectionOverview, ProjectionTarget,

@@ -5,6 +5,7 @@ use foldline::{InMemoryEventStore, StoreLimits};
 
 foldline::event_store_conformance_tests!(store = InMemoryEventStore::new() => store);
 foldline::snapshot_store_conformance_tests!(store = InMemoryEventStore::new() => store);
+foldline::timer_store_conformance_tests!(store = foldline::InMemoryTimerStore::new() => store);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_input_with_custom_limits() {
@@ -22,6 +23,8 @@ async fn all_cases_on_one_shared_store() {
     let store = InMemoryEventStore::new();
     conformance::run_all(async || store.clone()).await;
     conformance::run_snapshot_cases(async || store.clone()).await;
+    let timers = foldline::InMemoryTimerStore::new();
+    foldline::testing::timers::run_all(async || timers.clone()).await;
 }
 
 /// `run_all` on a fresh store per case, on a single-threaded runtime.

@@ -11,6 +11,7 @@ use foldline_tests::pg::test_schema;
 
 foldline::event_store_conformance_tests!(schema = test_schema().await => schema.store().clone());
 foldline::snapshot_store_conformance_tests!(schema = test_schema().await => schema.store().clone());
+foldline::timer_store_conformance_tests!(schema = test_schema().await => schema.store().clone());
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn invalid_input_with_custom_limits() -> anyhow::Result<()> {
@@ -34,6 +35,7 @@ async fn all_cases_in_one_shared_schema() {
     let store = schema.store().clone();
     conformance::run_all(async || store.clone()).await;
     conformance::run_snapshot_cases(async || store.clone()).await;
+    foldline::testing::timers::run_all(async || store.clone()).await;
 }
 
 /// Two store instances (two group-commit writers, as two processes) append to the same five

@@ -4,10 +4,14 @@
 mod action;
 mod input;
 mod instance;
+mod timer;
+mod timer_memory;
 
 pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
+pub use timer::{Timer, TimerStore};
+pub use timer_memory::InMemoryTimerStore;
 
 use crate::aggregate::AggregateId;
 use crate::projection::{Envelope, FeedEvent};

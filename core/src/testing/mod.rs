@@ -13,6 +13,7 @@
 
 pub mod conformance;
 pub mod target_conformance;
+pub mod timers;
 
 mod aggregate_test;
 mod key_value;

@@ -26,7 +26,9 @@
 //!   transaction's `xid8`, stream id and version, event id, type, schema version, `jsonb`
 //!   payload and metadata, `recorded_at`; unique `(stream_id, stream_version)` and `event_id`;
 //!   index `(xid, position)`), `streams` (current version per stream), `snapshots`,
-//!   `idempotency_keys`, `store` (an id drawn when the schema is created), `schema_migrations`.
+//!   `idempotency_keys`, `store` (an id drawn when the schema is created), `process_timers`
+//!   (the timers of process managers: [`PgEventStore`] is a [`foldline::TimerStore`]; due
+//!   ones are claimed with `FOR UPDATE SKIP LOCKED` for a lease), `schema_migrations`.
 //!   [`PgEventStore::migrate`] creates and upgrades them under an advisory lock.
 //! - **Identity**: [`EventStore::identity`](foldline::EventStore::identity) is
 //!   `postgres:<system identifier>/<database>/<schema>/<store id>`. Projection slots record it,
@@ -100,6 +102,7 @@ mod sql;
 mod store;
 #[cfg(feature = "testing")]
 mod testing;
+mod timers;
 mod writer;
 
 pub use migrate::PgMigrationReport;

@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "append_one",
         sql: include_str!("../migrations/0003_append_one.sql"),
     },
+    Migration {
+        version: 4,
+        name: "process_timers",
+        sql: include_str!("../migrations/0004_process_timers.sql"),
+    },
 ];
 
 /// What [`PgEventStore::migrate`] did.
