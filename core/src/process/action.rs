@@ -42,11 +42,13 @@ pub enum Action<P: ProcessManager> {
 /// ```
 /// # use foldline::{command_key, ProcessManager};
 /// # use uuid::Uuid;
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, foldline::DomainEvent)]
+/// # enum Ev { Happened }
 /// # #[derive(Default)] struct Transfer;
 /// # impl ProcessManager for Transfer {
 /// #     const NAME: &'static str = "transfer";
-/// #     type Id = String; type Event = foldline::AnyEvent; type Command = (); type Timeout = ();
-/// #     fn correlate(_: &foldline::Envelope<'_, foldline::AnyEvent>) -> Option<String> { None }
+/// #     type Id = String; type Event = Ev; type Command = (); type Timeout = ();
+/// #     fn correlate(_: &foldline::Envelope<'_, Ev>) -> Option<String> { None }
 /// #     fn decide(&self, _: &foldline::Input<Self>) -> Vec<foldline::Action<Self>> { vec![] }
 /// #     fn evolve(&mut self, _: &foldline::Input<Self>) {}
 /// # }

@@ -188,8 +188,9 @@ mod tests {
     use std::time::Duration;
 
     use super::{Instance, ProcessStatus};
+    use crate::process::testing::Never;
     use crate::process::{Action, Input, ProcessManager};
-    use crate::projection::{AnyEvent, Envelope};
+    use crate::projection::Envelope;
 
     /// Decides whatever its inputs' timeouts say: `Timeout(n)` decides the actions listed for
     /// `n`, so each test writes its decisions as data.
@@ -224,11 +225,11 @@ mod tests {
     impl ProcessManager for Scripted {
         const NAME: &'static str = "scripted";
         type Id = u32;
-        type Event = AnyEvent;
+        type Event = Never;
         type Command = u32;
         type Timeout = u32;
 
-        fn correlate(_: &Envelope<'_, AnyEvent>) -> Option<u32> {
+        fn correlate(_: &Envelope<'_, Never>) -> Option<u32> {
             None
         }
 

@@ -7,11 +7,17 @@ mod instance;
 mod timer;
 mod timer_memory;
 
+#[cfg(test)]
+pub(crate) mod testing;
+
 pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
 pub use timer::{Timer, TimerStore};
 pub use timer_memory::InMemoryTimerStore;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use crate::aggregate::AggregateId;
 use crate::projection::{Envelope, FeedEvent};
@@ -46,13 +52,13 @@ use crate::projection::{Envelope, FeedEvent};
 ///     Deposited { transfer: String, cents: u64 },
 /// }
 ///
-/// #[derive(Debug, Clone, PartialEq)]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 /// enum BankCommand {
 ///     Withdraw { account: String, transfer: String, cents: u64 },
 ///     Deposit { account: String, transfer: String, cents: u64 },
 /// }
 ///
-/// #[derive(Debug, Clone, PartialEq)]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 /// enum TransferTimeout { Stuck }
 ///
 /// #[derive(Default)]
@@ -133,16 +139,17 @@ pub trait ProcessManager: Default + Send + Sync + Sized + 'static {
     /// An instance's identity (a transfer's id).
     type Id: AggregateId;
 
-    /// The events of the feed it reacts to: a [`DomainEvent`](crate::DomainEvent) type, or
-    /// any [`FeedEvent`].
-    type Event: FeedEvent + Clone + Sync;
+    /// The events of the feed it reacts to: a [`DomainEvent`](crate::DomainEvent) type (or
+    /// another [`FeedEvent`]). Recorded in the instance's stream with each decision, so it is
+    /// serde too.
+    type Event: FeedEvent + Serialize + DeserializeOwned + Clone + Sync;
 
-    /// The commands it sends to aggregates.
-    type Command: Clone + Send + Sync + 'static;
+    /// The commands it sends to aggregates (recorded with the decision that sent them).
+    type Command: Serialize + DeserializeOwned + Clone + Send + Sync + 'static;
 
     /// What it can be woken up with when nothing happens in time. Cancelling a timeout
     /// cancels the pending ones equal to it.
-    type Timeout: Clone + PartialEq + Send + Sync + 'static;
+    type Timeout: Serialize + DeserializeOwned + Clone + PartialEq + Send + Sync + 'static;
 
     /// The instance `event` concerns, or `None` when it concerns none: the event is not an
     /// input of this process.

@@ -18,10 +18,10 @@ use crate::process::{Action, Input, Instance, ProcessManager};
 /// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, foldline::DomainEvent)]
 /// enum OrderEvent { Placed { order: u32 }, Paid { order: u32 } }
 ///
-/// #[derive(Debug, Clone, PartialEq)]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 /// enum OrderCommand { Ship { order: u32 }, Cancel { order: u32 } }
 ///
-/// #[derive(Debug, Clone, PartialEq)]
+/// #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 /// struct PaymentDue;
 ///
 /// #[derive(Debug, Default)]
@@ -232,8 +232,9 @@ fn list<T: Debug>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::ProcessTest;
+    use crate::process::testing::Never;
     use crate::process::{Action, Input, ProcessManager};
-    use crate::projection::{AnyEvent, Envelope};
+    use crate::projection::Envelope;
 
     /// Sends back every timeout it gets as a command; finishes on 0.
     #[derive(Default, Debug)]
@@ -242,11 +243,11 @@ mod tests {
     impl ProcessManager for Echo {
         const NAME: &'static str = "echo";
         type Id = u32;
-        type Event = AnyEvent;
+        type Event = Never;
         type Command = u32;
         type Timeout = u32;
 
-        fn correlate(_: &Envelope<'_, AnyEvent>) -> Option<u32> {
+        fn correlate(_: &Envelope<'_, Never>) -> Option<u32> {
             None
         }
 
