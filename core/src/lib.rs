@@ -88,7 +88,9 @@
 //!   pure decisions: an [`Input`] (a correlated event, a refused command, a timeout) in,
 //!   [`Action`]s out (send a command, schedule or cancel a timeout, complete, fail), with the
 //!   rules every runner applies in [`Instance`] and deterministic command keys
-//!   ([`command_key`]); [`TimerStore`] keeps their timeouts until due (in memory:
+//!   ([`command_key`]); [`StoredInstance`] records each decision in the instance's stream
+//!   before it is carried out and recognizes a redelivered input; [`TimerStore`] keeps
+//!   timeouts until due (in memory:
 //!   [`InMemoryTimerStore`]; PostgreSQL: `foldline-postgres`). The runner that records and
 //!   sends them is not in this release yet.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
@@ -157,8 +159,8 @@ pub use event::{
 pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use process::{
-    Action, InMemoryTimerStore, Input, Instance, ProcessManager, ProcessStatus, Timer, TimerStore,
-    command_key,
+    Action, DECIDED, Decision, InMemoryTimerStore, Input, Instance, Outcome, ProcessManager,
+    ProcessStatus, StoredInstance, Timer, TimerStore, command_key, instance_stream,
 };
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,

@@ -15,6 +15,7 @@ mod pg_bad_input;
 mod pg_commands;
 mod pg_conformance;
 mod pg_payloads;
+mod pg_process;
 mod pg_unreadable;
 mod projector;
 mod projector_targets;

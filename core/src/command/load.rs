@@ -7,7 +7,7 @@ use crate::store::{EventStore, Snapshot, SnapshotStore};
 use crate::version::Version;
 
 /// Events read per round trip while folding a stream.
-const READ_PAGE: usize = 1_000;
+pub(crate) const READ_PAGE: usize = 1_000;
 
 /// An aggregate's state as of `version` of its stream.
 #[derive(Debug, Clone)]

@@ -185,67 +185,9 @@ where
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::{Instance, ProcessStatus};
-    use crate::process::testing::Never;
-    use crate::process::{Action, Input, ProcessManager};
-    use crate::projection::Envelope;
-
-    /// Decides whatever its inputs' timeouts say: `Timeout(n)` decides the actions listed for
-    /// `n`, so each test writes its decisions as data.
-    #[derive(Default, Debug)]
-    struct Scripted {
-        seen: Vec<u32>,
-    }
-
-    fn script(n: u32) -> Vec<Action<Scripted>> {
-        let schedule = |t| Action::Schedule {
-            timeout: t,
-            after: Duration::from_secs(1),
-        };
-        match n {
-            // Schedules 10, 11 and 10 again.
-            1 => vec![schedule(10), schedule(11), schedule(10)],
-            // Cancels every 10.
-            2 => vec![Action::Cancel(10)],
-            // Reschedules itself when it fires.
-            11 => vec![schedule(11)],
-            3 => vec![
-                Action::Fail {
-                    reason: "first".into(),
-                },
-                Action::Complete,
-                schedule(12),
-            ],
-            _ => vec![Action::Send(n)],
-        }
-    }
-
-    impl ProcessManager for Scripted {
-        const NAME: &'static str = "scripted";
-        type Id = u32;
-        type Event = Never;
-        type Command = u32;
-        type Timeout = u32;
-
-        fn correlate(_: &Envelope<'_, Never>) -> Option<u32> {
-            None
-        }
-
-        fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
-            match input {
-                Input::Timeout(n) => script(*n),
-                _ => Vec::new(),
-            }
-        }
-
-        fn evolve(&mut self, input: &Input<Self>) {
-            if let Input::Timeout(n) = input {
-                self.seen.push(*n);
-            }
-        }
-    }
+    use crate::process::testing::Scripted;
+    use crate::process::{Action, Input};
 
     #[test]
     fn timeouts_stay_pending_until_fired_or_cancelled() {

@@ -4,6 +4,7 @@
 mod action;
 mod input;
 mod instance;
+mod record;
 mod timer;
 mod timer_memory;
 
@@ -13,6 +14,7 @@ pub(crate) mod testing;
 pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
+pub use record::{DECIDED, Decision, Outcome, StoredInstance, instance_stream};
 pub use timer::{Timer, TimerStore};
 pub use timer_memory::InMemoryTimerStore;
 
