@@ -107,7 +107,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
     });
     let (stored, outcome) = load(&store, &id)
         .await
-        .decide(&store, &JsonCodec, &id, requested, input.clone())
+        .decide(&store, &JsonCodec, requested, input.clone())
         .await?;
     let Outcome::Decided(first) = outcome else {
         anyhow::bail!("expected a decision, got {outcome:?}");
@@ -125,9 +125,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
     assert_eq!(loaded.decided(requested), Some(&first[..]));
 
     // The same input again (a redelivery after a crash): recognized, nothing recorded.
-    let (loaded, again) = loaded
-        .decide(&store, &JsonCodec, &id, requested, input)
-        .await?;
+    let (loaded, again) = loaded.decide(&store, &JsonCodec, requested, input).await?;
     assert!(
         matches!(&again, Outcome::Redelivered(actions) if *actions == first),
         "{again:?}"
@@ -139,7 +137,6 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
         .decide(
             &store,
             &JsonCodec,
-            &id,
             Uuid::now_v7(),
             Input::Timeout(ShipmentTimeout::NotPicked { attempt: 1 }),
         )
@@ -160,7 +157,6 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
         .decide(
             &store,
             &JsonCodec,
-            &id,
             Uuid::now_v7(),
             Input::Event(ShipmentEvent::Picked {
                 shipment: id.clone(),
@@ -188,8 +184,8 @@ async fn pg_process_two_runners_on_one_instance_conflict() -> anyhow::Result<()>
         shipment: id.clone(),
     });
     let (first, second) = tokio::join!(
-        a.decide(&store, &JsonCodec, &id, Uuid::now_v7(), requested),
-        b.decide(&other, &JsonCodec, &id, Uuid::now_v7(), picked.clone()),
+        a.decide(&store, &JsonCodec, Uuid::now_v7(), requested),
+        b.decide(&other, &JsonCodec, Uuid::now_v7(), picked.clone()),
     );
     let (won, lost) = match (first, second) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),

@@ -183,6 +183,8 @@ fn action<P: ProcessManager>(stored: StoredAction<P::Command, P::Timeout>) -> Ac
 /// An instance as its stream holds it: rebuilt from its decisions, with its stream's version
 /// (what the next decision is appended after) and the inputs it decided on.
 pub struct StoredInstance<P: ProcessManager> {
+    /// The instance's stream.
+    pub stream: StreamId,
     /// The instance, every recorded decision replayed ([`Instance::replay`]).
     pub instance: Instance<P>,
     /// The stream's version: 0 for an instance that has decided nothing yet.
@@ -204,19 +206,32 @@ impl<P: ProcessManager> StoredInstance<P> {
     /// [`Error::UnknownEventType`] or [`Error::Decode`] for an event that is not a decision
     /// of `P`.
     pub async fn load<S: EventStore, C: Codec>(store: &S, codec: &C, id: &P::Id) -> Result<Self> {
-        let stream = instance_stream::<P>(id)?;
+        Self::load_stream(store, codec, instance_stream::<P>(id)?).await
+    }
+
+    /// Loads the instance of `P` whose stream is `stream` (a timer names its instance so).
+    ///
+    /// # Errors
+    ///
+    /// As [`load`](Self::load).
+    pub async fn load_stream<S: EventStore, C: Codec>(
+        store: &S,
+        codec: &C,
+        stream: StreamId,
+    ) -> Result<Self> {
         let mut loaded = StoredInstance {
+            stream,
             instance: Instance::new(),
             version: Version::ZERO,
             decided: HashMap::new(),
         };
         loop {
             let page = store
-                .read_stream(&stream, loaded.version.next(), READ_PAGE)
+                .read_stream(&loaded.stream, loaded.version.next(), READ_PAGE)
                 .await?;
             let full = page.len() == READ_PAGE;
             for recorded in &page {
-                check_next(&stream, loaded.version.next(), recorded)?;
+                check_next(&loaded.stream, loaded.version.next(), recorded)?;
                 let decision = Decision::<P>::decode(recorded, codec)?;
                 loaded.instance.replay(&decision.input, &decision.actions);
                 loaded.decided.insert(decision.input_id, decision.actions);
@@ -241,7 +256,6 @@ impl<P: ProcessManager> StoredInstance<P> {
         mut self,
         store: &S,
         codec: &C,
-        id: &P::Id,
         input_id: Uuid,
         input: Input<P>,
     ) -> Result<(Self, Outcome<P>)> {
@@ -259,7 +273,7 @@ impl<P: ProcessManager> StoredInstance<P> {
         };
         let event = decision.encode(codec)?;
         let request = AppendRequest::new(
-            instance_stream::<P>(id)?,
+            self.stream.clone(),
             ExpectedVersion::Exact(self.version),
             vec![event],
         );
@@ -303,6 +317,7 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StoredInstance")
+            .field("stream", &self.stream)
             .field("instance", &self.instance)
             .field("version", &self.version)
             .field("decided", &self.decided.len())
@@ -349,7 +364,7 @@ mod tests {
         timeout: u32,
     ) -> (StoredInstance<Scripted>, Outcome<Scripted>) {
         stored
-            .decide(store, &JsonCodec, &1, input_id, Input::Timeout(timeout))
+            .decide(store, &JsonCodec, input_id, Input::Timeout(timeout))
             .await
             .unwrap()
     }
@@ -401,7 +416,7 @@ mod tests {
         let (_, decided) = decide(first, &store, Uuid::now_v7(), 5).await;
         assert!(matches!(decided, Outcome::Decided(_)));
         let lost = second
-            .decide(&store, &JsonCodec, &1, Uuid::now_v7(), Input::Timeout(6))
+            .decide(&store, &JsonCodec, Uuid::now_v7(), Input::Timeout(6))
             .await
             .unwrap_err();
         assert!(lost.is_conflict(), "{lost}");
