@@ -91,8 +91,10 @@
 //!   ([`command_key`]); [`StoredInstance`] records each decision in the instance's stream
 //!   before it is carried out and recognizes a redelivered input; [`TimerStore`] keeps
 //!   timeouts until due (in memory:
-//!   [`InMemoryTimerStore`]; PostgreSQL: `foldline-postgres`). The runner that records and
-//!   sends them is not in this release yet.
+//!   [`InMemoryTimerStore`]; PostgreSQL: `foldline-postgres`); [`ProcessRunner`] hands
+//!   correlated events and due timers to their instances and carries the recorded decisions
+//!   out through a [`CommandDispatcher`], exactly once in effect. (Not yet on the projector
+//!   runtime: feeding it the feed and checkpointing are the caller's for now.)
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
@@ -159,8 +161,9 @@ pub use event::{
 pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use process::{
-    Action, DECIDED, Decision, InMemoryTimerStore, Input, Instance, Outcome, ProcessManager,
-    ProcessStatus, StoredInstance, Timer, TimerStore, command_key, instance_stream,
+    Action, CommandDispatcher, DECIDED, Decision, Dispatched, Handled, InMemoryTimerStore, Input,
+    Instance, Outcome, ProcessManager, ProcessRunner, ProcessStatus, StoredInstance, Timer,
+    TimerStore, command_key, instance_stream,
 };
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,

@@ -17,6 +17,7 @@ mod pg_conformance;
 mod pg_payloads;
 mod pg_process;
 mod pg_unreadable;
+mod process_runner;
 mod projector;
 mod projector_targets;
 mod redis_target;

@@ -5,6 +5,7 @@ mod action;
 mod input;
 mod instance;
 mod record;
+mod runner;
 mod timer;
 mod timer_memory;
 
@@ -15,6 +16,7 @@ pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
 pub use record::{DECIDED, Decision, Outcome, StoredInstance, instance_stream};
+pub use runner::{CommandDispatcher, Dispatched, Handled, ProcessRunner};
 pub use timer::{Timer, TimerStore};
 pub use timer_memory::InMemoryTimerStore;
 

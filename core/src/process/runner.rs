@@ -1,0 +1,321 @@
+//! Carrying decisions out: the runner of a process manager, between the feed, the instances'
+//! streams, the aggregates and the timers.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::time::{Duration, SystemTime};
+
+use uuid::Uuid;
+
+use super::{
+    Action, Input, Outcome, ProcessManager, StoredInstance, Timer, TimerStore, command_key,
+};
+use crate::codec::{Codec, JsonCodec};
+use crate::error::{Error, Result};
+use crate::event::RecordedEvent;
+use crate::names::{EventType, IdempotencyKey, StreamId};
+use crate::projection::{Envelope, FeedEvent};
+use crate::store::EventStore;
+
+/// How many times a decision is tried again after another runner recorded one of the same
+/// instance first.
+const CONFLICT_ATTEMPTS: u32 = 5;
+
+/// The ids a runner gives the inputs and timers it makes, derived from what caused them so
+/// that a crash and a retry make the same ones (UUID v5 in this namespace).
+const NAMESPACE: Uuid = Uuid::from_u128(0x6f6c_646c_696e_652d_7072_6f63_6573_7321);
+
+/// What a timer's timeout is called in an error about decoding it (it is not an event).
+const TIMER: EventType = EventType::from_static("foldline.process.Timer");
+
+/// What an aggregate answered a process manager's command.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dispatched {
+    /// Accepted (or a repeat of an accepted one: its idempotency key found it).
+    Accepted,
+    /// Refused, with the aggregate's reason: it comes back to the instance as
+    /// [`Input::Refused`].
+    Refused(String),
+}
+
+/// Sends a process manager's commands to their aggregates, each with the idempotency key the
+/// runner derived for it ([`command_key`]): usually a `match` on the command that calls
+/// [`CommandExecutor::execute_with`](crate::CommandExecutor::execute_with) with
+/// [`CommandOptions::with_idempotency_key`](crate::CommandOptions::with_idempotency_key), and
+/// turns a [`CommandError::Rejected`](crate::CommandError::Rejected) into
+/// [`Dispatched::Refused`].
+pub trait CommandDispatcher<C>: Send + Sync + 'static {
+    /// Sends `command` under `key`.
+    ///
+    /// # Errors
+    ///
+    /// What keeps the command from being decided (the store unreachable): the runner stops
+    /// on it, and the input is handled again later, the command sent again under the same
+    /// key.
+    fn dispatch(
+        &self,
+        command: &C,
+        key: IdempotencyKey,
+    ) -> impl Future<Output = Result<Dispatched>> + Send;
+}
+
+/// What [`ProcessRunner::handle_event`] did with an event.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Handled {
+    /// Inputs decided now and carried out (the event, and the refusals it led to).
+    pub decided: u32,
+    /// Inputs decided before (redelivered) whose actions were carried out again.
+    pub redelivered: u32,
+    /// Inputs for finished instances, ignored.
+    pub ignored: u32,
+}
+
+impl Handled {
+    fn add(&mut self, other: Handled) {
+        self.decided += other.decided;
+        self.redelivered += other.redelivered;
+        self.ignored += other.ignored;
+    }
+}
+
+/// Runs process manager `P`: hands it the events of the feed that correlate to an instance,
+/// fires its due timers, records each decision in the instance's stream
+/// ([`StoredInstance`]) and only then carries it out — commands sent under keys derived from
+/// the input and the action's index, timeouts scheduled and cancelled in the [`TimerStore`].
+/// A command refused comes back to the instance as an input. An input handled again after a
+/// crash is recognized and its recorded actions carried out again, which appends nothing
+/// twice: exactly once in effect.
+pub struct ProcessRunner<P, S, D, T, C = JsonCodec> {
+    store: S,
+    dispatcher: D,
+    timers: T,
+    codec: C,
+    process: PhantomData<fn() -> P>,
+}
+
+impl<P, S, D, T> ProcessRunner<P, S, D, T>
+where
+    P: ProcessManager,
+    S: EventStore,
+    D: CommandDispatcher<P::Command>,
+    T: TimerStore,
+{
+    /// A runner recording in `store`, sending through `dispatcher`, keeping timers in
+    /// `timers`, JSON payloads.
+    pub fn new(store: S, dispatcher: D, timers: T) -> Self {
+        ProcessRunner {
+            store,
+            dispatcher,
+            timers,
+            codec: JsonCodec,
+            process: PhantomData,
+        }
+    }
+}
+
+impl<P, S, D, T, C> ProcessRunner<P, S, D, T, C>
+where
+    P: ProcessManager,
+    S: EventStore,
+    D: CommandDispatcher<P::Command>,
+    T: TimerStore,
+    C: Codec,
+{
+    /// Handles one event of the feed: nothing when it is not one of `P`'s events or
+    /// correlates to no instance; otherwise the instance decides on it (once: by its event
+    /// id), and the decision is carried out.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Decode`] for an event of `P`'s types that does not decode; the store's,
+    /// dispatcher's and timer store's errors (handle the event again: nothing is done twice).
+    pub async fn handle_event(&self, recorded: &RecordedEvent) -> Result<Handled> {
+        let Some(event) = P::Event::from_recorded(recorded, &self.codec)? else {
+            return Ok(Handled::default());
+        };
+        let Some(id) = P::correlate(&Envelope::new(event.clone(), recorded)) else {
+            return Ok(Handled::default());
+        };
+        let stream = super::instance_stream::<P>(&id)?;
+        self.handle(
+            stream,
+            recorded.event_id,
+            Input::Event(event),
+            SystemTime::now(),
+        )
+        .await
+    }
+
+    /// Fires up to `limit` of `P`'s timers due at `now`, claimed for `lease`: each is decided
+    /// on by its instance (once: by the timer's id) and carried out, then removed. A timer
+    /// whose timeout the instance no longer has pending (cancelled, or the instance finished)
+    /// is removed without firing. How many timers fired.
+    ///
+    /// # Errors
+    ///
+    /// As [`handle_event`](Self::handle_event); the timers not yet removed fire once their
+    /// lease ends.
+    pub async fn fire_due(&self, now: SystemTime, limit: usize, lease: Duration) -> Result<usize> {
+        let due = self.timers.claim_due(P::NAME, now, limit, lease).await?;
+        let mut fired = 0;
+        for timer in due {
+            let timeout: P::Timeout =
+                self.codec
+                    .decode(&timer.timeout)
+                    .map_err(|source| Error::Decode {
+                        stream: timer.instance.clone(),
+                        version: crate::version::Version::ZERO,
+                        event_type: TIMER,
+                        schema_version: 1,
+                        source,
+                    })?;
+            let stored =
+                StoredInstance::<P>::load_stream(&self.store, &self.codec, timer.instance.clone())
+                    .await?;
+            let pending = stored.instance.pending_timeouts().contains(&timeout);
+            if pending || stored.decided(timer.id).is_some() {
+                self.handle(
+                    timer.instance.clone(),
+                    timer.id,
+                    Input::Timeout(timeout),
+                    now,
+                )
+                .await?;
+                fired += 1;
+            }
+            self.timers.remove(timer.id).await?;
+        }
+        Ok(fired)
+    }
+
+    /// Decides on `input` (and on the refusals its commands meet) and carries the decisions
+    /// out.
+    async fn handle(
+        &self,
+        stream: StreamId,
+        input_id: Uuid,
+        input: Input<P>,
+        now: SystemTime,
+    ) -> Result<Handled> {
+        let mut handled = Handled::default();
+        let mut inputs = VecDeque::from([(input_id, input)]);
+        while let Some((input_id, input)) = inputs.pop_front() {
+            let (outcome, one) = self.decide(&stream, input_id, input).await?;
+            handled.add(one);
+            let (Outcome::Decided(actions) | Outcome::Redelivered(actions)) = outcome else {
+                continue;
+            };
+            for (index, action) in actions.into_iter().enumerate() {
+                if let Some(refused) = self
+                    .carry_out(&stream, input_id, index, action, now)
+                    .await?
+                {
+                    inputs.push_back(refused);
+                }
+            }
+        }
+        Ok(handled)
+    }
+
+    /// Loads the instance and decides, again after a conflict with another runner.
+    async fn decide(
+        &self,
+        stream: &StreamId,
+        input_id: Uuid,
+        input: Input<P>,
+    ) -> Result<(Outcome<P>, Handled)> {
+        let mut attempt = 1;
+        loop {
+            let stored =
+                StoredInstance::<P>::load_stream(&self.store, &self.codec, stream.clone()).await?;
+            match stored
+                .decide(&self.store, &self.codec, input_id, input.clone())
+                .await
+            {
+                Ok((_, outcome)) => {
+                    let mut handled = Handled::default();
+                    match &outcome {
+                        Outcome::Decided(_) => handled.decided += 1,
+                        Outcome::Redelivered(_) => handled.redelivered += 1,
+                        Outcome::Ignored => {
+                            handled.ignored += 1;
+                            metrics::counter!("foldline_process_ignored_inputs_total", "process" => P::NAME)
+                                .increment(1);
+                        }
+                    }
+                    return Ok((outcome, handled));
+                }
+                Err(error) if error.is_conflict() && attempt < CONFLICT_ATTEMPTS => attempt += 1,
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    /// Carries out action `index` of the decision about `input_id`; the refusal to decide on
+    /// next, when a command was refused.
+    async fn carry_out(
+        &self,
+        stream: &StreamId,
+        input_id: Uuid,
+        index: usize,
+        action: Action<P>,
+        now: SystemTime,
+    ) -> Result<Option<(Uuid, Input<P>)>> {
+        match action {
+            Action::Send(command) => {
+                let key = command_key::<P>(input_id, index)?;
+                let refusal_id = derived_id(key.as_str(), "refused");
+                match self.dispatcher.dispatch(&command, key).await? {
+                    Dispatched::Accepted => Ok(None),
+                    Dispatched::Refused(error) => {
+                        Ok(Some((refusal_id, Input::Refused { command, error })))
+                    }
+                }
+            }
+            Action::Schedule { timeout, after } => {
+                let id = derived_id(&format!("{}:{input_id}:{index}", P::NAME), "timer");
+                let timer = Timer::new(
+                    id,
+                    P::NAME,
+                    stream.clone(),
+                    self.encode_timeout(&timeout)?,
+                    now + after,
+                );
+                self.timers.schedule(timer).await?;
+                Ok(None)
+            }
+            Action::Cancel(timeout) => {
+                let encoded = self.encode_timeout(&timeout)?;
+                self.timers.cancel(P::NAME, stream, &encoded).await?;
+                Ok(None)
+            }
+            Action::Complete | Action::Fail { .. } => {
+                self.timers.cancel_all(P::NAME, stream).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    fn encode_timeout(&self, timeout: &P::Timeout) -> Result<Vec<u8>> {
+        self.codec.encode(timeout).map_err(|source| Error::Encode {
+            what: format!("a timeout of process `{}`", P::NAME),
+            source,
+        })
+    }
+}
+
+impl<P, S, D, T, C> std::fmt::Debug for ProcessRunner<P, S, D, T, C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProcessRunner")
+            .field("process", &std::any::type_name::<P>())
+            .finish_non_exhaustive()
+    }
+}
+
+/// An id derived from `name` and what it is for (`"refused"`, `"timer"`): the same every time.
+fn derived_id(name: &str, what: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("{what}:{name}").as_bytes())
+}

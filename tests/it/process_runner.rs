@@ -1,0 +1,479 @@
+//! The process manager runner with real aggregates: a transfer between two accounts as a
+//! process (withdraw, deposit, complete; a refused deposit refunded; no progress in time
+//! compensated), its events handled again from the start as after a crash (nothing happens
+//! twice), on the in-memory store and on PostgreSQL.
+
+use std::time::{Duration, SystemTime};
+
+use foldline::{
+    Action, Aggregate, Checkpoint, Command, CommandDispatcher, CommandError, CommandExecutor,
+    CommandOptions, Dispatched, DomainEvent, Envelope, EventStore, IdempotencyKey,
+    InMemoryEventStore, InMemoryTimerStore, Input, ProcessManager, ProcessRunner, ProcessStatus,
+    StoredInstance, TimerStore,
+};
+use foldline_tests::pg::test_schema;
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+enum BankEvent {
+    Opened {
+        account: String,
+    },
+    Closed {
+        account: String,
+    },
+    Withdrawn {
+        account: String,
+        cents: u64,
+        transfer: Option<String>,
+    },
+    Deposited {
+        account: String,
+        cents: u64,
+        transfer: Option<String>,
+    },
+    TransferRequested {
+        transfer: String,
+        from: String,
+        to: String,
+        cents: u64,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Command)]
+enum AccountCommand {
+    Open {
+        #[foldline(id)]
+        account: String,
+    },
+    Close {
+        #[foldline(id)]
+        account: String,
+    },
+    Withdraw {
+        #[foldline(id)]
+        account: String,
+        cents: u64,
+        transfer: Option<String>,
+    },
+    Deposit {
+        #[foldline(id)]
+        account: String,
+        cents: u64,
+        transfer: Option<String>,
+    },
+    RequestTransfer {
+        #[foldline(id)]
+        account: String,
+        transfer: String,
+        to: String,
+        cents: u64,
+    },
+}
+
+#[derive(Debug, thiserror::Error)]
+enum AccountError {
+    #[error("account is closed")]
+    Closed,
+    #[error("insufficient funds")]
+    Insufficient,
+}
+
+#[derive(Debug, Default, Aggregate)]
+#[foldline(id = String, command = AccountCommand, event = BankEvent, error = AccountError)]
+struct Account {
+    open: bool,
+    balance: u64,
+}
+
+impl Account {
+    fn handle(&self, command: &AccountCommand) -> Result<Vec<BankEvent>, AccountError> {
+        Ok(match command {
+            AccountCommand::Open { account } => vec![BankEvent::Opened {
+                account: account.clone(),
+            }],
+            AccountCommand::Close { account } => vec![BankEvent::Closed {
+                account: account.clone(),
+            }],
+            _ if !self.open => return Err(AccountError::Closed),
+            AccountCommand::Withdraw { cents, .. } if *cents > self.balance => {
+                return Err(AccountError::Insufficient);
+            }
+            AccountCommand::Withdraw {
+                account,
+                cents,
+                transfer,
+            } => vec![BankEvent::Withdrawn {
+                account: account.clone(),
+                cents: *cents,
+                transfer: transfer.clone(),
+            }],
+            AccountCommand::Deposit {
+                account,
+                cents,
+                transfer,
+            } => vec![BankEvent::Deposited {
+                account: account.clone(),
+                cents: *cents,
+                transfer: transfer.clone(),
+            }],
+            AccountCommand::RequestTransfer {
+                account,
+                transfer,
+                to,
+                cents,
+            } => {
+                vec![BankEvent::TransferRequested {
+                    transfer: transfer.clone(),
+                    from: account.clone(),
+                    to: to.clone(),
+                    cents: *cents,
+                }]
+            }
+        })
+    }
+
+    fn apply(&mut self, event: &BankEvent) {
+        match event {
+            BankEvent::Opened { .. } => self.open = true,
+            BankEvent::Closed { .. } => self.open = false,
+            BankEvent::Withdrawn { cents, .. } => self.balance -= cents,
+            BankEvent::Deposited { cents, .. } => self.balance += cents,
+            BankEvent::TransferRequested { .. } => {}
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Stuck;
+
+/// request → withdraw from the source → deposit into the target → completed; a refused step
+/// or no progress in a minute → refund what was withdrawn → failed.
+#[derive(Debug, Default)]
+struct Transfer {
+    from: String,
+    to: String,
+    cents: u64,
+    withdrawn: bool,
+}
+
+impl Transfer {
+    fn fail(&self, transfer: &str, reason: String) -> Vec<Action<Self>> {
+        let mut actions = vec![Action::Fail { reason }];
+        if self.withdrawn {
+            actions.insert(
+                0,
+                Action::Send(AccountCommand::Deposit {
+                    account: self.from.clone(),
+                    cents: self.cents,
+                    transfer: Some(format!("{transfer}-refund")),
+                }),
+            );
+        }
+        actions
+    }
+}
+
+impl ProcessManager for Transfer {
+    const NAME: &'static str = "transfer";
+    type Id = String;
+    type Event = BankEvent;
+    type Command = AccountCommand;
+    type Timeout = Stuck;
+
+    fn correlate(event: &Envelope<'_, BankEvent>) -> Option<String> {
+        match &event.event {
+            BankEvent::TransferRequested { transfer, .. } => Some(transfer.clone()),
+            BankEvent::Withdrawn {
+                transfer: Some(transfer),
+                ..
+            }
+            | BankEvent::Deposited {
+                transfer: Some(transfer),
+                ..
+            } => {
+                // A refund's deposit is the instance's own doing, not an input.
+                (!transfer.ends_with("-refund")).then(|| transfer.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
+        match input {
+            Input::Event(BankEvent::TransferRequested {
+                transfer,
+                from,
+                cents,
+                ..
+            }) => vec![
+                Action::Send(AccountCommand::Withdraw {
+                    account: from.clone(),
+                    cents: *cents,
+                    transfer: Some(transfer.clone()),
+                }),
+                Action::Schedule {
+                    timeout: Stuck,
+                    after: Duration::from_secs(60),
+                },
+            ],
+            Input::Event(BankEvent::Withdrawn {
+                transfer: Some(transfer),
+                cents,
+                ..
+            }) => {
+                vec![Action::Send(AccountCommand::Deposit {
+                    account: self.to.clone(),
+                    cents: *cents,
+                    transfer: Some(transfer.clone()),
+                })]
+            }
+            Input::Event(BankEvent::Deposited { .. }) => {
+                vec![Action::Cancel(Stuck), Action::Complete]
+            }
+            Input::Refused { error, command } => {
+                let transfer = transfer_of(command);
+                self.fail(&transfer, format!("refused: {error}"))
+            }
+            Input::Timeout(Stuck) => self.fail("stuck", "no progress in time".into()),
+            Input::Event(_) => Vec::new(),
+        }
+    }
+
+    fn evolve(&mut self, input: &Input<Self>) {
+        match input {
+            Input::Event(BankEvent::TransferRequested {
+                from, to, cents, ..
+            }) => {
+                (self.from, self.to, self.cents) = (from.clone(), to.clone(), *cents);
+            }
+            Input::Event(BankEvent::Withdrawn { .. }) => self.withdrawn = true,
+            _ => {}
+        }
+    }
+}
+
+fn transfer_of(command: &AccountCommand) -> String {
+    match command {
+        AccountCommand::Withdraw {
+            transfer: Some(t), ..
+        }
+        | AccountCommand::Deposit {
+            transfer: Some(t), ..
+        } => t.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Sends the transfer's commands to the accounts through a real executor.
+struct Bank<S: EventStore + Clone> {
+    executor: CommandExecutor<S>,
+}
+
+impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
+    async fn dispatch(
+        &self,
+        command: &AccountCommand,
+        key: IdempotencyKey,
+    ) -> foldline::Result<Dispatched> {
+        let options = CommandOptions::default().with_idempotency_key(key);
+        match self
+            .executor
+            .execute_with::<Account>(command.clone(), options)
+            .await
+        {
+            Ok(_) => Ok(Dispatched::Accepted),
+            Err(CommandError::Rejected(error)) => Ok(Dispatched::Refused(error.to_string())),
+            Err(CommandError::Store(error)) => Err(error),
+            Err(other) => panic!("a command error this test does not know: {other}"),
+        }
+    }
+}
+
+async fn balance<S: EventStore + Clone>(executor: &CommandExecutor<S>, account: &str) -> u64 {
+    executor
+        .load::<Account>(&account.to_owned())
+        .await
+        .expect("loading")
+        .state
+        .balance
+}
+
+/// Hands every event of the feed after `from` to the runner until no new one comes; the
+/// checkpoint reached.
+async fn run_feed<S, T>(
+    store: &S,
+    runner: &ProcessRunner<Transfer, S, Bank<S>, T>,
+    mut from: Checkpoint,
+) -> anyhow::Result<Checkpoint>
+where
+    S: EventStore + Clone,
+    T: TimerStore,
+{
+    loop {
+        let batch = store.read_all(&from, 100).await?;
+        if batch.events.is_empty() {
+            return Ok(from);
+        }
+        for event in &batch.events {
+            runner.handle_event(event).await?;
+        }
+        from = batch.checkpoint;
+    }
+}
+
+async fn status<S: EventStore>(store: &S, transfer: &str) -> ProcessStatus {
+    StoredInstance::<Transfer>::load(store, &foldline::JsonCodec, &transfer.to_owned())
+        .await
+        .expect("loading the transfer")
+        .instance
+        .status()
+        .clone()
+}
+
+async fn transfers_complete_refund_and_time_out<S: EventStore + Clone>(
+    store: S,
+) -> anyhow::Result<()> {
+    let executor = CommandExecutor::new(store.clone());
+    let timers = InMemoryTimerStore::new();
+    let runner = ProcessRunner::<Transfer, _, _, _>::new(
+        store.clone(),
+        Bank {
+            executor: executor.clone(),
+        },
+        timers.clone(),
+    );
+    for account in ["a", "b", "c"] {
+        executor
+            .execute::<Account>(AccountCommand::Open {
+                account: account.into(),
+            })
+            .await?;
+    }
+    executor
+        .execute::<Account>(AccountCommand::Deposit {
+            account: "a".into(),
+            cents: 100,
+            transfer: None,
+        })
+        .await?;
+    executor
+        .execute::<Account>(AccountCommand::Close {
+            account: "c".into(),
+        })
+        .await?;
+
+    // t1 completes: a → b.
+    executor
+        .execute::<Account>(AccountCommand::RequestTransfer {
+            account: "a".into(),
+            transfer: "t1".into(),
+            to: "b".into(),
+            cents: 30,
+        })
+        .await?;
+    // t2's deposit is refused (c is closed): the withdrawal is refunded.
+    executor
+        .execute::<Account>(AccountCommand::RequestTransfer {
+            account: "a".into(),
+            transfer: "t2".into(),
+            to: "c".into(),
+            cents: 20,
+        })
+        .await?;
+    let reached = run_feed(&store, &runner, Checkpoint::START).await?;
+    assert_eq!(status(&store, "t1").await, ProcessStatus::Completed);
+    assert_eq!(
+        status(&store, "t2").await,
+        ProcessStatus::Failed {
+            reason: "refused: account is closed".into()
+        }
+    );
+    assert_eq!(balance(&executor, "a").await, 70);
+    assert_eq!(balance(&executor, "b").await, 30);
+    assert_eq!(balance(&executor, "c").await, 0);
+    assert!(
+        timers.next_due(Transfer::NAME).await?.is_none(),
+        "finished transfers keep no timer"
+    );
+
+    // Every event handled again from the start, as after a crash: nothing happens twice.
+    let head_before = store.head().await?;
+    run_feed(&store, &runner, Checkpoint::START).await?;
+    assert_eq!(
+        store.head().await?,
+        head_before,
+        "a redelivered input appended something"
+    );
+    assert_eq!(balance(&executor, "a").await, 70);
+    assert_eq!(balance(&executor, "b").await, 30);
+
+    // t3: only the request is handed to the runner, not the withdrawal it leads to (as if the
+    // feed stalled), so the timeout fires and the transfer fails; the withdrawal, handed over
+    // late, reaches a finished instance and is ignored. (Refunding money withdrawn after the
+    // instance gave up is the process manager's own design: this one does not.)
+    executor
+        .execute::<Account>(AccountCommand::RequestTransfer {
+            account: "a".into(),
+            transfer: "t3".into(),
+            to: "b".into(),
+            cents: 10,
+        })
+        .await?;
+    let requested = store.read_all(&reached, 100).await?;
+    let request = requested
+        .events
+        .iter()
+        .find(|e| e.event_type.as_str() == "TransferRequested")
+        .expect("t3's request on the feed");
+    runner.handle_event(request).await?;
+    assert_eq!(status(&store, "t3").await, ProcessStatus::Running);
+    let early = runner
+        .fire_due(SystemTime::now(), 10, Duration::from_secs(30))
+        .await?;
+    assert_eq!(early, 0, "nothing is due before the minute");
+    let fired = runner
+        .fire_due(
+            SystemTime::now() + Duration::from_secs(61),
+            10,
+            Duration::from_secs(30),
+        )
+        .await?;
+    assert_eq!(fired, 1);
+    assert_eq!(
+        status(&store, "t3").await,
+        ProcessStatus::Failed {
+            reason: "no progress in time".into()
+        }
+    );
+    // The timer fired once: firing again finds nothing.
+    let again = runner
+        .fire_due(
+            SystemTime::now() + Duration::from_secs(3600),
+            10,
+            Duration::from_secs(30),
+        )
+        .await?;
+    assert_eq!(again, 0);
+    // The late withdrawal reaches a finished instance: ignored.
+    let late = store.read_all(&reached, 100).await?;
+    let withdrawal = late
+        .events
+        .iter()
+        .find(|e| e.event_type.as_str() == "Withdrawn")
+        .expect("t3's withdrawal on the feed");
+    let handled = runner.handle_event(withdrawal).await?;
+    assert_eq!(handled.ignored, 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_runner_in_memory() -> anyhow::Result<()> {
+    transfers_complete_refund_and_time_out(InMemoryEventStore::new()).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_runner_on_postgres() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    transfers_complete_refund_and_time_out(schema.store().clone()).await
+}
