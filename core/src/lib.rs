@@ -93,8 +93,10 @@
 //!   timeouts until due (in memory:
 //!   [`InMemoryTimerStore`]; PostgreSQL: `foldline-postgres`); [`ProcessRunner`] hands
 //!   correlated events and due timers to their instances and carries the recorded decisions
-//!   out through a [`CommandDispatcher`], exactly once in effect. (Not yet on the projector
-//!   runtime: feeding it the feed and checkpointing are the caller's for now.)
+//!   out through a [`CommandDispatcher`], exactly once in effect; on the projector runtime
+//!   as a [`ProcessProjection`] read into a [`ProcessTarget`] (checkpoint, lease, pause,
+//!   status as for any projection). Due timers are fired by calling
+//!   [`ProcessRunner::fire_due`] for now.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.
@@ -162,8 +164,8 @@ pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName,
 pub use position::{Checkpoint, Position};
 pub use process::{
     Action, CommandDispatcher, DECIDED, Decision, Dispatched, Handled, InMemoryTimerStore, Input,
-    Instance, Outcome, ProcessManager, ProcessRunner, ProcessStatus, StoredInstance, Timer,
-    TimerStore, command_key, instance_stream,
+    Instance, Outcome, ProcessInputs, ProcessManager, ProcessProjection, ProcessRunner,
+    ProcessStatus, ProcessTarget, StoredInstance, Timer, TimerStore, command_key, instance_stream,
 };
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,

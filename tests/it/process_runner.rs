@@ -477,3 +477,96 @@ async fn process_runner_on_postgres() -> anyhow::Result<()> {
     let schema = test_schema().await;
     transfers_complete_refund_and_time_out(schema.store().clone()).await
 }
+
+/// The transfers run on the projector runtime: a `ProcessProjection` read by a `Projector`
+/// into a `ProcessTarget` (checkpoints in memory). A second projector with a fresh checkpoint
+/// hands the whole feed over again, as after losing the checkpoint: nothing happens twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn process_manager_on_the_projector_runtime() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let executor = CommandExecutor::new(store.clone());
+    let runner = std::sync::Arc::new(ProcessRunner::<Transfer, _, _, _>::new(
+        store.clone(),
+        Bank {
+            executor: executor.clone(),
+        },
+        InMemoryTimerStore::new(),
+    ));
+    for account in ["a", "b", "c"] {
+        executor
+            .execute::<Account>(AccountCommand::Open {
+                account: account.into(),
+            })
+            .await?;
+    }
+    executor
+        .execute::<Account>(AccountCommand::Deposit {
+            account: "a".into(),
+            cents: 100,
+            transfer: None,
+        })
+        .await?;
+    executor
+        .execute::<Account>(AccountCommand::Close {
+            account: "c".into(),
+        })
+        .await?;
+    for (transfer, to) in [("t1", "b"), ("t2", "c")] {
+        executor
+            .execute::<Account>(AccountCommand::RequestTransfer {
+                account: "a".into(),
+                transfer: transfer.into(),
+                to: to.into(),
+                cents: 25,
+            })
+            .await?;
+    }
+
+    let catch_up_all = async |projector: &foldline::Projector<_, _, _>| -> anyhow::Result<u64> {
+        // The runner's commands append events of their own: catch up until none come.
+        let mut applied = 0;
+        loop {
+            let head = store.head().await?;
+            applied += projector.catch_up().await?.applied;
+            if store.head().await? == head {
+                return Ok(applied);
+            }
+        }
+    };
+    let first = foldline::Projector::new(
+        store.clone(),
+        foldline::ProcessProjection::<Transfer>::new(),
+        foldline::ProcessTarget::new(runner.clone(), checkpoints()),
+    );
+    catch_up_all(&first).await?;
+    assert_eq!(status(&store, "t1").await, ProcessStatus::Completed);
+    assert!(matches!(
+        status(&store, "t2").await,
+        ProcessStatus::Failed { .. }
+    ));
+    assert_eq!(balance(&executor, "a").await, 75);
+    assert_eq!(balance(&executor, "b").await, 25);
+
+    let head = store.head().await?;
+    let again = foldline::Projector::new(
+        store.clone(),
+        foldline::ProcessProjection::<Transfer>::new(),
+        foldline::ProcessTarget::new(runner, checkpoints()),
+    );
+    let applied = catch_up_all(&again).await?;
+    assert!(applied > 0, "the second projector read the feed again");
+    assert_eq!(
+        store.head().await?,
+        head,
+        "handing the feed over again appended something"
+    );
+    assert_eq!(balance(&executor, "a").await, 75);
+    assert_eq!(balance(&executor, "b").await, 25);
+    Ok(())
+}
+
+/// Where the runner's checkpoints live in these tests: an in-memory target with no model of its
+/// own to speak of.
+fn checkpoints() -> foldline::InMemoryTarget<foldline::testing::KeyValueModel> {
+    foldline::InMemoryTarget::new()
+}

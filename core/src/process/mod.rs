@@ -4,6 +4,7 @@
 mod action;
 mod input;
 mod instance;
+mod projection;
 mod record;
 mod runner;
 mod timer;
@@ -15,6 +16,7 @@ pub(crate) mod testing;
 pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
+pub use projection::{ProcessInputs, ProcessProjection, ProcessTarget};
 pub use record::{DECIDED, Decision, Outcome, StoredInstance, instance_stream};
 pub use runner::{CommandDispatcher, Dispatched, Handled, ProcessRunner};
 pub use timer::{Timer, TimerStore};
@@ -136,8 +138,10 @@ use crate::projection::{Envelope, FeedEvent};
     note = "implement `foldline::ProcessManager`: a NAME, its Id, the Event it reacts to, the Command and Timeout it decides, and `correlate`, `decide`, `evolve`"
 )]
 pub trait ProcessManager: Default + Send + Sync + Sized + 'static {
-    /// The process's name: its instances' streams are named `"{NAME}-{id}"`, and the
-    /// idempotency keys of its commands start with it.
+    /// The process's name: its instances' streams are named `"{NAME}-{id}"`, the
+    /// idempotency keys of its commands start with it, and it names its runner's projection
+    /// ([`ProcessProjection`]), so it follows the rules of a [`ProjectionName`](crate::ProjectionName)
+    /// (lowercase letters, digits and `_`; checked when the projection is compiled).
     const NAME: &'static str;
 
     /// An instance's identity (a transfer's id).

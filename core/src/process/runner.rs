@@ -140,7 +140,7 @@ where
             return Ok(Handled::default());
         };
         let stream = super::instance_stream::<P>(&id)?;
-        self.handle(
+        self.handle_input(
             stream,
             recorded.event_id,
             Input::Event(event),
@@ -177,7 +177,7 @@ where
                     .await?;
             let pending = stored.instance.pending_timeouts().contains(&timeout);
             if pending || stored.decided(timer.id).is_some() {
-                self.handle(
+                self.handle_input(
                     timer.instance.clone(),
                     timer.id,
                     Input::Timeout(timeout),
@@ -193,7 +193,7 @@ where
 
     /// Decides on `input` (and on the refusals its commands meet) and carries the decisions
     /// out.
-    async fn handle(
+    pub(crate) async fn handle_input(
         &self,
         stream: StreamId,
         input_id: Uuid,
