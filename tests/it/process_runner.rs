@@ -322,6 +322,30 @@ where
     }
 }
 
+/// Accounts `a` (100 cents), `b` (empty) and `c` (closed).
+async fn open_accounts<S: EventStore + Clone>(executor: &CommandExecutor<S>) -> anyhow::Result<()> {
+    for account in ["a", "b", "c"] {
+        executor
+            .execute::<Account>(AccountCommand::Open {
+                account: account.into(),
+            })
+            .await?;
+    }
+    executor
+        .execute::<Account>(AccountCommand::Deposit {
+            account: "a".into(),
+            cents: 100,
+            transfer: None,
+        })
+        .await?;
+    executor
+        .execute::<Account>(AccountCommand::Close {
+            account: "c".into(),
+        })
+        .await?;
+    Ok(())
+}
+
 async fn status<S: EventStore>(store: &S, transfer: &str) -> ProcessStatus {
     StoredInstance::<Transfer>::load(store, &foldline::JsonCodec, &transfer.to_owned())
         .await
@@ -343,25 +367,7 @@ async fn transfers_complete_refund_and_time_out<S: EventStore + Clone>(
         },
         timers.clone(),
     );
-    for account in ["a", "b", "c"] {
-        executor
-            .execute::<Account>(AccountCommand::Open {
-                account: account.into(),
-            })
-            .await?;
-    }
-    executor
-        .execute::<Account>(AccountCommand::Deposit {
-            account: "a".into(),
-            cents: 100,
-            transfer: None,
-        })
-        .await?;
-    executor
-        .execute::<Account>(AccountCommand::Close {
-            account: "c".into(),
-        })
-        .await?;
+    open_accounts(&executor).await?;
 
     // t1 completes: a → b.
     executor
@@ -492,25 +498,7 @@ async fn process_manager_on_the_projector_runtime() -> anyhow::Result<()> {
         },
         InMemoryTimerStore::new(),
     ));
-    for account in ["a", "b", "c"] {
-        executor
-            .execute::<Account>(AccountCommand::Open {
-                account: account.into(),
-            })
-            .await?;
-    }
-    executor
-        .execute::<Account>(AccountCommand::Deposit {
-            account: "a".into(),
-            cents: 100,
-            transfer: None,
-        })
-        .await?;
-    executor
-        .execute::<Account>(AccountCommand::Close {
-            account: "c".into(),
-        })
-        .await?;
+    open_accounts(&executor).await?;
     for (transfer, to) in [("t1", "b"), ("t2", "c")] {
         executor
             .execute::<Account>(AccountCommand::RequestTransfer {

@@ -232,68 +232,42 @@ fn list<T: Debug>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::ProcessTest;
-    use crate::process::testing::Never;
-    use crate::process::{Action, Input, ProcessManager};
-    use crate::projection::Envelope;
-
-    /// Sends back every timeout it gets as a command; finishes on 0.
-    #[derive(Default, Debug)]
-    struct Echo;
-
-    impl ProcessManager for Echo {
-        const NAME: &'static str = "echo";
-        type Id = u32;
-        type Event = Never;
-        type Command = u32;
-        type Timeout = u32;
-
-        fn correlate(_: &Envelope<'_, Never>) -> Option<u32> {
-            None
-        }
-
-        fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
-            match input {
-                Input::Timeout(0) => vec![Action::Complete],
-                Input::Timeout(n) => vec![Action::Send(*n)],
-                _ => Vec::new(),
-            }
-        }
-
-        fn evolve(&mut self, _: &Input<Self>) {}
-    }
+    use crate::process::testing::Scripted;
+    use crate::process::{Action, Input};
 
     #[test]
     fn passes_on_the_expected_actions() {
-        let instance = ProcessTest::<Echo>::given([Input::Timeout(1)])
-            .when(Input::Timeout(2))
-            .then_expect([Action::Send(2)]);
+        let instance = ProcessTest::<Scripted>::given([Input::Timeout(4)])
+            .when(Input::Timeout(5))
+            .then_expect([Action::Send(5)]);
         assert_eq!(instance.decided(), 2);
     }
 
     #[test]
     #[should_panic(
-        expected = "process manager `echo`, given 1 input(s), when timeout: decided \
-                               other actions.\nexpected 1:\n  Send(3)\ndecided 1:\n  Send(2)"
+        expected = "process manager `scripted`, given 1 input(s), when timeout: \
+                               decided other actions.\nexpected 1:\n  Send(6)\ndecided 1:\n  \
+                               Send(5)"
     )]
     fn names_the_difference() {
-        ProcessTest::<Echo>::given([Input::Timeout(1)])
-            .when(Input::Timeout(2))
-            .then_expect([Action::Send(3)]);
+        ProcessTest::<Scripted>::given([Input::Timeout(4)])
+            .when(Input::Timeout(5))
+            .then_expect([Action::Send(6)]);
     }
 
     #[test]
-    #[should_panic(expected = "was ignored: the instance is completed")]
+    #[should_panic(expected = "was ignored: the instance is failed: first")]
     fn says_when_a_finished_instance_ignored_the_input() {
-        ProcessTest::<Echo>::given([Input::Timeout(0)])
-            .when(Input::Timeout(2))
-            .then_expect([Action::Send(2)]);
+        ProcessTest::<Scripted>::given([Input::Timeout(3)])
+            .when(Input::Timeout(5))
+            .then_expect([Action::Send(5)]);
     }
 
     #[test]
     #[should_panic(expected = "was decided, not ignored: the instance is running")]
     fn says_when_a_running_instance_decided() {
-        ProcessTest::<Echo>::given_nothing()
-            .when(Input::Timeout(2))
+        ProcessTest::<Scripted>::given_nothing()
+            .when(Input::Timeout(5))
             .then_ignored();
     }
 }
