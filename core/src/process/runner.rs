@@ -175,6 +175,10 @@ where
             let stored =
                 StoredInstance::<P>::load_stream(&self.store, &self.codec, timer.instance.clone())
                     .await?;
+            // A timeout no longer pending was cancelled (or the instance finished): the timer
+            // is dropped unfired. One edge remains: a decision carried out again after a crash
+            // can schedule again a timeout a later decision cancelled; that timer fires only
+            // while an equal timeout is pending again, and then early.
             let pending = stored.instance.pending_timeouts().contains(&timeout);
             if pending || stored.decided(timer.id).is_some() {
                 self.handle_input(
