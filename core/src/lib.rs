@@ -95,8 +95,8 @@
 //!   correlated events and due timers to their instances and carries the recorded decisions
 //!   out through a [`CommandDispatcher`], exactly once in effect; on the projector runtime
 //!   as a [`ProcessProjection`] read into a [`ProcessTarget`] (checkpoint, lease, pause,
-//!   status as for any projection). Due timers are fired by calling
-//!   [`ProcessRunner::fire_due`] for now.
+//!   status as for any projection), with [`ProcessRunner::run_timers`] beside it firing
+//!   due timers.
 //! - [`CommandExecutor`]: load (snapshot + later events), decide, append; retries the decision
 //!   on a version conflict with jittered backoff; optionally keeps recently written aggregates
 //!   in memory ([`with_cache`](CommandExecutor::with_cache)) so the next command skips the read.

@@ -558,3 +558,125 @@ async fn process_manager_on_the_projector_runtime() -> anyhow::Result<()> {
 fn checkpoints() -> foldline::InMemoryTarget<foldline::testing::KeyValueModel> {
     foldline::InMemoryTarget::new()
 }
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+struct Ping;
+
+/// Opening an account named `remind-…` starts a reminder: 150 ms later it deposits a cent
+/// there and completes.
+#[derive(Debug, Default)]
+struct Reminder {
+    account: String,
+}
+
+impl ProcessManager for Reminder {
+    const NAME: &'static str = "reminder";
+    type Id = String;
+    type Event = BankEvent;
+    type Command = AccountCommand;
+    type Timeout = Ping;
+
+    fn correlate(event: &Envelope<'_, BankEvent>) -> Option<String> {
+        match &event.event {
+            BankEvent::Opened { account } if account.starts_with("remind-") => {
+                Some(account.clone())
+            }
+            _ => None,
+        }
+    }
+
+    fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
+        match input {
+            Input::Event(_) => vec![Action::Schedule {
+                timeout: Ping,
+                after: Duration::from_millis(150),
+            }],
+            Input::Timeout(Ping) => vec![
+                Action::Send(AccountCommand::Deposit {
+                    account: self.account.clone(),
+                    cents: 1,
+                    transfer: None,
+                }),
+                Action::Complete,
+            ],
+            Input::Refused { .. } => vec![Action::Fail {
+                reason: "refused".into(),
+            }],
+        }
+    }
+
+    fn evolve(&mut self, input: &Input<Self>) {
+        if let Input::Event(BankEvent::Opened { account }) = input {
+            self.account = account.clone();
+        }
+    }
+}
+
+/// Two runners' timer loops on one PostgreSQL timer table: the reminder's timer fires on its
+/// own, once (one cent, not two), and the instance completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn timer_loops_fire_a_due_timer_once() -> anyhow::Result<()> {
+    let schema = test_schema().await;
+    let store = schema.store().clone();
+    let executor = CommandExecutor::new(store.clone());
+    let runners: Vec<_> = (0..2)
+        .map(|_| {
+            std::sync::Arc::new(ProcessRunner::<Reminder, _, _, _>::new(
+                store.clone(),
+                Bank {
+                    executor: executor.clone(),
+                },
+                store.clone(),
+            ))
+        })
+        .collect();
+    let loops: Vec<_> = runners
+        .iter()
+        .map(|runner| {
+            let runner = runner.clone();
+            tokio::spawn(async move {
+                runner
+                    .run_timers(Duration::from_millis(50), Duration::from_secs(5))
+                    .await
+            })
+        })
+        .collect();
+
+    executor
+        .execute::<Account>(AccountCommand::Open {
+            account: "remind-1".into(),
+        })
+        .await?;
+    let opened = store.read_all(&Checkpoint::START, 10).await?;
+    runners[0].handle_event(&opened.events[0]).await?;
+
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while balance(&executor, "remind-1").await == 0 {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the reminder's timer did not fire within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // Time for a second firing, if the loops could fire one.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for task in loops {
+        task.abort();
+    }
+    assert_eq!(
+        balance(&executor, "remind-1").await,
+        1,
+        "the timer fired twice"
+    );
+    let reminder =
+        StoredInstance::<Reminder>::load(&store, &foldline::JsonCodec, &"remind-1".to_owned())
+            .await?;
+    assert_eq!(*reminder.instance.status(), ProcessStatus::Completed);
+    assert!(
+        store
+            .pending(Reminder::NAME, &reminder.stream)
+            .await?
+            .is_empty()
+    );
+    Ok(())
+}

@@ -26,6 +26,9 @@ const CONFLICT_ATTEMPTS: u32 = 5;
 /// that a crash and a retry make the same ones (UUID v5 in this namespace).
 const NAMESPACE: Uuid = Uuid::from_u128(0x6f6c_646c_696e_652d_7072_6f63_6573_7321);
 
+/// How many due timers one look claims.
+const TIMER_BATCH: usize = 100;
+
 /// What a timer's timeout is called in an error about decoding it (it is not an event).
 const TIMER: EventType = EventType::from_static("foldline.process.Timer");
 
@@ -193,6 +196,45 @@ where
             self.timers.remove(timer.id).await?;
         }
         Ok(fired)
+    }
+
+    /// Fires `P`'s timers as they come due, until the future is dropped: it looks every `poll`
+    /// at the most, sooner when the next timer is due sooner, and claims the due ones for
+    /// `lease` (a runner that dies holding one leaves it to the others when the lease ends:
+    /// late rather than never). Several runners may run it at once; each timer fires once.
+    /// A transient failure (the store unreachable) is logged and tried again after `poll`.
+    ///
+    /// # Errors
+    ///
+    /// The first failure that is not transient (a timeout that no longer decodes, an
+    /// instance's stream that is not one).
+    pub async fn run_timers(&self, poll: Duration, lease: Duration) -> Result<()> {
+        loop {
+            let wait = match self.fire_due(SystemTime::now(), TIMER_BATCH, lease).await {
+                Ok(fired) if fired == TIMER_BATCH => Duration::ZERO,
+                Ok(_) => match self.timers.next_due(P::NAME).await {
+                    // Due already but not claimable: another runner holds it.
+                    Ok(Some(due)) => due
+                        .duration_since(SystemTime::now())
+                        .map_or(poll, |until| until.min(poll)),
+                    Ok(None) => poll,
+                    Err(error) if error.is_transient() => self.timer_trouble(&error, poll),
+                    Err(error) => return Err(error),
+                },
+                Err(error) if error.is_transient() => self.timer_trouble(&error, poll),
+                Err(error) => return Err(error),
+            };
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn timer_trouble(&self, error: &Error, poll: Duration) -> Duration {
+        tracing::warn!(
+            process = P::NAME,
+            error = %crate::error::error_chain(error, ": "),
+            "firing timers failed; trying again"
+        );
+        poll
     }
 
     /// Decides on `input` (and on the refusals its commands meet) and carries the decisions
