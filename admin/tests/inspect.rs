@@ -425,20 +425,23 @@ async fn migrate_check_fails_on_a_fresh_schema_and_creates_nothing() -> anyhow::
         let line = &out.of_type("migrate")[0];
         assert_eq!(line["check"], true);
         assert_eq!(line["applied"], json!([]));
-        assert_eq!(line["pending"], json!(["1", "2", "3"]));
+        assert_eq!(line["pending"], json!(["1", "2", "3", "4"]));
         assert!(!fresh.exists().await?, "--check must not create the schema");
 
         let (result, human) = run(&admin, &["migrate", "--check"]).await;
         assert_eq!(result?, Outcome::CheckFailed);
         assert!(
-            human.text().contains("3 pending migration(s): 1, 2, 3"),
+            human.text().contains("4 pending migration(s): 1, 2, 3, 4"),
             "{}",
             human.text()
         );
 
         let (result, out) = run(&admin, &["--json", "migrate"]).await;
         assert_eq!(result?, Outcome::Ok);
-        assert_eq!(out.of_type("migrate")[0]["applied"], json!(["1", "2", "3"]));
+        assert_eq!(
+            out.of_type("migrate")[0]["applied"],
+            json!(["1", "2", "3", "4"])
+        );
         assert!(fresh.exists().await?);
 
         let (result, _) = run(&admin, &["migrate", "--check"]).await;
