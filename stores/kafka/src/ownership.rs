@@ -41,6 +41,12 @@ const POLL_EVERY: Duration = Duration::from_millis(50);
 /// How long a looked-up list of the group's owners is reused for `NotOwner` errors.
 const OWNERS_FRESH_FOR: Duration = Duration::from_secs(1);
 
+/// How long appends may find their partition assigned to nobody in the group, with no
+/// assignment or revocation for this instance meanwhile, before it leaves and joins again.
+/// librdkafka's member was seen to stay out of the group for over 90 s after the broker froze
+/// past the session timeout (every partition unowned, every append `NotOwner`).
+pub(crate) const REJOIN_AFTER: Duration = Duration::from_secs(30);
+
 /// What the group says about the partitions; told to whoever registered with [`Ownership::watch`].
 pub(crate) trait OwnershipListener: Send + Sync + 'static {
     /// `partitions` are this instance's now, in addition to the ones it had.
@@ -60,6 +66,9 @@ pub(crate) struct Ownership {
     generation: watch::Sender<u64>,
     /// The partitions of the events topic and their owners, from the group, with when.
     owners: Mutex<Option<(Instant, BTreeMap<u32, String>)>>,
+    /// Since when appends have found their partition owned by nobody, and the generation
+    /// then (see [`REJOIN_AFTER`]).
+    unowned_since: Mutex<Option<(Instant, u64)>>,
 }
 
 impl std::fmt::Debug for Ownership {
@@ -95,6 +104,7 @@ impl Ownership {
             member: Mutex::new(None),
             generation: watch::channel(0).0,
             owners: Mutex::new(None),
+            unowned_since: Mutex::new(None),
         }
     }
 
@@ -128,6 +138,61 @@ impl Ownership {
                 None,
             )),
         }
+    }
+
+    /// Notes that an append found its partition owned by nobody in the group; `true` when that
+    /// has lasted [`REJOIN_AFTER`] with no assignment or revocation for this instance: then
+    /// this instance leaves the group (its old consumer closed first, so that nothing it
+    /// revokes can reach the new one's writers), and the next append joins it again.
+    pub(crate) async fn nobody_owns_for_long(&self) -> bool {
+        let generation = *self.generation.borrow();
+        let stalled = {
+            let mut since = self
+                .unowned_since
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            match *since {
+                // One caller rejoins; the clock starts again for the others.
+                Some((when, seen)) if seen == generation && when.elapsed() >= REJOIN_AFTER => {
+                    *since = None;
+                    true
+                }
+                Some((_, seen)) if seen == generation => false,
+                _ => {
+                    *since = Some((Instant::now(), generation));
+                    false
+                }
+            }
+        };
+        if !stalled {
+            return false;
+        }
+        let old = {
+            let mut member = self.member.lock().unwrap_or_else(PoisonError::into_inner);
+            member.as_mut().and_then(|member| {
+                member.stop.store(true, Ordering::Release);
+                member.thread.take()
+            })
+        };
+        tracing::warn!(
+            group = %self.group,
+            "no member of the writers' group has owned this instance's partitions for {} s: \
+             joining it again",
+            REJOIN_AFTER.as_secs()
+        );
+        if let Some(thread) = old {
+            // Closing the stuck consumer may wait for the brokers: off the async runtime.
+            let _ = blocking(move || {
+                let _ = thread.join();
+                Ok(())
+            })
+            .await;
+        }
+        self.member
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        true
     }
 
     /// Leaves the group: the thread closes its consumer, and the partitions go to the others.

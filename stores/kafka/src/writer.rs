@@ -39,7 +39,7 @@ use crate::error::Kafka;
 use crate::heads::{StreamEntry, read_heads};
 use crate::keys::{Claimed, KeyClaim, KeyRegistry};
 use crate::options::KafkaStoreOptions;
-use crate::ownership::{Ownership, OwnershipListener};
+use crate::ownership::{Ownership, OwnershipListener, REJOIN_AFTER};
 use crate::records::{self, KeyedAppend, StreamHead};
 use crate::scan::wait_decided;
 use crate::settle::{SETTLE_TIMEOUT, SettleProbe, Tails};
@@ -186,6 +186,12 @@ impl Writers {
                     Some(owner) => format!(
                         "the writers' group `{}` assigns it to {owner}",
                         self.ownership.group()
+                    ),
+                    None if self.ownership.nobody_owns_for_long().await => format!(
+                        "the writers' group `{}` has assigned it to nobody for {} s: this \
+                         instance is joining it again",
+                        self.ownership.group(),
+                        REJOIN_AFTER.as_secs()
                     ),
                     None => format!(
                         "the writers' group `{}` assigns it to another instance",
