@@ -107,7 +107,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
     });
     let (stored, outcome) = load(&store, &id)
         .await
-        .decide(&store, &JsonCodec, requested, input.clone())
+        .decide(&store, &JsonCodec, requested, &input)
         .await?;
     let Outcome::Decided(first) = outcome else {
         anyhow::bail!("expected a decision, got {outcome:?}");
@@ -125,7 +125,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
     assert_eq!(loaded.decided(requested), Some(&first[..]));
 
     // The same input again (a redelivery after a crash): recognized, nothing recorded.
-    let (loaded, again) = loaded.decide(&store, &JsonCodec, requested, input).await?;
+    let (loaded, again) = loaded.decide(&store, &JsonCodec, requested, &input).await?;
     assert!(
         matches!(&again, Outcome::Redelivered(actions) if *actions == first),
         "{again:?}"
@@ -138,7 +138,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
             &store,
             &JsonCodec,
             Uuid::now_v7(),
-            Input::Timeout(ShipmentTimeout::NotPicked { attempt: 1 }),
+            &Input::Timeout(ShipmentTimeout::NotPicked { attempt: 1 }),
         )
         .await?;
     assert!(
@@ -158,7 +158,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
             &store,
             &JsonCodec,
             Uuid::now_v7(),
-            Input::Event(ShipmentEvent::Picked {
+            &Input::Event(ShipmentEvent::Picked {
                 shipment: id.clone(),
             }),
         )
@@ -184,8 +184,8 @@ async fn pg_process_two_runners_on_one_instance_conflict() -> anyhow::Result<()>
         shipment: id.clone(),
     });
     let (first, second) = tokio::join!(
-        a.decide(&store, &JsonCodec, Uuid::now_v7(), requested),
-        b.decide(&other, &JsonCodec, Uuid::now_v7(), picked.clone()),
+        a.decide(&store, &JsonCodec, Uuid::now_v7(), &requested),
+        b.decide(&other, &JsonCodec, Uuid::now_v7(), &picked),
     );
     let (won, lost) = match (first, second) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),

@@ -87,28 +87,7 @@ impl<P: ProcessManager> Decision<P> {
     ///
     /// [`Error::Encode`] when the codec cannot encode the input or an action.
     pub fn encode<C: Codec>(&self, codec: &C) -> Result<NewEvent> {
-        let stored: StoredOf<P> = Stored {
-            input_id: self.input_id,
-            input: match &self.input {
-                Input::Event(event) => StoredInput::Event {
-                    event: event.clone(),
-                },
-                Input::Refused { command, error } => StoredInput::Refused {
-                    command: command.clone(),
-                    error: error.clone(),
-                },
-                Input::Timeout(timeout) => StoredInput::Timeout {
-                    timeout: timeout.clone(),
-                },
-            },
-            actions: self.actions.iter().map(stored_action).collect(),
-        };
-        let payload = codec.encode(&stored).map_err(|source| Error::Encode {
-            what: format!("a decision of process `{}`", P::NAME),
-            source,
-        })?;
-        let metadata = EventMetadata::new().with_causation_id(self.input_id);
-        Ok(NewEvent::new(DECIDED, SCHEMA_VERSION, payload).with_metadata(metadata))
+        encode(self.input_id, &self.input, &self.actions, codec)
     }
 
     /// The decision `recorded` holds.
@@ -148,18 +127,42 @@ impl<P: ProcessManager> Decision<P> {
     }
 }
 
-fn stored_action<P: ProcessManager>(action: &Action<P>) -> StoredAction<P::Command, P::Timeout> {
-    match action {
-        Action::Send(command) => StoredAction::Send {
-            command: command.clone(),
+/// A decision as an event of the instance's stream, encoded through references: nothing of
+/// the input or the actions is copied.
+fn encode<P: ProcessManager, C: Codec>(
+    input_id: Uuid,
+    input: &Input<P>,
+    actions: &[Action<P>],
+    codec: &C,
+) -> Result<NewEvent> {
+    let stored: Stored<&P::Event, &P::Command, &P::Timeout> = Stored {
+        input_id,
+        input: match input {
+            Input::Event(event) => StoredInput::Event { event },
+            Input::Refused { command, error } => StoredInput::Refused {
+                command,
+                error: error.clone(),
+            },
+            Input::Timeout(timeout) => StoredInput::Timeout { timeout },
         },
+        actions: actions.iter().map(stored_action).collect(),
+    };
+    let payload = codec.encode(&stored).map_err(|source| Error::Encode {
+        what: format!("a decision of process `{}`", P::NAME),
+        source,
+    })?;
+    let metadata = EventMetadata::new().with_causation_id(input_id);
+    Ok(NewEvent::new(DECIDED, SCHEMA_VERSION, payload).with_metadata(metadata))
+}
+
+fn stored_action<P: ProcessManager>(action: &Action<P>) -> StoredAction<&P::Command, &P::Timeout> {
+    match action {
+        Action::Send(command) => StoredAction::Send { command },
         Action::Schedule { timeout, after } => StoredAction::Schedule {
-            timeout: timeout.clone(),
+            timeout,
             after_ms: u64::try_from(after.as_millis()).unwrap_or(u64::MAX),
         },
-        Action::Cancel(timeout) => StoredAction::Cancel {
-            timeout: timeout.clone(),
-        },
+        Action::Cancel(timeout) => StoredAction::Cancel { timeout },
         Action::Complete => StoredAction::Complete,
         Action::Fail { reason } => StoredAction::Fail {
             reason: reason.clone(),
@@ -257,21 +260,16 @@ impl<P: ProcessManager> StoredInstance<P> {
         store: &S,
         codec: &C,
         input_id: Uuid,
-        input: Input<P>,
+        input: &Input<P>,
     ) -> Result<(Self, Outcome<P>)> {
         if let Some(actions) = self.decided.get(&input_id) {
             let actions = actions.clone();
             return Ok((self, Outcome::Redelivered(actions)));
         }
-        let Some(actions) = self.instance.handle(&input) else {
+        let Some(actions) = self.instance.handle(input) else {
             return Ok((self, Outcome::Ignored));
         };
-        let decision = Decision {
-            input_id,
-            input,
-            actions,
-        };
-        let event = decision.encode(codec)?;
+        let event = encode(input_id, input, &actions, codec)?;
         let request = AppendRequest::new(
             self.stream.clone(),
             ExpectedVersion::Exact(self.version),
@@ -279,9 +277,8 @@ impl<P: ProcessManager> StoredInstance<P> {
         );
         let appended = store.append(request).await?;
         self.version = appended.current_version;
-        self.decided
-            .insert(decision.input_id, decision.actions.clone());
-        Ok((self, Outcome::Decided(decision.actions)))
+        self.decided.insert(input_id, actions.clone());
+        Ok((self, Outcome::Decided(actions)))
     }
 }
 
@@ -364,7 +361,7 @@ mod tests {
         timeout: u32,
     ) -> (StoredInstance<Scripted>, Outcome<Scripted>) {
         stored
-            .decide(store, &JsonCodec, input_id, Input::Timeout(timeout))
+            .decide(store, &JsonCodec, input_id, &Input::Timeout(timeout))
             .await
             .unwrap()
     }
@@ -416,7 +413,7 @@ mod tests {
         let (_, decided) = decide(first, &store, Uuid::now_v7(), 5).await;
         assert!(matches!(decided, Outcome::Decided(_)));
         let lost = second
-            .decide(&store, &JsonCodec, Uuid::now_v7(), Input::Timeout(6))
+            .decide(&store, &JsonCodec, Uuid::now_v7(), &Input::Timeout(6))
             .await
             .unwrap_err();
         assert!(lost.is_conflict(), "{lost}");

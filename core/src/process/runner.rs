@@ -76,14 +76,6 @@ pub struct Handled {
     pub ignored: u32,
 }
 
-impl Handled {
-    fn add(&mut self, other: Handled) {
-        self.decided += other.decided;
-        self.redelivered += other.redelivered;
-        self.ignored += other.ignored;
-    }
-}
-
 /// Runs process manager `P`: hands it the events of the feed that correlate to an instance,
 /// fires its due timers, records each decision in the instance's stream
 /// ([`StoredInstance`]) and only then carries it out — commands sent under keys derived from
@@ -143,13 +135,9 @@ where
             return Ok(Handled::default());
         };
         let stream = super::instance_stream::<P>(&id)?;
-        self.handle_input(
-            stream,
-            recorded.event_id,
-            Input::Event(event),
-            SystemTime::now(),
-        )
-        .await
+        let input = Input::Event(event);
+        self.handle_input(stream, recorded.event_id, input, SystemTime::now())
+            .await
     }
 
     /// Fires up to `limit` of `P`'s timers due at `now`, claimed for `lease`: each is decided
@@ -184,13 +172,9 @@ where
             // while an equal timeout is pending again, and then early.
             let pending = stored.instance.pending_timeouts().contains(&timeout);
             if pending || stored.decided(timer.id).is_some() {
-                self.handle_input(
-                    timer.instance.clone(),
-                    timer.id,
-                    Input::Timeout(timeout),
-                    now,
-                )
-                .await?;
+                let input = Input::Timeout(timeout);
+                self.decide_and_carry_out(stored, timer.id, input, now)
+                    .await?;
                 fired += 1;
             }
             self.timers.remove(timer.id).await?;
@@ -237,8 +221,7 @@ where
         poll
     }
 
-    /// Decides on `input` (and on the refusals its commands meet) and carries the decisions
-    /// out.
+    /// Loads the instance of `stream`, decides on `input` and carries the decisions out.
     pub(crate) async fn handle_input(
         &self,
         stream: StreamId,
@@ -246,11 +229,38 @@ where
         input: Input<P>,
         now: SystemTime,
     ) -> Result<Handled> {
+        let loaded = StoredInstance::load_stream(&self.store, &self.codec, stream).await?;
+        self.decide_and_carry_out(loaded, input_id, input, now)
+            .await
+    }
+
+    /// Decides on `input` (and on the refusals its commands meet) and carries the decisions
+    /// out, starting from the instance as `loaded` (loaded again only after a conflict).
+    async fn decide_and_carry_out(
+        &self,
+        loaded: StoredInstance<P>,
+        input_id: Uuid,
+        input: Input<P>,
+        now: SystemTime,
+    ) -> Result<Handled> {
+        let stream = loaded.stream.clone();
+        let mut instance = Some(loaded);
         let mut handled = Handled::default();
         let mut inputs = VecDeque::from([(input_id, input)]);
         while let Some((input_id, input)) = inputs.pop_front() {
-            let (outcome, one) = self.decide(&stream, input_id, input).await?;
-            handled.add(one);
+            let (stored, outcome) = self
+                .decide(instance.take(), &stream, input_id, &input)
+                .await?;
+            instance = Some(stored);
+            match &outcome {
+                Outcome::Decided(_) => handled.decided += 1,
+                Outcome::Redelivered(_) => handled.redelivered += 1,
+                Outcome::Ignored => {
+                    handled.ignored += 1;
+                    metrics::counter!("foldline_process_ignored_inputs_total", "process" => P::NAME)
+                        .increment(1);
+                }
+            }
             let (Outcome::Decided(actions) | Outcome::Redelivered(actions)) = outcome else {
                 continue;
             };
@@ -266,34 +276,29 @@ where
         Ok(handled)
     }
 
-    /// Loads the instance and decides, again after a conflict with another runner.
+    /// Loads the instance of `stream` (unless it is `loaded` already) and decides; loaded
+    /// again and decided again after a conflict with another runner.
     async fn decide(
         &self,
+        mut loaded: Option<StoredInstance<P>>,
         stream: &StreamId,
         input_id: Uuid,
-        input: Input<P>,
-    ) -> Result<(Outcome<P>, Handled)> {
+        input: &Input<P>,
+    ) -> Result<(StoredInstance<P>, Outcome<P>)> {
         let mut attempt = 1;
         loop {
-            let stored =
-                StoredInstance::<P>::load_stream(&self.store, &self.codec, stream.clone()).await?;
+            let stored = match loaded.take() {
+                Some(stored) => stored,
+                None => {
+                    StoredInstance::<P>::load_stream(&self.store, &self.codec, stream.clone())
+                        .await?
+                }
+            };
             match stored
-                .decide(&self.store, &self.codec, input_id, input.clone())
+                .decide(&self.store, &self.codec, input_id, input)
                 .await
             {
-                Ok((_, outcome)) => {
-                    let mut handled = Handled::default();
-                    match &outcome {
-                        Outcome::Decided(_) => handled.decided += 1,
-                        Outcome::Redelivered(_) => handled.redelivered += 1,
-                        Outcome::Ignored => {
-                            handled.ignored += 1;
-                            metrics::counter!("foldline_process_ignored_inputs_total", "process" => P::NAME)
-                                .increment(1);
-                        }
-                    }
-                    return Ok((outcome, handled));
-                }
+                Ok(decided) => return Ok(decided),
                 Err(error) if error.is_conflict() && attempt < CONFLICT_ATTEMPTS => attempt += 1,
                 Err(error) => return Err(error),
             }

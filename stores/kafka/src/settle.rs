@@ -15,14 +15,14 @@
 //! as committed in every partition (`PartitionWriter::mark_partitions`), which is what the
 //! coordinator decided.
 
-use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 
 use crate::options::KafkaStoreOptions;
-use crate::topics::committed_consumer;
+use crate::topics::{blocking, committed_consumer};
 
 /// How long a committed transaction's markers may take before the writer stops waiting and
 /// takes its partition again. A broker that answers writes them within milliseconds; this
@@ -32,17 +32,22 @@ pub(crate) const SETTLE_TIMEOUT: Duration = Duration::from_secs(2);
 /// The longest pause between two looks at a partition's last stable offset.
 const MAX_PAUSE: Duration = Duration::from_millis(50);
 
-/// The last offset a transaction wrote in each partition it wrote to.
+/// The last offset a transaction wrote in each partition it wrote to. A handful of partitions
+/// (its events' and heads' partition, the keys' it used), recorded once per record: a list
+/// searched in place, so a record allocates nothing unless its partition is new.
 #[derive(Debug, Default)]
-pub(crate) struct Tails(HashMap<(String, i32), i64>);
+pub(crate) struct Tails(Vec<(String, i32, i64)>);
 
 impl Tails {
     pub(crate) fn record(&mut self, topic: &str, partition: i32, offset: i64) {
-        let last = self
+        match self
             .0
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset);
-        *last = (*last).max(offset);
+            .iter_mut()
+            .find(|(t, p, _)| *p == partition && t == topic)
+        {
+            Some((_, _, last)) => *last = (*last).max(offset),
+            None => self.0.push((topic.to_owned(), partition, offset)),
+        }
     }
 }
 
@@ -95,11 +100,23 @@ impl SettleProbe {
         })
     }
 
+    /// Waits, off the async runtime, until every partition of `tails` is stable past its last
+    /// record, at most [`SETTLE_TIMEOUT`]; why not, as text for a log or an error.
+    pub(crate) async fn settled(self: &Arc<Self>, tails: Tails) -> Result<(), String> {
+        let probe = Arc::clone(self);
+        match blocking(move || Ok(probe.wait(&tails, SETTLE_TIMEOUT))).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(unsettled)) => Err(unsettled.to_string()),
+            Err(error) => Err(foldline::error_chain(&error, ": ")),
+        }
+    }
+
     /// Blocks until every partition of `tails` is stable past its last record, or `timeout`
     /// passes.
-    pub(crate) fn wait(&self, tails: &Tails, timeout: Duration) -> Result<(), Unsettled> {
+    fn wait(&self, tails: &Tails, timeout: Duration) -> Result<(), Unsettled> {
         let deadline = Instant::now() + timeout;
-        for ((topic, partition), &last) in &tails.0 {
+        for (topic, partition, last) in &tails.0 {
+            let last = *last;
             let mut pause = Duration::from_millis(1);
             loop {
                 let unsettled =

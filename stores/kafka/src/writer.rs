@@ -423,27 +423,12 @@ impl PartitionWriter {
                     Err(_) => break,
                 }
             }
-            if let Some(why) = self.must_take_again() {
-                match self.take_again(why).await {
-                    Ok(again) => taken = again,
-                    Err(error) => {
-                        let why = foldline::error_chain(&error, ": ");
-                        for pending in batch {
-                            let _ = pending
-                                .reply
-                                .send(Err(self.writers.not_owner(self.partition, &why)));
-                        }
-                        return self
-                            .give_up(queue, &error, "could not take the partition again")
-                            .await;
-                    }
-                }
-            }
             if let Err(lost) = self.commit(&taken, batch).await {
                 return self.give_up(queue, &lost, "gave the partition up").await;
             }
-            // At once after an unknown outcome, not only before the next batch: a partition
-            // revoked meanwhile is still resolved.
+            // Only a commit gives a reason to take the partition again, so this is the one
+            // place to look: at once, not before the next batch, so that a partition revoked
+            // meanwhile is still resolved.
             if let Some(why) = self.must_take_again() {
                 match self.take_again(why).await {
                     Ok(again) => taken = again,
@@ -628,9 +613,7 @@ impl PartitionWriter {
         }
         commit_transaction(producer, self.writers.options.timeout, context()).await?;
         // The marks' own markers lost would leave the records they decide undecided still.
-        let probe = Arc::clone(probe);
-        let waited = blocking(move || Ok(probe.wait(&tails, SETTLE_TIMEOUT))).await?;
-        waited.map_err(|unsettled| {
+        probe.settled(tails).await.map_err(|unsettled| {
             Kafka::failure(
                 BackendErrorKind::Unavailable,
                 format!("{}: the marks did not settle: {unsettled}", context()),
@@ -886,12 +869,8 @@ impl PartitionWriter {
     /// Waits until the transaction just committed is settled (`settle.rs`); if it is not, the
     /// partition is taken again before the next transaction.
     async fn settle(&self, probe: &Arc<SettleProbe>, tails: Tails) {
-        let probe = Arc::clone(probe);
-        let waited = blocking(move || Ok(probe.wait(&tails, SETTLE_TIMEOUT))).await;
-        let unsettled = match waited {
-            Ok(Ok(())) => return,
-            Ok(Err(unsettled)) => unsettled.to_string(),
-            Err(error) => foldline::error_chain(&error, ": "),
+        let Err(unsettled) = probe.settled(tails).await else {
+            return;
         };
         tracing::warn!(
             partition = self.partition,
