@@ -6,7 +6,7 @@
 //!   checkpoint after each error, receives every event exactly once;
 //! - the single broker frozen (SIGSTOP) past the store's timeouts mid-transaction, then
 //!   thawed: a writer whose transaction could be neither committed nor aborted (its outcome
-//!   unknown), or whose producer lost the broker, takes its partition again (fencing,
+//!   unknown), or whose last commit did not settle, takes its partition again (fencing,
 //!   re-reading the heads and the idempotency keys) instead of guessing; every acknowledged
 //!   append is stored exactly once, and keys retried meanwhile are not stored twice;
 //! - on the 3-node cluster (`scripts/kafka.sh cluster`, replication factor 3,

@@ -219,7 +219,7 @@ impl Committer {
                 _ => return Err(Failure::Reply),
             }
         }
-        Err(Failure::Unsettled)
+        Err(Failure::KeptChanging)
     }
 
     /// A commit that parks or releases dead letters: the whole of it in `lua/commit.lua`.
@@ -410,7 +410,7 @@ enum Failure {
     Driver(redis::RedisError),
     Reply,
     Encoding(String, foldline::BoxError),
-    Unsettled,
+    KeptChanging,
 }
 
 impl Failure {
@@ -422,7 +422,7 @@ impl Failure {
                 format!("{doing}: encoding the dead letter of event {event_id}"),
                 Some(source),
             ),
-            Failure::Unsettled => Redis::failure(
+            Failure::KeptChanging => Redis::failure(
                 BackendErrorKind::Unavailable,
                 format!(
                     "{doing}: the checkpoint was written again {EXEC_ATTEMPTS} times while \

@@ -85,12 +85,19 @@ struct Member {
     thread: Option<JoinHandle<()>>,
 }
 
+impl Member {
+    /// Tells the thread to close its consumer and end; the thread, to wait for (once).
+    fn stop(&mut self) -> Option<JoinHandle<()>> {
+        self.stop.store(true, Ordering::Release);
+        self.thread.take()
+    }
+}
+
 impl Drop for Member {
     fn drop(&mut self) {
-        self.stop.store(true, Ordering::Release);
         // Not joined: closing the consumer (leaving the group) may take a round trip, which
         // must not block whoever drops the store. The thread ends on its own.
-        drop(self.thread.take());
+        drop(self.stop());
     }
 }
 
@@ -167,13 +174,14 @@ impl Ownership {
         if !stalled {
             return false;
         }
-        let old = {
-            let mut member = self.member.lock().unwrap_or_else(PoisonError::into_inner);
-            member.as_mut().and_then(|member| {
-                member.stop.store(true, Ordering::Release);
-                member.thread.take()
-            })
-        };
+        // Stopped but kept in place until its thread is done, so that no append starts a new
+        // member meanwhile.
+        let old = self
+            .member
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_mut()
+            .and_then(Member::stop);
         tracing::warn!(
             group = %self.group,
             "no member of the writers' group has owned this instance's partitions for {} s: \
