@@ -339,30 +339,39 @@ async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_
         // Shorter than the freeze: a commit, then its abort, time out while it lasts.
         .with_timeout(Duration::from_secs(3));
     let store = KafkaEventStore::connect(options).await?;
-    let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
-    let writers = start_writers(&store, &stop, &acks);
-    more_acks(&acks, 0, 100).await?;
+    let outcome = async {
+        let (stop, acks) = (Arc::new(AtomicBool::new(false)), Arc::default());
+        let writers = start_writers(&store, &stop, &acks);
+        more_acks(&acks, 0, 100).await?;
 
-    let retakes_before = retakes(&warnings);
-    broker.kafka_sh(&["freeze"])?;
-    tokio::time::sleep(Duration::from_secs(15)).await;
-    broker.kafka_sh(&["thaw"])?;
-    let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
-    more_acks(&acks, before, 100).await?;
-    stop.store(true, Ordering::Relaxed);
-    for writer in writers {
-        writer.await??;
+        let retakes_before = retakes(&warnings);
+        broker.kafka_sh(&["freeze"])?;
+        tokio::time::sleep(Duration::from_secs(15)).await;
+        broker.kafka_sh(&["thaw"])?;
+        let before = acks.lock().unwrap_or_else(|p| p.into_inner()).times.len();
+        more_acks(&acks, before, 100).await?;
+        stop.store(true, Ordering::Relaxed);
+        for writer in writers {
+            writer.await??;
+        }
+        let retaken = retakes(&warnings) - retakes_before;
+        eprintln!(
+            "partitions taken again (an unknown outcome, or a commit that did not settle): \
+             {retaken}"
+        );
+        ensure!(
+            retaken >= 1,
+            "no partition was taken again: the freeze did not reach the path under test"
+        );
+        let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
+        keyed::check_exactly_once(&acks, &stored(&store).await?)
     }
-    let retaken = retakes(&warnings) - retakes_before;
-    eprintln!(
-        "partitions taken again (an unknown outcome, or a commit that did not settle): {retaken}"
-    );
-    ensure!(
-        retaken >= 1,
-        "no partition was taken again: the freeze did not reach the path under test"
-    );
-    let acks = std::mem::take(&mut acks.lock().unwrap_or_else(|p| p.into_inner()).acks);
-    keyed::check_exactly_once(&acks, &stored(&store).await?)
+    .await;
+    // As for the crash test: a failed run keeps the broker's data and the store's warnings.
+    if outcome.is_err() {
+        broker.keep_state(&warnings);
+    }
+    outcome
 }
 
 /// The store's warnings (and the writers' group's assignments), as `tracing` formats them,
