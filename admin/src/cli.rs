@@ -5,6 +5,7 @@ use foldline::PoisonPolicy;
 use uuid::Uuid;
 
 use crate::error::EXIT_CODES;
+use crate::process::InstanceState;
 
 /// Operate foldline projections and inspect the event store.
 ///
@@ -32,8 +33,8 @@ pub struct Cli<C: Args> {
 #[non_exhaustive]
 pub enum Command {
     /// Per projection: version, active slot, checkpoint, store head, lag, state, dead letters;
-    /// and what holds the store's feed back (a PostgreSQL or Kafka transaction), when something
-    /// does.
+    /// per process manager: its instances by state and its next timer; and what holds the
+    /// store's feed back (a PostgreSQL or Kafka transaction), when something does.
     Status(StatusArgs),
     /// Rebuild a projection: blue/green by default (the active version keeps serving reads);
     /// resumes an interrupted rebuild.
@@ -55,12 +56,18 @@ pub enum Command {
     DeadLetters(DeadLetterCommand),
     /// Create or update the store's schema.
     Migrate(MigrateArgs),
+    /// List, show or retry the instances of the registered process managers.
+    #[command(subcommand)]
+    Processes(ProcessCommand),
+    /// Show what one request caused across streams: the causal tree of a correlation id (or
+    /// of an event id's correlation), from the events' correlation and causation ids.
+    Trace(TraceArgs),
 }
 
 /// `status`.
 #[derive(Debug, Args)]
 pub struct StatusArgs {
-    /// Only this projection.
+    /// Only this projection (or process manager: its projector's row and its instances).
     pub name: Option<String>,
     /// Exit with 1 when a projection failed or lags more than `--max-lag` events or
     /// `--max-lag-seconds`, or when the store's feed has been held back longer than
@@ -212,6 +219,56 @@ pub struct DeadLetterArgs {
     /// Say what would be done, and do nothing.
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// `processes`.
+#[derive(Debug, Subcommand)]
+#[non_exhaustive]
+pub enum ProcessCommand {
+    /// List instances with their state: running, waiting (for a timer), completed, failed.
+    List(ProcessListArgs),
+    /// Show an instance: its state, every decision with its input and actions, what became
+    /// of the commands it sent, its pending timers.
+    Show(InstanceArgs),
+    /// Carry out an instance's recorded decisions again: send its commands again under the
+    /// same idempotency keys (those applied already append nothing) and schedule its pending
+    /// timers again. Not destructive: asks nothing.
+    Retry(InstanceArgs),
+}
+
+/// `processes list`.
+#[derive(Debug, Args)]
+pub struct ProcessListArgs {
+    /// Only this process manager's instances (default: every registered one's).
+    #[arg(long, value_name = "NAME")]
+    pub process: Option<String>,
+    /// Only the instances in this state.
+    #[arg(long, value_enum)]
+    pub state: Option<InstanceState>,
+    /// Start after this instance (as `list` prints it).
+    #[arg(long, value_name = "INSTANCE")]
+    pub after: Option<String>,
+    /// At most this many.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+}
+
+/// One instance of a process manager.
+#[derive(Debug, Args)]
+pub struct InstanceArgs {
+    /// The instance: its stream, `{process}-{id}`, as `processes list` prints it (such as
+    /// `transfer-t1`).
+    pub instance: String,
+}
+
+/// `trace`.
+#[derive(Debug, Args)]
+pub struct TraceArgs {
+    /// A correlation id, or the id of an event (its correlation is traced).
+    pub id: Uuid,
+    /// At most this many events.
+    #[arg(long, default_value_t = 10_000)]
+    pub limit: usize,
 }
 
 /// `migrate`.

@@ -106,6 +106,21 @@ pub enum AdminError {
     #[error("{0}")]
     Usage(String),
 
+    /// What the command was asked about does not exist: no instance of that name, no event
+    /// with that id or correlation id.
+    #[error("{0}")]
+    NotFound(String),
+
+    /// No process manager of that name is registered. The message shows the name asked for
+    /// [escaped and cut short](Shown).
+    #[error("no process manager named `{}` (known: {known})", Shown::new(.name))]
+    UnknownProcess {
+        /// The name asked for, whole.
+        name: String,
+        /// The registered names.
+        known: String,
+    },
+
     /// Building the store or the projections (the application's own setup) failed.
     #[error("setting up the store and projections failed")]
     Setup(#[source] foldline::BoxError),
@@ -154,7 +169,8 @@ pub const EXIT_CODES: &str = "Exit codes:\n  \
     0  success\n  \
     1  a check failed (`status --check` found a failed projection or lag above the limit; \
     `migrate --check` found pending migrations)\n  \
-    2  an error (bad arguments, a service unreachable, a refused or cancelled command)";
+    2  an error (bad arguments, a service unreachable, a refused or cancelled command, \
+    an unknown process manager, instance or trace id)";
 
 pub(crate) fn exit_code(result: &Result<Outcome, AdminError>) -> ExitCode {
     match result {

@@ -1,8 +1,8 @@
-//! The foldline admin CLI as a library: an application builds its store and its projections
-//! (the projection code is the application's), registers them, and gets the `foldline`
-//! command line — `status`, `rebuild`, `reset`, `pause`/`resume`, `streams`, `events`,
-//! `tail`, `dead-letters`, `migrate` — with human tables or `--json` lines, confirmations for
-//! destructive commands and meaningful exit codes.
+//! The foldline admin CLI as a library: an application builds its store, its projections and
+//! its process managers (their code is the application's), registers them, and gets the
+//! `foldline` command line — `status`, `rebuild`, `reset`, `pause`/`resume`, `streams`,
+//! `events`, `tail`, `dead-letters`, `processes`, `trace`, `migrate` — with human tables or
+//! `--json` lines, confirmations for destructive commands and meaningful exit codes.
 //!
 //! # Quick start
 //!
@@ -67,13 +67,16 @@
 //! # Conventions
 //!
 //! - The admin depends on no backend: the application brings its store (any
-//!   [`ManagedStore`](foldline::ManagedStore)), its projections, and the flags that say where
-//!   they are (any `clap::Args` struct, flattened into [`Cli`]; by convention the `FOLDLINE_*`
-//!   variables set them).
+//!   [`ManagedStore`](foldline::ManagedStore)), its projections, its process managers (any
+//!   [`ProcessRunner`](foldline::ProcessRunner), with [`Admin::with_process`]), and the flags
+//!   that say where they are (any `clap::Args` struct, flattened into [`Cli`]; by convention
+//!   the `FOLDLINE_*` variables set them).
 //! - `--json` prints one JSON object per line, each with a `type` and a `version` field; no
 //!   colour, no progress bar. Without it: tables for people, and on a terminal a progress bar.
 //! - Destructive commands (`reset`, `rebuild --in-place`, `dead-letters discard`) ask first,
 //!   take `--yes`, refuse without it when stdin is not a terminal, and take `--dry-run`.
+//!   `processes retry` is not one: it carries out decisions already recorded, under the same
+//!   idempotency keys, so running it again changes nothing.
 //! - Exit codes: 0 ok, 1 a check failed, 2 an error (printed with its causes).
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![doc(test(attr(deny(warnings))))]
@@ -84,42 +87,52 @@ mod confirm;
 pub mod docs;
 mod error;
 mod output;
+mod process;
 mod registry;
 
 pub use cli::{
-    Cli, Command, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs, MigrateArgs,
-    NameArgs, OnPoison, RebuildArgs, StatusArgs, StreamsArgs, TailArgs,
+    Cli, Command, DeadLetterArgs, DeadLetterCommand, DestructiveArgs, EventsArgs, InstanceArgs,
+    MigrateArgs, NameArgs, OnPoison, ProcessCommand, ProcessListArgs, RebuildArgs, StatusArgs,
+    StreamsArgs, TailArgs, TraceArgs,
 };
 pub use error::{AdminError, EXIT_CODES, Outcome, format_error};
 pub use output::{JSON_VERSION, Output};
+pub use process::{
+    ActionView, DecisionView, InstanceState, InstanceSummary, InstanceView, ManagedProcess,
+    TimerView,
+};
 pub use registry::{BoxFuture, ManagedProjection, OnProgress};
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-/// The store and the projections the CLI works on.
+/// The store, the projections and the process managers the CLI works on.
 pub struct Admin<S> {
     store: S,
     projections: Vec<Box<dyn ManagedProjection>>,
+    processes: Vec<Box<dyn ManagedProcess>>,
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Admin<S> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let names: Vec<_> = self.projections.iter().map(|p| p.name()).collect();
+        let processes: Vec<_> = self.processes.iter().map(|p| p.name()).collect();
         f.debug_struct("Admin")
             .field("store", &self.store)
             .field("projections", &names)
+            .field("processes", &processes)
             .finish()
     }
 }
 
 impl<S: foldline::ManagedStore> Admin<S> {
-    /// An admin of `store`, with no projections yet.
+    /// An admin of `store`, with no projections or process managers yet.
     pub fn new(store: S) -> Self {
         Admin {
             store,
             projections: Vec::new(),
+            processes: Vec::new(),
         }
     }
 
@@ -128,6 +141,40 @@ impl<S: foldline::ManagedStore> Admin<S> {
     pub fn with_projection(mut self, projection: impl ManagedProjection + 'static) -> Self {
         self.projections.push(Box::new(projection));
         self
+    }
+
+    /// Registers a process manager: its [`ProcessRunner`](foldline::ProcessRunner), or the
+    /// `Arc` its [`ProcessTarget`](foldline::ProcessTarget) shares. Its instances must live in
+    /// this admin's store. Register its projector with
+    /// [`with_projection`](Admin::with_projection) too, so that `status`, `pause`, `resume`
+    /// and `dead-letters` reach it.
+    #[must_use]
+    pub fn with_process(mut self, process: impl ManagedProcess + 'static) -> Self {
+        self.processes.push(Box::new(process));
+        self
+    }
+
+    /// The registered process managers.
+    pub fn processes(&self) -> impl Iterator<Item = &dyn ManagedProcess> {
+        self.processes.iter().map(AsRef::as_ref)
+    }
+
+    /// The process manager named `name`.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::UnknownProcess`] naming the registered ones.
+    pub fn process(&self, name: &str) -> Result<&dyn ManagedProcess, AdminError> {
+        self.processes()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| AdminError::UnknownProcess {
+                name: name.to_owned(),
+                known: self
+                    .processes()
+                    .map(ManagedProcess::name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
     }
 
     /// The store.

@@ -425,13 +425,15 @@ async fn migrate_check_fails_on_a_fresh_schema_and_creates_nothing() -> anyhow::
         let line = &out.of_type("migrate")[0];
         assert_eq!(line["check"], true);
         assert_eq!(line["applied"], json!([]));
-        assert_eq!(line["pending"], json!(["1", "2", "3", "4"]));
+        assert_eq!(line["pending"], json!(["1", "2", "3", "4", "5"]));
         assert!(!fresh.exists().await?, "--check must not create the schema");
 
         let (result, human) = run(&admin, &["migrate", "--check"]).await;
         assert_eq!(result?, Outcome::CheckFailed);
         assert!(
-            human.text().contains("4 pending migration(s): 1, 2, 3, 4"),
+            human
+                .text()
+                .contains("5 pending migration(s): 1, 2, 3, 4, 5"),
             "{}",
             human.text()
         );
@@ -440,7 +442,7 @@ async fn migrate_check_fails_on_a_fresh_schema_and_creates_nothing() -> anyhow::
         assert_eq!(result?, Outcome::Ok);
         assert_eq!(
             out.of_type("migrate")[0]["applied"],
-            json!(["1", "2", "3", "4"])
+            json!(["1", "2", "3", "4", "5"])
         );
         assert!(fresh.exists().await?);
 

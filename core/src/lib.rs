@@ -111,7 +111,7 @@
 //!
 //! # Feature flags
 //!
-//! - `derive` (default): `#[derive(DomainEvent, Command, Aggregate)]`.
+//! - `derive` (default): `#[derive(DomainEvent, Command, Aggregate, ProcessManager)]`.
 //! - `testing`: the store conformance suite (`testing::conformance`) and the given/when/then
 //!   kits for aggregates (`testing::AggregateTest`) and process managers
 //!   (`testing::ProcessTest`).
@@ -145,6 +145,9 @@ pub mod testing;
 pub mod guide {
     #[doc = include_str!("docs/projections.md")]
     pub mod projections {}
+
+    #[doc = include_str!("docs/processes.md")]
+    pub mod processes {}
 }
 
 pub use aggregate::{Aggregate, AggregateId, Command};
@@ -163,9 +166,11 @@ pub use event::{
 pub use names::{EventType, IdempotencyKey, NameRule, ProjectionName, SchemaName, StreamId};
 pub use position::{Checkpoint, Position};
 pub use process::{
-    Action, CommandDispatcher, DECIDED, Decision, Dispatched, Handled, InMemoryTimerStore, Input,
-    Instance, Outcome, ProcessInputs, ProcessManager, ProcessProjection, ProcessRunner,
-    ProcessStatus, ProcessTarget, StoredInstance, Timer, TimerStore, command_key, instance_stream,
+    Action, ActionIds, ActionReport, CommandDispatcher, CommandFate, DECIDED, Decision,
+    DecisionReport, Dispatched, Handled, InMemoryTimerStore, Input, Instance, InstanceReport,
+    Outcome, ProcessInputs, ProcessManager, ProcessProjection, ProcessRunner, ProcessStatus,
+    ProcessTarget, RecordedDecision, Retried, StoredInstance, TimeoutFate, Timer, TimerStore,
+    command_key, instance_stream,
 };
 pub use projection::{
     AnyEvent, Commit, CommitOutcome, DeadLetter, Envelope, FeedEvent, InMemoryTarget, MemoryModel,
@@ -183,7 +188,7 @@ pub use version::{ExpectedVersion, Version};
 
 #[cfg(feature = "derive")]
 #[cfg_attr(docsrs, doc(cfg(feature = "derive")))]
-pub use foldline_macros::{Aggregate, Command, DomainEvent};
+pub use foldline_macros::{Aggregate, Command, DomainEvent, ProcessManager};
 
 /// Not public API: what the derives' generated code refers to. May change in any release.
 #[doc(hidden)]
@@ -195,6 +200,8 @@ pub mod __private {
     pub use crate::error::BoxError;
     pub use crate::event::{DecodeError, DomainEvent};
     pub use crate::names::EventType;
+    pub use crate::process::{Action, Input, ProcessManager};
+    pub use crate::projection::Envelope;
 
     pub use ::core::convert::From;
     pub use ::core::option::Option::{self, None, Some};

@@ -79,6 +79,26 @@ impl Derive for Aggregate {
     }
 }
 
+/// `#[derive(ProcessManager)]`.
+pub(crate) struct Process;
+
+impl Derive for Process {
+    const NAME: &'static str = "ProcessManager";
+    type Container = attr::ProcessContainer;
+    type Variant = attr::NoAttrs;
+    type Field = attr::NoAttrs;
+
+    fn container(cx: &Ctxt, attrs: &[Attribute]) -> Self::Container {
+        attr::ProcessContainer::from_attrs(cx, attrs)
+    }
+    fn variant(cx: &Ctxt, attrs: &[Attribute]) -> Self::Variant {
+        attr::NoAttrs::from_attrs(cx, attrs, "process manager variants")
+    }
+    fn field(cx: &Ctxt, attrs: &[Attribute]) -> Self::Field {
+        attr::NoAttrs::from_attrs(cx, attrs, "process manager fields")
+    }
+}
+
 /// The type a derive is applied to.
 pub(crate) struct Container<'a, D: Derive> {
     pub(crate) ident: &'a Ident,

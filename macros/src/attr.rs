@@ -30,6 +30,7 @@ pub(crate) const EVENT: Symbol = Symbol("event");
 pub(crate) const ERROR: Symbol = Symbol("error");
 pub(crate) const SNAPSHOT: Symbol = Symbol("snapshot");
 pub(crate) const EVERY: Symbol = Symbol("every");
+pub(crate) const TIMEOUT: Symbol = Symbol("timeout");
 
 impl PartialEq<Symbol> for syn::Path {
     fn eq(&self, word: &Symbol) -> bool {
@@ -592,6 +593,83 @@ fn parse_snapshot(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Snapshot
     })
 }
 
+// ---------------------------------------------------------------------------------------------
+// #[derive(ProcessManager)]
+
+/// `#[foldline(...)]` on a `ProcessManager` struct.
+pub(crate) struct ProcessContainer {
+    pub(crate) krate: Option<syn::Path>,
+    pub(crate) name: Option<LitStr>,
+    pub(crate) id: Option<Type>,
+    pub(crate) event: Option<Type>,
+    pub(crate) command: Option<Type>,
+    pub(crate) timeout: Option<Type>,
+    /// The keys written, even those whose value did not parse (an error already): a key
+    /// written wrong is not reported missing as well.
+    pub(crate) written: Vec<Symbol>,
+}
+
+/// The keys a process manager takes, in the order the error message lists them.
+pub(crate) const PROCESS_KEYS: &[Symbol] = &[NAME, ID, EVENT, COMMAND, TIMEOUT, CRATE];
+
+/// Keys an aggregate takes that a process manager does not, and why.
+fn not_on_a_process(key: &syn::Path) -> Option<String> {
+    if key == ERROR {
+        Some("a process manager has no error type: a command an aggregate refuses comes back to `decide` as `Input::Refused`".to_owned())
+    } else if key == SNAPSHOT {
+        Some("a process manager takes no snapshots: an instance is rebuilt from the decisions in its stream".to_owned())
+    } else {
+        None
+    }
+}
+
+impl ProcessContainer {
+    pub(crate) fn from_attrs(cx: &Ctxt, attrs: &[Attribute]) -> Self {
+        let mut krate = Attr::none(cx, CRATE);
+        let mut name = Attr::none(cx, NAME);
+        let mut id = Attr::none(cx, ID);
+        let mut event = Attr::none(cx, EVENT);
+        let mut command = Attr::none(cx, COMMAND);
+        let mut timeout = Attr::none(cx, TIMEOUT);
+        let mut written = Vec::new();
+        parse_keys(
+            cx,
+            attrs,
+            "a process manager",
+            PROCESS_KEYS,
+            not_on_a_process,
+            |meta| {
+                written.extend(PROCESS_KEYS.iter().filter(|&&key| meta.path == key));
+                if meta.path == CRATE {
+                    krate.set_opt(&meta.path, parse_crate(cx, meta)?);
+                } else if meta.path == NAME {
+                    name.set_opt(&meta.path, parse_lit_str(cx, meta, NAME)?);
+                } else if meta.path == ID {
+                    id.set(&meta.path, meta.value()?.parse()?);
+                } else if meta.path == EVENT {
+                    event.set(&meta.path, meta.value()?.parse()?);
+                } else if meta.path == COMMAND {
+                    command.set(&meta.path, meta.value()?.parse()?);
+                } else if meta.path == TIMEOUT {
+                    timeout.set(&meta.path, meta.value()?.parse()?);
+                } else {
+                    return Ok(false);
+                }
+                Ok(true)
+            },
+        );
+        ProcessContainer {
+            krate: krate.get(),
+            name: name.get(),
+            id: id.get(),
+            event: event.get(),
+            command: command.get(),
+            timeout: timeout.get(),
+            written,
+        }
+    }
+}
+
 impl EventVariant {
     /// The stored type name: `rename`, or the variant's name.
     pub(crate) fn type_name(&self, ident: &syn::Ident) -> String {
@@ -720,6 +798,36 @@ mod tests {
         assert_eq!(snapshot.every.unwrap().value, 100);
         assert_eq!(snapshot.version.unwrap().value, 2);
         assert!(parsed.id.is_some() && parsed.krate.is_some());
+    }
+
+    #[test]
+    fn parses_process_manager() {
+        let cx = Ctxt::new();
+        let attrs: Vec<Attribute> = vec![parse_quote!(
+            #[foldline(name = "transfer", id = String, event = E, command = C, timeout = T,
+                       crate = "my::fl")]
+        )];
+        let parsed = ProcessContainer::from_attrs(&cx, &attrs);
+        assert!(errors(cx).is_empty());
+        assert_eq!(parsed.name.unwrap().value(), "transfer");
+        assert!(parsed.id.is_some() && parsed.event.is_some() && parsed.command.is_some());
+        assert!(parsed.timeout.is_some() && parsed.krate.is_some());
+
+        let cx = Ctxt::new();
+        let attrs: Vec<Attribute> = vec![parse_quote!(
+            #[foldline(name = transfer, snapshot(every = 10), timeout = (), timeout = u8)]
+        )];
+        let parsed = ProcessContainer::from_attrs(&cx, &attrs);
+        assert!(parsed.name.is_none());
+        assert!(matches!(parsed.timeout, Some(Type::Tuple(_))));
+        assert_eq!(
+            errors(cx),
+            [
+                "expected a string literal: `name = \"...\"`",
+                "unknown foldline attribute `snapshot` on a process manager, expected one of `name`, `id`, `event`, `command`, `timeout`, `crate`; a process manager takes no snapshots: an instance is rebuilt from the decisions in its stream",
+                "duplicate foldline attribute `timeout`",
+            ]
+        );
     }
 
     #[test]

@@ -7,52 +7,85 @@ use crate::ast::{self, Container, Data, Style};
 use crate::attr::{self, SpannedInt};
 use crate::ctxt::Ctxt;
 
-/// The longest event type name a store accepts (`foldline::EventType`).
-const EVENT_TYPE_MAX_LEN: usize = 128;
-
-/// The longest aggregate name: leaves room for the id in a 255-character stream id.
-const AGGREGATE_NAME_MAX_LEN: usize = 64;
-
-/// Why `name` is not a valid `foldline::EventType` (the rules of `core/src/names.rs`).
-pub(crate) fn event_type_error(name: &str) -> Option<&'static str> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() {
-        return Some("must not be empty");
-    }
-    if bytes.len() > EVENT_TYPE_MAX_LEN {
-        return Some("is longer than 128 characters");
-    }
-    if !bytes[0].is_ascii_alphabetic() {
-        return Some("must start with an ASCII letter");
-    }
-    if !bytes
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
-    {
-        return Some("may only contain ASCII letters, digits and `-`, `_`, `.`, `:`");
-    }
-    None
+/// The rules of one kind of name, as `core/src/names.rs` states them: checked when the derive
+/// expands, so that a bad name is an error at the attribute and not a failure at run time.
+struct NameRules {
+    /// What the name is, for the message: "event type name".
+    what: &'static str,
+    /// The longest name, in bytes (every character allowed is ASCII).
+    max_len: usize,
+    /// Whether a byte may appear in the name; the first must also be an ASCII letter.
+    allowed: fn(u8) -> bool,
+    /// `allowed` in words, for the message.
+    allowed_in_words: &'static str,
 }
 
-/// Why `name` is not a valid aggregate name.
-pub(crate) fn aggregate_name_error(name: &str) -> Option<&'static str> {
-    let bytes = name.as_bytes();
-    if bytes.is_empty() {
-        return Some("must not be empty");
+/// A `foldline::EventType`.
+const EVENT_TYPE: NameRules = NameRules {
+    what: "event type name",
+    max_len: 128,
+    allowed: |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'),
+    allowed_in_words: "ASCII letters, digits and `-`, `_`, `.`, `:`",
+};
+
+/// An aggregate's name: 64 bytes at most leave room for the id in a 255-byte stream id.
+const AGGREGATE_NAME: NameRules = NameRules {
+    what: "aggregate name",
+    max_len: 64,
+    allowed: |b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'),
+    allowed_in_words: "ASCII letters, digits and `-`, `_`, `.`",
+};
+
+/// A process manager's name, which names its runner's projection: a `foldline::ProjectionName`.
+/// Its characters are allowed in the stream ids (`"{name}-{id}"`) and command keys
+/// (`"{name}:{input}:{index}"`) it starts, and its 48 bytes leave room for the rest of them.
+const PROCESS_NAME: NameRules = NameRules {
+    what: "process manager name",
+    max_len: 48,
+    allowed: |b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_',
+    allowed_in_words: "lowercase ASCII letters, digits and `_`",
+};
+
+impl NameRules {
+    /// Why `name` breaks these rules, if it does: "it must not be empty".
+    fn error(&self, name: &str) -> Option<String> {
+        let bytes = name.as_bytes();
+        let reason = if bytes.is_empty() {
+            "must not be empty".to_owned()
+        } else if bytes.len() > self.max_len {
+            format!("is longer than {} characters", self.max_len)
+        } else if !bytes[0].is_ascii_alphabetic() {
+            "must start with an ASCII letter".to_owned()
+        } else if !bytes.iter().all(|&b| (self.allowed)(b)) {
+            format!("may only contain {}", self.allowed_in_words)
+        } else {
+            return None;
+        };
+        Some(format!("invalid {} {name:?}: it {reason}", self.what))
     }
-    if bytes.len() > AGGREGATE_NAME_MAX_LEN {
-        return Some("is longer than 64 characters");
+}
+
+/// Reports an enum given to a derive that takes a struct, which holds `what`.
+fn only_structs<D: ast::Derive>(cx: &Ctxt, cont: &Container<'_, D>, what: &str) {
+    if let syn::Data::Enum(data) = &cont.original.data {
+        cx.error_at(
+            data.enum_token.span,
+            format!("`#[derive({})]` only supports structs: {what}", D::NAME),
+        );
     }
-    if !bytes[0].is_ascii_alphabetic() {
-        return Some("must start with an ASCII letter");
+}
+
+/// Reports, on the type's name, each `(missing, key, what its value is, an example value)`
+/// that is missing.
+fn missing_keys(cx: &Ctxt, ident: &syn::Ident, required: &[(bool, attr::Symbol, &str, &str)]) {
+    for &(missing, key, what, example) in required {
+        if missing {
+            cx.error_spanned_by(
+                ident,
+                format!("missing `#[foldline({key} = ...)]`: {what}, e.g. `{key} = {example}`"),
+            );
+        }
     }
-    if !bytes
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-    {
-        return Some("may only contain ASCII letters, digits and `-`, `_`, `.`");
-    }
-    None
 }
 
 fn no_generics<D: ast::Derive>(cx: &Ctxt, cont: &Container<'_, D>) {
@@ -99,11 +132,8 @@ pub(crate) fn check_event(cx: &Ctxt, cont: &Container<'_, ast::Event>) {
 
         let name = variant.attrs.type_name(variant.ident);
         let span = attr::span_of(variant.attrs.rename.as_ref(), variant.ident);
-        if let Some(reason) = event_type_error(&name) {
-            cx.error_at(
-                span,
-                format!("invalid event type name {name:?}: it {reason}"),
-            );
+        if let Some(error) = EVENT_TYPE.error(&name) {
+            cx.error_at(span, error);
         }
         if let Some(first) = names.get(&name) {
             cx.error_at(
@@ -231,64 +261,48 @@ fn check_id_fields(
 /// Checks a `#[derive(Aggregate)]` input.
 pub(crate) fn check_aggregate(cx: &Ctxt, cont: &Container<'_, ast::Aggregate>) {
     no_generics(cx, cont);
-    if let Data::Enum(_) = cont.data {
-        let token = match &cont.original.data {
-            syn::Data::Enum(data) => data.enum_token.span,
-            _ => cont.ident.span(),
-        };
-        cx.error_at(
-            token,
-            "`#[derive(Aggregate)]` only supports structs: the aggregate's state",
-        );
-    }
+    only_structs(cx, cont, "the aggregate's state");
     let attrs = &cont.attrs;
-    let required = [
-        (
-            attrs.id.is_none(),
-            attr::ID,
-            "the aggregate's id type",
-            "AccountId",
-        ),
-        (
-            attrs.command.is_none(),
-            attr::COMMAND,
-            "its command type",
-            "AccountCommand",
-        ),
-        (
-            attrs.event.is_none(),
-            attr::EVENT,
-            "its event type",
-            "AccountEvent",
-        ),
-        (
-            attrs.error.is_none(),
-            attr::ERROR,
-            "the error `handle` returns",
-            "AccountError",
-        ),
-    ];
-    for (missing, key, what, example) in required {
-        if missing {
-            cx.error_spanned_by(
-                cont.ident,
-                format!("missing `#[foldline({key} = ...)]`: {what}, e.g. `{key} = {example}`"),
-            );
-        }
-    }
+    missing_keys(
+        cx,
+        cont.ident,
+        &[
+            (
+                attrs.id.is_none(),
+                attr::ID,
+                "the aggregate's id type",
+                "AccountId",
+            ),
+            (
+                attrs.command.is_none(),
+                attr::COMMAND,
+                "its command type",
+                "AccountCommand",
+            ),
+            (
+                attrs.event.is_none(),
+                attr::EVENT,
+                "its event type",
+                "AccountEvent",
+            ),
+            (
+                attrs.error.is_none(),
+                attr::ERROR,
+                "the error `handle` returns",
+                "AccountError",
+            ),
+        ],
+    );
 
     let name = attrs.name_or_default(cont.ident);
-    if let Some(reason) = aggregate_name_error(&name) {
+    if let Some(error) = AGGREGATE_NAME.error(&name) {
         let span = attr::span_of(attrs.name.as_ref(), cont.ident);
         let advice = if attrs.name.is_none() {
             ": set one with `#[foldline(name = \"...\")]`"
         } else {
             ""
         };
-        cx.error_at(
-            span,
-            format!("invalid aggregate name {name:?}: it {reason}{advice}"),
-        );
+        cx.error_at(span, format!("{error}{advice}"));
     }
 
     if let Some(snapshot) = &attrs.snapshot {
@@ -309,42 +323,82 @@ pub(crate) fn check_aggregate(cx: &Ctxt, cont: &Container<'_, ast::Aggregate>) {
     }
 }
 
+/// Checks a `#[derive(ProcessManager)]` input.
+pub(crate) fn check_process(cx: &Ctxt, cont: &Container<'_, ast::Process>) {
+    no_generics(cx, cont);
+    only_structs(cx, cont, "the state of one instance of the process");
+    let attrs = &cont.attrs;
+    missing_keys(
+        cx,
+        cont.ident,
+        &[
+            (
+                !attrs.written.contains(&attr::NAME),
+                attr::NAME,
+                "the process's name, which starts its instances' stream ids and names its projection",
+                "\"transfer\"",
+            ),
+            (
+                !attrs.written.contains(&attr::ID),
+                attr::ID,
+                "the type of an instance's id",
+                "TransferId",
+            ),
+            (
+                !attrs.written.contains(&attr::EVENT),
+                attr::EVENT,
+                "the event type it reacts to",
+                "BankEvent",
+            ),
+            (
+                !attrs.written.contains(&attr::COMMAND),
+                attr::COMMAND,
+                "the command type it sends",
+                "AccountCommand",
+            ),
+        ],
+    );
+    if let Some(name) = &attrs.name
+        && let Some(error) = PROCESS_NAME.error(&name.value())
+    {
+        cx.error_spanned_by(name, error);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use syn::{DeriveInput, parse_quote};
 
-    fn event_errors(input: DeriveInput) -> Vec<String> {
+    /// The messages of the errors `check` finds in `input`, parsed as derive `D` sees it.
+    fn errors<D: ast::Derive>(
+        input: &DeriveInput,
+        check: fn(&Ctxt, &Container<'_, D>),
+    ) -> Vec<String> {
         let cx = Ctxt::new();
-        if let Some(cont) = Container::<ast::Event>::from_ast(&cx, &input) {
-            check_event(&cx, &cont);
+        if let Some(cont) = Container::<D>::from_ast(&cx, input) {
+            check(&cx, &cont);
         }
         cx.check()
             .err()
             .map(|e| e.into_iter().map(|e| e.to_string()).collect())
             .unwrap_or_default()
+    }
+
+    fn event_errors(input: DeriveInput) -> Vec<String> {
+        errors(&input, check_event)
     }
 
     fn command_errors(input: DeriveInput) -> Vec<String> {
-        let cx = Ctxt::new();
-        if let Some(cont) = Container::<ast::Command>::from_ast(&cx, &input) {
-            check_command(&cx, &cont);
-        }
-        cx.check()
-            .err()
-            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
-            .unwrap_or_default()
+        errors(&input, check_command)
     }
 
     fn aggregate_errors(input: DeriveInput) -> Vec<String> {
-        let cx = Ctxt::new();
-        if let Some(cont) = Container::<ast::Aggregate>::from_ast(&cx, &input) {
-            check_aggregate(&cx, &cont);
-        }
-        cx.check()
-            .err()
-            .map(|e| e.into_iter().map(|e| e.to_string()).collect())
-            .unwrap_or_default()
+        errors(&input, check_aggregate)
+    }
+
+    fn process_errors(input: DeriveInput) -> Vec<String> {
+        errors(&input, check_process)
     }
 
     #[test]
@@ -399,22 +453,90 @@ mod tests {
     }
 
     #[test]
+    fn process_keys_and_name() {
+        assert!(
+            process_errors(parse_quote! {
+                #[foldline(name = "transfer", id = String, event = E, command = C, timeout = T)]
+                struct Transfer { from: String }
+            })
+            .is_empty()
+        );
+        // `timeout` may be left out; the rest may not, and all is reported at once.
+        let errors = process_errors(parse_quote! {
+            #[foldline(id = String, id = u8, error = X, name = "Transfer")]
+            #[foldline(name = "again")]
+            enum Transfer<T> { A(T) }
+        });
+        assert_eq!(
+            errors,
+            [
+                "duplicate foldline attribute `id`",
+                "unknown foldline attribute `error` on a process manager, expected one of `name`, `id`, `event`, `command`, `timeout`, `crate`; a process manager has no error type: a command an aggregate refuses comes back to `decide` as `Input::Refused`",
+                "duplicate foldline attribute `name`",
+                "`#[derive(ProcessManager)]` does not support generic types",
+                "`#[derive(ProcessManager)]` only supports structs: the state of one instance of the process",
+                "missing `#[foldline(event = ...)]`: the event type it reacts to, e.g. `event = BankEvent`",
+                "missing `#[foldline(command = ...)]`: the command type it sends, e.g. `command = AccountCommand`",
+                "invalid process manager name \"Transfer\": it may only contain lowercase ASCII letters, digits and `_`",
+            ]
+        );
+        let errors = process_errors(parse_quote! {
+            #[foldline(id = String, event = E, command = C)]
+            struct Transfer;
+        });
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(errors[0].starts_with("missing `#[foldline(name = ...)]`"));
+        // A key written wrong is reported once: not as missing too.
+        let errors = process_errors(parse_quote! {
+            #[foldline(name = transfer, id = String, event = E, command = 3)]
+            struct Transfer;
+        });
+        assert_eq!(errors.len(), 2, "{errors:?}");
+        assert_eq!(errors[0], "expected a string literal: `name = \"...\"`");
+        assert!(errors[1].starts_with("expected one of"), "{errors:?}");
+    }
+
+    #[test]
     fn event_type_names() {
-        assert_eq!(event_type_error("Opened"), None);
-        assert_eq!(event_type_error("account.deposited:v2"), None);
-        assert!(event_type_error("").is_some());
-        assert!(event_type_error("1st").is_some());
-        assert!(event_type_error("has space").is_some());
-        assert!(event_type_error(&"a".repeat(129)).is_some());
-        assert_eq!(event_type_error(&"a".repeat(128)), None);
+        assert_eq!(EVENT_TYPE.error("Opened"), None);
+        assert_eq!(EVENT_TYPE.error("account.deposited:v2"), None);
+        assert!(EVENT_TYPE.error("").is_some());
+        assert!(EVENT_TYPE.error("1st").is_some());
+        assert!(EVENT_TYPE.error("has space").is_some());
+        assert!(EVENT_TYPE.error(&"a".repeat(129)).is_some());
+        assert_eq!(EVENT_TYPE.error(&"a".repeat(128)), None);
     }
 
     #[test]
     fn aggregate_names() {
-        assert_eq!(aggregate_name_error("bank_account"), None);
-        assert!(aggregate_name_error("bank:account").is_some());
-        assert!(aggregate_name_error("_x").is_some());
-        assert!(aggregate_name_error(&"a".repeat(65)).is_some());
+        assert_eq!(AGGREGATE_NAME.error("bank_account"), None);
+        assert!(AGGREGATE_NAME.error("bank:account").is_some());
+        assert!(AGGREGATE_NAME.error("_x").is_some());
+        assert!(AGGREGATE_NAME.error(&"a".repeat(65)).is_some());
+    }
+
+    #[test]
+    fn process_names_are_projection_names() {
+        assert_eq!(PROCESS_NAME.error("transfer"), None);
+        assert_eq!(PROCESS_NAME.error("order_fulfilment_2"), None);
+        assert_eq!(PROCESS_NAME.error(&"a".repeat(48)), None);
+        assert_eq!(
+            PROCESS_NAME.error("Transfer").as_deref(),
+            Some(
+                "invalid process manager name \"Transfer\": it may only contain lowercase ASCII letters, digits and `_`"
+            )
+        );
+        for invalid in [
+            "",
+            "2fa",
+            "_x",
+            "bank-transfer",
+            "bank.transfer",
+            "caf\u{e9}",
+        ] {
+            assert!(PROCESS_NAME.error(invalid).is_some(), "{invalid:?}");
+        }
+        assert!(PROCESS_NAME.error(&"a".repeat(49)).is_some());
     }
 
     #[test]

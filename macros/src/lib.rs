@@ -1,6 +1,6 @@
 //! Derive macros for foldline. Use them through the `foldline` crate (feature `derive`), whose
-//! documentation describes the attributes: `#[derive(DomainEvent)]`, `#[derive(Command)]` and
-//! `#[derive(Aggregate)]`.
+//! documentation describes the attributes: `#[derive(DomainEvent)]`, `#[derive(Command)]`,
+//! `#[derive(Aggregate)]` and `#[derive(ProcessManager)]`.
 //!
 //! Every derive runs the same pipeline: parse the input and its `#[foldline(...)]` attributes
 //! (`ast`, `attr`), check them (`check`), report all errors at once (`ctxt`), then generate
@@ -15,6 +15,7 @@ mod command;
 mod ctxt;
 mod dummy;
 mod event;
+mod process;
 mod serde_attrs;
 
 use proc_macro::TokenStream;
@@ -35,6 +36,12 @@ pub fn derive_command(input: TokenStream) -> TokenStream {
 #[proc_macro_derive(Aggregate, attributes(foldline))]
 pub fn derive_aggregate(input: TokenStream) -> TokenStream {
     expand_with(input, aggregate::expand)
+}
+
+#[doc = include_str!("docs/process_manager.md")]
+#[proc_macro_derive(ProcessManager, attributes(foldline))]
+pub fn derive_process_manager(input: TokenStream) -> TokenStream {
+    expand_with(input, process::expand)
 }
 
 /// Parses the input, runs `expand`, and turns its errors into `compile_error!`s.

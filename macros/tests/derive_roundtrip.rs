@@ -1,7 +1,13 @@
 //! The derives at run time: payloads round-trip through `JsonCodec`, old payloads are upcast,
-//! unknown types and versions are refused, commands know their aggregate, snapshots work.
+//! unknown types and versions are refused, commands know their aggregate, snapshots work,
+//! process managers reach their own `correlate`, `decide` and `evolve`.
 
-use foldline::{Aggregate, Codec, Command, DecodeError, DomainEvent, JsonCodec};
+use std::time::{Duration, SystemTime};
+
+use foldline::{
+    Action, Aggregate, Codec, Command, DecodeError, DomainEvent, Envelope, Input, JsonCodec,
+    NewEvent, Position, ProcessManager, RecordedEvent, StreamId, Version, instance_stream,
+};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -411,4 +417,147 @@ fn snapshots_round_trip() {
             .is_none()
     );
     assert_eq!(JsonCodec.name(), "json");
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
+enum TransferEvent {
+    Requested { transfer: u32, cents: u64 },
+    Settled { transfer: u32 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum TransferCommand {
+    Withdraw { cents: u64 },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+enum TransferTimeout {
+    Stuck,
+}
+
+/// A process manager with every key.
+#[derive(Debug, Default, PartialEq, ProcessManager)]
+#[foldline(name = "transfer", id = u32, event = TransferEvent, command = TransferCommand,
+           timeout = TransferTimeout)]
+struct Transfer {
+    cents: u64,
+}
+
+impl Transfer {
+    fn correlate(event: &Envelope<'_, TransferEvent>) -> Option<u32> {
+        match &event.event {
+            TransferEvent::Requested { transfer, .. } => Some(*transfer),
+            TransferEvent::Settled { .. } => None,
+        }
+    }
+
+    fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
+        match input {
+            Input::Event(TransferEvent::Requested { cents, .. }) => vec![
+                Action::Send(TransferCommand::Withdraw { cents: *cents }),
+                Action::Schedule {
+                    timeout: TransferTimeout::Stuck,
+                    after: Duration::from_secs(60),
+                },
+            ],
+            Input::Event(TransferEvent::Settled { .. }) => vec![Action::Complete],
+            Input::Refused { error, .. } => vec![Action::Fail {
+                reason: error.clone(),
+            }],
+            Input::Timeout(TransferTimeout::Stuck) => vec![Action::Fail {
+                reason: format!("stuck with {} cents", self.cents),
+            }],
+        }
+    }
+
+    fn evolve(&mut self, input: &Input<Self>) {
+        if let Input::Event(TransferEvent::Requested { cents, .. }) = input {
+            self.cents = *cents;
+        }
+    }
+}
+
+/// Without `timeout`: `()`.
+#[derive(Default, ProcessManager)]
+#[foldline(name = "audit", id = String, event = TransferEvent, command = TransferCommand)]
+struct Audit;
+
+impl Audit {
+    fn correlate(_: &Envelope<'_, TransferEvent>) -> Option<String> {
+        Some("all".to_owned())
+    }
+
+    fn decide(&self, _: &Input<Self>) -> Vec<Action<Self>> {
+        Vec::new()
+    }
+
+    fn evolve(&mut self, _: &Input<Self>) {}
+}
+
+fn recorded(event: &TransferEvent) -> RecordedEvent {
+    RecordedEvent::from_new(
+        NewEvent::encode(event, &JsonCodec).unwrap(),
+        StreamId::new("account-1").unwrap(),
+        Version::new(1),
+        Position::new(0, 1, 0),
+        SystemTime::now(),
+    )
+}
+
+#[test]
+fn process_manager_forwards_to_inherent_functions() {
+    let requested = TransferEvent::Requested {
+        transfer: 7,
+        cents: 500,
+    };
+    let settled = TransferEvent::Settled { transfer: 7 };
+    let (requested_at, settled_at) = (recorded(&requested), recorded(&settled));
+    assert_eq!(
+        <Transfer as ProcessManager>::correlate(&Envelope::new(requested.clone(), &requested_at)),
+        Some(7)
+    );
+    assert_eq!(
+        <Transfer as ProcessManager>::correlate(&Envelope::new(settled, &settled_at)),
+        None
+    );
+
+    let mut transfer = Transfer::default();
+    let input = Input::Event(requested);
+    assert_eq!(
+        ProcessManager::decide(&transfer, &input),
+        [
+            Action::Send(TransferCommand::Withdraw { cents: 500 }),
+            Action::Schedule {
+                timeout: TransferTimeout::Stuck,
+                after: Duration::from_secs(60)
+            },
+        ]
+    );
+    ProcessManager::evolve(&mut transfer, &input);
+    assert_eq!(transfer, Transfer { cents: 500 });
+    assert_eq!(
+        ProcessManager::decide(&transfer, &Input::Timeout(TransferTimeout::Stuck)),
+        [Action::Fail {
+            reason: "stuck with 500 cents".to_owned()
+        }]
+    );
+}
+
+#[test]
+fn process_manager_name_and_default_timeout() {
+    assert_eq!(Transfer::NAME, "transfer");
+    assert_eq!(
+        instance_stream::<Transfer>(&7).unwrap().as_str(),
+        "transfer-7"
+    );
+    assert_eq!(Audit::NAME, "audit");
+    let no_timeout: <Audit as ProcessManager>::Timeout = ();
+    assert!(ProcessManager::decide(&Audit, &Input::Timeout(no_timeout)).is_empty());
+    assert_eq!(
+        <Audit as ProcessManager>::correlate(&Envelope::new(
+            TransferEvent::Settled { transfer: 1 },
+            &recorded(&TransferEvent::Settled { transfer: 1 })
+        )),
+        Some("all".to_owned())
+    );
 }

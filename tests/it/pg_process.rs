@@ -107,12 +107,12 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
     });
     let (stored, outcome) = load(&store, &id)
         .await
-        .decide(&store, &JsonCodec, requested, &input)
+        .decide(&store, &JsonCodec, requested, &input, Some(requested))
         .await?;
     let Outcome::Decided(first) = outcome else {
         anyhow::bail!("expected a decision, got {outcome:?}");
     };
-    assert_eq!(first.len(), 2);
+    assert_eq!(first.actions.len(), 2);
 
     // Loaded anew from PostgreSQL: the same instance, the same recorded actions.
     let loaded = load(&store, &id).await;
@@ -122,12 +122,17 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
         loaded.instance.pending_timeouts(),
         [ShipmentTimeout::NotPicked { attempt: 1 }]
     );
-    assert_eq!(loaded.decided(requested), Some(&first[..]));
+    let recorded = loaded.decided(requested).expect("decided");
+    assert_eq!(recorded.actions, first.actions);
+    assert_eq!(recorded.event_id, first.event_id);
+    assert_eq!(loaded.correlation_id, Some(requested));
 
     // The same input again (a redelivery after a crash): recognized, nothing recorded.
-    let (loaded, again) = loaded.decide(&store, &JsonCodec, requested, &input).await?;
+    let (loaded, again) = loaded
+        .decide(&store, &JsonCodec, requested, &input, None)
+        .await?;
     assert!(
-        matches!(&again, Outcome::Redelivered(actions) if *actions == first),
+        matches!(&again, Outcome::Redelivered(d) if d.actions == first.actions),
         "{again:?}"
     );
     assert_eq!(loaded.version.get(), 1);
@@ -139,10 +144,11 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
             &JsonCodec,
             Uuid::now_v7(),
             &Input::Timeout(ShipmentTimeout::NotPicked { attempt: 1 }),
+            None,
         )
         .await?;
     assert!(
-        matches!(fired, Outcome::Decided(ref a) if a.len() == 2),
+        matches!(fired, Outcome::Decided(ref d) if d.actions.len() == 2),
         "{fired:?}"
     );
     let reloaded = load(&store, &id).await;
@@ -161,6 +167,7 @@ async fn pg_process_decisions_load_back_whole_and_redeliveries_are_recognized() 
             &Input::Event(ShipmentEvent::Picked {
                 shipment: id.clone(),
             }),
+            None,
         )
         .await?;
     assert!(matches!(late, Outcome::Ignored), "{late:?}");
@@ -184,8 +191,8 @@ async fn pg_process_two_runners_on_one_instance_conflict() -> anyhow::Result<()>
         shipment: id.clone(),
     });
     let (first, second) = tokio::join!(
-        a.decide(&store, &JsonCodec, Uuid::now_v7(), &requested),
-        b.decide(&other, &JsonCodec, Uuid::now_v7(), &picked),
+        a.decide(&store, &JsonCodec, Uuid::now_v7(), &requested, None),
+        b.decide(&other, &JsonCodec, Uuid::now_v7(), &picked, None),
     );
     let (won, lost) = match (first, second) {
         (Ok(won), Err(lost)) | (Err(lost), Ok(won)) => (won, lost),

@@ -22,6 +22,7 @@ pub mod redis;
 pub mod redis_server;
 pub mod tally;
 pub mod tantivy;
+pub mod transfers;
 
 use foldline::{Aggregate, Command, DomainEvent, StoreIdentity};
 use serde::{Deserialize, Serialize};

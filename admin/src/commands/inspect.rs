@@ -39,9 +39,9 @@ struct StreamLine<'a> {
     stream_version: u64,
 }
 
-/// One `event` JSON line.
+/// One `event` JSON line (and the event fields of a `trace_event` line).
 #[derive(Serialize)]
-struct EventLine<'a> {
+pub(super) struct EventLine<'a> {
     event_id: Uuid,
     stream: &'a str,
     stream_version: u64,
@@ -67,7 +67,7 @@ struct EventLine<'a> {
 }
 
 impl<'a> EventLine<'a> {
-    fn new(event: &'a RecordedEvent, checkpoint_after: Option<&Checkpoint>) -> Self {
+    pub(super) fn new(event: &'a RecordedEvent, checkpoint_after: Option<&Checkpoint>) -> Self {
         let (payload, payload_base64) = match serde_json::from_slice(&event.payload) {
             Ok(value) => (Some(value), None),
             Err(_) => (None, Some(base64(&event.payload))),
@@ -298,7 +298,7 @@ pub(crate) async fn tail<S: ManagedStore>(
     Ok(Outcome::Ok)
 }
 
-fn check_limit(limit: usize) -> Result<(), AdminError> {
+pub(super) fn check_limit(limit: usize) -> Result<(), AdminError> {
     if limit == 0 {
         return Err(AdminError::Usage("--limit must be at least 1".into()));
     }
@@ -368,13 +368,13 @@ fn human_payload(payload: &[u8]) -> String {
 }
 
 #[derive(Clone, Copy)]
-enum Precision {
+pub(super) enum Precision {
     Millis,
     Micros,
 }
 
 /// `t` as RFC 3339 in UTC, such as `2025-03-14T09:26:53.589793Z`.
-fn rfc3339(t: SystemTime, precision: Precision) -> String {
+pub(super) fn rfc3339(t: SystemTime, precision: Precision) -> String {
     // Whole microseconds since the epoch, negative before it.
     let micros: i128 = match t.duration_since(UNIX_EPOCH) {
         Ok(after) => i128::try_from(after.as_micros()).unwrap_or(i128::MAX),

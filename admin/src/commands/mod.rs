@@ -4,14 +4,16 @@ mod control;
 mod dead_letters;
 mod inspect;
 mod migrate;
+mod processes;
 mod rebuild;
 mod reset;
 mod status;
+mod trace;
 
 use foldline::ManagedStore;
 
 use crate::Admin;
-use crate::cli::{Command, DeadLetterCommand};
+use crate::cli::{Command, DeadLetterCommand, ProcessCommand};
 use crate::error::{AdminError, Outcome};
 use crate::output::Output;
 
@@ -42,6 +44,10 @@ pub(crate) async fn execute<S: ManagedStore>(
             dead_letters::discard(admin, args, out).await
         }
         Command::Migrate(args) => migrate::run(admin, args, out).await,
+        Command::Processes(ProcessCommand::List(args)) => processes::list(admin, args, out).await,
+        Command::Processes(ProcessCommand::Show(args)) => processes::show(admin, args, out).await,
+        Command::Processes(ProcessCommand::Retry(args)) => processes::retry(admin, args, out).await,
+        Command::Trace(args) => trace::run(admin, args, out).await,
     }
 }
 

@@ -1,6 +1,7 @@
-//! `status`: how far each projection has got, and what holds the feed back.
+//! `status`: how far each projection has got, how the process managers' instances stand, and
+//! what holds the feed back.
 
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use foldline::{
     Checkpoint, FeedHolder, FeedHolderKind, HeldFeed, ManagedStore, ProjectionOverview,
@@ -8,15 +9,24 @@ use foldline::{
 };
 use serde::Serialize;
 
+use super::inspect::{Precision, rfc3339};
+use super::processes::{count, until};
 use crate::Admin;
 use crate::cli::StatusArgs;
 use crate::error::{AdminError, Outcome};
 use crate::output::{Output, terminal_safe};
+use crate::process::{InstanceState, ManagedProcess};
+
+/// The most instances of one process manager `status` looks at to count them by state.
+const COUNTED_INSTANCES: usize = 1_000;
 
 /// One `projection_status` JSON line.
 #[derive(Serialize)]
 struct StatusLine {
     projection: String,
+    /// `process_manager` for the projector of a registered process manager (its name is the
+    /// process manager's), else `projection`.
+    kind: &'static str,
     code_version: u32,
     active_slot: Option<SlotId>,
     active_version: Option<u32>,
@@ -71,9 +81,10 @@ fn lag_by_partition(
 
 impl StatusLine {
     /// `overview`'s line, with `waiting_events` committed events behind the feed's holders.
-    fn new(overview: &ProjectionOverview, waiting_events: u64) -> Self {
+    fn new(overview: &ProjectionOverview, waiting_events: u64, kind: &'static str) -> Self {
         StatusLine {
             projection: overview.projection.to_string(),
+            kind,
             code_version: overview.code_version,
             active_slot: overview.active.as_ref().map(|s| s.slot),
             active_version: overview.active.as_ref().map(|s| s.version),
@@ -232,7 +243,7 @@ fn describe(holder: &FeedHolder) -> String {
 }
 
 /// `45s`, `2m05s`, `3h12m`, `2d04h`: how long, to the unit people read it in.
-fn human_duration(duration: Duration) -> String {
+pub(super) fn human_duration(duration: Duration) -> String {
     let secs = duration.as_secs();
     match secs {
         0..60 => format!("{secs}s"),
@@ -247,9 +258,25 @@ pub(crate) async fn run<S: ManagedStore>(
     args: &StatusArgs,
     out: &mut Output,
 ) -> Result<Outcome, AdminError> {
+    let processes: Vec<&dyn ManagedProcess> = admin
+        .processes()
+        .filter(|p| args.name.as_deref().is_none_or(|name| p.name() == name))
+        .collect();
     let projections: Vec<_> = match &args.name {
-        Some(name) => vec![admin.projection(name)?],
+        // A process manager whose projector is not registered has no projection row.
+        Some(name) => match admin.projection(name) {
+            Ok(projection) => vec![projection],
+            Err(_) if !processes.is_empty() => Vec::new(),
+            Err(unknown) => return Err(unknown),
+        },
         None => admin.projections().collect(),
+    };
+    let kind = |name: &str| {
+        if admin.processes().any(|p| p.name() == name) {
+            "process_manager"
+        } else {
+            "projection"
+        }
     };
     // One unreachable target does not hide the others: its row says why, and the command
     // fails (exit 2) once everything readable is shown. Rows keep the registration order.
@@ -268,7 +295,8 @@ pub(crate) async fn run<S: ManagedStore>(
     for entry in &entries {
         match entry {
             Ok(overview) => {
-                out.record("projection_status", &StatusLine::new(overview, waiting))?;
+                let line = StatusLine::new(overview, waiting, kind(overview.projection.as_str()));
+                out.record("projection_status", &line)?;
             }
             Err(failed) => out.record("projection_unreadable", &failed.line())?,
         }
@@ -285,7 +313,7 @@ pub(crate) async fn run<S: ManagedStore>(
     let rows: Vec<Vec<String>> = entries
         .iter()
         .map(|entry| match entry {
-            Ok(overview) => human_row(&StatusLine::new(overview, waiting)),
+            Ok(overview) => human_row(&StatusLine::new(overview, waiting, "")),
             Err(failed) => failed.human_row(),
         })
         .collect();
@@ -320,6 +348,63 @@ pub(crate) async fn run<S: ManagedStore>(
             failed.projection,
             error_chain(&failed.error, ": ")
         ))?;
+    }
+    let mut process_failures = Vec::new();
+    let mut process_rows = Vec::new();
+    for process in &processes {
+        let registered = admin.projection(process.name()).is_ok();
+        match ProcessLine::read(admin.store(), *process, registered).await {
+            Ok((line, row)) => {
+                out.record("process_status", &line)?;
+                process_rows.push((row, line.counted_all, line.instances));
+            }
+            Err(error) => {
+                out.record(
+                    "process_unreadable",
+                    &ProcessUnreadableLine {
+                        process: process.name(),
+                        error: error_chain(&error, ": "),
+                    },
+                )?;
+                process_failures.push((process.name(), error));
+            }
+        }
+    }
+    if !processes.is_empty() {
+        out.line("")?;
+        out.line("process managers (each one's projector is the row of the same name above):")?;
+        let mut rows: Vec<Vec<String>> = process_rows.iter().map(|(row, ..)| row.clone()).collect();
+        rows.extend(process_failures.iter().map(|(name, _)| {
+            let mut row = vec![(*name).to_owned()];
+            row.resize(6, "?".to_owned());
+            row
+        }));
+        out.table(
+            &[
+                "PROCESS",
+                "RUNNING",
+                "WAITING",
+                "COMPLETED",
+                "FAILED",
+                "NEXT TIMER",
+            ],
+            &rows,
+        )?;
+        for (row, all, counted) in &process_rows {
+            if !all {
+                out.line(format!(
+                    "{}: counted its first {counted} instances only; `processes list --process {} \
+                     --state failed` lists every failed one",
+                    row[0], row[0]
+                ))?;
+            }
+        }
+        for (name, error) in &process_failures {
+            out.line(format!(
+                "{name}: cannot count its instances: {}",
+                error_chain(error, ": ")
+            ))?;
+        }
     }
     let (partitions, transactions): (Vec<&FeedHolder>, Vec<&FeedHolder>) = feed
         .shown
@@ -375,14 +460,22 @@ pub(crate) async fn run<S: ManagedStore>(
     } else {
         Vec::new()
     };
-    let mut unreadable = entries.into_iter().filter_map(Result::err);
-    if let Some(first) = unreadable.next() {
-        let names: Vec<String> = std::iter::once(first.projection)
-            .chain(unreadable.map(|u| u.projection))
+    let mut unreadable = entries
+        .into_iter()
+        .filter_map(Result::err)
+        .map(|u| (u.projection, u.error))
+        .chain(
+            process_failures
+                .into_iter()
+                .map(|(name, error)| (format!("process manager {name}"), error)),
+        );
+    if let Some((first, error)) = unreadable.next() {
+        let names: Vec<String> = std::iter::once(first)
+            .chain(unreadable.map(|(name, _)| name))
             .collect();
         return Err(AdminError::UnreadableProjections {
             names: names.join(", "),
-            source: first.error,
+            source: error,
         });
     }
     for failure in &failures {
@@ -400,6 +493,79 @@ pub(crate) async fn run<S: ManagedStore>(
     } else {
         Outcome::CheckFailed
     })
+}
+
+/// One `process_status` JSON line: a process manager's instances by state.
+#[derive(Serialize)]
+struct ProcessLine {
+    process: &'static str,
+    /// Whether its projector is registered as a projection (then a `projection_status` line
+    /// of the same name reports it).
+    projection_registered: bool,
+    /// How many instances were counted.
+    instances: u64,
+    /// Whether that is all of them (`status` counts the first 1000 at the most).
+    counted_all: bool,
+    running: u64,
+    waiting: u64,
+    completed: u64,
+    failed: u64,
+    /// When its earliest timer is due.
+    next_timer_due: Option<String>,
+}
+
+/// One `process_unreadable` JSON line.
+#[derive(Serialize)]
+struct ProcessUnreadableLine<'a> {
+    process: &'a str,
+    error: String,
+}
+
+impl ProcessLine {
+    /// `process`'s line and its human row.
+    async fn read<S: ManagedStore>(
+        store: &S,
+        process: &dyn ManagedProcess,
+        projection_registered: bool,
+    ) -> foldline::Result<(Self, Vec<String>)> {
+        let (counts, instances, counted_all) = count(store, process, COUNTED_INSTANCES).await?;
+        let next_due = process.next_due().await?;
+        let of = |state| {
+            counts
+                .iter()
+                .find(|(s, _)| *s == state)
+                .map_or(0, |(_, n)| *n)
+        };
+        let line = ProcessLine {
+            process: process.name(),
+            projection_registered,
+            instances,
+            counted_all,
+            running: of(InstanceState::Running),
+            waiting: of(InstanceState::Waiting),
+            completed: of(InstanceState::Completed),
+            failed: of(InstanceState::Failed),
+            next_timer_due: next_due.map(|due| rfc3339(due, Precision::Millis)),
+        };
+        let plus = if counted_all { "" } else { "+" };
+        let mut row = vec![process.name().to_owned()];
+        row.extend(
+            [line.running, line.waiting, line.completed, line.failed]
+                .iter()
+                .map(|n| format!("{n}{plus}")),
+        );
+        row.push(next_due.map_or_else(
+            || "-".to_owned(),
+            |due| {
+                format!(
+                    "{} ({})",
+                    rfc3339(due, Precision::Millis),
+                    until(due, SystemTime::now())
+                )
+            },
+        ));
+        Ok((line, row))
+    }
 }
 
 /// A projection whose state could not be read.

@@ -11,3 +11,6 @@ pub mod inspection {}
 
 #[doc = include_str!("dead_letters.md")]
 pub mod dead_letters {}
+
+#[doc = include_str!("processes.md")]
+pub mod processes {}

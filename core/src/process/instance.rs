@@ -53,6 +53,8 @@ impl fmt::Display for ProcessStatus {
 /// - a [`Schedule`](Action::Schedule)d timeout is pending until it fires (an
 ///   [`Input::Timeout`] equal to it), is [`Cancel`](Action::Cancel)led, or the instance
 ///   finishes;
+/// - a timeout that is not pending (cancelled, or fired already) is ignored (and counted), not
+///   decided: a cancelled timeout never fires, whatever a timer store still holds;
 /// - [`Complete`](Action::Complete) and [`Fail`](Action::Fail) finish the instance: later
 ///   inputs are ignored (and counted), not decided.
 ///
@@ -99,15 +101,19 @@ impl<P: ProcessManager> Instance<P> {
         self.decided
     }
 
-    /// How many inputs arrived after the instance finished, and were ignored.
+    /// How many inputs were ignored: those that arrived after the instance finished, and
+    /// timeouts that were no longer pending.
     pub fn ignored(&self) -> u64 {
         self.ignored
     }
 
     /// Decides on `input` and folds it in: the actions decided, or `None` when the instance
-    /// is finished (the input is ignored and counted).
+    /// is finished or `input` is a timeout no longer pending (the input is ignored and
+    /// counted).
     pub fn handle(&mut self, input: &Input<P>) -> Option<Vec<Action<P>>> {
-        if self.status.is_finished() {
+        let stale_timeout =
+            matches!(input, Input::Timeout(timeout) if !self.pending.contains(timeout));
+        if self.status.is_finished() || stale_timeout {
             self.ignored += 1;
             return None;
         }
@@ -186,35 +192,33 @@ where
 #[cfg(test)]
 mod tests {
     use super::{Instance, ProcessStatus};
-    use crate::process::testing::Scripted;
-    use crate::process::{Action, Input};
+    use crate::process::Input;
+    use crate::process::testing::{Scripted, step};
 
     #[test]
     fn timeouts_stay_pending_until_fired_or_cancelled() {
         let mut instance = Instance::<Scripted>::new();
-        instance.handle(&Input::Timeout(1));
+        instance.handle(&step(1));
         assert_eq!(instance.pending_timeouts(), [10, 11, 10]);
         // 11 fires and schedules itself again: one 11 pending still.
         assert_eq!(instance.handle(&Input::Timeout(11)).unwrap().len(), 1);
         assert_eq!(instance.pending_timeouts(), [10, 10, 11]);
         // A cancel removes every equal one.
-        instance.handle(&Input::Timeout(2));
+        instance.handle(&step(2));
         assert_eq!(instance.pending_timeouts(), [11]);
-        // A timeout that is not pending (cancelled meanwhile) is still an input.
-        assert_eq!(
-            instance.handle(&Input::Timeout(10)),
-            Some(vec![Action::Send(10)])
-        );
+        // A timeout that is not pending (cancelled meanwhile) is ignored: it never fires.
+        assert_eq!(instance.handle(&Input::Timeout(10)), None);
+        assert_eq!(instance.ignored(), 1);
         assert_eq!(instance.pending_timeouts(), [11]);
-        assert_eq!(instance.state().seen, [1, 11, 2, 10]);
-        assert_eq!(instance.decided(), 4);
+        assert_eq!(instance.state().seen, [1, 11, 2]);
+        assert_eq!(instance.decided(), 3);
     }
 
     #[test]
     fn the_first_finishing_action_wins_and_cancels_everything() {
         let mut instance = Instance::<Scripted>::new();
-        instance.handle(&Input::Timeout(1));
-        instance.handle(&Input::Timeout(3));
+        instance.handle(&step(1));
+        instance.handle(&step(3));
         assert_eq!(
             *instance.status(),
             ProcessStatus::Failed {
@@ -226,7 +230,7 @@ mod tests {
             instance.pending_timeouts().is_empty(),
             "a timeout scheduled after the failure in the same decision is dropped too"
         );
-        assert_eq!(instance.handle(&Input::Timeout(4)), None);
+        assert_eq!(instance.handle(&step(4)), None);
         assert_eq!(instance.handle(&Input::Timeout(11)), None);
         assert_eq!(instance.ignored(), 2);
         assert_eq!(
@@ -238,7 +242,14 @@ mod tests {
 
     #[test]
     fn replaying_recorded_decisions_rebuilds_the_same_instance() {
-        let inputs = [1, 11, 2, 5, 3, 7].map(Input::<Scripted>::Timeout);
+        let inputs = [
+            step(1),
+            Input::Timeout(11),
+            step(2),
+            step(5),
+            step(3),
+            step(7),
+        ];
         let mut live = Instance::<Scripted>::new();
         let mut recorded = Vec::new();
         for input in &inputs {

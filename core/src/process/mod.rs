@@ -4,6 +4,7 @@
 mod action;
 mod input;
 mod instance;
+mod operate;
 mod projection;
 mod record;
 mod runner;
@@ -16,8 +17,11 @@ pub(crate) mod testing;
 pub use action::{Action, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
+pub use operate::{
+    ActionIds, ActionReport, CommandFate, DecisionReport, InstanceReport, Retried, TimeoutFate,
+};
 pub use projection::{ProcessInputs, ProcessProjection, ProcessTarget};
-pub use record::{DECIDED, Decision, Outcome, StoredInstance, instance_stream};
+pub use record::{DECIDED, Decision, Outcome, RecordedDecision, StoredInstance, instance_stream};
 pub use runner::{CommandDispatcher, Dispatched, Handled, ProcessRunner};
 pub use timer::{Timer, TimerStore};
 pub use timer_memory::InMemoryTimerStore;
@@ -45,6 +49,46 @@ use crate::projection::{Envelope, FeedEvent};
 /// state before it, then folded in ([`ProcessManager::evolve`]); [`Action::Complete`] and
 /// [`Action::Fail`] finish the instance, and a finished instance ignores its inputs; scheduled
 /// timeouts stay pending until they fire, are cancelled, or the instance finishes.
+///
+/// Usually derived: `#[derive(ProcessManager)]` takes the name and the associated types from
+/// `#[foldline(name = "...", id = .., event = .., command = .., timeout = ..)]` (`timeout`
+/// defaults to `()`), checks the name when it expands, and forwards `correlate`, `decide` and
+/// `evolve` to inherent functions you write:
+///
+/// ```
+/// use foldline::{Action, Envelope, Input, ProcessManager};
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, foldline::DomainEvent)]
+/// # enum OrderEvent { Paid { order: u32 } }
+/// # #[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+/// # enum OrderCommand { Ship { order: u32 } }
+///
+/// #[derive(Default, ProcessManager)]
+/// #[foldline(name = "shipping", id = u32, event = OrderEvent, command = OrderCommand)]
+/// struct Shipping;
+///
+/// impl Shipping {
+///     fn correlate(event: &Envelope<'_, OrderEvent>) -> Option<u32> {
+///         let OrderEvent::Paid { order } = &event.event;
+///         Some(*order)
+///     }
+///
+///     fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
+///         match input {
+///             Input::Event(OrderEvent::Paid { order }) => {
+///                 vec![Action::Send(OrderCommand::Ship { order: *order }), Action::Complete]
+///             }
+///             Input::Refused { error, .. } => vec![Action::Fail { reason: error.clone() }],
+///             Input::Timeout(()) => Vec::new(),
+///         }
+///     }
+///
+///     fn evolve(&mut self, _: &Input<Self>) {}
+/// }
+///
+/// assert_eq!(Shipping::NAME, "shipping");
+/// ```
+///
+/// Implemented by hand, and driven through [`Instance`]:
 ///
 /// ```
 /// use std::time::Duration;
@@ -135,7 +179,7 @@ use crate::projection::{Envelope, FeedEvent};
 /// ```
 #[diagnostic::on_unimplemented(
     message = "`{Self}` is not a foldline process manager",
-    note = "implement `foldline::ProcessManager`: a NAME, its Id, the Event it reacts to, the Command and Timeout it decides, and `correlate`, `decide`, `evolve`"
+    note = "derive it with `#[derive(foldline::ProcessManager)]` and `#[foldline(name = \"..\", id = .., event = .., command = ..)]`, or implement it: a NAME, its Id, the Event it reacts to, the Command and Timeout it decides, and `correlate`, `decide`, `evolve`"
 )]
 pub trait ProcessManager: Default + Send + Sync + Sized + 'static {
     /// The process's name: its instances' streams are named `"{NAME}-{id}"`, the

@@ -2,12 +2,7 @@
 //! and reported on as for any projection; the target carries each batch's inputs out before
 //! it commits the checkpoint.
 
-use std::marker::PhantomData;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use uuid::Uuid;
-
+use super::runner::Received;
 use super::{CommandDispatcher, Input, ProcessManager, ProcessRunner, TimerStore};
 use crate::codec::Codec;
 use crate::error::{BoxError, Result};
@@ -18,6 +13,9 @@ use crate::projection::{
     ProjectionTarget, ProjectorHeartbeat, SlotId, SlotInfo,
 };
 use crate::store::{EventStore, StoreIdentity};
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 /// Process manager `P` as a [`Projection`] named [`P::NAME`](ProcessManager::NAME): its
 /// handler only correlates (pure, as handlers are); the inputs go to a [`ProcessTarget`],
@@ -47,7 +45,7 @@ impl<P> std::fmt::Debug for ProcessProjection<P> {
 
 /// The inputs a batch of the feed holds for the instances of `P`, in feed order.
 pub struct ProcessInputs<P: ProcessManager> {
-    inputs: Vec<(StreamId, Uuid, Input<P>)>,
+    inputs: Vec<(StreamId, Received, Input<P>)>,
 }
 
 impl<P: ProcessManager> Default for ProcessInputs<P> {
@@ -90,9 +88,10 @@ impl<P: ProcessManager> Projection for ProcessProjection<P> {
     ) -> Result<(), BoxError> {
         if let Some(id) = P::correlate(&event) {
             let stream = super::instance_stream::<P>(&id)?;
+            let received = Received::of(event.recorded);
             writes
                 .inputs
-                .push((stream, event.recorded.event_id, Input::Event(event.event)));
+                .push((stream, received, Input::Event(event.event)));
         }
         Ok(())
     }
@@ -189,9 +188,9 @@ where
             return Ok(CommitOutcome::Moved { actual: stored });
         }
         let now = SystemTime::now();
-        for (stream, input_id, input) in commit.writes.inputs {
+        for (stream, received, input) in commit.writes.inputs {
             self.runner
-                .handle_input(stream, input_id, input, now)
+                .handle_input(stream, received, input, now)
                 .await?;
         }
         let checkpoint_only = Commit::new(commit.expected, commit.checkpoint, I::Writes::default())

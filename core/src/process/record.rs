@@ -81,13 +81,19 @@ type StoredOf<P> = Stored<
 
 impl<P: ProcessManager> Decision<P> {
     /// The decision as an event of the instance's stream, caused by its input (the
-    /// metadata's causation id).
+    /// metadata's causation id) and in `correlation_id`'s business transaction.
     ///
     /// # Errors
     ///
     /// [`Error::Encode`] when the codec cannot encode the input or an action.
-    pub fn encode<C: Codec>(&self, codec: &C) -> Result<NewEvent> {
-        encode(self.input_id, &self.input, &self.actions, codec)
+    pub fn encode<C: Codec>(&self, codec: &C, correlation_id: Option<Uuid>) -> Result<NewEvent> {
+        encode(
+            self.input_id,
+            &self.input,
+            &self.actions,
+            codec,
+            correlation_id,
+        )
     }
 
     /// The decision `recorded` holds.
@@ -134,6 +140,7 @@ fn encode<P: ProcessManager, C: Codec>(
     input: &Input<P>,
     actions: &[Action<P>],
     codec: &C,
+    correlation_id: Option<Uuid>,
 ) -> Result<NewEvent> {
     let stored: Stored<&P::Event, &P::Command, &P::Timeout> = Stored {
         input_id,
@@ -151,7 +158,10 @@ fn encode<P: ProcessManager, C: Codec>(
         what: format!("a decision of process `{}`", P::NAME),
         source,
     })?;
-    let metadata = EventMetadata::new().with_causation_id(input_id);
+    let mut metadata = EventMetadata::new().with_causation_id(input_id);
+    if let Some(correlation_id) = correlation_id {
+        metadata = metadata.with_correlation_id(correlation_id);
+    }
     Ok(NewEvent::new(DECIDED, SCHEMA_VERSION, payload).with_metadata(metadata))
 }
 
@@ -192,13 +202,37 @@ pub struct StoredInstance<P: ProcessManager> {
     pub instance: Instance<P>,
     /// The stream's version: 0 for an instance that has decided nothing yet.
     pub version: Version,
-    decided: HashMap<Uuid, Vec<Action<P>>>,
+    /// The correlation id of its latest decision: the business transaction it serves, which
+    /// its refusals and timeouts carry on.
+    pub correlation_id: Option<Uuid>,
+    decided: HashMap<Uuid, RecordedDecision<P>>,
+}
+
+/// A decision as the instance's stream holds it: what to carry out, and what the commands it
+/// sends say caused them.
+pub struct RecordedDecision<P: ProcessManager> {
+    /// The id of the decision's event: the causation id of the commands it sends.
+    pub event_id: Uuid,
+    /// The correlation id it was recorded with, which its commands carry on.
+    pub correlation_id: Option<Uuid>,
+    /// The actions decided.
+    pub actions: Vec<Action<P>>,
+}
+
+impl<P: ProcessManager> Clone for RecordedDecision<P> {
+    fn clone(&self) -> Self {
+        RecordedDecision {
+            event_id: self.event_id,
+            correlation_id: self.correlation_id,
+            actions: self.actions.clone(),
+        }
+    }
 }
 
 impl<P: ProcessManager> StoredInstance<P> {
-    /// The actions decided about input `input_id`, if the instance decided on it already.
-    pub fn decided(&self, input_id: Uuid) -> Option<&[Action<P>]> {
-        self.decided.get(&input_id).map(Vec::as_slice)
+    /// The decision about input `input_id`, if the instance decided on it already.
+    pub fn decided(&self, input_id: Uuid) -> Option<&RecordedDecision<P>> {
+        self.decided.get(&input_id)
     }
 
     /// Loads instance `id` of `P` from `store`.
@@ -226,6 +260,7 @@ impl<P: ProcessManager> StoredInstance<P> {
             stream,
             instance: Instance::new(),
             version: Version::ZERO,
+            correlation_id: None,
             decided: HashMap::new(),
         };
         loop {
@@ -237,7 +272,16 @@ impl<P: ProcessManager> StoredInstance<P> {
                 check_next(&loaded.stream, loaded.version.next(), recorded)?;
                 let decision = Decision::<P>::decode(recorded, codec)?;
                 loaded.instance.replay(&decision.input, &decision.actions);
-                loaded.decided.insert(decision.input_id, decision.actions);
+                let correlation_id = recorded.metadata.correlation_id;
+                loaded.decided.insert(
+                    decision.input_id,
+                    RecordedDecision {
+                        event_id: recorded.event_id,
+                        correlation_id,
+                        actions: decision.actions,
+                    },
+                );
+                loaded.correlation_id = correlation_id.or(loaded.correlation_id);
                 loaded.version = recorded.stream_version;
             }
             if !full {
@@ -246,9 +290,10 @@ impl<P: ProcessManager> StoredInstance<P> {
         }
     }
 
-    /// Decides on `input` (id `input_id`) and records the decision after the loaded version,
-    /// unless the instance decided on that input before or is finished; returns the instance
-    /// after it and what to carry out ([`Outcome`]).
+    /// Decides on `input` (id `input_id`, in business transaction `correlation_id`) and
+    /// records the decision after the loaded version, unless the instance decided on that
+    /// input before or ignores it; returns the instance after it and what to carry out
+    /// ([`Outcome`]).
     ///
     /// # Errors
     ///
@@ -261,15 +306,17 @@ impl<P: ProcessManager> StoredInstance<P> {
         codec: &C,
         input_id: Uuid,
         input: &Input<P>,
+        correlation_id: Option<Uuid>,
     ) -> Result<(Self, Outcome<P>)> {
-        if let Some(actions) = self.decided.get(&input_id) {
-            let actions = actions.clone();
-            return Ok((self, Outcome::Redelivered(actions)));
+        if let Some(recorded) = self.decided.get(&input_id) {
+            let recorded = recorded.clone();
+            return Ok((self, Outcome::Redelivered(recorded)));
         }
         let Some(actions) = self.instance.handle(input) else {
             return Ok((self, Outcome::Ignored));
         };
-        let event = encode(input_id, input, &actions, codec)?;
+        let event = encode(input_id, input, &actions, codec, correlation_id)?;
+        let event_id = event.event_id;
         let request = AppendRequest::new(
             self.stream.clone(),
             ExpectedVersion::Exact(self.version),
@@ -277,19 +324,26 @@ impl<P: ProcessManager> StoredInstance<P> {
         );
         let appended = store.append(request).await?;
         self.version = appended.current_version;
-        self.decided.insert(input_id, actions.clone());
-        Ok((self, Outcome::Decided(actions)))
+        self.correlation_id = correlation_id.or(self.correlation_id);
+        let recorded = RecordedDecision {
+            event_id,
+            correlation_id,
+            actions,
+        };
+        self.decided.insert(input_id, recorded.clone());
+        Ok((self, Outcome::Decided(recorded)))
     }
 }
 
 /// What [`StoredInstance::decide`] found to do.
 pub enum Outcome<P: ProcessManager> {
-    /// Decided now, and recorded: carry these actions out.
-    Decided(Vec<Action<P>>),
+    /// Decided now, and recorded: carry its actions out.
+    Decided(RecordedDecision<P>),
     /// Decided before (the input came again, after a crash or from a second runner): carry
     /// the recorded actions out again; their commands' idempotency keys make that harmless.
-    Redelivered(Vec<Action<P>>),
-    /// The instance is finished: the input is ignored (count it), nothing is recorded.
+    Redelivered(RecordedDecision<P>),
+    /// Ignored (the instance is finished, or the input is a timeout no longer pending):
+    /// count it; nothing is recorded.
     Ignored,
 }
 
@@ -303,6 +357,20 @@ where
         f.debug_struct("Decision")
             .field("input_id", &self.input_id)
             .field("input", &self.input)
+            .field("actions", &self.actions)
+            .finish()
+    }
+}
+
+impl<P: ProcessManager> fmt::Debug for RecordedDecision<P>
+where
+    P::Command: fmt::Debug,
+    P::Timeout: fmt::Debug,
+{
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RecordedDecision")
+            .field("event_id", &self.event_id)
+            .field("correlation_id", &self.correlation_id)
             .field("actions", &self.actions)
             .finish()
     }
@@ -329,8 +397,8 @@ where
 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Outcome::Decided(actions) => f.debug_tuple("Decided").field(actions).finish(),
-            Outcome::Redelivered(actions) => f.debug_tuple("Redelivered").field(actions).finish(),
+            Outcome::Decided(recorded) => f.debug_tuple("Decided").field(recorded).finish(),
+            Outcome::Redelivered(recorded) => f.debug_tuple("Redelivered").field(recorded).finish(),
             Outcome::Ignored => f.write_str("Ignored"),
         }
     }
@@ -345,8 +413,8 @@ mod tests {
     use crate::error::Error;
     use crate::event::NewEvent;
     use crate::names::EventType;
-    use crate::process::testing::Scripted;
-    use crate::process::{Action, Input, ProcessStatus};
+    use crate::process::testing::{Scripted, step};
+    use crate::process::{Action, ProcessStatus};
     use crate::store::{AppendRequest, EventStore, InMemoryEventStore};
     use crate::version::{ExpectedVersion, Version};
 
@@ -358,10 +426,10 @@ mod tests {
         stored: StoredInstance<Scripted>,
         store: &InMemoryEventStore,
         input_id: Uuid,
-        timeout: u32,
+        n: u32,
     ) -> (StoredInstance<Scripted>, Outcome<Scripted>) {
         stored
-            .decide(store, &JsonCodec, input_id, &Input::Timeout(timeout))
+            .decide(store, &JsonCodec, input_id, &step(n), None)
             .await
             .unwrap()
     }
@@ -371,10 +439,10 @@ mod tests {
         let store = InMemoryEventStore::new();
         let mut stored = load(&store, 1).await;
         let mut ids = Vec::new();
-        for timeout in [1, 11, 2, 5] {
+        for n in [1, 11, 2, 5] {
             let id = Uuid::now_v7();
             ids.push(id);
-            let (next, outcome) = decide(stored, &store, id, timeout).await;
+            let (next, outcome) = decide(stored, &store, id, n).await;
             assert!(matches!(outcome, Outcome::Decided(_)), "{outcome:?}");
             stored = next;
         }
@@ -383,12 +451,41 @@ mod tests {
         let loaded = load(&store, 1).await;
         assert_eq!(loaded.version, Version::new(4));
         assert_eq!(loaded.instance.state().seen, [1, 11, 2, 5]);
-        assert_eq!(loaded.instance.pending_timeouts(), [11]);
+        assert_eq!(loaded.instance.pending_timeouts(), [11, 11]);
         assert_eq!(loaded.instance.decided(), 4);
-        assert_eq!(loaded.decided(ids[3]), Some(&[Action::Send(5)][..]));
-        assert_eq!(loaded.decided(Uuid::now_v7()), None);
+        let last = loaded.decided(ids[3]).expect("decided");
+        assert_eq!(last.actions, [Action::Send(5)]);
+        assert_eq!(last.event_id, stored.decided(ids[3]).unwrap().event_id);
+        assert!(loaded.decided(Uuid::now_v7()).is_none());
         let stream = instance_stream::<Scripted>(&1).unwrap();
         assert_eq!(stream.as_str(), "scripted-1");
+    }
+
+    #[tokio::test]
+    async fn a_decision_is_caused_by_its_input_and_carries_its_correlation_on() {
+        let store = InMemoryEventStore::new();
+        let (input, correlation) = (Uuid::now_v7(), Uuid::now_v7());
+        let (stored, outcome) = load(&store, 1)
+            .await
+            .decide(&store, &JsonCodec, input, &step(5), Some(correlation))
+            .await
+            .unwrap();
+        let Outcome::Decided(decided) = outcome else {
+            panic!("{outcome:?}")
+        };
+        assert_eq!(decided.correlation_id, Some(correlation));
+        assert_eq!(stored.correlation_id, Some(correlation));
+        let recorded = store
+            .read_stream(&stored.stream, Version::new(1), 10)
+            .await
+            .unwrap();
+        assert_eq!(recorded[0].event_id, decided.event_id);
+        assert_eq!(recorded[0].metadata.causation_id, Some(input));
+        assert_eq!(recorded[0].metadata.correlation_id, Some(correlation));
+        // Loaded back, the instance knows its correlation and the decision's event.
+        let loaded = load(&store, 1).await;
+        assert_eq!(loaded.correlation_id, Some(correlation));
+        assert_eq!(loaded.decided(input).unwrap().event_id, decided.event_id);
     }
 
     #[tokio::test]
@@ -396,10 +493,10 @@ mod tests {
         let store = InMemoryEventStore::new();
         let input = Uuid::now_v7();
         let (stored, first) = decide(load(&store, 1).await, &store, input, 5).await;
-        assert!(matches!(first, Outcome::Decided(ref a) if *a == [Action::Send(5)]));
+        assert!(matches!(first, Outcome::Decided(ref d) if d.actions == [Action::Send(5)]));
         // The same input again, on the instance in hand and on one loaded anew.
         let (stored, again) = decide(stored, &store, input, 5).await;
-        assert!(matches!(again, Outcome::Redelivered(ref a) if *a == [Action::Send(5)]));
+        assert!(matches!(again, Outcome::Redelivered(ref d) if d.actions == [Action::Send(5)]));
         let (_, reloaded) = decide(load(&store, 1).await, &store, input, 5).await;
         assert!(matches!(reloaded, Outcome::Redelivered(_)), "{reloaded:?}");
         assert_eq!(stored.version, Version::new(1));
@@ -413,7 +510,7 @@ mod tests {
         let (_, decided) = decide(first, &store, Uuid::now_v7(), 5).await;
         assert!(matches!(decided, Outcome::Decided(_)));
         let lost = second
-            .decide(&store, &JsonCodec, Uuid::now_v7(), &Input::Timeout(6))
+            .decide(&store, &JsonCodec, Uuid::now_v7(), &step(6), None)
             .await
             .unwrap_err();
         assert!(lost.is_conflict(), "{lost}");

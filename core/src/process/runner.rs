@@ -9,12 +9,14 @@ use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 use super::{
-    Action, Input, Outcome, ProcessManager, StoredInstance, Timer, TimerStore, command_key,
+    Action, Input, Outcome, ProcessManager, RecordedDecision, StoredInstance, Timer, TimerStore,
+    command_key,
 };
 use crate::codec::{Codec, JsonCodec};
+use crate::command::CommandOptions;
 use crate::error::{Error, Result};
 use crate::event::RecordedEvent;
-use crate::names::{EventType, IdempotencyKey, StreamId};
+use crate::names::{EventType, StreamId};
 use crate::projection::{Envelope, FeedEvent};
 use crate::store::EventStore;
 
@@ -43,14 +45,19 @@ pub enum Dispatched {
     Refused(String),
 }
 
-/// Sends a process manager's commands to their aggregates, each with the idempotency key the
-/// runner derived for it ([`command_key`]): usually a `match` on the command that calls
-/// [`CommandExecutor::execute_with`](crate::CommandExecutor::execute_with) with
-/// [`CommandOptions::with_idempotency_key`](crate::CommandOptions::with_idempotency_key), and
-/// turns a [`CommandError::Rejected`](crate::CommandError::Rejected) into
+/// Sends a process manager's commands to their aggregates, each with the
+/// [`CommandOptions`] the runner made for it: usually a `match` on the command that calls
+/// [`CommandExecutor::execute_with`](crate::CommandExecutor::execute_with) with those
+/// options, and turns a [`CommandError::Rejected`](crate::CommandError::Rejected) into
 /// [`Dispatched::Refused`].
+///
+/// The options hold the idempotency key derived from the instance, the input and the action
+/// ([`command_key`]), which makes sending again after a crash harmless, and the metadata that
+/// lets `foldline trace` follow the process: the command's id (derived from the key), the
+/// correlation id of the business transaction, and as causation id the id of the decision's
+/// event in the instance's stream. Pass them on unchanged.
 pub trait CommandDispatcher<C>: Send + Sync + 'static {
-    /// Sends `command` under `key`.
+    /// Sends `command` with `options`.
     ///
     /// # Errors
     ///
@@ -60,7 +67,7 @@ pub trait CommandDispatcher<C>: Send + Sync + 'static {
     fn dispatch(
         &self,
         command: &C,
-        key: IdempotencyKey,
+        options: CommandOptions,
     ) -> impl Future<Output = Result<Dispatched>> + Send;
 }
 
@@ -84,10 +91,10 @@ pub struct Handled {
 /// crash is recognized and its recorded actions carried out again, which appends nothing
 /// twice: exactly once in effect.
 pub struct ProcessRunner<P, S, D, T, C = JsonCodec> {
-    store: S,
-    dispatcher: D,
-    timers: T,
-    codec: C,
+    pub(super) store: S,
+    pub(super) dispatcher: D,
+    pub(super) timers: T,
+    pub(super) codec: C,
     process: PhantomData<fn() -> P>,
 }
 
@@ -136,7 +143,8 @@ where
         };
         let stream = super::instance_stream::<P>(&id)?;
         let input = Input::Event(event);
-        self.handle_input(stream, recorded.event_id, input, SystemTime::now())
+        let received = Received::of(recorded);
+        self.handle_input(stream, received, input, SystemTime::now())
             .await
     }
 
@@ -166,15 +174,19 @@ where
             let stored =
                 StoredInstance::<P>::load_stream(&self.store, &self.codec, timer.instance.clone())
                     .await?;
-            // A timeout no longer pending was cancelled (or the instance finished): the timer
-            // is dropped unfired. One edge remains: a decision carried out again after a crash
-            // can schedule again a timeout a later decision cancelled; that timer fires only
-            // while an equal timeout is pending again, and then early.
-            let pending = stored.instance.pending_timeouts().contains(&timeout);
-            if pending || stored.decided(timer.id).is_some() {
-                let input = Input::Timeout(timeout);
-                self.decide_and_carry_out(stored, timer.id, input, now)
-                    .await?;
+            // The instance ignores a timeout no longer pending (cancelled, or the instance
+            // finished): the timer is dropped unfired. One edge remains: a decision carried
+            // out again after a crash can schedule again a timeout a later decision
+            // cancelled; that timer fires only while an equal timeout is pending again, and
+            // then early.
+            let received = Received {
+                id: timer.id,
+                correlation_id: stored.correlation_id,
+            };
+            let handled = self
+                .decide_and_carry_out(stored, received, Input::Timeout(timeout), now)
+                .await?;
+            if handled.decided + handled.redelivered > 0 {
                 fired += 1;
             }
             self.timers.remove(timer.id).await?;
@@ -225,12 +237,12 @@ where
     pub(crate) async fn handle_input(
         &self,
         stream: StreamId,
-        input_id: Uuid,
+        received: Received,
         input: Input<P>,
         now: SystemTime,
     ) -> Result<Handled> {
         let loaded = StoredInstance::load_stream(&self.store, &self.codec, stream).await?;
-        self.decide_and_carry_out(loaded, input_id, input, now)
+        self.decide_and_carry_out(loaded, received, input, now)
             .await
     }
 
@@ -239,19 +251,18 @@ where
     async fn decide_and_carry_out(
         &self,
         loaded: StoredInstance<P>,
-        input_id: Uuid,
+        received: Received,
         input: Input<P>,
         now: SystemTime,
     ) -> Result<Handled> {
         let stream = loaded.stream.clone();
         let mut instance = Some(loaded);
         let mut handled = Handled::default();
-        let mut inputs = VecDeque::from([(input_id, input)]);
-        while let Some((input_id, input)) = inputs.pop_front() {
+        let mut inputs = VecDeque::from([(received, input)]);
+        while let Some((received, input)) = inputs.pop_front() {
             let (stored, outcome) = self
-                .decide(instance.take(), &stream, input_id, &input)
+                .decide(instance.take(), &stream, received, &input)
                 .await?;
-            instance = Some(stored);
             match &outcome {
                 Outcome::Decided(_) => handled.decided += 1,
                 Outcome::Redelivered(_) => handled.redelivered += 1,
@@ -261,17 +272,26 @@ where
                         .increment(1);
                 }
             }
-            let (Outcome::Decided(actions) | Outcome::Redelivered(actions)) = outcome else {
-                continue;
-            };
-            for (index, action) in actions.into_iter().enumerate() {
-                if let Some(refused) = self
-                    .carry_out(&stream, input_id, index, action, now)
-                    .await?
-                {
-                    inputs.push_back(refused);
+            if let Outcome::Decided(decision) | Outcome::Redelivered(decision) = outcome {
+                let RecordedDecision {
+                    event_id,
+                    correlation_id,
+                    actions,
+                } = decision;
+                let cause = Cause {
+                    input_id: received.id,
+                    decision_id: event_id,
+                    correlation_id,
+                };
+                for (index, action) in actions.into_iter().enumerate() {
+                    if let Some(refused) =
+                        self.carry_out(&stored, cause, index, action, now).await?
+                    {
+                        inputs.push_back(refused);
+                    }
                 }
             }
+            instance = Some(stored);
         }
         Ok(handled)
     }
@@ -282,7 +302,7 @@ where
         &self,
         mut loaded: Option<StoredInstance<P>>,
         stream: &StreamId,
-        input_id: Uuid,
+        received: Received,
         input: &Input<P>,
     ) -> Result<(StoredInstance<P>, Outcome<P>)> {
         let mut attempt = 1;
@@ -294,10 +314,14 @@ where
                         .await?
                 }
             };
-            match stored
-                .decide(&self.store, &self.codec, input_id, input)
-                .await
-            {
+            let decided = stored.decide(
+                &self.store,
+                &self.codec,
+                received.id,
+                input,
+                received.correlation_id,
+            );
+            match decided.await {
                 Ok(decided) => return Ok(decided),
                 Err(error) if error.is_conflict() && attempt < CONFLICT_ATTEMPTS => attempt += 1,
                 Err(error) => return Err(error),
@@ -305,28 +329,49 @@ where
         }
     }
 
-    /// Carries out action `index` of the decision about `input_id`; the refusal to decide on
-    /// next, when a command was refused.
+    /// Carries out action `index` of the decision `cause` names, for instance `stored`; the
+    /// refusal to decide on next, when a command was refused.
     async fn carry_out(
         &self,
-        stream: &StreamId,
-        input_id: Uuid,
+        stored: &StoredInstance<P>,
+        cause: Cause,
         index: usize,
         action: Action<P>,
         now: SystemTime,
-    ) -> Result<Option<(Uuid, Input<P>)>> {
+    ) -> Result<Option<(Received, Input<P>)>> {
+        let stream = &stored.stream;
         match action {
             Action::Send(command) => {
-                let key = command_key::<P>(input_id, index)?;
-                let refusal_id = derived_id(key.as_str(), "refused");
-                match self.dispatcher.dispatch(&command, key).await? {
+                let key = command_key::<P>(cause.input_id, index)?;
+                let refusal = Received {
+                    id: derived_id(key.as_str(), "refused"),
+                    correlation_id: cause.correlation_id,
+                };
+                // Refused before, and decided on: never sent again. An idempotency key finds
+                // accepted commands only, so a refused one sent again is decided again, and
+                // may pass now (the account opened since) after the instance compensated.
+                // The refusal goes back to the instance, which finds it decided already and
+                // carries the recorded decision out again.
+                if stored.decided(refusal.id).is_some() {
+                    let error = String::from("(refused before)");
+                    return Ok(Some((refusal, Input::Refused { command, error })));
+                }
+                let mut options = CommandOptions::new()
+                    .with_command_id(derived_id(key.as_str(), "command"))
+                    .with_causation_id(cause.decision_id)
+                    .with_idempotency_key(key);
+                if let Some(correlation_id) = cause.correlation_id {
+                    options = options.with_correlation_id(correlation_id);
+                }
+                match self.dispatcher.dispatch(&command, options).await? {
                     Dispatched::Accepted => Ok(None),
                     Dispatched::Refused(error) => {
-                        Ok(Some((refusal_id, Input::Refused { command, error })))
+                        Ok(Some((refusal, Input::Refused { command, error })))
                     }
                 }
             }
             Action::Schedule { timeout, after } => {
+                let input_id = cause.input_id;
                 let id = derived_id(&format!("{}:{input_id}:{index}", P::NAME), "timer");
                 let timer = Timer::new(
                     id,
@@ -366,7 +411,41 @@ impl<P, S, D, T, C> std::fmt::Debug for ProcessRunner<P, S, D, T, C> {
     }
 }
 
-/// An id derived from `name` and what it is for (`"refused"`, `"timer"`): the same every time.
-fn derived_id(name: &str, what: &str) -> Uuid {
+/// An input as it reached the runner: its id (an instance decides on an id once) and the
+/// business transaction it belongs to.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Received {
+    pub(crate) id: Uuid,
+    pub(crate) correlation_id: Option<Uuid>,
+}
+
+impl Received {
+    /// An event of the feed: its id, and its correlation id (its own id when it has none: it
+    /// starts a business transaction).
+    pub(crate) fn of(recorded: &RecordedEvent) -> Self {
+        Received {
+            id: recorded.event_id,
+            correlation_id: Some(
+                recorded
+                    .metadata
+                    .correlation_id
+                    .unwrap_or(recorded.event_id),
+            ),
+        }
+    }
+}
+
+/// What the actions of one decision carry: the input decided on (their ids derive from it),
+/// the decision's event (their commands' causation) and its correlation.
+#[derive(Clone, Copy)]
+struct Cause {
+    input_id: Uuid,
+    decision_id: Uuid,
+    correlation_id: Option<Uuid>,
+}
+
+/// An id derived from `name` and what it is for (`"refused"`, `"timer"`, `"command"`): the
+/// same every time.
+pub(super) fn derived_id(name: &str, what: &str) -> Uuid {
     Uuid::new_v5(&NAMESPACE, format!("{what}:{name}").as_bytes())
 }

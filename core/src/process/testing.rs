@@ -21,8 +21,8 @@ impl FeedEvent for Never {
     }
 }
 
-/// Decides whatever its inputs' timeouts say: `Timeout(n)` decides the actions listed for
-/// `n`, so each test writes its decisions as data.
+/// Decides whatever its inputs say: [`step(n)`](step) (and `Timeout(n)`, once `n` is pending)
+/// decides the actions listed for `n`, so each test writes its decisions as data.
 #[derive(Default, Debug)]
 pub(crate) struct Scripted {
     pub(crate) seen: Vec<u32>,
@@ -64,14 +64,23 @@ impl ProcessManager for Scripted {
 
     fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {
         match input {
-            Input::Timeout(n) => script(*n),
-            _ => Vec::new(),
+            Input::Timeout(n) | Input::Refused { command: n, .. } => script(*n),
+            Input::Event(never) => match *never {},
         }
     }
 
     fn evolve(&mut self, input: &Input<Self>) {
-        if let Input::Timeout(n) = input {
+        if let Input::Timeout(n) | Input::Refused { command: n, .. } = input {
             self.seen.push(*n);
         }
+    }
+}
+
+/// Input `n` of [`Scripted`]: decides the actions listed for `n` (it is a refusal of command
+/// `n`, the one kind of input that needs nothing before it).
+pub(crate) fn step(n: u32) -> Input<Scripted> {
+    Input::Refused {
+        command: n,
+        error: String::new(),
     }
 }

@@ -1,16 +1,23 @@
 //! What operators need from a store beyond [`EventStore`]: where it is, its streams, what holds
-//! its feed back and how much waits behind it, its migrations. The admin CLI (`foldline-admin`) works on any store through
-//! this contract, so it depends on no backend.
+//! its feed back and how much waits behind it, the events of one business transaction, its
+//! migrations. The admin CLI (`foldline-admin`) works on any store through this contract, so
+//! it depends on no backend.
 
 use std::future::Future;
 use std::time::Duration;
 
 use serde::{Serialize, Serializer};
+use uuid::Uuid;
 
 use super::EventStore;
 use crate::error::Result;
+use crate::event::RecordedEvent;
 use crate::names::StreamId;
+use crate::position::Checkpoint;
 use crate::version::Version;
+
+/// How many events [`ManagedStore::correlated_events`]'s default reads of the feed at a time.
+const SCAN_PAGE: usize = 1_000;
 
 /// A store an operator inspects and maintains: the part of a store's API the admin CLI needs
 /// besides [`EventStore`] (which already gives the feed's [`head`](EventStore::head)).
@@ -85,6 +92,50 @@ pub trait ManagedStore: EventStore {
     /// Cancel safe: it only reads.
     fn feed_holders(&self) -> impl Future<Output = Result<Vec<FeedHolder>>> + Send {
         async move { Ok(self.feed_held_back().await?.holders) }
+    }
+
+    /// The events of the business transaction `id` names, in feed order, at most `limit`: those
+    /// whose metadata's [correlation id](crate::EventMetadata::correlation_id) is `id`, and the
+    /// event whose id is `id` (the one that began it, which often carries no correlation id of
+    /// its own: what it caused takes its id as their correlation). Asked with the id of an event
+    /// that has a correlation of its own, it returns that event alone (and whatever names it as
+    /// its correlation): ask again with its correlation id for the rest. `foldline trace`
+    /// builds its causal tree from these.
+    ///
+    /// The default reads the whole global feed ([`read_all`](EventStore::read_all)) and keeps
+    /// what matches: right for every store, and as slow as the feed is long. A store that can
+    /// look events up by correlation id overrides it (PostgreSQL: an index on the metadata's
+    /// correlation id). Only events the feed delivers are found by the default (an event
+    /// waiting behind a [holder](ManagedStore::feed_held_back) is not, yet).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Backend`](crate::Error::Backend) when the service fails.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only reads.
+    fn correlated_events(
+        &self,
+        id: Uuid,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send {
+        async move {
+            let mut found = Vec::new();
+            let mut after = Checkpoint::START;
+            while found.len() < limit {
+                let batch = self.read_all(&after, SCAN_PAGE).await?;
+                if batch.events.is_empty() {
+                    break;
+                }
+                found.extend(batch.events.into_iter().filter(|event| {
+                    event.event_id == id || event.metadata.correlation_id == Some(id)
+                }));
+                after = batch.checkpoint;
+            }
+            found.truncate(limit);
+            Ok(found)
+        }
     }
 
     /// Applies the store's pending migrations and returns their names, in the order applied
@@ -369,4 +420,61 @@ fn seconds_to_the_millisecond<S: Serializer>(
     serializer: S,
 ) -> std::result::Result<S::Ok, S::Error> {
     serializer.serialize_f64((age.as_secs_f64() * 1000.0).round() / 1000.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use uuid::Uuid;
+
+    use super::ManagedStore;
+    use crate::event::{EventMetadata, NewEvent};
+    use crate::names::{EventType, StreamId};
+    use crate::store::{AppendRequest, EventStore, InMemoryEventStore};
+    use crate::version::ExpectedVersion;
+
+    #[tokio::test]
+    async fn the_default_finds_a_correlation_and_the_event_that_began_it_in_feed_order() {
+        let store = InMemoryEventStore::new();
+        let begun = NewEvent::new(EventType::from_static("Begun"), 1, b"{}".to_vec());
+        let root = begun.event_id;
+        let caused = |correlation: Uuid| {
+            NewEvent::new(EventType::from_static("Caused"), 1, b"{}".to_vec())
+                .with_metadata(EventMetadata::new().with_correlation_id(correlation))
+        };
+        let (first, other, second) = (caused(root), caused(Uuid::now_v7()), caused(root));
+        let expected = [root, first.event_id, second.event_id];
+        for (stream, event) in [
+            ("a-1", begun),
+            ("b-1", first),
+            ("a-1", other),
+            ("c-1", second),
+        ] {
+            let stream = StreamId::new(stream).unwrap();
+            let request = AppendRequest::new(stream, ExpectedVersion::Any, vec![event]);
+            store.append(request).await.unwrap();
+        }
+        let ids = |events: Vec<crate::event::RecordedEvent>| {
+            events.iter().map(|e| e.event_id).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            ids(store.correlated_events(root, 10).await.unwrap()),
+            expected
+        );
+        assert_eq!(
+            ids(store.correlated_events(root, 2).await.unwrap()),
+            expected[..2]
+        );
+        let second = expected[2];
+        assert_eq!(
+            ids(store.correlated_events(second, 10).await.unwrap()),
+            [second]
+        );
+        assert!(
+            store
+                .correlated_events(Uuid::now_v7(), 10)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
 }

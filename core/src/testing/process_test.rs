@@ -133,7 +133,8 @@ pub struct ProcessDecision<P: ProcessManager> {
     instance: Instance<P>,
     given: u64,
     input: &'static str,
-    /// `None`: the instance was finished and ignored the input.
+    /// `None`: the instance ignored the input (it was finished, or the input a timeout no
+    /// longer pending).
     actions: Option<Vec<Action<P>>>,
 }
 
@@ -143,8 +144,8 @@ impl<P: ProcessManager> ProcessDecision<P> {
     ///
     /// # Panics
     ///
-    /// When the instance was finished (it ignored the input) or decided other actions; the
-    /// message lists expected and decided actions.
+    /// When the instance ignored the input (it was finished, or the input was a timeout not
+    /// pending) or decided other actions; the message lists expected and decided actions.
     #[track_caller]
     pub fn then_expect(self, expected: impl IntoIterator<Item = Action<P>>) -> Instance<P>
     where
@@ -154,8 +155,8 @@ impl<P: ProcessManager> ProcessDecision<P> {
         let expected: Vec<Action<P>> = expected.into_iter().collect();
         match &self.actions {
             None => self.fail(format_args!(
-                "was ignored: the instance is {}; expected {} action(s):\n{}",
-                self.instance.status(),
+                "was ignored: {}; expected {} action(s):\n{}",
+                self.why_ignored(),
                 expected.len(),
                 list(&expected)
             )),
@@ -170,7 +171,8 @@ impl<P: ProcessManager> ProcessDecision<P> {
         }
     }
 
-    /// Asserts the input was ignored because the instance had finished; returns the instance.
+    /// Asserts the input was ignored (the instance had finished, or the input was a timeout
+    /// not pending); returns the instance.
     ///
     /// # Panics
     ///
@@ -195,6 +197,14 @@ impl<P: ProcessManager> ProcessDecision<P> {
     /// The actions decided (`None`: ignored), for assertions of your own.
     pub fn actions(&self) -> Option<&[Action<P>]> {
         self.actions.as_deref()
+    }
+
+    fn why_ignored(&self) -> String {
+        if self.instance.status().is_finished() {
+            format!("the instance is {}", self.instance.status())
+        } else {
+            "the timeout is not pending (never scheduled, cancelled, or fired already)".into()
+        }
     }
 
     #[track_caller]
@@ -232,42 +242,50 @@ fn list<T: Debug>(items: &[T]) -> String {
 #[cfg(test)]
 mod tests {
     use super::ProcessTest;
-    use crate::process::testing::Scripted;
+    use crate::process::testing::{Scripted, step};
     use crate::process::{Action, Input};
 
     #[test]
     fn passes_on_the_expected_actions() {
-        let instance = ProcessTest::<Scripted>::given([Input::Timeout(4)])
-            .when(Input::Timeout(5))
+        let instance = ProcessTest::<Scripted>::given([step(4)])
+            .when(step(5))
             .then_expect([Action::Send(5)]);
         assert_eq!(instance.decided(), 2);
     }
 
     #[test]
     #[should_panic(
-        expected = "process manager `scripted`, given 1 input(s), when timeout: \
+        expected = "process manager `scripted`, given 1 input(s), when refused: \
                                decided other actions.\nexpected 1:\n  Send(6)\ndecided 1:\n  \
                                Send(5)"
     )]
     fn names_the_difference() {
-        ProcessTest::<Scripted>::given([Input::Timeout(4)])
-            .when(Input::Timeout(5))
+        ProcessTest::<Scripted>::given([step(4)])
+            .when(step(5))
             .then_expect([Action::Send(6)]);
     }
 
     #[test]
     #[should_panic(expected = "was ignored: the instance is failed: first")]
     fn says_when_a_finished_instance_ignored_the_input() {
-        ProcessTest::<Scripted>::given([Input::Timeout(3)])
-            .when(Input::Timeout(5))
+        ProcessTest::<Scripted>::given([step(3)])
+            .when(step(5))
             .then_expect([Action::Send(5)]);
+    }
+
+    #[test]
+    #[should_panic(expected = "was ignored: the timeout is not pending")]
+    fn says_when_a_timeout_was_not_pending() {
+        ProcessTest::<Scripted>::given([step(1), step(2)])
+            .when(Input::Timeout(10))
+            .then_expect([Action::Send(10)]);
     }
 
     #[test]
     #[should_panic(expected = "was decided, not ignored: the instance is running")]
     fn says_when_a_running_instance_decided() {
         ProcessTest::<Scripted>::given_nothing()
-            .when(Input::Timeout(5))
+            .when(step(5))
             .then_ignored();
     }
 }

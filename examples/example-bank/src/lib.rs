@@ -2,6 +2,8 @@
 //! `main.rs` runs (a library so the tests can run the same story).
 //!
 //! - [`domain`]: the `Account` aggregate, its commands, events and errors.
+//! - [`transfer`]: transfers as a process manager (`Transfer`), the dispatcher that sends its
+//!   commands to the accounts, and a transfer read back step by step from its stream.
 //! - [`projections`]: the read models, `Balances` (Redis) and `TransferMemos` (Tantivy).
 //! - [`story`]: the steps the binary prints.
 //! - [`postgres`], `kafka` (feature `kafka`), [`targets`]: a fresh PostgreSQL or Kafka store,
@@ -15,6 +17,7 @@ pub mod projections;
 pub mod rendezvous;
 pub mod story;
 pub mod targets;
+pub mod transfer;
 
 pub use story::{StoryEnd, run};
 

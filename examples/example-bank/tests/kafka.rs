@@ -1,5 +1,6 @@
 //! The example's story on Apache Kafka (feature `kafka`; `FOLDLINE_KAFKA_BROKERS`, default
-//! `127.0.0.1:9092`), under a topic prefix of its own, with the balances in Redis
+//! `127.0.0.1:9092`), under a topic prefix of its own (the transfers' timers in memory), with
+//! the balances in Redis
 //! (`FOLDLINE_REDIS_URL`, default `redis://127.0.0.1:6379/`) under a key prefix of its own and
 //! the memo index in a temporary directory; then the `foldline` binary on the same store. With
 //! a service unreachable these tests fail with a message saying how to start it; they never
@@ -10,7 +11,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use example_bank::domain::dollars;
 use example_bank::kafka::{delete_topics, fresh_store};
 use example_bank::targets::fresh_memo_index;
-use foldline::{EventStore, EventStoreExt, ExpectedVersion, ManagedStore, StreamId};
+use foldline::{
+    EventStore, EventStoreExt, ExpectedVersion, InMemoryTimerStore, ManagedStore, StreamId,
+};
 use foldline_kafka::{DEFAULT_BROKERS, ENV_BROKERS};
 use foldline_redis::RedisTestPrefix;
 use serde_json::Value;
@@ -59,13 +62,29 @@ async fn story_on_kafka(brokers: &str, prefix: &str) -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let memos = fresh_memo_index(dir.path()).await?;
     let mut out = Vec::new();
-    let end = example_bank::run(store.clone(), redis.target().clone(), memos, &mut out).await?;
+    // The Kafka store keeps no timers: the transfers' stay in memory, as `main` keeps them.
+    let timers = InMemoryTimerStore::new();
+    let end = example_bank::run(
+        store.clone(),
+        timers,
+        redis.target().clone(),
+        memos,
+        &mut out,
+    )
+    .await?;
     let out = String::from_utf8(out)?;
 
-    assert_eq!(end.balance("alice"), cents(400), "{out}");
-    assert_eq!(end.balance("bob"), cents(170), "{out}");
+    assert_eq!(end.balance("alice"), cents(430), "{out}");
+    assert_eq!(end.balance("bob"), cents(270), "{out}");
     assert_eq!(end.balance("carol"), cents(905), "{out}");
-    assert_eq!(end.accounts.len(), 3, "{out}");
+    assert_eq!(end.balance("dave"), cents(0), "{out}");
+    assert_eq!(end.accounts.len(), 4, "{out}");
+    let ended: Vec<_> = end.transfers.iter().map(|t| t.status.name()).collect();
+    assert_eq!(
+        ended,
+        ["completed", "completed", "failed", "failed"],
+        "{out}"
+    );
     assert!(
         end.checkpoint.covers_checkpoint(&store.head().await?),
         "caught up to the head: {out}"

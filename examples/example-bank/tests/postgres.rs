@@ -1,5 +1,6 @@
 //! The example's story on real services: PostgreSQL (`FOLDLINE_POSTGRES_URL`, default
-//! `postgres://postgres@127.0.0.1:5432/postgres`), each test in a schema of its own, and Redis
+//! `postgres://postgres@127.0.0.1:5432/postgres`) for the events and the transfers' timers,
+//! each test in a schema of its own, and Redis
 //! (`FOLDLINE_REDIS_URL`, default `redis://127.0.0.1:6379/`), each test under a key prefix of
 //! its own; the memo index in a temporary directory. With a service unreachable these tests
 //! fail with a message saying how to start it; they never skip.
@@ -8,7 +9,11 @@ use example_bank::domain::{AccountId, dollars};
 use example_bank::projections::balances::BalanceTarget;
 use example_bank::projections::memos::Leg;
 use example_bank::targets::{fresh_memo_index, fresh_redis};
-use foldline::{Checkpoint, EventStore, InMemoryEventStore, InMemoryTarget};
+use example_bank::transfer::Transfer;
+use foldline::{
+    Checkpoint, EventStore, InMemoryEventStore, InMemoryTarget, InMemoryTimerStore, ProcessManager,
+    TimerStore,
+};
 use foldline_postgres::PgTestSchema;
 use foldline_redis::RedisKeyspace;
 use foldline_redis::RedisTestPrefix;
@@ -33,13 +38,29 @@ async fn the_story_runs_on_postgres_and_redis() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let memos = fresh_memo_index(dir.path()).await?;
     let mut out = Vec::new();
-    let end = example_bank::run(store.clone(), redis.target().clone(), memos, &mut out).await?;
+    let end = example_bank::run(
+        store.clone(),
+        store.clone(),
+        redis.target().clone(),
+        memos,
+        &mut out,
+    )
+    .await?;
     let out = String::from_utf8(out)?;
 
-    assert_eq!(end.balance("alice"), cents(400), "{out}");
-    assert_eq!(end.balance("bob"), cents(170), "{out}");
+    assert_eq!(end.balance("alice"), cents(430), "{out}");
+    assert_eq!(end.balance("bob"), cents(270), "{out}");
     assert_eq!(end.balance("carol"), cents(905), "{out}");
-    assert_eq!(end.accounts.len(), 3, "{out}");
+    assert_eq!(end.balance("dave"), cents(0), "{out}");
+    assert_eq!(end.accounts.len(), 4, "{out}");
+    let ended: Vec<_> = end.transfers.iter().map(|t| t.status.name()).collect();
+    assert_eq!(
+        ended,
+        ["completed", "completed", "failed", "failed"],
+        "{out}"
+    );
+    // The timers were PostgreSQL's, and every one is gone with its transfer.
+    assert!(store.next_due(Transfer::NAME).await?.is_none(), "{out}");
     assert!(
         end.checkpoint.covers_checkpoint(&store.head().await?),
         "caught up to the head"
@@ -59,9 +80,14 @@ async fn the_story_runs_on_postgres_and_redis() -> anyhow::Result<()> {
         "{out}"
     );
     assert!(
-        out.contains("    bob    Bob       $170.00  v3, 2 transfer leg(s)"),
+        out.contains("    bob    Bob       $270.00  v8, 4 transfer leg(s)"),
         "{out}"
     );
+    assert!(
+        out.contains("failed: the deposit was refused (the account is closed); $50.00 refunded"),
+        "{out}"
+    );
+    assert!(out.contains("the store's head did not move"), "{out}");
     assert!(
         out.contains("    T-1001  out  alice     $200.00  \"March rent\""),
         "{out}"
@@ -102,6 +128,7 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
     let first = example_bank::postgres::fresh_store(&url, &name).await?;
     example_bank::run(
         first.clone(),
+        first.clone(),
         InMemoryTarget::<RedisKeyspace>::new(),
         fresh_memo_index(dir.path()).await?,
         &mut std::io::sink(),
@@ -118,6 +145,7 @@ async fn fresh_store_starts_from_an_empty_schema() -> anyhow::Result<()> {
     );
     // And the story runs again on it.
     let end = example_bank::run(
+        second.clone(),
         second.clone(),
         InMemoryTarget::<RedisKeyspace>::new(),
         fresh_memo_index(dir.path()).await?,
@@ -147,6 +175,7 @@ async fn fresh_redis_starts_from_an_empty_prefix() -> anyhow::Result<()> {
     let first = fresh_redis(&redis_url(), test.prefix()).await?;
     example_bank::run(
         InMemoryEventStore::new(),
+        InMemoryTimerStore::new(),
         first,
         fresh_memo_index(dir.path()).await?,
         &mut std::io::sink(),
@@ -163,6 +192,7 @@ async fn fresh_redis_starts_from_an_empty_prefix() -> anyhow::Result<()> {
     // And the story runs again on it, from an empty read model: no balance counted twice.
     let end = example_bank::run(
         InMemoryEventStore::new(),
+        InMemoryTimerStore::new(),
         second,
         fresh_memo_index(dir.path()).await?,
         &mut std::io::sink(),

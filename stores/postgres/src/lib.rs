@@ -25,10 +25,11 @@
 //! - **Tables** (in the schema): `events` (global `position` identity, the writing
 //!   transaction's `xid8`, stream id and version, event id, type, schema version, `jsonb`
 //!   payload and metadata, `recorded_at`; unique `(stream_id, stream_version)` and `event_id`;
-//!   index `(xid, position)`), `streams` (current version per stream), `snapshots`,
-//!   `idempotency_keys`, `store` (an id drawn when the schema is created), `process_timers`
-//!   (the timers of process managers: [`PgEventStore`] is a [`foldline::TimerStore`]; due
-//!   ones are claimed with `FOR UPDATE SKIP LOCKED` for a lease), `schema_migrations`.
+//!   index `(xid, position)`, and one on the metadata's correlation id for `foldline trace`),
+//!   `streams` (current version per stream), `snapshots`, `idempotency_keys`, `store` (an id
+//!   drawn when the schema is created), `process_timers` (the timers of process managers:
+//!   [`PgEventStore`] is a [`foldline::TimerStore`]; due ones are claimed with
+//!   `FOR UPDATE SKIP LOCKED` for a lease), `schema_migrations`.
 //!   [`PgEventStore::migrate`] creates and upgrades them under an advisory lock.
 //! - **Identity**: [`EventStore::identity`](foldline::EventStore::identity) is
 //!   `postgres:<system identifier>/<database>/<schema>/<store id>`. Projection slots record it,

@@ -3,12 +3,15 @@
 
 use std::time::Duration;
 
-use foldline::{DriverErrors, Error, FeedHolder, HeldFeed, ManagedStore, StreamId, Version};
+use foldline::{
+    DriverErrors, Error, FeedHolder, HeldFeed, ManagedStore, RecordedEvent, StreamId, Version,
+};
+use uuid::Uuid;
 
 use crate::error::Postgres;
 use crate::migrate;
-use crate::rows::to_u64;
-use crate::sql::quoted;
+use crate::rows::{recorded_event, to_u64};
+use crate::sql::{EVENT_COLUMNS, quoted};
 use crate::store::PgEventStore;
 
 /// What holds the visibility horizon, and so the feed, where it is, oldest first: sessions
@@ -46,6 +49,24 @@ fn waiting_sql(schema: &str) -> String {
     format!(
         "SELECT count(*) FROM {schema}.events AS e \
          WHERE e.xid >= pg_snapshot_xmin(pg_current_snapshot())"
+    )
+}
+
+/// The events of a business transaction: those whose metadata's correlation id is `$1` (found
+/// through migration 5's index on that expression) and the event whose id is `$2` (through the
+/// unique index on `event_id`), in feed order. Committed events only, whether or not the feed
+/// shows them yet (a transaction holding the feed back does not hide them here).
+///
+/// The matches are gathered first (`MATERIALIZED`), then ordered (`xid` is the transaction id
+/// as a `bigint` there, in the same order): given the `ORDER BY` and a small `LIMIT` together,
+/// the planner may rather walk the whole feed in order and filter it.
+fn correlated_sql(schema: &str) -> String {
+    format!(
+        "WITH found AS MATERIALIZED ( \
+             SELECT {EVENT_COLUMNS} FROM {schema}.events \
+             WHERE metadata ->> 'correlation_id' = $1 OR event_id = $2 \
+         ) \
+         SELECT * FROM found ORDER BY xid, position LIMIT $3"
     )
 }
 
@@ -135,6 +156,24 @@ impl ManagedStore for PgEventStore {
             .map_err(|e| Postgres::error(context, e))?
             .get(0);
         Ok(HeldFeed::new(holders, to_u64(waiting)))
+    }
+
+    /// The events of business transaction `id`, looked up by index (migration 5 adds the one
+    /// on the metadata's correlation id) rather than by reading the feed; in feed order
+    /// (`(xid, position)`). Events committed behind a transaction that holds the feed back are
+    /// found too.
+    async fn correlated_events(&self, id: Uuid, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let context = format!("reading the events of correlation {id}");
+        let client = self.client(&context).await?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                &correlated_sql(&quoted(self.schema())),
+                &[&id.to_string(), &id, &limit],
+            )
+            .await
+            .map_err(|e| Postgres::error(&context, e))?;
+        rows.iter().map(recorded_event).collect()
     }
 
     /// As [`PgEventStore::migrate`], with the applied versions as text.

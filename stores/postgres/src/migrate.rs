@@ -35,6 +35,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "process_timers",
         sql: include_str!("../migrations/0004_process_timers.sql"),
     },
+    Migration {
+        version: 5,
+        name: "correlation_index",
+        sql: include_str!("../migrations/0005_correlation_index.sql"),
+    },
 ];
 
 /// What [`PgEventStore::migrate`] did.

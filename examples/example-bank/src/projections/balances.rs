@@ -7,7 +7,7 @@
 //!
 //! | key | type | holds |
 //! |---|---|---|
-//! | `account:<id>` | hash | `owner`, `cents` (the balance), `version` (of the account's stream), `transfer_legs` |
+//! | `account:<id>` | hash | `owner`, `cents` (the balance), `version` (of the account's stream), `transfer_legs`, `closed` (`1` once closed) |
 //! | `accounts` | set | every account id |
 
 use std::collections::BTreeMap;
@@ -46,23 +46,35 @@ impl Projection for Balances {
         // HINCRBY is not idempotent on its own: replaying an event would count it twice. The
         // projector commits each batch together with its checkpoint, and skips events the
         // checkpoint covers, so every event is counted exactly once.
-        let transfer = match &event.event {
+        let transfer_leg = match &event.event {
             AccountEvent::Opened { owner } => {
                 writes
                     .hset(&key, "owner", owner.as_str())
                     .sadd(ACCOUNTS, id.as_str());
-                None
+                false
             }
             AccountEvent::Deposited { cents, transfer } => {
                 writes.hincr_by(&key, "cents", i64::try_from(*cents)?);
-                transfer.as_ref()
+                transfer.is_some()
             }
             AccountEvent::Withdrawn { cents, transfer } => {
                 writes.hincr_by(&key, "cents", -i64::try_from(*cents)?);
-                transfer.as_ref()
+                transfer.is_some()
             }
+            AccountEvent::TransferRefunded { cents, .. } => {
+                writes.hincr_by(&key, "cents", i64::try_from(*cents)?);
+                true
+            }
+            AccountEvent::Closed => {
+                writes.hset(&key, "closed", "1");
+                false
+            }
+            // Money moves only with the withdrawal, the deposit or the refund.
+            AccountEvent::TransferRequested { .. }
+            | AccountEvent::TransferApproved { .. }
+            | AccountEvent::TransferCancelled { .. } => false,
         };
-        if transfer.is_some() {
+        if transfer_leg {
             writes.hincr_by(&key, "transfer_legs", 1);
         }
         let version = event.recorded.stream_version.get();
@@ -82,8 +94,10 @@ pub struct AccountBalance {
     pub cents: i64,
     /// The version of its stream the balance is as of.
     pub version: u64,
-    /// How many of its deposits and withdrawals were legs of a transfer.
+    /// How many of its deposits, withdrawals and refunds were part of a transfer.
     pub transfer_legs: u64,
+    /// Whether it was closed.
+    pub closed: bool,
 }
 
 impl AccountBalance {
@@ -107,6 +121,7 @@ impl AccountBalance {
             cents: number("cents")?,
             version: u64::try_from(number("version")?)?,
             transfer_legs: u64::try_from(number("transfer_legs")?)?,
+            closed: fields.get("closed").is_some_and(|closed| closed == "1"),
         }))
     }
 }
@@ -283,6 +298,27 @@ mod tests {
     }
 
     #[test]
+    fn a_refund_puts_the_money_back_and_a_cancellation_moves_none() -> Result<(), BoxError> {
+        let rent = TransferRef::new("T-1", "rent");
+        let refunded = AccountEvent::TransferRefunded {
+            cents: 250,
+            transfer: rent.clone(),
+        };
+        let cancelled = AccountEvent::TransferCancelled { transfer: rent };
+        let writes = writes_of("account-ada", &[refunded, cancelled, AccountEvent::Closed])?;
+        let mut expected = RedisWrites::new();
+        expected
+            .hincr_by("account:ada", "cents", 250)
+            .hincr_by("account:ada", "transfer_legs", 1)
+            .hset("account:ada", "version", "1")
+            .hset("account:ada", "version", "2")
+            .hset("account:ada", "closed", "1")
+            .hset("account:ada", "version", "3");
+        assert_eq!(writes, expected);
+        Ok(())
+    }
+
+    #[test]
     fn the_writes_fold_into_the_balance() -> Result<(), BoxError> {
         let writes = writes_of(
             "account-ada",
@@ -318,6 +354,7 @@ mod tests {
                 cents: 755,
                 version: 4,
                 transfer_legs: 1,
+                closed: false,
             })
         );
         assert_eq!(keyspace.smembers("accounts"), [&b"ada"[..]]);

@@ -1,9 +1,10 @@
 //! `TransferMemos`: every leg of every transfer as a document in a Tantivy index, so transfers
 //! can be found by the words of their memo.
 //!
-//! One document per leg, keyed `<transfer id>:out` (the withdrawal) or `<transfer id>:in` (the
-//! deposit): each leg is an event on its own account's stream, so each one writes its own
-//! document, and replaying an event replaces its document instead of adding a second one.
+//! One document per leg, keyed `<transfer id>:out` (the withdrawal), `<transfer id>:in` (the
+//! deposit) or `<transfer id>:refund` (the money back, when the transfer was undone): each leg
+//! is an event on its own account's stream, so each one writes its own document, and
+//! replaying an event replaces its document instead of adding a second one.
 
 use std::fmt;
 use std::path::Path;
@@ -24,7 +25,7 @@ const MEMO: &str = "memo";
 const SEARCH_LIMIT: usize = 10;
 
 /// Indexes the legs of transfers (deposits and withdrawals that carry a
-/// [`TransferRef`](crate::domain::TransferRef)); other events write nothing.
+/// [`TransferRef`](crate::domain::TransferRef), and refunds); other events write nothing.
 #[derive(Debug, Clone, Default)]
 pub struct TransferMemos {
     fields: MemoFields,
@@ -56,6 +57,7 @@ impl Projection for TransferMemos {
                 cents,
                 transfer: Some(transfer),
             } => (Leg::In, *cents, transfer),
+            AccountEvent::TransferRefunded { cents, transfer } => (Leg::Refund, *cents, transfer),
             _ => return Ok(()),
         };
         let account = super::account_of(&event.recorded.stream_id)?;
@@ -113,14 +115,17 @@ pub enum Leg {
     Out,
     /// The deposit into the paid account.
     In,
+    /// The money back into the paying account, when the transfer was undone.
+    Refund,
 }
 
 impl Leg {
-    /// `"out"` or `"in"`, as indexed.
+    /// `"out"`, `"in"` or `"refund"`, as indexed.
     pub fn as_str(self) -> &'static str {
         match self {
             Leg::Out => "out",
             Leg::In => "in",
+            Leg::Refund => "refund",
         }
     }
 }
@@ -138,7 +143,7 @@ pub struct MemoHit {
     pub transfer: String,
     /// Which leg.
     pub leg: Leg,
-    /// The account paying (`Out`) or paid (`In`).
+    /// The account paying (`Out`, `Refund`) or paid (`In`).
     pub account: AccountId,
     /// How much.
     pub cents: u64,
@@ -197,6 +202,7 @@ impl MemoFields {
         let leg = match text(self.leg, "leg")?.as_str() {
             "out" => Leg::Out,
             "in" => Leg::In,
+            "refund" => Leg::Refund,
             other => anyhow::bail!("a memo document whose leg is `{other}`"),
         };
         Ok(MemoHit {
@@ -270,6 +276,15 @@ mod tests {
             },
         )?;
         assert_eq!(into.ops()[0].key(), "T-7:in");
+
+        let refund = writes_of(
+            "account-ada",
+            AccountEvent::TransferRefunded {
+                cents: 1_250,
+                transfer: TransferRef::new("T-7", "Team lunch"),
+            },
+        )?;
+        assert_eq!(refund.ops()[0].key(), "T-7:refund");
         Ok(())
     }
 

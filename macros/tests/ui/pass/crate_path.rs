@@ -3,15 +3,15 @@ mod facade {
     pub use ::foldline as fl;
 }
 
-use facade::fl::{Aggregate, Command, DomainEvent};
+use facade::fl::{Action, Aggregate, Command, DomainEvent, Envelope, Input, ProcessManager};
 
-#[derive(Debug, PartialEq, DomainEvent)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, DomainEvent)]
 #[foldline(crate = "crate::facade::fl")]
 enum Event {
     Happened { what: String },
 }
 
-#[derive(Debug, Command)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Command)]
 #[foldline(crate = "facade::fl")]
 struct Act {
     #[foldline(id)]
@@ -35,8 +35,25 @@ impl Thing {
     }
 }
 
+#[derive(Default, ProcessManager)]
+#[foldline(name = "watcher", id = u32, event = Event, command = Act, crate = "crate::facade::fl")]
+struct Watcher;
+
+impl Watcher {
+    fn correlate(_: &Envelope<'_, Event>) -> Option<u32> {
+        None
+    }
+
+    fn decide(&self, _: &Input<Self>) -> Vec<Action<Self>> {
+        Vec::new()
+    }
+
+    fn evolve(&mut self, _: &Input<Self>) {}
+}
+
 fn main() {
     assert_eq!(Thing::NAME, "thing");
+    assert_eq!(Watcher::NAME, "watcher");
     assert_eq!(Act { id: 3 }.aggregate_id(), &3);
     assert_eq!(Event::Happened { what: String::new() }.event_type(), "Happened");
 }

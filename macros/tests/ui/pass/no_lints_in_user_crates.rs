@@ -13,10 +13,10 @@
     clippy::pedantic
 )]
 
-use foldline::{Aggregate, Command, DomainEvent};
+use foldline::{Action, Aggregate, Command, DomainEvent, Envelope, Input, ProcessManager};
 
 /// Events.
-#[derive(Debug, DomainEvent)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, DomainEvent)]
 pub enum Event {
     /// One.
     #[foldline(version = 2, upcast(v1 = OneV1))]
@@ -43,7 +43,7 @@ impl From<OneV1> for Event {
 }
 
 /// Commands.
-#[derive(Debug, Command)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, Command)]
 pub enum Cmd {
     /// Do it.
     Do(#[foldline(id)] u32),
@@ -67,6 +67,27 @@ impl Agg {
     }
 
     fn apply(&mut self, _: &Event) {
+        self.n += 1;
+    }
+}
+
+/// A process manager.
+#[derive(Debug, Default, ProcessManager)]
+#[foldline(name = "proc", id = u32, event = Event, command = Cmd, timeout = u8)]
+pub struct Proc {
+    n: u32,
+}
+
+impl Proc {
+    fn correlate(_: &Envelope<'_, Event>) -> Option<u32> {
+        Some(1)
+    }
+
+    fn decide(&self, _: &Input<Self>) -> Vec<Action<Self>> {
+        vec![Action::Send(Cmd::Do(self.n))]
+    }
+
+    fn evolve(&mut self, _: &Input<Self>) {
         self.n += 1;
     }
 }

@@ -1,39 +1,53 @@
 //! The example's story: every step runs real commands against the store it is given and says
 //! what happened.
 
+mod transfers;
+
 use std::io::Write;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use foldline::{
     Aggregate, AppendRequest, AppendResult, Checkpoint, CommandError, CommandExecutor,
     CommandOptions, CommandOutcome, DomainEvent, EventStore, ExpectedVersion, IdempotencyKey,
-    JsonCodec, NewEvent, Projection, Projector, ProjectorHandle, SnapshotStore, StreamId,
+    JsonCodec, NewEvent, ProcessProjection, ProcessRunner, ProcessTarget, Projection, Projector,
+    ProjectorHandle, SnapshotStore, StreamId, TimerStore,
 };
 use foldline_tantivy::{TantivySearcher, TantivyTarget};
 
 use crate::domain::{
-    Account, AccountCommand, AccountError, AccountEvent, AccountId, Cents, Transfer, TransferRef,
-    dollars,
+    Account, AccountCommand, AccountError, AccountEvent, AccountId, Cents, dollars,
 };
 use crate::projections::balances::{AccountBalance, BalanceTarget, BalanceView, Balances};
 use crate::projections::memos::{self, MemoHit, TransferMemos};
 use crate::rendezvous::Rendezvous;
+use crate::transfer::{AccountDispatcher, Transfer, TransferHistory};
 
-/// How long the story waits for the projectors to apply its own writes.
+/// How long the story waits for the projectors to apply its own writes, and for a transfer to
+/// finish.
 const READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How often the timer loop looks for due timeouts at the least (it sleeps until the next
+/// one is due when that is sooner), and how long a timer it claims stays its own.
+const TIMER_POLL: Duration = Duration::from_millis(250);
+const TIMER_LEASE: Duration = Duration::from_secs(10);
 
 /// What the story searches the transfer memos for.
 pub const MEMO_QUERY: &str = "rent";
 
-/// What the story read back from its read models at the end.
+/// What the story read back from its read models and the transfers' streams at the end.
 #[derive(Debug, Clone)]
 pub struct StoryEnd {
     /// Every account, from the `balances` projection, ordered by id.
     pub accounts: Vec<AccountBalance>,
     /// The transfer legs whose memo matches [`MEMO_QUERY`], from the `transfer_memos` index.
     pub memo_hits: Vec<MemoHit>,
-    /// How far the `balances` projection had got: past every append of the story.
+    /// Every transfer of the story, read back from its instance's stream, in the order
+    /// requested.
+    pub transfers: Vec<TransferHistory>,
+    /// How far the `balances` projection had got: past every append of the story and of the
+    /// transfers.
     pub checkpoint: Checkpoint,
 }
 
@@ -45,34 +59,59 @@ impl StoryEnd {
             .find(|a| a.id.as_str() == account)
             .map(|a| a.cents)
     }
+
+    /// Transfer `id`, as its stream tells it.
+    pub fn transfer(&self, id: &str) -> Option<&TransferHistory> {
+        self.transfers.iter().find(|t| t.id == id)
+    }
 }
 
+/// The runner of the `transfer` process the story starts.
+type TransferRunner<S, T> = ProcessRunner<Transfer, S, AccountDispatcher<S, S>, T>;
+
 /// Runs the whole story against `store`, writing what happens to `out`, while two projectors
-/// fold the store's feed into read models: [`Balances`] into `balances` (Redis, or the
-/// in-memory stand-in) and [`TransferMemos`] into `memos` (a Tantivy index). Returns what it
-/// read back from them at the end; the projectors are shut down before it returns.
+/// fold the store's feed into read models — [`Balances`] into `balances` (Redis, or the
+/// in-memory stand-in) and [`TransferMemos`] into `memos` (a Tantivy index) — and the
+/// [`Transfer`] process runs the transfers: a third projector reads the feed into a
+/// [`ProcessTarget`] (its checkpoint kept in `balances`, beside the balances'), and a timer
+/// loop fires the timeouts kept in `timers`. Returns what it read back at the end; the
+/// projectors and the timer loop are stopped before it returns.
 ///
-/// The store and both read models must start empty. Any store that also keeps snapshots will
-/// do: the in-memory one or PostgreSQL's (`foldline_postgres::PgEventStore`).
+/// The store, `timers` and both read models must start empty. Any store that also keeps
+/// snapshots will do: the in-memory one or PostgreSQL's (`foldline_postgres::PgEventStore`,
+/// which is a timer store too).
 ///
 /// # Errors
 ///
 /// Store or target failures; a command refused where the story expects it to pass, or passed
-/// where it expects a refusal; a read model that disagrees with the aggregates, or that has
-/// not applied the story's writes within 30 seconds.
-pub async fn run<S, B, W>(
+/// where it expects a refusal; a transfer that ends otherwise than the story expects, or not
+/// within 30 seconds; balances whose sum changed; a read model that disagrees with the
+/// aggregates, or that has not applied the story's writes within 30 seconds.
+pub async fn run<S, T, B, W>(
     store: S,
+    timers: T,
     balances: B,
     memos: TantivyTarget,
     out: &mut W,
 ) -> anyhow::Result<StoryEnd>
 where
     S: EventStore + SnapshotStore + Clone,
-    B: BalanceTarget,
+    T: TimerStore,
+    B: BalanceTarget + Clone,
     W: Write,
 {
+    let bank = CommandExecutor::new(store.clone()).with_snapshots(store.clone());
+    let transfers = Arc::new(ProcessRunner::new(
+        store.clone(),
+        AccountDispatcher::new(bank.clone()),
+        timers,
+    ));
+    let timer_loop = tokio::spawn({
+        let transfers = transfers.clone();
+        async move { transfers.run_timers(TIMER_POLL, TIMER_LEASE).await }
+    });
     let mut story = Story {
-        bank: CommandExecutor::new(store.clone()).with_snapshots(store.clone()),
+        bank,
         store: store.clone(),
         out,
         written: Checkpoint::START,
@@ -81,18 +120,37 @@ where
         // The read side: each projector runs in a task of its own from now on, following the
         // store's feed while the commands run, and commits each batch of writes together
         // with its checkpoint in its target.
-        balance_projector: Projector::new(store.clone(), Balances, balances).spawn(),
-        memo_projector: Projector::new(store, TransferMemos::new(), memos).spawn(),
+        balance_projector: Projector::new(store.clone(), Balances, balances.clone()).spawn(),
+        memo_projector: Projector::new(store.clone(), TransferMemos::new(), memos).spawn(),
+        // The transfers: a projector like the others, whose target carries each batch's
+        // inputs out (decides, records, sends the commands) before it commits the checkpoint.
+        transfer_projector: Projector::new(
+            store,
+            ProcessProjection::<Transfer>::new(),
+            ProcessTarget::new(transfers.clone(), balances),
+        )
+        .spawn(),
+        transfers,
     };
     let told = story.tell().await;
-    // Whatever happened, stop both projectors: each finishes its batch and gives up its lease.
+    // Whatever happened, stop the projectors (each finishes its batch and gives up its lease)
+    // and the timer loop (a timer it had claimed fires later, under the next run's loop).
     let stopped = [
         story.balance_projector.shutdown().await,
         story.memo_projector.shutdown().await,
+        story.transfer_projector.shutdown().await,
     ];
+    timer_loop.abort();
+    let timers_stopped = timer_loop.await;
     let end = told?;
     for result in stopped {
         result.context("a projector stopped with an error")?;
+    }
+    match timers_stopped {
+        Err(aborted) if aborted.is_cancelled() => {}
+        Err(panicked) => bail!("the transfers' timer loop panicked: {panicked}"),
+        // It runs until aborted, unless it fails.
+        Ok(result) => result.context("the transfers' timer loop stopped with an error")?,
     }
     Ok(end)
 }
@@ -102,8 +160,8 @@ fn keyed(key: &str) -> foldline::Result<CommandOptions> {
     Ok(CommandOptions::new().with_idempotency_key(IdempotencyKey::new(key)?))
 }
 
-/// The command side, the read side and where the story is written.
-struct Story<'o, S, W> {
+/// The command side, the read side, the transfers and where the story is written.
+struct Story<'o, S, T, W> {
     bank: CommandExecutor<S, S>,
     store: S,
     out: &'o mut W,
@@ -113,11 +171,14 @@ struct Story<'o, S, W> {
     memos: TantivySearcher,
     balance_projector: ProjectorHandle,
     memo_projector: ProjectorHandle,
+    transfer_projector: ProjectorHandle,
+    transfers: Arc<TransferRunner<S, T>>,
 }
 
-impl<S, W> Story<'_, S, W>
+impl<S, T, W> Story<'_, S, T, W>
 where
     S: EventStore + SnapshotStore + Clone,
+    T: TimerStore,
     W: Write,
 {
     /// The steps, in order.
@@ -125,16 +186,19 @@ where
         let alice = AccountId::new("alice");
         let bob = AccountId::new("bob");
         let carol = AccountId::new("carol");
+        let dave = AccountId::new("dave");
         let every = Account::SNAPSHOT_EVERY.unwrap_or_default();
         writeln!(
             self.out,
             "The read side runs from the start: projectors `{}` and `{}` follow the store's \
-             feed while the commands run.",
+             feed while the commands run, and so does the `{}` process, which runs the \
+             transfers.",
             Balances::NAME,
-            TransferMemos::NAME
+            TransferMemos::NAME,
+            ProcessProjection::<Transfer>::NAME
         )?;
 
-        self.heading("1. Open two accounts")?;
+        self.heading("1. Open three accounts")?;
         self.run(
             "open alice for Alice",
             AccountCommand::open(&alice, "Alice"),
@@ -142,78 +206,69 @@ where
         .await?;
         self.run("open bob for Bob", AccountCommand::open(&bob, "Bob"))
             .await?;
+        self.run("open dave for Dave", AccountCommand::open(&dave, "Dave"))
+            .await?;
 
         self.heading(&format!(
             "2. Deposits and a withdrawal (an account takes a snapshot every {every} events)"
         ))?;
-        self.run(
-            "deposit $500.00 into alice",
-            AccountCommand::deposit(&alice, dollars(500)),
-        )
-        .await?;
-        self.run(
-            "deposit $120.00 into alice",
-            AccountCommand::deposit(&alice, dollars(120)),
-        )
-        .await?;
-        self.run(
-            "withdraw $45.00 from alice",
-            AccountCommand::withdraw(&alice, dollars(45)),
-        )
-        .await?;
+        for (what, command) in [
+            (
+                "deposit $500.00 into alice",
+                AccountCommand::deposit(&alice, dollars(500)),
+            ),
+            (
+                "deposit $120.00 into alice",
+                AccountCommand::deposit(&alice, dollars(120)),
+            ),
+            (
+                "withdraw $45.00 from alice",
+                AccountCommand::withdraw(&alice, dollars(45)),
+            ),
+            (
+                "deposit $30.00 into alice",
+                AccountCommand::deposit(&alice, dollars(30)),
+            ),
+        ] {
+            self.run(what, command).await?;
+        }
 
-        self.heading("3. Transfer T-1001, $200.00 from alice to bob: two commands, one reference")?;
-        let rent = Transfer {
-            reference: TransferRef {
-                id: "T-1001".into(),
-                memo: "March rent".into(),
-            },
-            from: alice.clone(),
-            to: bob.clone(),
-            cents: dollars(200),
-        };
-        let deposit_key = keyed("T-1001-in")?;
-        self.run_with(
-            "withdraw leg from alice (key T-1001-out)",
-            rent.withdraw_leg(),
-            keyed("T-1001-out")?,
-        )
-        .await?;
+        self.heading("3. A deposit delivered twice, with the same idempotency key")?;
+        let salary = || AccountCommand::deposit(&bob, dollars(100));
         let first = self
             .run_with(
-                "deposit leg into bob (key T-1001-in)",
-                rent.deposit_leg(),
-                deposit_key.clone(),
+                "deposit $100.00 into bob (key payroll-bob-03)",
+                salary(),
+                keyed("payroll-bob-03")?,
             )
             .await?;
-
-        self.heading("4. The deposit leg is delivered again, with the same idempotency key")?;
         let again = self
             .run_with(
-                "deposit leg into bob (key T-1001-in)",
-                rent.deposit_leg(),
-                deposit_key,
+                "deposit $100.00 into bob (key payroll-bob-03)",
+                salary(),
+                keyed("payroll-bob-03")?,
             )
             .await?;
         ensure!(
             again.is_replay() && again.append.current_version == first.append.current_version,
-            "the redelivered deposit leg was applied twice"
+            "the redelivered deposit was applied twice"
         );
 
-        self.heading("5. A command the account refuses")?;
-        self.overdraft(
+        self.heading("4. A command the account refuses")?;
+        self.refused(
             "withdraw $1,000.00 from bob",
             AccountCommand::withdraw(&bob, dollars(1_000)),
+            |error| matches!(error, AccountError::InsufficientFunds { .. }),
         )
         .await?;
 
-        self.heading("6. carol's account, imported from version 1 of this app")?;
+        self.heading("5. carol's account, imported from version 1 of this app")?;
         self.import_v1(&carol).await?;
 
-        self.heading("7. Two tellers deposit into carol at the same moment")?;
+        self.heading("6. Two tellers deposit into carol at the same moment")?;
         self.race(&carol).await?;
 
-        self.heading("8. Snapshots: loading starts from the latest one")?;
+        self.heading("7. Snapshots: loading starts from the latest one")?;
         self.run(
             "deposit $25.00 into alice",
             AccountCommand::deposit(&alice, dollars(25)),
@@ -223,28 +278,11 @@ where
             self.show_load(id).await?;
         }
 
-        self.heading("9. Transfer T-1002, $30.00 from bob to carol")?;
-        let tickets = Transfer {
-            reference: TransferRef {
-                id: "T-1002".into(),
-                memo: "Concert tickets".into(),
-            },
-            from: bob.clone(),
-            to: carol.clone(),
-            cents: dollars(30),
-        };
-        self.run_with(
-            "withdraw leg from bob (key T-1002-out)",
-            tickets.withdraw_leg(),
-            keyed("T-1002-out")?,
-        )
-        .await?;
-        self.run_with(
-            "deposit leg into carol (key T-1002-in)",
-            tickets.deposit_leg(),
-            keyed("T-1002-in")?,
-        )
-        .await?;
+        self.heading("8. Transfers, each one run by the `transfer` process manager")?;
+        let transfers = self.transfers().await?;
+
+        self.heading("9. The transfers' inputs handed over again, as after a lost checkpoint")?;
+        self.transfers_again().await?;
 
         self.heading("10. The read models, once they have applied the story's writes")?;
         self.wait_for_projectors().await?;
@@ -253,12 +291,14 @@ where
         Ok(StoryEnd {
             accounts,
             memo_hits,
+            transfers,
             checkpoint: self.balance_projector.progress().checkpoint,
         })
     }
 
-    /// Read-your-writes: every append returned its position in the global feed; once both
-    /// projectors' active slots cover those positions, reading them shows the story's writes.
+    /// Read-your-writes: every append returned its position in the global feed (and the
+    /// transfers' were covered by the head once they finished); once both projectors' active
+    /// slots cover those positions, reading them shows the story's writes.
     ///
     /// On PostgreSQL the feed only shows transactions below the visibility horizon, so a
     /// write can take a moment to appear there if another transaction was open at the time,
@@ -282,8 +322,8 @@ where
         }
         writeln!(
             self.out,
-            "  read-your-writes: both projectors have applied the story's appends, up to {} \
-             (ProjectorHandle::wait_for)",
+            "  read-your-writes: both projectors have applied the story's and the transfers' \
+             appends, up to {} (ProjectorHandle::wait_for)",
             self.written
         )?;
         Ok(())
@@ -302,18 +342,21 @@ where
             Balances::NAME
         )?;
         let accounts = self.balances.accounts().await?;
+        let mut sum = 0;
         for account in &accounts {
             let id = &account.id;
             let cents = u64::try_from(account.cents)
                 .with_context(|| format!("the read model holds a negative balance for {id}"))?;
             writeln!(
                 self.out,
-                "    {id:<6} {:<6} {:>10}  v{}, {} transfer leg(s)",
+                "    {id:<6} {:<6} {:>10}  v{}, {} transfer leg(s){}",
                 account.owner,
                 Cents(cents),
                 account.version,
-                account.transfer_legs
+                account.transfer_legs,
+                if account.closed { ", closed" } else { "" }
             )?;
+            sum += cents;
             let loaded = self.bank.load::<Account>(id).await?;
             ensure!(
                 loaded.state.balance() == cents && loaded.version.get() == account.version,
@@ -326,7 +369,8 @@ where
         }
         writeln!(
             self.out,
-            "  every balance matches the aggregate loaded from its stream"
+            "  every balance matches the aggregate loaded from its stream; together {}",
+            Cents(sum)
         )?;
         Ok(accounts)
     }
@@ -389,16 +433,21 @@ where
         Ok(outcome)
     }
 
-    /// Runs a withdrawal the story expects the account to refuse for lack of funds.
-    async fn overdraft(&mut self, what: &str, command: AccountCommand) -> anyhow::Result<()> {
+    /// Runs a command the story expects the account to refuse, for a reason `expected` accepts.
+    async fn refused(
+        &mut self,
+        what: &str,
+        command: AccountCommand,
+        expected: impl FnOnce(&AccountError) -> bool,
+    ) -> anyhow::Result<()> {
         writeln!(self.out, "> {what}")?;
         match self.bank.execute::<Account>(command).await {
-            Err(CommandError::Rejected(reason @ AccountError::InsufficientFunds { .. })) => {
+            Err(CommandError::Rejected(reason)) if expected(&reason) => {
                 writeln!(self.out, "    refused: {reason}; nothing was recorded")?;
                 Ok(())
             }
-            Err(error) => Err(error).context("expected the account to refuse the overdraft"),
-            Ok(outcome) => bail!("the overdraft was accepted: {:?}", outcome.events),
+            Err(error) => Err(error).with_context(|| format!("expected a refusal of: {what}")),
+            Ok(outcome) => bail!("{what}: accepted, expected a refusal: {:?}", outcome.events),
         }
     }
 
