@@ -6,6 +6,7 @@ use std::time::Duration;
 use uuid::Uuid;
 
 use super::ProcessManager;
+use crate::command::CommandOptions;
 use crate::error::Result;
 use crate::names::IdempotencyKey;
 
@@ -66,6 +67,68 @@ pub enum Action<P: ProcessManager> {
 /// `.` up to 80 characters).
 pub fn command_key<P: ProcessManager>(input: Uuid, index: usize) -> Result<IdempotencyKey> {
     IdempotencyKey::new(format!("{}:{input}:{index}", P::NAME))
+}
+
+/// The ids a runner derives for action `index` (from 0) of the decision about input
+/// `input_id`: the same every time the decision is carried out, which is what makes carrying
+/// it out again harmless.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct ActionIds {
+    /// The idempotency key of the command the action sends ([`command_key`]).
+    pub key: IdempotencyKey,
+    /// The command id its events carry in their metadata.
+    pub command_id: Uuid,
+    /// The input id of its refusal, when its aggregate refuses it: the instance decides on
+    /// that id once.
+    pub refusal_id: Uuid,
+    /// The id of the timer the action schedules.
+    pub timer_id: Uuid,
+}
+
+impl ActionIds {
+    /// The ids of action `index` of the decision of a `P` about input `input_id`.
+    ///
+    /// # Errors
+    ///
+    /// As [`command_key`].
+    pub fn of<P: ProcessManager>(input_id: Uuid, index: usize) -> Result<Self> {
+        let key = command_key::<P>(input_id, index)?;
+        Ok(ActionIds {
+            command_id: derived_id(key.as_str(), "command"),
+            refusal_id: derived_id(key.as_str(), "refused"),
+            timer_id: derived_id(&format!("{}:{input_id}:{index}", P::NAME), "timer"),
+            key,
+        })
+    }
+
+    /// The options the command is sent with, by the decision whose event is `decision_id`
+    /// in business transaction `correlation_id`: its key, its id, and what `foldline trace`
+    /// follows (the correlation, and the decision as causation).
+    pub fn command_options(
+        &self,
+        decision_id: Uuid,
+        correlation_id: Option<Uuid>,
+    ) -> CommandOptions {
+        let options = CommandOptions::new()
+            .with_command_id(self.command_id)
+            .with_causation_id(decision_id)
+            .with_idempotency_key(self.key.clone());
+        match correlation_id {
+            Some(correlation_id) => options.with_correlation_id(correlation_id),
+            None => options,
+        }
+    }
+}
+
+/// The ids a runner derives, from what caused them (UUID v5 in this namespace), so that a
+/// crash and a retry make the same ones.
+const NAMESPACE: Uuid = Uuid::from_u128(0x6f6c_646c_696e_652d_7072_6f63_6573_7321);
+
+/// An id derived from `name` and what it is for (`"refused"`, `"timer"`, `"command"`): the
+/// same every time.
+fn derived_id(name: &str, what: &str) -> Uuid {
+    Uuid::new_v5(&NAMESPACE, format!("{what}:{name}").as_bytes())
 }
 
 impl<P: ProcessManager> Action<P> {

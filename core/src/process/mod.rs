@@ -14,11 +14,11 @@ mod timer_memory;
 #[cfg(test)]
 pub(crate) mod testing;
 
-pub use action::{Action, command_key};
+pub use action::{Action, ActionIds, command_key};
 pub use input::Input;
 pub use instance::{Instance, ProcessStatus};
 pub use operate::{
-    ActionIds, ActionReport, CommandFate, DecisionReport, InstanceReport, Retried, TimeoutFate,
+    ActionReport, CommandFate, DecisionReport, InstanceReport, Retried, TimeoutFate,
 };
 pub use projection::{ProcessInputs, ProcessProjection, ProcessTarget};
 pub use record::{DECIDED, Decision, Outcome, RecordedDecision, StoredInstance, instance_stream};

@@ -7,53 +7,17 @@ use std::time::SystemTime;
 
 use uuid::Uuid;
 
-use super::runner::{Received, derived_id};
+use super::runner::Received;
 use super::{
-    Action, CommandDispatcher, Decision, Dispatched, Input, Instance, ProcessManager,
-    ProcessRunner, Timer, TimerStore, command_key,
+    Action, ActionIds, CommandDispatcher, Decision, Dispatched, Input, Instance, ProcessManager,
+    ProcessRunner, Timer, TimerStore,
 };
 use crate::codec::Codec;
-use crate::command::CommandOptions;
 use crate::command::load::{READ_PAGE, check_next};
-use crate::error::{Error, Result};
-use crate::names::{IdempotencyKey, StreamId};
+use crate::error::Result;
+use crate::names::StreamId;
 use crate::store::{AppendResult, EventStore};
 use crate::version::Version;
-
-/// The ids a runner derives for action `index` (from 0) of the decision about input
-/// `input_id`: the same every time the decision is carried out, which is what makes carrying
-/// it out again harmless.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct ActionIds {
-    /// The idempotency key of the command the action sends ([`command_key`]).
-    pub key: IdempotencyKey,
-    /// The command id its events carry in their metadata.
-    pub command_id: Uuid,
-    /// The input id of its refusal, when its aggregate refuses it: the instance decides on
-    /// that id once.
-    pub refusal_id: Uuid,
-    /// The id of the timer the action schedules.
-    pub timer_id: Uuid,
-}
-
-impl ActionIds {
-    /// The ids of action `index` of the decision of a `P` about input `input_id`.
-    ///
-    /// # Errors
-    ///
-    /// As [`command_key`].
-    pub fn of<P: ProcessManager>(input_id: Uuid, index: usize) -> Result<Self> {
-        // As the runner's `carry_out` derives them (a test pins the two together).
-        let key = command_key::<P>(input_id, index)?;
-        Ok(ActionIds {
-            command_id: derived_id(key.as_str(), "command"),
-            refusal_id: derived_id(key.as_str(), "refused"),
-            timer_id: derived_id(&format!("{}:{input_id}:{index}", P::NAME), "timer"),
-            key,
-        })
-    }
-}
 
 /// An instance of a process manager as an operator sees it ([`ProcessRunner::inspect`]).
 #[non_exhaustive]
@@ -364,7 +328,7 @@ where
                             *timer_id,
                             P::NAME,
                             stream.clone(),
-                            self.timeout_bytes(timeout)?,
+                            self.encode_timeout(timeout)?,
                             *due_at,
                         );
                         self.timers.schedule(timer).await?;
@@ -402,13 +366,7 @@ where
         ids: &ActionIds,
         now: SystemTime,
     ) -> Result<bool> {
-        let mut options = CommandOptions::new()
-            .with_command_id(ids.command_id)
-            .with_causation_id(decided.event_id)
-            .with_idempotency_key(ids.key.clone());
-        if let Some(correlation_id) = decided.correlation_id {
-            options = options.with_correlation_id(correlation_id);
-        }
+        let options = ids.command_options(decided.event_id, decided.correlation_id);
         match self.dispatcher.dispatch(command, options).await? {
             Dispatched::Accepted => Ok(true),
             Dispatched::Refused(error) => {
@@ -425,13 +383,6 @@ where
                 Ok(false)
             }
         }
-    }
-
-    fn timeout_bytes(&self, timeout: &P::Timeout) -> Result<Vec<u8>> {
-        self.codec.encode(timeout).map_err(|source| Error::Encode {
-            what: format!("a timeout of process `{}`", P::NAME),
-            source,
-        })
     }
 }
 

@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime};
 use uuid::Uuid;
 
 use super::{
-    Action, Input, Outcome, ProcessManager, RecordedDecision, StoredInstance, Timer, TimerStore,
-    command_key,
+    Action, ActionIds, Input, Outcome, ProcessManager, RecordedDecision, StoredInstance, Timer,
+    TimerStore,
 };
 use crate::codec::{Codec, JsonCodec};
 use crate::command::CommandOptions;
@@ -23,10 +23,6 @@ use crate::store::EventStore;
 /// How many times a decision is tried again after another runner recorded one of the same
 /// instance first.
 const CONFLICT_ATTEMPTS: u32 = 5;
-
-/// The ids a runner gives the inputs and timers it makes, derived from what caused them so
-/// that a crash and a retry make the same ones (UUID v5 in this namespace).
-const NAMESPACE: Uuid = Uuid::from_u128(0x6f6c_646c_696e_652d_7072_6f63_6573_7321);
 
 /// How many due timers one look claims.
 const TIMER_BATCH: usize = 100;
@@ -342,9 +338,9 @@ where
         let stream = &stored.stream;
         match action {
             Action::Send(command) => {
-                let key = command_key::<P>(cause.input_id, index)?;
+                let ids = ActionIds::of::<P>(cause.input_id, index)?;
                 let refusal = Received {
-                    id: derived_id(key.as_str(), "refused"),
+                    id: ids.refusal_id,
                     correlation_id: cause.correlation_id,
                 };
                 // Refused before, and decided on: never sent again. An idempotency key finds
@@ -356,13 +352,7 @@ where
                     let error = String::from("(refused before)");
                     return Ok(Some((refusal, Input::Refused { command, error })));
                 }
-                let mut options = CommandOptions::new()
-                    .with_command_id(derived_id(key.as_str(), "command"))
-                    .with_causation_id(cause.decision_id)
-                    .with_idempotency_key(key);
-                if let Some(correlation_id) = cause.correlation_id {
-                    options = options.with_correlation_id(correlation_id);
-                }
+                let options = ids.command_options(cause.decision_id, cause.correlation_id);
                 match self.dispatcher.dispatch(&command, options).await? {
                     Dispatched::Accepted => Ok(None),
                     Dispatched::Refused(error) => {
@@ -371,10 +361,8 @@ where
                 }
             }
             Action::Schedule { timeout, after } => {
-                let input_id = cause.input_id;
-                let id = derived_id(&format!("{}:{input_id}:{index}", P::NAME), "timer");
                 let timer = Timer::new(
-                    id,
+                    ActionIds::of::<P>(cause.input_id, index)?.timer_id,
                     P::NAME,
                     stream.clone(),
                     self.encode_timeout(&timeout)?,
@@ -395,7 +383,7 @@ where
         }
     }
 
-    fn encode_timeout(&self, timeout: &P::Timeout) -> Result<Vec<u8>> {
+    pub(super) fn encode_timeout(&self, timeout: &P::Timeout) -> Result<Vec<u8>> {
         self.codec.encode(timeout).map_err(|source| Error::Encode {
             what: format!("a timeout of process `{}`", P::NAME),
             source,
@@ -442,10 +430,4 @@ struct Cause {
     input_id: Uuid,
     decision_id: Uuid,
     correlation_id: Option<Uuid>,
-}
-
-/// An id derived from `name` and what it is for (`"refused"`, `"timer"`, `"command"`): the
-/// same every time.
-pub(super) fn derived_id(name: &str, what: &str) -> Uuid {
-    Uuid::new_v5(&NAMESPACE, format!("{what}:{name}").as_bytes())
 }

@@ -1,6 +1,8 @@
 // The `foldline` admin CLI for the bank example: `status`, `rebuild`, `reset`, `pause`/`resume`,
 // `streams`/`events`/`tail`, `dead-letters`, `migrate` on the example's projections, `balances`
-// (Redis) and `transfer_memos` (Tantivy). Run the story on real services first, then look:
+// (Redis) and `transfer_memos` (Tantivy), and `processes`/`trace` on its `transfer` process
+// manager (whose checkpoint is kept beside `balances`). Run the story on real services first,
+// then look:
 //
 //   export FOLDLINE_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/postgres
 //   export FOLDLINE_REDIS_URL=redis://127.0.0.1:6379/
@@ -8,6 +10,8 @@
 //   cargo run -p example-bank
 //   cargo run -p example-bank --bin foldline -- status --schema example_bank
 //   cargo run -p example-bank --bin foldline -- rebuild balances --schema example_bank
+//   cargo run -p example-bank --bin foldline -- processes list --schema example_bank
+//   cargo run -p example-bank --bin foldline -- processes show transfer-T-1003 --schema example_bank
 //   cargo run -p example-bank --bin foldline -- --help
 //
 // On Apache Kafka (built with `--features kafka`): run the story with FOLDLINE_KAFKA_BROKERS set,
@@ -33,12 +37,17 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use clap::Args;
 use example_bank::projections::balances::Balances;
 use example_bank::projections::memos::{self, TransferMemos};
 use example_bank::targets::REDIS_PREFIX;
-use foldline::{BoxError, ManagedStore, Projector};
+use example_bank::transfer::{AccountDispatcher, Transfer};
+use foldline::{
+    BoxError, CommandExecutor, ManagedStore, ProcessProjection, ProcessRunner, ProcessTarget,
+    Projector, TimerStore,
+};
 use foldline_admin::Admin;
 use foldline_postgres::{PgEventStore, PgStoreOptions};
 use foldline_redis::{RedisTarget, RedisTargetOptions};
@@ -116,7 +125,8 @@ async fn main() -> ExitCode {
                 .with_topic_prefix(&connections.kafka_topic_prefix)?
                 .with_topic_creation(false);
             let store = foldline_kafka::KafkaEventStore::connect(options).await?;
-            admin(store, &connections)
+            // The Kafka store keeps no timers: the story's were in memory, gone with it.
+            admin(store, foldline::InMemoryTimerStore::new(), &connections)
         })
         .await;
     }
@@ -133,7 +143,7 @@ async fn main() -> ExitCode {
         let options = PgStoreOptions::from_url(&connections.postgres_url)?
             .with_schema(connections.schema.parse()?);
         let store = PgEventStore::connect(options).await?;
-        admin(store, &connections)
+        admin(store.clone(), store, &connections)
     })
     .await
 }
@@ -148,10 +158,11 @@ fn on_kafka() -> bool {
 }
 
 /// The admin of `store` with the example's projections, their targets where `connections`
-/// says.
-fn admin<S>(store: S, connections: &Connections) -> Result<Admin<S>, BoxError>
+/// says, and the `transfer` process manager with its timers in `timers`.
+fn admin<S, T>(store: S, timers: T, connections: &Connections) -> Result<Admin<S>, BoxError>
 where
     S: ManagedStore + Clone,
+    T: TimerStore,
 {
     let url = connections
         .redis_url
@@ -169,7 +180,22 @@ where
         .unwrap_or_else(default_tantivy_dir);
     let memo_index = memos::open_target(&tantivy_dir)?;
 
+    // `processes retry` sends commands as the story's runner does.
+    let accounts = AccountDispatcher::new(CommandExecutor::new(store.clone()));
+    let transfers = Arc::new(ProcessRunner::<Transfer, _, _, _>::new(
+        store.clone(),
+        accounts,
+        timers,
+    ));
+    let transfer_projector = Projector::new(
+        store.clone(),
+        ProcessProjection::<Transfer>::new(),
+        ProcessTarget::new(transfers.clone(), redis.clone()),
+    );
+
     Ok(Admin::new(store.clone())
         .with_projection(Projector::new(store.clone(), Balances, redis))
-        .with_projection(Projector::new(store, TransferMemos::new(), memo_index)))
+        .with_projection(Projector::new(store, TransferMemos::new(), memo_index))
+        .with_projection(transfer_projector)
+        .with_process(transfers))
 }

@@ -2,11 +2,10 @@
 
 use foldline::{
     BackendError, BackendErrorKind, CommandDispatcher, CommandError, CommandExecutor,
-    CommandOptions, Dispatched, EventStore, JsonCodec, NoSnapshots, SnapshotStore, StoredInstance,
+    CommandOptions, Dispatched, EventStore, NoSnapshots, SnapshotStore,
 };
 
-use super::Transfer;
-use crate::domain::{Account, AccountCommand, TransferRef};
+use crate::domain::{Account, AccountCommand};
 
 /// Sends the [`Transfer`] process's commands to the accounts through a [`CommandExecutor`],
 /// with the options the runner made for each (its idempotency key among them); an account's
@@ -23,30 +22,6 @@ impl<S, N> AccountDispatcher<S, N> {
     }
 }
 
-impl<S, N> AccountDispatcher<S, N>
-where
-    S: EventStore + Clone,
-    N: SnapshotStore + Clone,
-{
-    /// Why the target refused `transfer`'s deposit, if it did and the transfer acted on it.
-    ///
-    /// The runner carries a decision out again whenever its input comes again (after a crash,
-    /// or the feed read again from the start), and sends its commands again under the same
-    /// keys. A key finds an *accepted* command's first result; a *refused* one is decided
-    /// afresh, and a deposit refused because the target was not open yet could then be
-    /// accepted, after the transfer refunded the source: money made twice. So a deposit whose
-    /// refusal the transfer's stream records is refused here again, without asking the target.
-    async fn deposit_refused(&self, transfer: &TransferRef) -> foldline::Result<Option<String>> {
-        let store = self.accounts.store();
-        let instance = StoredInstance::<Transfer>::load(store, &JsonCodec, &transfer.id).await?;
-        Ok(instance
-            .instance
-            .state()
-            .deposit_refusal()
-            .map(str::to_owned))
-    }
-}
-
 impl<S, N> CommandDispatcher<AccountCommand> for AccountDispatcher<S, N>
 where
     S: EventStore + Clone,
@@ -57,14 +32,6 @@ where
         command: &AccountCommand,
         options: CommandOptions,
     ) -> foldline::Result<Dispatched> {
-        if let AccountCommand::Deposit {
-            transfer: Some(transfer),
-            ..
-        } = command
-            && let Some(refusal) = self.deposit_refused(transfer).await?
-        {
-            return Ok(Dispatched::Refused(refusal));
-        }
         match self
             .accounts
             .execute_with::<Account>(command.clone(), options)

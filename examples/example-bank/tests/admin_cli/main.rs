@@ -352,8 +352,9 @@ async fn exit_codes_say_what_happened_and_passwords_are_never_printed() -> anyho
         "{ran:?}"
     );
 
-    // Both caught up: 0. (The targets are dropped first: the index's writer is let go.)
+    // All caught up: 0. (The targets are dropped first: the index's writer is let go.)
     bank.balances().catch_up().await?;
+    bank.transfers().catch_up().await?;
     let ran = bank
         .foldline(&["status", "balances", "--check", "--max-lag", "0"])
         .await?;
@@ -399,8 +400,9 @@ async fn exit_codes_say_what_happened_and_passwords_are_never_printed() -> anyho
         let ran = bank.foldline(args).await?;
         assert_eq!(ran.code, Some(2), "{args:?}: {ran:?}");
         assert!(
-            ran.stderr
-                .contains("error: no projection named `nope` (known: balances, transfer_memos)"),
+            ran.stderr.contains(
+                "error: no projection named `nope` (known: balances, transfer_memos, transfer)"
+            ),
             "{args:?}: {ran:?}"
         );
     }
@@ -472,13 +474,16 @@ async fn a_dead_redis_leaves_the_store_and_the_other_projections_readable() -> a
             .with_context(|| format!("a row for {name}: {ran:?}"))
     };
     assert_eq!(row("balances")?[..4], ["balances", "1", "?", "unreadable"]);
+    // The `transfer` process manager keeps its checkpoint in Redis too.
+    assert_eq!(row("transfer")?[..4], ["transfer", "1", "?", "unreadable"]);
     assert_eq!(
         row("transfer_memos")?[..4],
         ["transfer_memos", "1", "-", "stopped"]
     );
     assert!(
         ran.stderr.starts_with(
-            "error: cannot read the state of balances\n  caused by: redis failed while "
+            "error: cannot read the state of balances, transfer\n  caused by: redis failed \
+             while "
         ),
         "{ran:?}"
     );
@@ -491,8 +496,9 @@ async fn a_dead_redis_leaves_the_store_and_the_other_projections_readable() -> a
         .await?;
     assert_eq!(ran.code, Some(2), "{ran:?}");
     let unreadable = ran.of_type("projection_unreadable");
-    assert_eq!(unreadable.len(), 1, "{ran:?}");
+    assert_eq!(unreadable.len(), 2, "{ran:?}");
     assert_eq!(unreadable[0]["projection"], "balances", "{ran:?}");
+    assert_eq!(unreadable[1]["projection"], "transfer", "{ran:?}");
     assert_eq!(ran.status_of("transfer_memos")["lag_events"], 8, "{ran:?}");
 
     for args in [

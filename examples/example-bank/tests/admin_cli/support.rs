@@ -5,14 +5,17 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::process::{Child, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail, ensure};
 use example_bank::domain::AccountEvent;
 use example_bank::projections::balances::{BalanceTarget, Balances};
+use example_bank::transfer::{AccountDispatcher, Transfer};
 use foldline::{
-    AppendResult, Checkpoint, Position, Projection, ProjectionTarget, ProjectionTargetExt,
-    Projector, ProjectorOptions, SlotId, SlotState,
+    AppendResult, Checkpoint, CommandExecutor, JsonCodec, Position, ProcessProjection,
+    ProcessRunner, ProcessTarget, Projection, ProjectionTarget, ProjectionTargetExt, Projector,
+    ProjectorOptions, SlotId, SlotState,
 };
 use foldline_postgres::PgEventStore;
 use foldline_postgres::PgTestSchema;
@@ -21,6 +24,16 @@ use foldline_redis::RedisTestPrefix;
 use foldline_redis::redis::{self, AsyncCommands};
 use serde_json::Value;
 use tempfile::TempDir;
+
+/// The target of the `transfer` process manager's projector.
+pub(crate) type TransferTarget = ProcessTarget<
+    Transfer,
+    PgEventStore,
+    AccountDispatcher<PgEventStore>,
+    PgEventStore,
+    JsonCodec,
+    RedisTarget,
+>;
 
 /// The binary under test.
 pub(crate) const FOLDLINE: &str = env!("CARGO_BIN_EXE_foldline");
@@ -132,6 +145,21 @@ impl Bank {
     pub(crate) fn balances(&self) -> Projector<PgEventStore, Balances, RedisTarget> {
         Projector::new(self.store(), Balances, self.target())
             .with_options(ProjectorOptions::new().with_idle_interval(Duration::from_millis(100)))
+    }
+
+    /// The `transfer` process manager's projector, as the `foldline` binary registers it:
+    /// its checkpoint beside the balances.
+    pub(crate) fn transfers(
+        &self,
+    ) -> Projector<PgEventStore, ProcessProjection<Transfer>, TransferTarget> {
+        let store = self.store();
+        let accounts = AccountDispatcher::new(CommandExecutor::new(store.clone()));
+        let runner = Arc::new(ProcessRunner::new(store.clone(), accounts, store.clone()));
+        Projector::new(
+            store,
+            ProcessProjection::new(),
+            ProcessTarget::new(runner, self.target()),
+        )
     }
 
     /// Every balance `Balances` holds in the active slot, by account.
