@@ -748,3 +748,122 @@ async fn timer_loops_fire_a_due_timer_once() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+/// Sends through [`Bank`], except deposits into `b` while `broken`: those fail with an error
+/// retrying will not cure (a bug, a ledger gone for good), not a refusal.
+struct BrokenForB<S: EventStore + Clone> {
+    bank: Bank<S>,
+    broken: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for BrokenForB<S> {
+    async fn dispatch(
+        &self,
+        command: &AccountCommand,
+        options: CommandOptions,
+    ) -> foldline::Result<Dispatched> {
+        let to_b = matches!(command, AccountCommand::Deposit { account, .. } if account == "b");
+        if to_b && self.broken.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(foldline::BackendError::new(
+                "bank",
+                foldline::BackendErrorKind::Rejected,
+                "the ledger of b is gone",
+                None,
+            )
+            .into());
+        }
+        self.bank.dispatch(command, options).await
+    }
+}
+
+/// An input that cannot be carried out (not a refusal, not transient) stops the runner before
+/// it under the default policy, and once fixed the transfer goes on; under
+/// `PoisonPolicy::DeadLetter` it is parked, the other transfers go on, and a retry of the dead
+/// letter once fixed completes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_input_that_cannot_be_carried_out_stops_the_runner_or_is_parked() -> anyhow::Result<()> {
+    for policy in [
+        foldline::PoisonPolicy::Stop,
+        foldline::PoisonPolicy::DeadLetter,
+    ] {
+        let store = InMemoryEventStore::new();
+        let executor = CommandExecutor::new(store.clone());
+        let broken = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let dispatcher = BrokenForB {
+            bank: Bank {
+                executor: executor.clone(),
+            },
+            broken: broken.clone(),
+        };
+        let runner = std::sync::Arc::new(ProcessRunner::<Transfer, _, _, _>::new(
+            store.clone(),
+            dispatcher,
+            InMemoryTimerStore::new(),
+        ));
+        open_accounts(&executor).await?;
+        for (transfer, to) in [("t1", "b"), ("t2", "c")] {
+            executor
+                .execute::<Account>(AccountCommand::RequestTransfer {
+                    account: "a".into(),
+                    transfer: transfer.into(),
+                    to: to.into(),
+                    cents: 25,
+                })
+                .await?;
+        }
+        let projector = foldline::Projector::new(
+            store.clone(),
+            foldline::ProcessProjection::<Transfer>::new(),
+            foldline::ProcessTarget::new(runner, checkpoints()).with_poison_policy(policy),
+        );
+        // The runner's commands append events of their own: catch up until none come.
+        let catch_up_all = async || -> foldline::Result<()> {
+            loop {
+                let head = store.head().await?;
+                projector.catch_up().await?;
+                if store.head().await? == head {
+                    return Ok(());
+                }
+            }
+        };
+
+        match policy {
+            foldline::PoisonPolicy::Stop => {
+                let stopped = catch_up_all()
+                    .await
+                    .expect_err("the broken deposit stops it");
+                assert!(
+                    foldline::error_chain(&stopped, ": ").contains("the ledger of b is gone"),
+                    "{stopped}"
+                );
+                assert_eq!(status(&store, "t1").await, ProcessStatus::Running);
+                broken.store(false, std::sync::atomic::Ordering::SeqCst);
+                catch_up_all().await?;
+            }
+            _ => {
+                catch_up_all().await?;
+                assert_eq!(status(&store, "t1").await, ProcessStatus::Running);
+                assert!(
+                    matches!(status(&store, "t2").await, ProcessStatus::Failed { .. }),
+                    "the other transfer went on"
+                );
+                let letters = projector.dead_letters().await?;
+                assert_eq!(letters.len(), 1, "{letters:?}");
+                assert!(letters[0].error.contains("the ledger of b is gone"));
+                assert!(letters[0].event_type.as_str().ends_with("Withdrawn"));
+                broken.store(false, std::sync::atomic::Ordering::SeqCst);
+                assert!(projector.retry_dead_letter(letters[0].event_id).await?);
+                catch_up_all().await?;
+                assert!(projector.dead_letters().await?.is_empty());
+            }
+        }
+        assert_eq!(
+            status(&store, "t1").await,
+            ProcessStatus::Completed,
+            "{policy:?}"
+        );
+        assert_eq!(balance(&executor, "b").await, 25, "{policy:?}");
+        assert_eq!(balance(&executor, "a").await, 75, "{policy:?}");
+    }
+    Ok(())
+}

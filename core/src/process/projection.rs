@@ -5,12 +5,13 @@
 use super::runner::Received;
 use super::{CommandDispatcher, Input, ProcessManager, ProcessRunner, TimerStore};
 use crate::codec::Codec;
-use crate::error::{BoxError, Result};
+use crate::error::{BoxError, Result, error_chain};
+use crate::event::RecordedEvent;
 use crate::names::{ProjectionName, StreamId};
 use crate::position::Checkpoint;
 use crate::projection::{
-    Commit, CommitOutcome, DeadLetter, Envelope, NewSlot, Projection, ProjectionControl,
-    ProjectionTarget, ProjectorHeartbeat, SlotId, SlotInfo,
+    Commit, CommitOutcome, DeadLetter, Envelope, NewSlot, PoisonPolicy, Projection,
+    ProjectionControl, ProjectionTarget, ProjectorHeartbeat, SlotId, SlotInfo,
 };
 use crate::store::{EventStore, StoreIdentity};
 use std::marker::PhantomData;
@@ -45,7 +46,16 @@ impl<P> std::fmt::Debug for ProcessProjection<P> {
 
 /// The inputs a batch of the feed holds for the instances of `P`, in feed order.
 pub struct ProcessInputs<P: ProcessManager> {
-    inputs: Vec<(StreamId, Received, Input<P>)>,
+    inputs: Vec<PendingInput<P>>,
+}
+
+/// One input of a batch: the instance it is for, the input, and the event it came from (what
+/// a dead letter names).
+struct PendingInput<P: ProcessManager> {
+    stream: StreamId,
+    received: Received,
+    input: Input<P>,
+    event: RecordedEvent,
 }
 
 impl<P: ProcessManager> Default for ProcessInputs<P> {
@@ -88,10 +98,12 @@ impl<P: ProcessManager> Projection for ProcessProjection<P> {
     ) -> Result<(), BoxError> {
         if let Some(id) = P::correlate(&event) {
             let stream = super::instance_stream::<P>(&id)?;
-            let received = Received::of(event.recorded);
-            writes
-                .inputs
-                .push((stream, received, Input::Event(event.event)));
+            writes.inputs.push(PendingInput {
+                stream,
+                received: Received::of(event.recorded),
+                input: Input::Event(event.event),
+                event: event.recorded.clone(),
+            });
         }
         Ok(())
     }
@@ -102,15 +114,37 @@ impl<P: ProcessManager> Projection for ProcessProjection<P> {
 /// checkpoint (and dead letters) in `inner`, which keeps the slots, leases, controls and
 /// heartbeats. A crash between the two hands the batch over again; every instance recognizes
 /// the inputs it decided on already, so nothing happens twice.
+///
+/// An input whose carrying out fails for a reason that is not transient (an instance's stream
+/// that does not decode, a dispatcher's error that retrying will not cure) is handled by the
+/// target's [`PoisonPolicy`]: [`Stop`](PoisonPolicy::Stop) (the default) fails the commit,
+/// so the projector stops before that event and resumes there once it is fixed;
+/// [`DeadLetter`](PoisonPolicy::DeadLetter) parks the event with the error, atomically with
+/// the checkpoint, and carries the rest of the batch out. A parked input is one its instance
+/// has not seen: retry it (`foldline dead-letters retry`) once the cause is fixed. Transient
+/// failures always fail the commit, and the projector retries the batch.
 pub struct ProcessTarget<P, S, D, T, C, I> {
     runner: Arc<ProcessRunner<P, S, D, T, C>>,
     inner: I,
+    poison: PoisonPolicy,
 }
 
 impl<P, S, D, T, C, I> ProcessTarget<P, S, D, T, C, I> {
-    /// A target carrying inputs out through `runner` and keeping its checkpoints in `inner`.
+    /// A target carrying inputs out through `runner` and keeping its checkpoints in `inner`;
+    /// an input that cannot be carried out stops it ([`PoisonPolicy::Stop`]).
     pub fn new(runner: Arc<ProcessRunner<P, S, D, T, C>>, inner: I) -> Self {
-        ProcessTarget { runner, inner }
+        ProcessTarget {
+            runner,
+            inner,
+            poison: PoisonPolicy::Stop,
+        }
+    }
+
+    /// Sets what an input that cannot be carried out does.
+    #[must_use]
+    pub fn with_poison_policy(mut self, poison: PoisonPolicy) -> Self {
+        self.poison = poison;
+        self
     }
 }
 
@@ -188,13 +222,36 @@ where
             return Ok(CommitOutcome::Moved { actual: stored });
         }
         let now = SystemTime::now();
-        for (stream, received, input) in commit.writes.inputs {
-            self.runner
-                .handle_input(stream, received, input, now)
-                .await?;
+        let mut park = commit.park;
+        for pending in commit.writes.inputs {
+            let handled = self
+                .runner
+                .handle_input(pending.stream, pending.received, pending.input, now)
+                .await;
+            match handled {
+                Ok(_) => {}
+                Err(error) if error.is_transient() || self.poison == PoisonPolicy::Stop => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::error!(
+                        process = P::NAME,
+                        event_id = %pending.event.event_id,
+                        error = %error_chain(&error, ": "),
+                        "an input could not be carried out; parked as a dead letter"
+                    );
+                    metrics::counter!("foldline_process_parked_inputs_total", "process" => P::NAME)
+                        .increment(1);
+                    park.push(DeadLetter::new(
+                        &pending.event,
+                        error_chain(&error, ": "),
+                        1,
+                    ));
+                }
+            }
         }
         let checkpoint_only = Commit::new(commit.expected, commit.checkpoint, I::Writes::default())
-            .with_park(commit.park)
+            .with_park(park)
             .with_unpark(commit.unpark);
         self.inner.commit(projection, slot, checkpoint_only).await
     }
