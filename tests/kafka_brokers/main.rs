@@ -305,6 +305,7 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
     let warnings = capture_warnings();
     let retakes_before = retakes(&warnings);
     let unsettled_before = unsettled(&warnings);
+    let decided_before = Retakes::of(&warnings);
     let broker = SingleBroker::start()?;
     let store = store_on(SINGLE_BROKER, 1).await?;
     let outcome = outage_under_writers_and_a_subscriber(&store, || {
@@ -324,6 +325,7 @@ async fn a_single_broker_killed_and_restarted_under_writers_and_a_subscriber() -
     let retaken = retakes(&warnings) - retakes_before;
     let unsettled = unsettled(&warnings) - unsettled_before;
     eprintln!("partitions taken again: {retaken} (a commit that did not settle: {unsettled})");
+    eprintln!("{}", decisions(&warnings, &decided_before));
     Ok(())
 }
 
@@ -345,6 +347,7 @@ async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_
         more_acks(&acks, 0, 100).await?;
 
         let retakes_before = retakes(&warnings);
+        let decided_before = Retakes::of(&warnings);
         broker.kafka_sh(&["freeze"])?;
         tokio::time::sleep(Duration::from_secs(15)).await;
         broker.kafka_sh(&["thaw"])?;
@@ -359,6 +362,7 @@ async fn a_broker_frozen_mid_transaction_leaves_outcomes_unknown_and_nothing_is_
             "partitions taken again (an unknown outcome, or a commit that did not settle): \
              {retaken}"
         );
+        eprintln!("{}", decisions(&warnings, &decided_before));
         ensure!(
             retaken >= 1,
             "no partition was taken again: the freeze did not reach the path under test"
@@ -418,6 +422,43 @@ fn retakes(captured: &Mutex<Vec<u8>>) -> usize {
 /// How many times a writer's committed transaction did not settle (its markers late or lost).
 fn unsettled(captured: &Mutex<Vec<u8>>) -> usize {
     occurrences(captured, "a committed transaction did not settle: taking")
+}
+
+/// What the takes' marks decided for the transactions that did not settle, as text: how many
+/// each way where a partition showed its markers, and how many as the writer was told (no
+/// partition did). Counted from the captured warnings since `before` (a [`Retakes`]).
+fn decisions(captured: &Mutex<Vec<u8>>, before: &Retakes) -> String {
+    let now = Retakes::of(captured);
+    format!(
+        "aborts that did not settle: {}; marks decided as the markers showed: committed {}, \
+         aborted {}; as the writer was told: {}",
+        now.aborts_unsettled - before.aborts_unsettled,
+        now.shown_committed - before.shown_committed,
+        now.shown_aborted - before.shown_aborted,
+        now.as_told - before.as_told,
+    )
+}
+
+/// Counts of the warnings about transactions that did not settle, at one moment.
+struct Retakes {
+    aborts_unsettled: usize,
+    shown_committed: usize,
+    shown_aborted: usize,
+    as_told: usize,
+}
+
+impl Retakes {
+    fn of(captured: &Mutex<Vec<u8>>) -> Self {
+        Retakes {
+            aborts_unsettled: occurrences(
+                captured,
+                "an aborted transaction did not settle: taking",
+            ),
+            shown_committed: occurrences(captured, "did not settle is committed where"),
+            shown_aborted: occurrences(captured, "did not settle is aborted where"),
+            as_told: occurrences(captured, "the marks decide it as the writer was told"),
+        }
+    }
 }
 
 fn occurrences(captured: &Mutex<Vec<u8>>, text: &str) -> usize {

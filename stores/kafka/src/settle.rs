@@ -10,17 +10,23 @@
 //! transaction of the same producer decides them with its own outcome, partition by partition:
 //! an event aborted in one partition while its head is committed in another (a version
 //! missing from its stream), or the other way round (a version stored twice). So a writer
-//! begins no transaction before its last one is settled, and one that does not settle in
-//! [`SETTLE_TIMEOUT`] makes it take the partition again: the take's marks decide the records
-//! as committed in every partition (`PartitionWriter::mark_partitions`), which is what the
-//! coordinator decided.
+//! begins no transaction before its last one is settled — committed or aborted alike: an
+//! abort's markers are lost the same way, and the next commit would then decide the aborted
+//! records as committed — and one that does not settle in [`SETTLE_TIMEOUT`] makes it take the
+//! partition again. The take's marks then decide the records the way the coordinator did
+//! (`PartitionWriter::mark_partitions`): as the partitions where the markers did arrive show
+//! it ([`SettleProbe::decision`]), or, where none did, as the writer was told (committed, or
+//! aborted; an outcome it was not told is taken as aborted, as the append was answered).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use foldline::DriverErrors;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
+use rdkafka::{Message, Offset, TopicPartitionList};
 
+use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::topics::{blocking, committed_consumer};
 
@@ -35,7 +41,7 @@ const MAX_PAUSE: Duration = Duration::from_millis(50);
 /// The last offset a transaction wrote in each partition it wrote to. A handful of partitions
 /// (its events' and heads' partition, the keys' it used), recorded once per record: a list
 /// searched in place, so a record allocates nothing unless its partition is new.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub(crate) struct Tails(Vec<(String, i32, i64)>);
 
 impl Tails {
@@ -48,6 +54,24 @@ impl Tails {
             Some((_, _, last)) => *last = (*last).max(offset),
             None => self.0.push((topic.to_owned(), partition, offset)),
         }
+    }
+}
+
+/// How a transaction ended, as its markers say.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Decision {
+    /// Committed: its records are read.
+    Commit,
+    /// Aborted: its records are skipped.
+    Abort,
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Decision::Commit => "committed",
+            Decision::Abort => "aborted",
+        })
     }
 }
 
@@ -111,6 +135,44 @@ impl SettleProbe {
         }
     }
 
+    /// How the transaction that wrote `tails` ended, as the first partition found stable past
+    /// its record shows it (the record read `read_committed`: there, or skipped); `None` when
+    /// no partition is, within [`SETTLE_TIMEOUT`] (its markers lost everywhere). Waits off the
+    /// async runtime.
+    pub(crate) async fn decision(
+        self: &Arc<Self>,
+        tails: Tails,
+        options: &KafkaStoreOptions,
+    ) -> Result<Option<Decision>, foldline::Error> {
+        let (probe, options) = (Arc::clone(self), options.clone());
+        blocking(move || probe.find_decision(&tails, &options)).await
+    }
+
+    fn find_decision(
+        &self,
+        tails: &Tails,
+        options: &KafkaStoreOptions,
+    ) -> Result<Option<Decision>, foldline::Error> {
+        let deadline = Instant::now() + SETTLE_TIMEOUT;
+        let mut pause = Duration::from_millis(1);
+        loop {
+            for (topic, partition, last) in &tails.0 {
+                if let Ok((_, stable)) =
+                    self.consumer
+                        .fetch_watermarks(topic, *partition, self.request_timeout)
+                    && stable > *last
+                {
+                    return visible_at(options, topic, *partition, *last).map(Some);
+                }
+            }
+            if Instant::now() + pause > deadline {
+                return Ok(None);
+            }
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+
     /// Blocks until every partition of `tails` is stable past its last record, or `timeout`
     /// passes.
     fn wait(&self, tails: &Tails, timeout: Duration) -> Result<(), Unsettled> {
@@ -142,4 +204,37 @@ impl SettleProbe {
         }
         Ok(())
     }
+}
+
+/// Whether the record at `offset` of `topic`'s `partition`, below its last stable offset, was
+/// committed (a `read_committed` consumer reads it) or aborted (it skips it).
+fn visible_at(
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: i32,
+    offset: i64,
+) -> Result<Decision, foldline::Error> {
+    let context = || format!("reading offset {offset} of partition {partition} of `{topic}`");
+    let consumer = committed_consumer(options, context())?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(topic, partition, Offset::Offset(offset))
+        .map_err(|e| Kafka::error(context(), e))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| Kafka::error(context(), e))?;
+    let deadline = Instant::now() + options.timeout;
+    while Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) if message.offset() == offset => return Ok(Decision::Commit),
+            // Skipped past it, or to the partition's end without it: aborted.
+            Some(Ok(_)) | Some(Err(KafkaError::PartitionEOF(_))) => return Ok(Decision::Abort),
+            Some(Err(error)) => return Err(Kafka::error(context(), error)),
+            None => {}
+        }
+    }
+    Err(Kafka::error(
+        context(),
+        KafkaError::MessageConsumption(rdkafka::error::RDKafkaErrorCode::OperationTimedOut),
+    ))
 }

@@ -16,9 +16,11 @@
 //! on its own, in arrival order, against the index and the appends before it in the batch;
 //! the accepted ones are produced in one transaction: their events, then each touched stream's
 //! new head and each idempotency key's result. The index changes only once the transaction is
-//! committed, and the next transaction begins only once this one has settled: its markers
-//! written in every partition it wrote to (`settle.rs`). An abortable failure aborts and fails
-//! the batch (transient: retry, with an idempotency key to be sure); a fatal one (fenced:
+//! committed, and the next transaction begins only once this one has settled, committed or
+//! aborted: its markers written in every partition it wrote to (`settle.rs`); one that does
+//! not settle makes the writer take the partition again, and the take's marks decide its
+//! records the way the coordinator did. An abortable failure aborts and fails the batch
+//! (transient: retry, with an idempotency key to be sure); a fatal one (fenced:
 //! another writer took the partition) fails it as `NotOwner` and gives the partition up until
 //! the group assigns it again (or, while the group still assigns it here, for 10 s).
 
@@ -42,7 +44,7 @@ use crate::options::KafkaStoreOptions;
 use crate::ownership::{Ownership, OwnershipListener, REJOIN_AFTER};
 use crate::records::{self, KeyedAppend, StreamHead};
 use crate::scan::wait_decided;
-use crate::settle::{SETTLE_TIMEOUT, SettleProbe, Tails};
+use crate::settle::{Decision, SETTLE_TIMEOUT, SettleProbe, Tails};
 use crate::topics::{TopicNames, blocking, client_config};
 
 /// How many appends may wait for a partition's writer before `append` waits for room.
@@ -398,12 +400,23 @@ struct PartitionWriter {
     takes: AtomicU64,
     /// Why the partition must be taken again before the next transaction, if it must (see
     /// [`PartitionWriter::must_take_again`]).
-    take_again: Mutex<Option<&'static str>>,
+    take_again: Mutex<Option<Retake>>,
+}
+
+/// Why a writer takes its partition again, and what its marks decide for the transaction that
+/// did not settle.
+struct Retake {
+    why: &'static str,
+    /// Where that transaction's records are known to be (their partitions' last offsets).
+    tails: Tails,
+    /// How it ended as far as the writer was told: what the marks decide where no partition
+    /// shows its markers.
+    told: Decision,
 }
 
 impl PartitionWriter {
     async fn run(self, mut queue: mpsc::Receiver<PendingAppend>) {
-        let mut taken = match self.take().await {
+        let mut taken = match self.take(None).await {
             Ok(taken) => taken,
             Err(error) => {
                 return self
@@ -429,8 +442,8 @@ impl PartitionWriter {
             // Only a commit gives a reason to take the partition again, so this is the one
             // place to look: at once, not before the next batch, so that a partition revoked
             // meanwhile is still resolved.
-            if let Some(why) = self.must_take_again() {
-                match self.take_again(why).await {
+            if let Some(retake) = self.must_take_again() {
+                match self.take_again(retake).await {
                     Ok(again) => taken = again,
                     Err(error) => {
                         return self
@@ -442,16 +455,17 @@ impl PartitionWriter {
         }
     }
 
-    /// Takes the partition again, for `why`. Appends wait meanwhile, and idempotency keys are
-    /// read again: a key of an earlier transaction may be used after all.
-    async fn take_again(&self, why: &str) -> Result<Taken, Error> {
+    /// Takes the partition again, for `retake`'s reason. Appends wait meanwhile, and
+    /// idempotency keys are read again: a key of an earlier transaction may be used after all.
+    async fn take_again(&self, retake: Retake) -> Result<Taken, Error> {
         tracing::warn!(
             partition = self.partition,
-            "{why}: taking the partition again"
+            "{}: taking the partition again",
+            retake.why
         );
         self.ready.send_replace(None);
         self.writers.keys.forget_loaded().await;
-        self.take().await
+        self.take(Some(retake)).await
     }
 
     /// Why the partition must be taken again before the next transaction, if it must:
@@ -459,23 +473,29 @@ impl PartitionWriter {
     /// - a transaction failed and could not be aborted: whether it committed is not known
     ///   here, so the index may be behind; taken again, the partition's writer resolves it and
     ///   the barrier rebuilds the index from what was committed;
-    /// - a committed transaction did not settle (`settle.rs`): its markers may be lost, and
-    ///   the next transaction of this producer would decide its records. Taken again, the
-    ///   writer commits its mark in every partition a transaction of it writes to
-    ///   (`mark_partitions`), which decides such records as committed everywhere.
-    fn must_take_again(&self) -> Option<&'static str> {
+    /// - a committed or aborted transaction did not settle (`settle.rs`): its markers may be
+    ///   lost, and the next transaction of this producer would decide its records. Taken
+    ///   again, the writer ends a transaction of marks in every partition a transaction of it
+    ///   writes to (`mark_partitions`), committed or aborted as the coordinator decided the
+    ///   unsettled one, which decides such records that way everywhere.
+    fn must_take_again(&self) -> Option<Retake> {
         self.take_again
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
     }
 
-    /// Makes the writer take its partition again before its next transaction, for `why`.
-    fn take_again_for(&self, why: &'static str) {
+    /// Makes the writer take its partition again before its next transaction, for `why`: the
+    /// transaction that wrote `tails` did not settle; the writer was `told` it ended so.
+    fn take_again_for(&self, why: &'static str, tails: &Tails, told: Decision) {
         *self
             .take_again
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(why);
+            .unwrap_or_else(PoisonError::into_inner) = Some(Retake {
+            why,
+            tails: tails.clone(),
+            told,
+        });
     }
 
     /// The group revoked the partition: every append still queued is refused.
@@ -510,8 +530,9 @@ impl PartitionWriter {
         self.writers.lost(self.partition, self.number, why);
     }
 
-    /// Fences earlier writers of the partition and rebuilds the index (the barrier).
-    async fn take(&self) -> Result<Taken, Error> {
+    /// Fences earlier writers of the partition and rebuilds the index (the barrier); after a
+    /// `retake`, decides the transaction that did not settle as the coordinator did.
+    async fn take(&self, retake: Option<Retake>) -> Result<Taken, Error> {
         let options = &self.writers.options;
         let names = &self.writers.names;
         let transactional_id = format!("{}.writer.{}", options.topic_prefix, self.partition);
@@ -540,7 +561,11 @@ impl PartitionWriter {
         .await?;
 
         let probe = Arc::new(SettleProbe::new(options)?);
-        self.mark_partitions(&producer, &probe).await?;
+        let decision = match retake {
+            None => Decision::Commit,
+            Some(retake) => self.unsettled_decision(&probe, retake).await?,
+        };
+        self.mark_partitions(&producer, &probe, decision).await?;
 
         let (options, names, partition) = (options.clone(), names.clone(), self.partition);
         let index = blocking(move || {
@@ -565,18 +590,48 @@ impl PartitionWriter {
         Ok(Taken { producer, probe })
     }
 
-    /// Commits a marker record (empty key, no value: readers skip it, `records::is_marker`)
+    /// How the transaction `retake` names ended: as a partition where its markers arrived
+    /// shows it, or, where none did, as the writer was told.
+    async fn unsettled_decision(
+        &self,
+        probe: &Arc<SettleProbe>,
+        retake: Retake,
+    ) -> Result<Decision, Error> {
+        let told = retake.told;
+        match probe.decision(retake.tails, &self.writers.options).await? {
+            Some(shown) => {
+                tracing::warn!(
+                    partition = self.partition,
+                    "the transaction that did not settle is {shown} where its markers arrived \
+                     (the writer was told: {told}); the marks decide it so everywhere"
+                );
+                Ok(shown)
+            }
+            None => {
+                tracing::warn!(
+                    partition = self.partition,
+                    "no partition holds the markers of the transaction that did not settle; \
+                     the marks decide it as the writer was told: {told}"
+                );
+                Ok(told)
+            }
+        }
+    }
+
+    /// Writes a marker record (empty key, no value: readers skip it, `records::is_marker`)
     /// to this partition of `<prefix>.events` and `<prefix>.heads` and to every partition of
     /// `<prefix>.keys` (every topic a transaction of this writer writes to), before the
-    /// barrier reads the heads. Its commit decides, as committed, any record an earlier
-    /// producer of this partition left undecided (a commit whose markers the brokers lost:
-    /// `must_take_again`); and the write, acknowledged by every in-sync replica, moves each
-    /// partition's high watermark past everything before it, which a broker restarted after a
-    /// crash was seen to leave behind committed records.
+    /// barrier reads the heads, and ends that transaction as `decision` says. Its markers
+    /// decide that way any record an earlier producer of this partition left undecided (a
+    /// transaction whose markers the brokers lost: `must_take_again`); and the write,
+    /// acknowledged by every in-sync replica, moves each partition's high watermark past
+    /// everything before it, which a broker restarted after a crash was seen to leave behind
+    /// committed records.
     async fn mark_partitions(
         &self,
         producer: &TxProducer,
         probe: &Arc<SettleProbe>,
+        decision: Decision,
     ) -> Result<(), Error> {
         let names = &self.writers.names;
         let context = || {
@@ -606,12 +661,17 @@ impl PartitionWriter {
             match delivered(delivery).await {
                 Ok(offset) => tails.record(topic, partition, offset),
                 Err(error) => {
-                    self.abort(producer).await;
+                    // Not settled here: the take fails, and the next one marks again.
+                    let _ = abort_transaction(producer, self.writers.options.timeout).await;
                     return Err(delivery_failed(context(), error));
                 }
             }
         }
-        commit_transaction(producer, self.writers.options.timeout, context()).await?;
+        let timeout = self.writers.options.timeout;
+        match decision {
+            Decision::Commit => commit_transaction(producer, timeout, context()).await?,
+            Decision::Abort => abort_transaction(producer, timeout).await?,
+        }
         // The marks' own markers lost would leave the records they decide undecided still.
         probe.settled(tails).await.map_err(|unsettled| {
             Kafka::failure(
@@ -636,7 +696,7 @@ impl PartitionWriter {
             return Ok(());
         }
         let started = Instant::now();
-        match self.write(producer, &plan).await {
+        match self.write(taken, &plan).await {
             Ok(Written {
                 results,
                 heads,
@@ -710,7 +770,8 @@ impl PartitionWriter {
 
     /// Produces the plan's records in one transaction and commits it; the accepted appends'
     /// results, in order.
-    async fn write(&self, producer: &TxProducer, plan: &Plan) -> Result<Written, Error> {
+    async fn write(&self, taken: &Taken, plan: &Plan) -> Result<Written, Error> {
+        let producer = &taken.producer;
         let names = &self.writers.names;
         let timeout = self.writers.options.timeout;
         let partition = i32::try_from(self.partition).unwrap_or(i32::MAX);
@@ -728,13 +789,15 @@ impl PartitionWriter {
                 Some(Box::new(e)),
             )
         })?;
+        // Where the transaction's records went, as far as known: what settling it checks,
+        // whether it is committed or aborted.
+        let mut tails = Tails::default();
         let outcome = async {
             let now = records::now_millis();
             // The events, all sent at once.
             let mut deliveries: Vec<Vec<DeliveryFuture>> = Vec::with_capacity(plan.accepted.len());
             // The heads' and keys' records, awaited before the commit.
             let mut side: Vec<(&str, i32, DeliveryFuture)> = Vec::new();
-            let mut tails = Tails::default();
             for (append, previous) in plan.accepted.iter().zip(&plan.previous) {
                 let stream = append.request.stream();
                 let mut version = *previous;
@@ -752,6 +815,7 @@ impl PartitionWriter {
                 deliveries.push(futures);
             }
             // The events' offsets make the results (their positions) and the streams' heads.
+            let mut failed: Option<Error> = None;
             let mut results = Vec::with_capacity(plan.accepted.len());
             let mut heads: HashMap<StreamId, StreamEntry> = HashMap::new();
             for (((append, previous), known), futures) in plan
@@ -761,14 +825,23 @@ impl PartitionWriter {
                 .zip(&plan.known)
                 .zip(deliveries)
             {
+                // Every delivery is awaited, failed ones or not: `tails` must hold every record
+                // written, for the abort to settle (`abort`).
                 let (mut first, mut last) = (None, None);
                 for future in futures {
-                    let offset = delivered(future)
-                        .await
-                        .map_err(|e| delivery_failed(context(), e))?;
-                    tails.record(&names.events, partition, offset);
-                    first = first.or(Some(offset));
-                    last = Some(offset);
+                    match delivered(future).await {
+                        Ok(offset) => {
+                            tails.record(&names.events, partition, offset);
+                            first = first.or(Some(offset));
+                            last = Some(offset);
+                        }
+                        Err(e) => {
+                            failed.get_or_insert_with(|| delivery_failed(context(), e));
+                        }
+                    }
+                }
+                if failed.is_some() {
+                    continue;
                 }
                 let stream = append.request.stream();
                 let current = Version::new(previous.get() + append.request.events().len() as u64);
@@ -788,6 +861,9 @@ impl PartitionWriter {
                     current,
                     last.map(|o| Position::new(self.partition, u64::try_from(o).unwrap_or(0), 0)),
                 ));
+            }
+            if let Some(error) = failed {
+                return Err(error);
             }
             for (stream, head) in &heads {
                 let value = serde_json::to_vec(&StreamHead {
@@ -829,15 +905,20 @@ impl PartitionWriter {
             // delivery report the producer's own polling thread takes, until the next event
             // (about 100 ms per transaction, measured).
             for (topic, partition, future) in side {
-                let offset = delivered(future)
-                    .await
-                    .map_err(|e| delivery_failed(context(), e))?;
-                tails.record(topic, partition, offset);
+                match delivered(future).await {
+                    Ok(offset) => tails.record(topic, partition, offset),
+                    Err(e) => {
+                        failed.get_or_insert_with(|| delivery_failed(context(), e));
+                    }
+                }
+            }
+            if let Some(error) = failed {
+                return Err(error);
             }
             Ok::<_, Error>(Written {
                 results,
                 heads,
-                tails,
+                tails: tails.clone(),
             })
         }
         .await;
@@ -853,14 +934,14 @@ impl PartitionWriter {
                         // even succeed): the index cannot tell, so the partition is taken again
                         // and the index rebuilt from what was committed, whatever the abort says.
                         // Seen as two events at one version after a broker was killed.
-                        self.take_again_for(UNKNOWN_OUTCOME);
-                        self.abort(producer).await;
+                        self.take_again_for(UNKNOWN_OUTCOME, &tails, Decision::Abort);
+                        self.abort(taken, &tails).await;
                         Err(error)
                     }
                 }
             }
             Err(error) => {
-                self.abort(producer).await;
+                self.abort(taken, &tails).await;
                 Err(error)
             }
         }
@@ -869,7 +950,7 @@ impl PartitionWriter {
     /// Waits until the transaction just committed is settled (`settle.rs`); if it is not, the
     /// partition is taken again before the next transaction.
     async fn settle(&self, probe: &Arc<SettleProbe>, tails: Tails) {
-        let Err(unsettled) = probe.settled(tails).await else {
+        let Err(unsettled) = probe.settled(tails.clone()).await else {
             return;
         };
         tracing::warn!(
@@ -877,7 +958,11 @@ impl PartitionWriter {
             %unsettled,
             "a committed transaction did not settle in {SETTLE_TIMEOUT:?}"
         );
-        self.take_again_for("a committed transaction did not settle");
+        self.take_again_for(
+            "a committed transaction did not settle",
+            &tails,
+            Decision::Commit,
+        );
     }
 
     /// The appends of `batch` fit to commit: an append whose idempotency key was looked up
@@ -904,21 +989,43 @@ impl PartitionWriter {
         fit
     }
 
-    /// Aborts the open transaction, if it can be (a fenced producer cannot: it is done).
-    async fn abort(&self, producer: &TxProducer) {
-        let aborter = producer.clone();
-        let timeout = self.writers.options.timeout;
-        let aborted = blocking(move || {
-            aborter
-                .abort_transaction(timeout)
-                .map_err(|e| Kafka::error("aborting a transaction", e))
-        })
-        .await;
-        if let Err(error) = aborted {
-            tracing::debug!(partition = self.partition, error = %foldline::error_chain(&error, ": "), "could not abort");
-            self.take_again_for(UNKNOWN_OUTCOME);
+    /// Aborts the open transaction, which wrote `tails`, and waits until the abort has
+    /// settled. A transaction that cannot be aborted (a fenced producer cannot: it is done)
+    /// has an unknown outcome; one whose abort does not settle may have lost its markers. For
+    /// both the partition is taken again before the next transaction.
+    async fn abort(&self, taken: &Taken, tails: &Tails) {
+        match abort_transaction(&taken.producer, self.writers.options.timeout).await {
+            Err(error) => {
+                tracing::debug!(partition = self.partition, error = %foldline::error_chain(&error, ": "), "could not abort");
+                self.take_again_for(UNKNOWN_OUTCOME, tails, Decision::Abort);
+            }
+            Ok(()) => {
+                if let Err(unsettled) = taken.probe.settled(tails.clone()).await {
+                    tracing::warn!(
+                        partition = self.partition,
+                        %unsettled,
+                        "an aborted transaction did not settle in {SETTLE_TIMEOUT:?}"
+                    );
+                    self.take_again_for(
+                        "an aborted transaction did not settle",
+                        tails,
+                        Decision::Abort,
+                    );
+                }
+            }
         }
     }
+}
+
+/// Aborts `producer`'s open transaction, off the async runtime.
+async fn abort_transaction(producer: &TxProducer, timeout: Duration) -> Result<(), Error> {
+    let aborter = producer.clone();
+    blocking(move || {
+        aborter
+            .abort_transaction(timeout)
+            .map_err(|e| Kafka::error("aborting a transaction", e))
+    })
+    .await
 }
 
 /// Commits `producer`'s open transaction, off the async runtime (librdkafka blocks until the
