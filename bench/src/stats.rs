@@ -49,6 +49,12 @@ impl Latencies {
         self.sorted = false;
     }
 
+    /// Moves every sample of `other` into these.
+    pub(crate) fn append(&mut self, other: &mut Latencies) {
+        self.nanos.append(&mut other.nanos);
+        self.sorted = false;
+    }
+
     /// The `p`-th percentile (0-100), in microseconds.
     pub(crate) fn percentile_us(&mut self, p: f64) -> f64 {
         if !self.sorted {

@@ -67,6 +67,8 @@ const NAME: &str = "live-lag";
 const SCHEMA: &str = "bench_live_lag";
 /// Seconds per measured phase unless `--seconds` says otherwise.
 const SECONDS: f64 = 5.0;
+/// Appends per second unless `--rate` says otherwise.
+const RATE: f64 = 500.0;
 /// Streams the appends go to, round robin.
 const STREAMS: u64 = 1000;
 /// Connections of the store's pool (the writer has its own).
@@ -80,8 +82,9 @@ const TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     ensure!(options.rounds >= 1, "--rounds must be at least 1");
+    let rate = options.rate.unwrap_or(RATE);
     ensure!(
-        options.rate > 0.0 && options.rate <= 100_000.0,
+        rate > 0.0 && rate <= 100_000.0,
         "--rate must be above 0 and at most 100 000"
     );
     let batch = options.batch_or(super::redis_projection::BATCH);
@@ -94,11 +97,11 @@ pub(super) async fn run(options: Options) -> anyhow::Result<Vec<Figure>> {
     let raw_prefix = RedisPrefix::new("r")?;
     let target = prefix.target().await?;
     let conn = redis_prefix::connect().await?;
-    let load = Load::new(&store, options.rate)?;
+    let load = Load::new(&store, rate)?;
     eprintln!(
         "   {} appends/s for {:.1} s per phase; projector batches of {batch}; schema {SCHEMA} \
          dropped and recreated",
-        options.rate,
+        rate,
         measured.as_secs_f64()
     );
 

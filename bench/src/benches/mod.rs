@@ -13,6 +13,7 @@ mod pg_append_1;
 mod pg_append_100;
 mod pg_feed;
 mod pg_load;
+mod process_transfers;
 mod redis_projection;
 mod tantivy_projection;
 
@@ -83,9 +84,26 @@ pub(crate) struct Options {
     #[arg(long)]
     pub(crate) keep: bool,
 
-    /// live-lag: appends per second (one event each), started on a fixed schedule.
-    #[arg(long, default_value_t = 500.0, value_name = "N")]
-    pub(crate) rate: f64,
+    /// live-lag: appends per second (one event each; default 500); process-transfers:
+    /// transfers per second of the latency phases (default: half the throughput measured
+    /// through the process manager in the same run). Started on a fixed schedule.
+    #[arg(long, value_name = "N")]
+    pub(crate) rate: Option<f64>,
+
+    /// process-transfers: transfers each requesting task keeps in flight through the process
+    /// manager (default 16).
+    #[arg(long, value_name = "N")]
+    pub(crate) in_flight: Option<usize>,
+
+    /// process-transfers: the runner's idle interval, in milliseconds (default 20, the
+    /// process worker's).
+    #[arg(long, value_name = "MS")]
+    pub(crate) idle_ms: Option<u64>,
+
+    /// process-transfers: how many instances' inputs of a batch the runner carries out at
+    /// once (`ProcessTarget::with_concurrency`; default its own, 32).
+    #[arg(long, value_name = "N")]
+    pub(crate) concurrent: Option<usize>,
 }
 
 impl Options {
@@ -216,6 +234,14 @@ pub(crate) const BENCHES: &[Bench] = &[
         about: "append-to-visible-in-Redis latency p50/p99 of a live Projector under a steady \
                 append load on PostgreSQL, against a plain SET per subscription batch",
         run: |options| Box::pin(live_lag::run(options)),
+    },
+    Bench {
+        name: "process-transfers",
+        about: "transfers/s from request to completed through a process manager on \
+                PostgreSQL (runner on the feed, checkpoint in Redis, timers in PostgreSQL), \
+                against the same commands sent directly by a loop; request-to-completed \
+                latency p50/p99 at a fixed rate",
+        run: |options| Box::pin(process_transfers::run(options)),
     },
 ];
 

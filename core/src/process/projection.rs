@@ -2,6 +2,13 @@
 //! and reported on as for any projection; the target carries each batch's inputs out before
 //! it commits the checkpoint.
 
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use futures_util::{StreamExt, stream};
+
 use super::runner::Received;
 use super::{CommandDispatcher, Input, ProcessManager, ProcessRunner, TimerStore};
 use crate::codec::Codec;
@@ -14,9 +21,6 @@ use crate::projection::{
     ProjectionControl, ProjectionTarget, ProjectorHeartbeat, SlotId, SlotInfo,
 };
 use crate::store::{EventStore, StoreIdentity};
-use std::marker::PhantomData;
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
 
 /// Process manager `P` as a [`Projection`] named [`P::NAME`](ProcessManager::NAME): its
 /// handler only correlates (pure, as handlers are); the inputs go to a [`ProcessTarget`],
@@ -127,7 +131,11 @@ pub struct ProcessTarget<P, S, D, T, C, I> {
     runner: Arc<ProcessRunner<P, S, D, T, C>>,
     inner: I,
     poison: PoisonPolicy,
+    concurrency: usize,
 }
+
+/// How many instances' inputs a commit carries out at once, by default.
+const CONCURRENCY: usize = 32;
 
 impl<P, S, D, T, C, I> ProcessTarget<P, S, D, T, C, I> {
     /// A target carrying inputs out through `runner` and keeping its checkpoints in `inner`;
@@ -137,7 +145,18 @@ impl<P, S, D, T, C, I> ProcessTarget<P, S, D, T, C, I> {
             runner,
             inner,
             poison: PoisonPolicy::Stop,
+            concurrency: CONCURRENCY,
         }
+    }
+
+    /// Sets how many instances' inputs a commit carries out at once (default 32; at least
+    /// 1). Each instance's inputs are carried out in feed order, one after the other; the
+    /// instances of a batch overlap, so commands of two instances to one aggregate may reach
+    /// it in another order than their inputs' feed order.
+    #[must_use]
+    pub fn with_concurrency(mut self, instances: usize) -> Self {
+        self.concurrency = instances.max(1);
+        self
     }
 
     /// Sets what an input that cannot be carried out does.
@@ -154,6 +173,50 @@ impl<P, S, D, T, C, I: std::fmt::Debug> std::fmt::Debug for ProcessTarget<P, S, 
             .field("process", &std::any::type_name::<P>())
             .field("inner", &self.inner)
             .finish_non_exhaustive()
+    }
+}
+
+impl<P, S, D, T, C, I> ProcessTarget<P, S, D, T, C, I>
+where
+    P: ProcessManager,
+    S: EventStore,
+    D: CommandDispatcher<P::Command>,
+    T: TimerStore,
+    C: Codec,
+{
+    /// Carries out one instance's `inputs`, in order: the dead letters to park (under
+    /// [`PoisonPolicy::DeadLetter`]), or the error that stops the commit.
+    async fn carry_out(
+        &self,
+        inputs: Vec<PendingInput<P>>,
+        now: SystemTime,
+    ) -> Result<Vec<DeadLetter>> {
+        let mut parked = Vec::new();
+        for pending in inputs {
+            let handled = self
+                .runner
+                .handle_input(pending.stream, pending.received, pending.input, now)
+                .await;
+            match handled {
+                Ok(_) => {}
+                Err(error) if error.is_transient() || self.poison == PoisonPolicy::Stop => {
+                    return Err(error);
+                }
+                Err(error) => {
+                    tracing::error!(
+                        process = P::NAME,
+                        event_id = %pending.event.event_id,
+                        error = %error_chain(&error, ": "),
+                        "an input could not be carried out; parked as a dead letter"
+                    );
+                    metrics::counter!("foldline_process_parked_inputs_total", "process" => P::NAME)
+                        .increment(1);
+                    let error = error_chain(&error, ": ");
+                    parked.push(DeadLetter::new(&pending.event, error, 1));
+                }
+            }
+        }
+        Ok(parked)
     }
 }
 
@@ -222,33 +285,26 @@ where
             return Ok(CommitOutcome::Moved { actual: stored });
         }
         let now = SystemTime::now();
-        let mut park = commit.park;
+        // Each instance's inputs in feed order, one after the other; up to `concurrency`
+        // instances at once (their stream reads, decisions and commands overlap, and share
+        // the store's group commits).
+        let mut instances: Vec<Vec<PendingInput<P>>> = Vec::new();
+        let mut of_stream: HashMap<StreamId, usize> = HashMap::new();
         for pending in commit.writes.inputs {
-            let handled = self
-                .runner
-                .handle_input(pending.stream, pending.received, pending.input, now)
-                .await;
-            match handled {
-                Ok(_) => {}
-                Err(error) if error.is_transient() || self.poison == PoisonPolicy::Stop => {
-                    return Err(error);
-                }
-                Err(error) => {
-                    tracing::error!(
-                        process = P::NAME,
-                        event_id = %pending.event.event_id,
-                        error = %error_chain(&error, ": "),
-                        "an input could not be carried out; parked as a dead letter"
-                    );
-                    metrics::counter!("foldline_process_parked_inputs_total", "process" => P::NAME)
-                        .increment(1);
-                    park.push(DeadLetter::new(
-                        &pending.event,
-                        error_chain(&error, ": "),
-                        1,
-                    ));
-                }
-            }
+            let at = *of_stream.entry(pending.stream.clone()).or_insert_with(|| {
+                instances.push(Vec::new());
+                instances.len() - 1
+            });
+            instances[at].push(pending);
+        }
+        let carried: Vec<Result<Vec<DeadLetter>>> = stream::iter(instances)
+            .map(|inputs| self.carry_out(inputs, now))
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        let mut park = commit.park;
+        for parked in carried {
+            park.extend(parked?);
         }
         let checkpoint_only = Commit::new(commit.expected, commit.checkpoint, I::Writes::default())
             .with_park(park)
