@@ -74,8 +74,9 @@ pub(crate) struct Options {
 
     /// pg-feed, kafka-feed: events per `read_all` call (and per page of pg-feed's raw scan;
     /// default 1000);
-    /// redis-projection, kafka-redis-projection, tantivy-projection, live-lag: the
-    /// projector's batch size (defaults 2000, 2000, 10 000 and 2000).
+    /// redis-projection, kafka-redis-projection, tantivy-projection, live-lag,
+    /// process-transfers: the projector's batch size (defaults 2000, 2000, 10 000, 2000 and
+    /// 500).
     #[arg(long, value_name = "N")]
     pub(crate) batch: Option<usize>,
 

@@ -18,8 +18,8 @@
 //!   deployment keeps it beside its other read models), its timers in PostgreSQL (the store's
 //!   `TimerStore`) with `run_timers` polling every 100 ms, its commands sent through the
 //!   domain's `Wallets` dispatcher over a `CommandExecutor` of its own; batches of `--batch`
-//!   events (default 20) and an idle interval of `--idle-ms` (default 20 ms), the worker's
-//!   settings. The figure is the pass's transfers divided by the time from the first request
+//!   events (default 500, the projector's default) and an idle interval of `--idle-ms`
+//!   (default 20 ms, the worker's). The figure is the pass's transfers divided by the time from the first request
 //!   until the last transfer is completed.
 //! - **Completed** means the instance recorded the decision holding `Complete` (its status is
 //!   `Completed` from then on). A follower in this process sees it: it subscribes to the
@@ -112,9 +112,10 @@ const SCHEMA: &str = "bench_process_transfers";
 const POOL: usize = 16;
 /// Transfers each requesting task keeps in flight, unless `--in-flight` says otherwise.
 const IN_FLIGHT: usize = 16;
-/// The runner's batch and idle interval unless `--batch` and `--idle-ms` say otherwise (the
-/// process worker's).
-const BATCH: usize = 20;
+/// The runner's batch unless `--batch` says otherwise: the projector's default.
+const BATCH: usize = 500;
+/// The runner's idle interval unless `--idle-ms` says otherwise (the process worker's: a busy
+/// runner never waits for it).
 const IDLE_MS: u64 = 20;
 /// Seconds per latency phase unless `--seconds` says otherwise.
 const LATENCY_SECONDS: f64 = 5.0;
