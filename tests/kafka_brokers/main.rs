@@ -431,11 +431,13 @@ fn decisions(captured: &Mutex<Vec<u8>>, before: &Retakes) -> String {
     let now = Retakes::of(captured);
     format!(
         "aborts that did not settle: {}; marks decided as the markers showed: committed {}, \
-         aborted {}; as the writer was told: {}",
+         aborted {}; as the writer was told: {}; of those, with records left undecided \
+         (markers lost): {}",
         now.aborts_unsettled - before.aborts_unsettled,
         now.shown_committed - before.shown_committed,
         now.shown_aborted - before.shown_aborted,
         now.as_told - before.as_told,
+        now.orphaned - before.orphaned,
     )
 }
 
@@ -445,6 +447,7 @@ struct Retakes {
     shown_committed: usize,
     shown_aborted: usize,
     as_told: usize,
+    orphaned: usize,
 }
 
 impl Retakes {
@@ -457,6 +460,7 @@ impl Retakes {
             shown_committed: occurrences(captured, "did not settle is committed where"),
             shown_aborted: occurrences(captured, "did not settle is aborted where"),
             as_told: occurrences(captured, "the marks decide it as the writer was told"),
+            orphaned: occurrences(captured, "its records are undecided in"),
         }
     }
 }

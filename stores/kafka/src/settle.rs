@@ -137,15 +137,36 @@ impl SettleProbe {
 
     /// How the transaction that wrote `tails` ended, as the first partition found stable past
     /// its record shows it (the record read `read_committed`: there, or skipped); `None` when
-    /// no partition is, within [`SETTLE_TIMEOUT`] (its markers lost everywhere). Waits off the
-    /// async runtime.
+    /// no partition is, within [`SETTLE_TIMEOUT`] (its markers lost everywhere). And the
+    /// partitions that still hold its records undecided then (their markers lost): what the
+    /// take's marks will decide. Waits off the async runtime.
     pub(crate) async fn decision(
         self: &Arc<Self>,
         tails: Tails,
         options: &KafkaStoreOptions,
-    ) -> Result<Option<Decision>, foldline::Error> {
+    ) -> Result<(Option<Decision>, Vec<String>), foldline::Error> {
         let (probe, options) = (Arc::clone(self), options.clone());
-        blocking(move || probe.find_decision(&tails, &options)).await
+        blocking(move || {
+            let decision = probe.find_decision(&tails, &options)?;
+            Ok((decision, probe.undecided(&tails)))
+        })
+        .await
+    }
+
+    /// The partitions of `tails` not stable past their record now, as `topic[partition]`.
+    fn undecided(&self, tails: &Tails) -> Vec<String> {
+        tails
+            .0
+            .iter()
+            .filter(|(topic, partition, last)| {
+                !matches!(
+                    self.consumer
+                        .fetch_watermarks(topic, *partition, self.request_timeout),
+                    Ok((_, stable)) if stable > *last
+                )
+            })
+            .map(|(topic, partition, _)| format!("{topic}[{partition}]"))
+            .collect()
     }
 
     fn find_decision(

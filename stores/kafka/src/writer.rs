@@ -598,12 +598,20 @@ impl PartitionWriter {
         retake: Retake,
     ) -> Result<Decision, Error> {
         let told = retake.told;
-        match probe.decision(retake.tails, &self.writers.options).await? {
+        let (shown, undecided) = probe.decision(retake.tails, &self.writers.options).await?;
+        // Records left undecided (their markers lost) are what the marks decide: counted in
+        // the fault tests' output.
+        let orphans = if undecided.is_empty() {
+            String::new()
+        } else {
+            format!("; its records are undecided in {}", undecided.join(", "))
+        };
+        match shown {
             Some(shown) => {
                 tracing::warn!(
                     partition = self.partition,
                     "the transaction that did not settle is {shown} where its markers arrived \
-                     (the writer was told: {told}); the marks decide it so everywhere"
+                     (the writer was told: {told}); the marks decide it so everywhere{orphans}"
                 );
                 Ok(shown)
             }
@@ -611,7 +619,7 @@ impl PartitionWriter {
                 tracing::warn!(
                     partition = self.partition,
                     "no partition holds the markers of the transaction that did not settle; \
-                     the marks decide it as the writer was told: {told}"
+                     the marks decide it as the writer was told: {told}{orphans}"
                 );
                 Ok(told)
             }
