@@ -175,9 +175,10 @@ where
     ///
     /// # Errors
     ///
-    /// The store's and the timer store's errors; [`Error::StreamGap`] when the stream's
-    /// versions skip one; [`Error::UnknownEventType`] or [`Error::Decode`] for an event that is
-    /// not a decision of `P`.
+    /// The store's and the timer store's errors;
+    /// [`Error::StreamGap`](crate::Error::StreamGap) when the stream's versions skip one;
+    /// [`Error::UnknownEventType`](crate::Error::UnknownEventType) or
+    /// [`Error::Decode`](crate::Error::Decode) for an event that is not a decision of `P`.
     ///
     /// # Cancel safety
     ///

@@ -48,7 +48,7 @@ pub enum Dispatched {
 /// [`Dispatched::Refused`].
 ///
 /// The options hold the idempotency key derived from the instance, the input and the action
-/// ([`command_key`]), which makes sending again after a crash harmless, and the metadata that
+/// ([`command_key`](super::command_key)), which makes sending again after a crash harmless, and the metadata that
 /// lets `foldline trace` follow the process: the command's id (derived from the key), the
 /// correlation id of the business transaction, and as causation id the id of the decision's
 /// event in the instance's stream. Pass them on unchanged.

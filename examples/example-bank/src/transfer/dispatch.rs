@@ -7,7 +7,7 @@ use foldline::{
 
 use crate::domain::{Account, AccountCommand};
 
-/// Sends the [`Transfer`] process's commands to the accounts through a [`CommandExecutor`],
+/// Sends the [`Transfer`](super::Transfer) process's commands to the accounts through a [`CommandExecutor`],
 /// with the options the runner made for each (its idempotency key among them); an account's
 /// refusal goes back to the process as [`Dispatched::Refused`].
 #[derive(Debug, Clone)]
