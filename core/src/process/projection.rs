@@ -279,10 +279,13 @@ where
         commit: Commit<ProcessInputs<P>>,
     ) -> Result<CommitOutcome> {
         // Only the holder of the slot's checkpoint carries inputs out: one that moved (another
-        // runner took over) would hand them a second time, harmless but wasted.
-        let stored = self.inner.checkpoint(projection, slot).await?;
-        if stored.as_ref() != Some(&commit.expected) {
-            return Ok(CommitOutcome::Moved { actual: stored });
+        // runner took over) would hand them a second time, harmless but wasted. A batch
+        // without inputs has nothing to carry out: the inner commit checks the checkpoint.
+        if !commit.writes.inputs.is_empty() {
+            let stored = self.inner.checkpoint(projection, slot).await?;
+            if stored.as_ref() != Some(&commit.expected) {
+                return Ok(CommitOutcome::Moved { actual: stored });
+            }
         }
         let now = SystemTime::now();
         // Each instance's inputs in feed order, one after the other; up to `concurrency`
