@@ -10,10 +10,10 @@ use std::time::Duration;
 
 use clap::Parser;
 use foldline::{
-    Action, Aggregate, Command, CommandDispatcher, CommandError, CommandExecutor, CommandOptions,
-    Dispatched, DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTarget,
-    InMemoryTimerStore, Input, ManagedStore, ProcessManager, ProcessProjection, ProcessRunner,
-    ProcessTarget, Projector, RecordedEvent, StreamId, TimerStore, testing::KeyValueModel,
+    Action, Aggregate, Command, CommandDispatcher, CommandExecutor, CommandOptions, Dispatched,
+    DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTarget, InMemoryTimerStore,
+    Input, ManagedStore, ProcessManager, ProcessProjection, ProcessRunner, ProcessTarget,
+    Projector, RecordedEvent, StreamId, TimerStore, testing::KeyValueModel,
 };
 use foldline_admin::{Admin, AdminError, Cli, Outcome, Output};
 use foldline_postgres::PgTestSchema;
@@ -277,16 +277,11 @@ impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
                 what: "the test's account store",
             });
         }
-        match self
-            .executor
-            .execute_with::<Account>(command.clone(), options)
-            .await
-        {
-            Ok(_) => Ok(Dispatched::Accepted),
-            Err(CommandError::Rejected(error)) => Ok(Dispatched::Refused(error.to_string())),
-            Err(CommandError::Store(error)) => Err(error),
-            Err(other) => panic!("a command error this test does not know: {other}"),
-        }
+        Dispatched::from_result(
+            self.executor
+                .execute_with::<Account>(command.clone(), options)
+                .await,
+        )
     }
 }
 

@@ -6,10 +6,9 @@
 use std::time::{Duration, SystemTime};
 
 use foldline::{
-    Action, Aggregate, Checkpoint, Command, CommandDispatcher, CommandError, CommandExecutor,
-    CommandOptions, Dispatched, DomainEvent, Envelope, EventStore, InMemoryEventStore,
-    InMemoryTimerStore, Input, ProcessManager, ProcessRunner, ProcessStatus, StoredInstance,
-    TimerStore, Version,
+    Action, Aggregate, Checkpoint, Command, CommandDispatcher, CommandExecutor, CommandOptions,
+    Dispatched, DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTimerStore, Input,
+    ProcessManager, ProcessRunner, ProcessStatus, StoredInstance, TimerStore, Version,
 };
 use foldline_tests::pg::test_schema;
 use serde::{Deserialize, Serialize};
@@ -276,16 +275,11 @@ impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
         command: &AccountCommand,
         options: CommandOptions,
     ) -> foldline::Result<Dispatched> {
-        match self
-            .executor
-            .execute_with::<Account>(command.clone(), options)
-            .await
-        {
-            Ok(_) => Ok(Dispatched::Accepted),
-            Err(CommandError::Rejected(error)) => Ok(Dispatched::Refused(error.to_string())),
-            Err(CommandError::Store(error)) => Err(error),
-            Err(other) => panic!("a command error this test does not know: {other}"),
-        }
+        Dispatched::from_result(
+            self.executor
+                .execute_with::<Account>(command.clone(), options)
+                .await,
+        )
     }
 }
 

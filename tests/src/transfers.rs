@@ -14,9 +14,8 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use foldline::{
-    Action, Aggregate, BackendError, BackendErrorKind, Command, CommandDispatcher, CommandError,
-    CommandExecutor, CommandOptions, Dispatched, DomainEvent, Envelope, EventStore, Input,
-    ProcessManager,
+    Action, Aggregate, Command, CommandDispatcher, CommandExecutor, CommandOptions, Dispatched,
+    DomainEvent, Envelope, EventStore, Input, ProcessManager,
 };
 use serde::{Deserialize, Serialize};
 
@@ -405,22 +404,11 @@ impl<S: EventStore + Clone> CommandDispatcher<WalletCommand> for Wallets<S> {
         command: &WalletCommand,
         options: CommandOptions,
     ) -> foldline::Result<Dispatched> {
-        match self
-            .executor
-            .execute_with::<Wallet>(command.clone(), options)
-            .await
-        {
-            Ok(_) => Ok(Dispatched::Accepted),
-            Err(CommandError::Rejected(error)) => Ok(Dispatched::Refused(error.to_string())),
-            Err(CommandError::Store(error)) => Err(error),
-            Err(other) => Err(BackendError::new(
-                "wallets",
-                BackendErrorKind::Rejected,
-                format!("a command error this dispatcher does not know: {other}"),
-                None,
-            )
-            .into()),
-        }
+        Dispatched::from_result(
+            self.executor
+                .execute_with::<Wallet>(command.clone(), options)
+                .await,
+        )
     }
 }
 

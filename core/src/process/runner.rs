@@ -41,11 +41,30 @@ pub enum Dispatched {
     Refused(String),
 }
 
+impl Dispatched {
+    /// What a command executor's `result` means to a process manager: accepted, refused by
+    /// the aggregate (its error's message), or a store failure that stops the runner (the
+    /// input is handled again later, the command sent again under the same key).
+    ///
+    /// # Errors
+    ///
+    /// The store's error of a [`CommandError::Store`](crate::CommandError::Store).
+    pub fn from_result<T, E: std::fmt::Display>(
+        result: std::result::Result<T, crate::CommandError<E>>,
+    ) -> Result<Self> {
+        match result {
+            Ok(_) => Ok(Dispatched::Accepted),
+            Err(crate::CommandError::Rejected(error)) => Ok(Dispatched::Refused(error.to_string())),
+            Err(crate::CommandError::Store(error)) => Err(error),
+        }
+    }
+}
+
 /// Sends a process manager's commands to their aggregates, each with the
 /// [`CommandOptions`] the runner made for it: usually a `match` on the command that calls
 /// [`CommandExecutor::execute_with`](crate::CommandExecutor::execute_with) with those
-/// options, and turns a [`CommandError::Rejected`](crate::CommandError::Rejected) into
-/// [`Dispatched::Refused`].
+/// options, and answers [`Dispatched::from_result`] of its result (a
+/// [`CommandError::Rejected`](crate::CommandError::Rejected) is [`Dispatched::Refused`]).
 ///
 /// The options hold the idempotency key derived from the instance, the input and the action
 /// ([`command_key`](super::command_key)), which makes sending again after a crash harmless, and the metadata that

@@ -1,8 +1,8 @@
 //! `AccountDispatcher`: how the transfer process's commands reach the accounts.
 
 use foldline::{
-    BackendError, BackendErrorKind, CommandDispatcher, CommandError, CommandExecutor,
-    CommandOptions, Dispatched, EventStore, NoSnapshots, SnapshotStore,
+    CommandDispatcher, CommandExecutor, CommandOptions, Dispatched, EventStore, NoSnapshots,
+    SnapshotStore,
 };
 
 use crate::domain::{Account, AccountCommand};
@@ -32,24 +32,10 @@ where
         command: &AccountCommand,
         options: CommandOptions,
     ) -> foldline::Result<Dispatched> {
-        match self
-            .accounts
-            .execute_with::<Account>(command.clone(), options)
-            .await
-        {
-            Ok(_) => Ok(Dispatched::Accepted),
-            Err(CommandError::Rejected(reason)) => Ok(Dispatched::Refused(reason.to_string())),
-            Err(CommandError::Store(error)) => Err(error),
-            // `CommandError` may grow: a failure that is neither stops the runner (the input
-            // is handled again later) rather than passing for a refusal, which would undo the
-            // transfer.
-            Err(other) => Err(BackendError::new(
-                "example-bank",
-                BackendErrorKind::Rejected,
-                "sending a transfer's command to an account",
-                Some(Box::new(other)),
-            )
-            .into()),
-        }
+        Dispatched::from_result(
+            self.accounts
+                .execute_with::<Account>(command.clone(), options)
+                .await,
+        )
     }
 }
