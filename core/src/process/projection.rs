@@ -13,7 +13,6 @@ use super::runner::Received;
 use super::{CommandDispatcher, Input, ProcessManager, ProcessRunner, TimerStore};
 use crate::codec::Codec;
 use crate::error::{BoxError, Result, error_chain};
-use crate::event::RecordedEvent;
 use crate::names::{ProjectionName, StreamId};
 use crate::position::Checkpoint;
 use crate::projection::{
@@ -59,7 +58,9 @@ struct PendingInput<P: ProcessManager> {
     stream: StreamId,
     received: Received,
     input: Input<P>,
-    event: RecordedEvent,
+    /// The dead letter it becomes if it cannot be carried out, its error left to fill in:
+    /// what names the event, without a copy of its payload.
+    letter: DeadLetter,
 }
 
 impl<P: ProcessManager> Default for ProcessInputs<P> {
@@ -106,7 +107,7 @@ impl<P: ProcessManager> Projection for ProcessProjection<P> {
                 stream,
                 received: Received::of(event.recorded),
                 input: Input::Event(event.event),
-                event: event.recorded.clone(),
+                letter: DeadLetter::new(event.recorded, String::new(), 1),
             });
         }
         Ok(())
@@ -205,14 +206,16 @@ where
                 Err(error) => {
                     tracing::error!(
                         process = P::NAME,
-                        event_id = %pending.event.event_id,
+                        event_id = %pending.letter.event_id,
                         error = %error_chain(&error, ": "),
                         "an input could not be carried out; parked as a dead letter"
                     );
                     metrics::counter!("foldline_process_parked_inputs_total", "process" => P::NAME)
                         .increment(1);
                     let error = error_chain(&error, ": ");
-                    parked.push(DeadLetter::new(&pending.event, error, 1));
+                    let mut letter = pending.letter;
+                    (letter.error, letter.parked_at) = (error, SystemTime::now());
+                    parked.push(letter);
                 }
             }
         }
