@@ -561,34 +561,14 @@ async fn process_manager_on_the_projector_runtime() -> anyhow::Result<()> {
         InMemoryTimerStore::new(),
     ));
     open_accounts(&executor).await?;
-    for (transfer, to) in [("t1", "b"), ("t2", "c")] {
-        executor
-            .execute::<Account>(AccountCommand::RequestTransfer {
-                account: "a".into(),
-                transfer: transfer.into(),
-                to: to.into(),
-                cents: 25,
-            })
-            .await?;
-    }
+    request_t1_and_t2(&executor).await?;
 
-    let catch_up_all = async |projector: &foldline::Projector<_, _, _>| -> anyhow::Result<u64> {
-        // The runner's commands append events of their own: catch up until none come.
-        let mut applied = 0;
-        loop {
-            let head = store.head().await?;
-            applied += projector.catch_up().await?.applied;
-            if store.head().await? == head {
-                return Ok(applied);
-            }
-        }
-    };
     let first = foldline::Projector::new(
         store.clone(),
         foldline::ProcessProjection::<Transfer>::new(),
         foldline::ProcessTarget::new(runner.clone(), checkpoints()),
     );
-    catch_up_all(&first).await?;
+    catch_up_all(&store, &first).await?;
     assert_eq!(status(&store, "t1").await, ProcessStatus::Completed);
     assert!(matches!(
         status(&store, "t2").await,
@@ -603,7 +583,7 @@ async fn process_manager_on_the_projector_runtime() -> anyhow::Result<()> {
         foldline::ProcessProjection::<Transfer>::new(),
         foldline::ProcessTarget::new(runner, checkpoints()),
     );
-    let applied = catch_up_all(&again).await?;
+    let applied = catch_up_all(&store, &again).await?;
     assert!(applied > 0, "the second projector read the feed again");
     assert_eq!(
         store.head().await?,
@@ -795,35 +775,16 @@ async fn an_input_that_cannot_be_carried_out_stops_the_runner_or_is_parked() -> 
             InMemoryTimerStore::new(),
         ));
         open_accounts(&executor).await?;
-        for (transfer, to) in [("t1", "b"), ("t2", "c")] {
-            executor
-                .execute::<Account>(AccountCommand::RequestTransfer {
-                    account: "a".into(),
-                    transfer: transfer.into(),
-                    to: to.into(),
-                    cents: 25,
-                })
-                .await?;
-        }
+        request_t1_and_t2(&executor).await?;
         let projector = foldline::Projector::new(
             store.clone(),
             foldline::ProcessProjection::<Transfer>::new(),
             foldline::ProcessTarget::new(runner, checkpoints()).with_poison_policy(policy),
         );
-        // The runner's commands append events of their own: catch up until none come.
-        let catch_up_all = async || -> foldline::Result<()> {
-            loop {
-                let head = store.head().await?;
-                projector.catch_up().await?;
-                if store.head().await? == head {
-                    return Ok(());
-                }
-            }
-        };
 
         match policy {
             foldline::PoisonPolicy::Stop => {
-                let stopped = catch_up_all()
+                let stopped = catch_up_all(&store, &projector)
                     .await
                     .expect_err("the broken deposit stops it");
                 assert!(
@@ -832,10 +793,10 @@ async fn an_input_that_cannot_be_carried_out_stops_the_runner_or_is_parked() -> 
                 );
                 assert_eq!(status(&store, "t1").await, ProcessStatus::Running);
                 broken.store(false, std::sync::atomic::Ordering::SeqCst);
-                catch_up_all().await?;
+                catch_up_all(&store, &projector).await?;
             }
             _ => {
-                catch_up_all().await?;
+                catch_up_all(&store, &projector).await?;
                 assert_eq!(status(&store, "t1").await, ProcessStatus::Running);
                 assert!(
                     matches!(status(&store, "t2").await, ProcessStatus::Failed { .. }),
@@ -847,7 +808,7 @@ async fn an_input_that_cannot_be_carried_out_stops_the_runner_or_is_parked() -> 
                 assert!(letters[0].event_type.as_str().ends_with("Withdrawn"));
                 broken.store(false, std::sync::atomic::Ordering::SeqCst);
                 assert!(projector.retry_dead_letter(letters[0].event_id).await?);
-                catch_up_all().await?;
+                catch_up_all(&store, &projector).await?;
                 assert!(projector.dead_letters().await?.is_empty());
             }
         }
@@ -860,4 +821,43 @@ async fn an_input_that_cannot_be_carried_out_stops_the_runner_or_is_parked() -> 
         assert_eq!(balance(&executor, "a").await, 75, "{policy:?}");
     }
     Ok(())
+}
+
+/// `a` requests t1 (25 cents to `b`, which completes) and t2 (25 cents to `c`, closed: refused
+/// and refunded).
+async fn request_t1_and_t2<S: EventStore + Clone>(
+    executor: &CommandExecutor<S>,
+) -> anyhow::Result<()> {
+    for (transfer, to) in [("t1", "b"), ("t2", "c")] {
+        executor
+            .execute::<Account>(AccountCommand::RequestTransfer {
+                account: "a".into(),
+                transfer: transfer.into(),
+                to: to.into(),
+                cents: 25,
+            })
+            .await?;
+    }
+    Ok(())
+}
+
+/// Catches `projector` up until the head stops moving (the runner's commands append events of
+/// their own); how many events it applied.
+async fn catch_up_all<S, P, T>(
+    store: &S,
+    projector: &foldline::Projector<S, P, T>,
+) -> foldline::Result<u64>
+where
+    S: EventStore,
+    P: foldline::Projection,
+    T: foldline::ProjectionTarget<Writes = P::Writes>,
+{
+    let mut applied = 0;
+    loop {
+        let head = store.head().await?;
+        applied += projector.catch_up().await?.applied;
+        if store.head().await? == head {
+            return Ok(applied);
+        }
+    }
 }
