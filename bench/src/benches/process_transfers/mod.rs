@@ -94,7 +94,7 @@ use foldline_tests::transfers::Wallet;
 use tokio::task::{JoinError, JoinSet};
 
 use self::registry::{Follower, Registry, Stage, Stamps};
-use self::runner::Settings;
+use self::runner::{Running, Settings};
 use self::samples::Samples;
 use self::timed::{StoreTallies, TimedStore};
 use self::transfer_set::TransferSet;
@@ -306,6 +306,20 @@ impl Bench {
         Ok(count)
     }
 
+    /// The runner, and the follower that sees its transfers completed in the registry.
+    async fn start_runner(&self) -> anyhow::Result<(Arc<Registry>, Running, Follower)> {
+        let registry = Arc::new(Registry::default());
+        let running = runner::start(
+            &self.store,
+            &self.checkpoints,
+            self.settings,
+            Arc::clone(&registry),
+        )
+        .await?;
+        let follower = Follower::start(&self.store, Arc::clone(&registry)).await?;
+        Ok((registry, running, follower))
+    }
+
     /// A fresh set of `count` transfers, their wallets opened.
     async fn fresh(&mut self, count: usize) -> anyhow::Result<TransferSet> {
         self.passes += 1;
@@ -356,15 +370,7 @@ impl Bench {
     /// in flight, until every one is completed.
     async fn value(&mut self, count: usize) -> anyhow::Result<Pass> {
         let set = self.fresh(count).await?;
-        let registry = Arc::new(Registry::default());
-        let running = runner::start(
-            &self.store,
-            &self.checkpoints,
-            self.settings,
-            Arc::clone(&registry),
-        )
-        .await?;
-        let follower = Follower::start(&self.store, Arc::clone(&registry)).await?;
+        let (registry, running, follower) = self.start_runner().await?;
         let requests = Arc::new(StoreTallies::default());
         let executor =
             CommandExecutor::new(TimedStore::new(self.store.clone(), Arc::clone(&requests)));
@@ -466,15 +472,7 @@ impl Bench {
     ) -> anyhow::Result<()> {
         let count = count_at(rate, duration);
         let set = self.fresh(count).await?;
-        let registry = Arc::new(Registry::default());
-        let running = runner::start(
-            &self.store,
-            &self.checkpoints,
-            self.settings,
-            Arc::clone(&registry),
-        )
-        .await?;
-        let follower = Follower::start(&self.store, Arc::clone(&registry)).await?;
+        let (registry, running, follower) = self.start_runner().await?;
         let executor = CommandExecutor::new(self.store.clone());
         let watch = Watch::start();
         let started = Instant::now();
