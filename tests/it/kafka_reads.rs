@@ -164,3 +164,34 @@ async fn a_read_after_a_conflict_sees_the_version_it_names() -> anyhow::Result<(
     assert_eq!(conflicts, 40);
     Ok(())
 }
+
+/// A read right after an answered append sees it, on the instance owning the stream's
+/// partition and on one owning nothing, 100 times: a commit is answered before its markers are
+/// written, so a read that stopped at the partition's last stable offset as it found it could
+/// miss the append it follows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_right_after_an_answered_append_sees_it() -> anyhow::Result<()> {
+    use foldline::{AppendRequest, EventType, ExpectedVersion, NewEvent};
+
+    let test = KafkaTestTopics::create_with(|options| options.with_partitions(1)).await?;
+    let owner = test.store();
+    let reader = KafkaEventStore::connect(owner.options().clone()).await?;
+    let stream = StreamId::new("account-follow")?;
+    for version in 1..=100_u64 {
+        let event = NewEvent::new(EventType::from_static("noted"), 1, b"{}".to_vec());
+        let request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, vec![event]);
+        owner.append(request).await?;
+        for (who, store) in [("owner", owner), ("reader", &reader)] {
+            let seen = store
+                .read_stream(&stream, Version::new(version), 10)
+                .await?
+                .last()
+                .map_or(0, |e| e.stream_version.get());
+            assert_eq!(
+                seen, version,
+                "the {who}'s read right after append {version}"
+            );
+        }
+    }
+    Ok(())
+}

@@ -16,7 +16,7 @@ use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::records;
 use crate::store::KafkaEventStore;
-use crate::topics::{blocking, client_config, committed_consumer};
+use crate::topics::{ShortConsumer, blocking, client_config, committed_consumer};
 
 /// How many events one read of a subscription asks for.
 const SUBSCRIPTION_BATCH: usize = 1000;
@@ -235,7 +235,7 @@ fn stable_ends(
 /// assignment and refetching what it had fetched ahead.
 #[derive(Default)]
 pub(crate) struct FeedReaders {
-    idle: Mutex<Vec<(Checkpoint, BaseConsumer)>>,
+    idle: Mutex<Vec<(Checkpoint, ShortConsumer)>>,
 }
 
 /// Readers kept: about one per live reader of the feed in a process.
@@ -254,14 +254,14 @@ impl std::fmt::Debug for FeedReaders {
 
 impl FeedReaders {
     /// The reader standing at `at`, if one is idle.
-    fn take(&self, at: &Checkpoint) -> Option<BaseConsumer> {
+    fn take(&self, at: &Checkpoint) -> Option<ShortConsumer> {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let found = idle.iter().position(|(checkpoint, _)| checkpoint == at)?;
         Some(idle.remove(found).1)
     }
 
     /// Keeps `consumer`, standing at `at`; the oldest idle one goes when too many are kept.
-    fn put(&self, at: Checkpoint, consumer: BaseConsumer) {
+    fn put(&self, at: Checkpoint, consumer: ShortConsumer) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if idle.len() >= READERS_KEPT {
             idle.remove(0);
@@ -287,10 +287,11 @@ pub(crate) async fn head(store: &KafkaEventStore) -> Result<Checkpoint, Error> {
     blocking(move || {
         let context = || format!("reading the head of `{topic}`");
         // `read_committed`: the watermark asked for is the last stable offset.
-        let consumer: BaseConsumer = client_config(&options)
+        let consumer = client_config(&options)
             .set("isolation.level", "read_committed")
             .set("group.id", "foldline-feed")
             .create()
+            .map(ShortConsumer::new)
             .map_err(|e| Kafka::error(context(), e))?;
         let mut head = Checkpoint::START;
         for partition in 0..partitions {

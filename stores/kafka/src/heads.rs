@@ -17,7 +17,7 @@ use rdkafka::message::Message;
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::records::StreamHead;
-use crate::scan::{Visit, scan};
+use crate::scan::{Visit, scan, wait_decided};
 use crate::topics::blocking;
 
 /// A stream's head: its version and the offsets of its first and last events.
@@ -114,6 +114,9 @@ impl HeadsCache {
                 next_offset,
                 streams,
             } = &mut *heads;
+            // A commit is answered before its markers are written: without this wait, a head
+            // committed just before the look could still be unreadable, and be missed.
+            wait_decided(&options, &topic, partition)?;
             *next_offset = read_heads(&options, &topic, partition, *next_offset, |s, entry| {
                 streams.insert(s, entry);
             })?;

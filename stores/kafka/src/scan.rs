@@ -11,7 +11,7 @@ use rdkafka::{Offset, TopicPartitionList};
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::topics::{client_config, committed_consumer};
+use crate::topics::{ShortConsumer, client_config, committed_consumer};
 use crate::writer::TRANSACTION_TIMEOUT;
 
 /// What a [`scan`]'s visitor says after a record.
@@ -33,7 +33,22 @@ pub(crate) fn scan(
     from: i64,
     visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
-    scan_to(options, topic, partition, from, visit)
+    scan_to(options, topic, partition, from, None, visit)
+}
+
+/// As [`scan`], but through offset `through`, a record known to be committed: a commit is
+/// answered before its markers are written, so the last stable offset may still be below it;
+/// the scan waits (up to the options' timeout) until it is past. What a stream read scans,
+/// so that a read after an answered append sees it.
+pub(crate) fn scan_through(
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: u32,
+    from: i64,
+    through: i64,
+    visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
+) -> Result<(), Error> {
+    scan_to(options, topic, partition, from, Some(through), visit)
 }
 
 /// As [`scan`], but past every record written before the call: it first waits until the
@@ -50,7 +65,7 @@ pub(crate) fn scan_decided(
     visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
     wait_decided(options, topic, partition)?;
-    scan_to(options, topic, partition, from, visit)
+    scan_to(options, topic, partition, from, None, visit)
 }
 
 /// Waits until `partition`'s last stable offset (a `read_committed` consumer's high
@@ -63,10 +78,11 @@ pub(crate) fn wait_decided(
     let context =
         || format!("waiting for the open transactions of partition {partition} of topic `{topic}`");
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-    let uncommitted: BaseConsumer = client_config(options)
+    let uncommitted = client_config(options)
         .set("isolation.level", "read_uncommitted")
         .set("group.id", "foldline")
         .create()
+        .map(ShortConsumer::new)
         .map_err(|e| Kafka::error(context(), e))?;
     let committed = committed_consumer(options, context())?;
     let (_, high) = watermarks(&uncommitted, options, topic, partition)
@@ -116,13 +132,35 @@ fn scan_to(
     topic: &str,
     partition: u32,
     from: i64,
+    through: Option<i64>,
     mut visit: impl FnMut(&BorrowedMessage<'_>) -> Result<Visit, Error>,
 ) -> Result<(), Error> {
     let context = || format!("reading partition {partition} of topic `{topic}`");
     let consumer = committed_consumer(options, context())?;
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-    let (low, high) =
-        watermarks(&consumer, options, topic, partition).map_err(|e| Kafka::error(context(), e))?;
+    let deadline = Instant::now() + options.timeout;
+    let (low, high) = loop {
+        let (low, high) = watermarks(&consumer, options, topic, partition)
+            .map_err(|e| Kafka::error(context(), e))?;
+        // `high` is the last stable offset: the first record not yet readable.
+        if through.is_none_or(|through| high > through) {
+            break (low, high);
+        }
+        if Instant::now() > deadline {
+            return Err(Kafka::failure(
+                BackendErrorKind::Timeout,
+                format!(
+                    "{}: offset {} is committed, but the partition's last stable offset stayed \
+                     at {high} for {:?} (the commit's markers did not arrive)",
+                    context(),
+                    through.unwrap_or_default(),
+                    options.timeout
+                ),
+                None,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    };
     if high <= low.max(from) {
         return Ok(());
     }

@@ -22,13 +22,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use foldline::DriverErrors;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::topics::{blocking, committed_consumer};
+use crate::topics::{ShortConsumer, blocking, committed_consumer};
 
 /// How long a committed transaction's markers may take before the writer stops waiting and
 /// takes its partition again. A broker that answers writes them within milliseconds; this
@@ -78,7 +78,7 @@ impl std::fmt::Display for Decision {
 /// Reads partitions' last stable offsets (the high watermark a `read_committed` consumer
 /// sees), for one writer.
 pub(crate) struct SettleProbe {
-    consumer: BaseConsumer,
+    consumer: ShortConsumer,
     request_timeout: Duration,
 }
 

@@ -9,10 +9,10 @@
 //! life, not with the whole partition.
 
 use foldline::{Error, RecordedEvent, StreamId, Version};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 
 use crate::records;
-use crate::scan::{Visit, scan};
+use crate::scan::{Visit, scan, scan_through};
 use crate::store::KafkaEventStore;
 use crate::topics::blocking;
 
@@ -52,23 +52,30 @@ pub(crate) async fn read_stream(
         if limit == 0 {
             return Ok(events);
         }
-        scan(&options, &topic, partition, start, |message| {
+        let visit = |message: &BorrowedMessage<'_>| {
+            let last = end.is_some_and(|end| message.offset() >= end);
             if end.is_some_and(|end| message.offset() > end) {
                 return Ok(Visit::Stop);
             }
-            if message.key() != Some(stream.as_str().as_bytes()) {
-                return Ok(Visit::More);
+            if message.key() == Some(stream.as_str().as_bytes()) {
+                let event = records::recorded_event(message);
+                if event.stream_version >= from {
+                    events.push(event);
+                }
             }
-            let event = records::recorded_event(message);
-            if event.stream_version >= from {
-                events.push(event);
-            }
-            Ok(if events.len() >= limit {
+            // Stopping at the stream's last record spares waiting for the partition's end.
+            Ok(if last || events.len() >= limit {
                 Visit::Stop
             } else {
                 Visit::More
             })
-        })?;
+        };
+        // The head names the stream's last record: the scan waits until it is readable (a
+        // commit is answered before its markers arrive).
+        match end {
+            Some(end) => scan_through(&options, &topic, partition, start, end, visit)?,
+            None => scan(&options, &topic, partition, start, visit)?,
+        }
         Ok(events)
     })
     .await

@@ -176,8 +176,48 @@ pub(crate) fn client_config(options: &KafkaStoreOptions) -> ClientConfig {
 pub(crate) fn committed_consumer(
     options: &KafkaStoreOptions,
     context: impl Into<String>,
-) -> Result<BaseConsumer, Error> {
-    client_config(options)
+) -> Result<ShortConsumer, Error> {
+    committed_config(options)
+        .create()
+        .map(ShortConsumer::new)
+        .map_err(|e| Kafka::error(context, e))
+}
+
+/// A consumer for short reads, closed on a thread of its own when dropped: closing a
+/// librdkafka client takes about 100 ms (its threads time out their system calls), which every
+/// stream read, head and barrier paid on top of its own ~15 ms.
+pub(crate) struct ShortConsumer(Option<BaseConsumer>);
+
+impl ShortConsumer {
+    pub(crate) fn new(consumer: BaseConsumer) -> Self {
+        ShortConsumer(Some(consumer))
+    }
+}
+
+impl std::ops::Deref for ShortConsumer {
+    type Target = BaseConsumer;
+
+    fn deref(&self) -> &BaseConsumer {
+        self.0
+            .as_ref()
+            .expect("a consumer is only taken out when dropped")
+    }
+}
+
+impl Drop for ShortConsumer {
+    fn drop(&mut self) {
+        if let Some(consumer) = self.0.take() {
+            // Should the thread not start, the closure (and the consumer) is dropped here.
+            let _ = std::thread::Builder::new()
+                .name("foldline-kafka-close".into())
+                .spawn(move || drop(consumer));
+        }
+    }
+}
+
+fn committed_config(options: &KafkaStoreOptions) -> ClientConfig {
+    let mut config = client_config(options);
+    config
         .set("isolation.level", "read_committed")
         .set("enable.auto.commit", "false")
         .set("enable.partition.eof", "true")
@@ -185,9 +225,8 @@ pub(crate) fn committed_consumer(
         // come back at once, not after the default 500 ms wait for more data (which made
         // each stream read, barrier and feed page pay half a second).
         .set("fetch.wait.max.ms", "10")
-        .set("group.id", "foldline")
-        .create()
-        .map_err(|e| Kafka::error(context, e))
+        .set("group.id", "foldline");
+    config
 }
 
 fn millis(duration: Duration) -> String {
