@@ -58,7 +58,10 @@
 //!   stream's first event to its last. Other instances keep the heads of the partitions they
 //!   read, tailing `<prefix>.heads` from where their last read of that partition ended, and
 //!   then read the same span: a read costs the heads committed since the last one plus the
-//!   stream's span, never the whole partition.
+//!   stream's span, never the whole partition. A read sees every append answered before it
+//!   began: Apache Kafka answers a commit before its markers are written, so a read waits
+//!   until the stream's last record is readable, and another instance's look at the heads
+//!   waits for the transactions open on that heads partition when it starts.
 //! - **Idempotency keys** are claimed per key before an append is queued, so a key reused on
 //!   any stream writes nothing and returns the first result. A key is looked up only once
 //!   the stream's partition writer has fenced the previous one (so a commit of a writer that
