@@ -33,7 +33,7 @@ use tokio::sync::watch;
 
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
-use crate::topics::{TopicNames, blocking, client_config};
+use crate::topics::{ShortConsumer, TopicNames, blocking, client_config};
 
 /// How often the group's thread polls its consumer (serving rebalances and heartbeats).
 const POLL_EVERY: Duration = Duration::from_millis(50);
@@ -374,8 +374,9 @@ fn owners(
     events: &str,
 ) -> Result<BTreeMap<u32, String>, Error> {
     let context = || format!("describing the writers' group `{group}`");
-    let consumer: BaseConsumer = client_config(options)
+    let consumer = client_config(options)
         .create()
+        .map(ShortConsumer::new)
         .map_err(|e| Kafka::error(context(), e))?;
     let list = consumer
         .fetch_group_list(Some(group), options.timeout)

@@ -130,7 +130,10 @@ async fn all_exist(options: &KafkaStoreOptions, names: &TopicNames) -> Result<bo
     let timeout = options.timeout;
     blocking(move || {
         let context = || format!("looking for topics {wanted:?}");
-        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let consumer = config
+            .create()
+            .map(ShortConsumer::new)
+            .map_err(|e| Kafka::error(context(), e))?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
             .map_err(|e| Kafka::error(context(), e))?;
@@ -177,7 +180,15 @@ pub(crate) fn committed_consumer(
     options: &KafkaStoreOptions,
     context: impl Into<String>,
 ) -> Result<ShortConsumer, Error> {
-    committed_config(options)
+    client_config(options)
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", "true")
+        // Every read here stops at the partition's end: a fetch that finds nothing new must
+        // come back at once, not after the default 500 ms wait for more data (which made
+        // each stream read, barrier and feed page pay half a second).
+        .set("fetch.wait.max.ms", "10")
+        .set("group.id", "foldline")
         .create()
         .map(ShortConsumer::new)
         .map_err(|e| Kafka::error(context, e))
@@ -213,20 +224,6 @@ impl Drop for ShortConsumer {
                 .spawn(move || drop(consumer));
         }
     }
-}
-
-fn committed_config(options: &KafkaStoreOptions) -> ClientConfig {
-    let mut config = client_config(options);
-    config
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        // Every read here stops at the partition's end: a fetch that finds nothing new must
-        // come back at once, not after the default 500 ms wait for more data (which made
-        // each stream read, barrier and feed page pay half a second).
-        .set("fetch.wait.max.ms", "10")
-        .set("group.id", "foldline");
-    config
 }
 
 fn millis(duration: Duration) -> String {
@@ -333,7 +330,10 @@ async fn await_leaders(options: &KafkaStoreOptions, topics: &[&str]) -> Result<(
     let timeout = options.timeout;
     blocking(move || {
         let context = || format!("waiting for the partitions of {topics:?} to have leaders");
-        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let consumer = config
+            .create()
+            .map(ShortConsumer::new)
+            .map_err(|e| Kafka::error(context(), e))?;
         let deadline = std::time::Instant::now() + timeout;
         loop {
             let metadata = consumer
@@ -438,7 +438,10 @@ async fn describe(
     let timeout = options.timeout;
     blocking(move || {
         let context = || format!("describing topics {topics:?}");
-        let consumer: BaseConsumer = config.create().map_err(|e| Kafka::error(context(), e))?;
+        let consumer = config
+            .create()
+            .map(ShortConsumer::new)
+            .map_err(|e| Kafka::error(context(), e))?;
         let metadata = consumer
             .fetch_metadata(None, timeout)
             .map_err(|e| Kafka::error(context(), e))?;
