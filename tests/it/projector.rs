@@ -87,7 +87,7 @@ async fn live_projector_follows_and_wait_for_sees_the_write() -> anyhow::Result<
     target
         .set_control(&NAME, ProjectionControl::paused(true))
         .await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    foldline_tests::until_paused(&handle).await?;
     let result = tally::append(&store, "live-1", &[TallyEvent::Counted { amount: 1 }]).await?;
     let position = result.position.expect("position");
     let waited = handle.wait_for(&position, Duration::from_millis(300)).await;

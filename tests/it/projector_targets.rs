@@ -181,7 +181,7 @@ async fn redis_read_your_writes_and_a_typed_timeout() -> anyhow::Result<()> {
     target
         .set_control(&name, ProjectionControl::paused(true))
         .await?;
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    foldline_tests::until_paused(&handle).await?;
     let position = tally::append(&store, "ryw-1", &[TallyEvent::Counted { amount: 1 }])
         .await?
         .position

@@ -248,6 +248,22 @@ impl Account {
     }
 }
 
+/// Waits (up to 10 s) until the live projector behind `handle` reports itself paused, after
+/// an operator asked for it: from then on it applies nothing. A fixed sleep instead races a
+/// loaded machine, where the projector may not have looked at its control flags yet.
+pub async fn until_paused(handle: &foldline::ProjectorHandle) -> anyhow::Result<()> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while handle.progress().state != foldline::ProjectorState::Paused {
+        anyhow::ensure!(
+            std::time::Instant::now() < deadline,
+            "the projector did not pause within 10 s: {:?}",
+            handle.progress().state
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
 /// The store identity the target tests build their slots from (they use no store).
 pub fn test_store() -> StoreIdentity {
     StoreIdentity::new("foldline-tests")
