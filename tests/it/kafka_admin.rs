@@ -4,22 +4,19 @@
 //! feed back, `foldline status` on it (lag per partition, the open transaction), and its
 //! snapshots (their conformance cases are in `kafka_conformance`).
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use clap::Parser;
 use foldline::testing::KeyValueModel;
 use foldline::{
     EventStore, EventStoreExt, ExpectedVersion, FeedHolderKind, HeldFeed, InMemoryTarget,
     ManagedStore, Projector, Snapshot, SnapshotStore, StreamId, Version,
 };
-use foldline_admin::{Admin, Cli, Outcome, Output};
+use foldline_admin::{Admin, Outcome};
 use foldline_kafka::{KafkaEventStore, KafkaTestTopics};
+use foldline_tests::cli::Ran;
 use foldline_tests::tally::{Tally, append, counted};
 use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseRecord, Producer, ThreadedProducer};
-use serde_json::Value;
 
 /// A store under a fresh prefix; the test fails (never skips) when no broker answers.
 async fn kafka_store() -> KafkaTestTopics {
@@ -297,47 +294,6 @@ async fn kafka_snapshots_load_on_another_instance_and_share_the_streams_partitio
     Ok(())
 }
 
-/// Everything a command wrote.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// The tests build their store themselves: no connection flags.
-#[derive(Debug, clap::Args)]
-struct NoConnections {}
-
-/// What a run of a command printed.
-#[derive(Debug)]
-struct Ran {
-    stdout: String,
-}
-
-impl Ran {
-    /// The one JSON line of type `kind`.
-    fn one(&self, kind: &str) -> Value {
-        let mut found: Vec<Value> = self
-            .stdout
-            .lines()
-            .map(|line| serde_json::from_str::<Value>(line).expect("each line is JSON"))
-            .filter(|record| record["type"] == kind)
-            .collect();
-        assert_eq!(found.len(), 1, "one `{kind}` line: {}", self.stdout);
-        found.remove(0)
-    }
-}
-
 /// The admin of `store` with the tally projection (kept in memory, never run) registered.
 fn admin(store: &KafkaEventStore) -> Admin<KafkaEventStore> {
     let target = InMemoryTarget::<KeyValueModel>::new();
@@ -348,21 +304,10 @@ fn admin(store: &KafkaEventStore) -> Admin<KafkaEventStore> {
     ))
 }
 
-/// Runs `foldline <args>` on `admin` in-process, in JSON mode when `args` holds `--json`.
+/// Runs `foldline <args>` on `admin` in-process, in JSON mode when `args` holds `--json`; a
+/// command that ends other than `Ok` is an error.
 async fn run(admin: &Admin<KafkaEventStore>, args: &[&str]) -> anyhow::Result<Ran> {
-    let cli = Cli::<NoConnections>::try_parse_from(
-        std::iter::once("foldline").chain(args.iter().copied()),
-    )?;
-    let captured = Captured::default();
-    let mut out = Output::to_writer(cli.json, captured.clone());
-    let outcome = admin.execute(&cli.command, &mut out).await?;
-    anyhow::ensure!(outcome == Outcome::Ok, "{outcome:?}");
-    let bytes = captured
-        .0
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    Ok(Ran {
-        stdout: String::from_utf8(bytes)?,
-    })
+    let ran = foldline_tests::cli::run(admin, args).await?;
+    anyhow::ensure!(ran.outcome == Outcome::Ok, "{:?}", ran.outcome);
+    Ok(ran)
 }

@@ -2,6 +2,7 @@
 //! against PostgreSQL (`FOLDLINE_POSTGRES_URL`), each test in a schema of its own;
 //! the `redis_*` modules against Redis (`FOLDLINE_REDIS_URL`), each test under a key prefix of its own.
 
+mod admin_processes;
 mod commands;
 mod kafka_admin;
 mod kafka_bad_input;

@@ -6,142 +6,13 @@
 use std::time::{Duration, SystemTime};
 
 use foldline::{
-    Action, Aggregate, Checkpoint, Command, CommandDispatcher, CommandExecutor, CommandOptions,
-    Dispatched, DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTimerStore, Input,
-    ProcessManager, ProcessRunner, ProcessStatus, StoredInstance, TimerStore, Version,
+    Action, Checkpoint, CommandDispatcher, CommandExecutor, CommandOptions, Dispatched, Envelope,
+    EventStore, InMemoryEventStore, InMemoryTimerStore, Input, ProcessManager, ProcessRunner,
+    ProcessStatus, StoredInstance, TimerStore, Version,
 };
+use foldline_tests::bank::{Account, AccountCommand, Bank, BankEvent, balance, open_accounts};
 use foldline_tests::pg::test_schema;
 use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
-enum BankEvent {
-    Opened {
-        account: String,
-    },
-    Closed {
-        account: String,
-    },
-    Withdrawn {
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    Deposited {
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    TransferRequested {
-        transfer: String,
-        from: String,
-        to: String,
-        cents: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Command)]
-enum AccountCommand {
-    Open {
-        #[foldline(id)]
-        account: String,
-    },
-    Close {
-        #[foldline(id)]
-        account: String,
-    },
-    Withdraw {
-        #[foldline(id)]
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    Deposit {
-        #[foldline(id)]
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    RequestTransfer {
-        #[foldline(id)]
-        account: String,
-        transfer: String,
-        to: String,
-        cents: u64,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-enum AccountError {
-    #[error("account is closed")]
-    Closed,
-    #[error("insufficient funds")]
-    Insufficient,
-}
-
-#[derive(Debug, Default, Aggregate)]
-#[foldline(id = String, command = AccountCommand, event = BankEvent, error = AccountError)]
-struct Account {
-    open: bool,
-    balance: u64,
-}
-
-impl Account {
-    fn handle(&self, command: &AccountCommand) -> Result<Vec<BankEvent>, AccountError> {
-        Ok(match command {
-            AccountCommand::Open { account } => vec![BankEvent::Opened {
-                account: account.clone(),
-            }],
-            AccountCommand::Close { account } => vec![BankEvent::Closed {
-                account: account.clone(),
-            }],
-            _ if !self.open => return Err(AccountError::Closed),
-            AccountCommand::Withdraw { cents, .. } if *cents > self.balance => {
-                return Err(AccountError::Insufficient);
-            }
-            AccountCommand::Withdraw {
-                account,
-                cents,
-                transfer,
-            } => vec![BankEvent::Withdrawn {
-                account: account.clone(),
-                cents: *cents,
-                transfer: transfer.clone(),
-            }],
-            AccountCommand::Deposit {
-                account,
-                cents,
-                transfer,
-            } => vec![BankEvent::Deposited {
-                account: account.clone(),
-                cents: *cents,
-                transfer: transfer.clone(),
-            }],
-            AccountCommand::RequestTransfer {
-                account,
-                transfer,
-                to,
-                cents,
-            } => {
-                vec![BankEvent::TransferRequested {
-                    transfer: transfer.clone(),
-                    from: account.clone(),
-                    to: to.clone(),
-                    cents: *cents,
-                }]
-            }
-        })
-    }
-
-    fn apply(&mut self, event: &BankEvent) {
-        match event {
-            BankEvent::Opened { .. } => self.open = true,
-            BankEvent::Closed { .. } => self.open = false,
-            BankEvent::Withdrawn { cents, .. } => self.balance -= cents,
-            BankEvent::Deposited { cents, .. } => self.balance += cents,
-            BankEvent::TransferRequested { .. } => {}
-        }
-    }
-}
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 struct Stuck;
@@ -264,34 +135,6 @@ fn transfer_of(command: &AccountCommand) -> String {
     }
 }
 
-/// Sends the transfer's commands to the accounts through a real executor.
-struct Bank<S: EventStore + Clone> {
-    executor: CommandExecutor<S>,
-}
-
-impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
-    async fn dispatch(
-        &self,
-        command: &AccountCommand,
-        options: CommandOptions,
-    ) -> foldline::Result<Dispatched> {
-        Dispatched::from_result(
-            self.executor
-                .execute_with::<Account>(command.clone(), options)
-                .await,
-        )
-    }
-}
-
-async fn balance<S: EventStore + Clone>(executor: &CommandExecutor<S>, account: &str) -> u64 {
-    executor
-        .load::<Account>(&account.to_owned())
-        .await
-        .expect("loading")
-        .state
-        .balance
-}
-
 /// Every stream the transfer tests write: the accounts and the transfers' instances.
 const TRANSFER_STREAMS: [&str; 6] = [
     "account-a",
@@ -370,30 +213,6 @@ async fn event_of<S: EventStore>(
                 && String::from_utf8_lossy(&e.payload).contains(&quoted)
         })
         .ok_or_else(|| anyhow::anyhow!("no {event_type} of {transfer} in {stream}"))
-}
-
-/// Accounts `a` (100 cents), `b` (empty) and `c` (closed).
-async fn open_accounts<S: EventStore + Clone>(executor: &CommandExecutor<S>) -> anyhow::Result<()> {
-    for account in ["a", "b", "c"] {
-        executor
-            .execute::<Account>(AccountCommand::Open {
-                account: account.into(),
-            })
-            .await?;
-    }
-    executor
-        .execute::<Account>(AccountCommand::Deposit {
-            account: "a".into(),
-            cents: 100,
-            transfer: None,
-        })
-        .await?;
-    executor
-        .execute::<Account>(AccountCommand::Close {
-            account: "c".into(),
-        })
-        .await?;
-    Ok(())
 }
 
 /// t1's events form one causal chain in one correlation: the request → the transfer's first

@@ -15,6 +15,8 @@
 //! [`keyed`] writes and reads back events carrying their idempotency keys, for the
 //! exactly-once tests. [`tally`] is a projection that counts, so doubled or lost effects show as wrong totals.
 
+pub mod bank;
+pub mod cli;
 pub mod keyed;
 pub mod pg;
 pub mod pg_server;

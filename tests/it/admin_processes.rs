@@ -4,148 +4,24 @@
 //! the in-memory store, reading the JSON lines back.
 
 use std::collections::HashSet;
-use std::io::Write;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
-use clap::Parser;
 use foldline::{
-    Action, Aggregate, Command, CommandDispatcher, CommandExecutor, CommandOptions, Dispatched,
-    DomainEvent, Envelope, EventStore, InMemoryEventStore, InMemoryTarget, InMemoryTimerStore,
-    Input, ManagedStore, ProcessManager, ProcessProjection, ProcessRunner, ProcessTarget,
-    Projector, RecordedEvent, StreamId, TimerStore, testing::KeyValueModel,
+    Action, CommandDispatcher, CommandExecutor, CommandOptions, Dispatched, Envelope, EventStore,
+    InMemoryEventStore, InMemoryTarget, InMemoryTimerStore, Input, ManagedStore, ProcessManager,
+    ProcessProjection, ProcessRunner, ProcessTarget, Projector, RecordedEvent, StreamId,
+    TimerStore, testing::KeyValueModel,
 };
-use foldline_admin::{Admin, AdminError, Cli, Outcome, Output};
+use foldline_admin::{Admin, AdminError, Outcome};
 use foldline_postgres::PgTestSchema;
+use foldline_tests::bank::{Account, AccountCommand, Bank, BankEvent, balance, open_accounts};
+use foldline_tests::cli::{Ran, run};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-// ---- the domain: accounts, and a transfer between two of them ----
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, DomainEvent)]
-enum BankEvent {
-    Opened {
-        account: String,
-    },
-    Closed {
-        account: String,
-    },
-    Withdrawn {
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    Deposited {
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    TransferRequested {
-        transfer: String,
-        from: String,
-        to: String,
-        cents: u64,
-    },
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Command)]
-enum AccountCommand {
-    Open {
-        #[foldline(id)]
-        account: String,
-    },
-    Close {
-        #[foldline(id)]
-        account: String,
-    },
-    Withdraw {
-        #[foldline(id)]
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    Deposit {
-        #[foldline(id)]
-        account: String,
-        cents: u64,
-        transfer: Option<String>,
-    },
-    RequestTransfer {
-        #[foldline(id)]
-        account: String,
-        transfer: String,
-        to: String,
-        cents: u64,
-    },
-}
-
-#[derive(Debug, thiserror::Error)]
-enum AccountError {
-    #[error("account is closed")]
-    Closed,
-    #[error("insufficient funds")]
-    Insufficient,
-}
-
-#[derive(Debug, Default, Aggregate)]
-#[foldline(id = String, command = AccountCommand, event = BankEvent, error = AccountError)]
-struct Account {
-    open: bool,
-    balance: u64,
-}
-
-impl Account {
-    fn handle(&self, command: &AccountCommand) -> Result<Vec<BankEvent>, AccountError> {
-        Ok(match command.clone() {
-            AccountCommand::Open { account } => vec![BankEvent::Opened { account }],
-            AccountCommand::Close { account } => vec![BankEvent::Closed { account }],
-            _ if !self.open => return Err(AccountError::Closed),
-            AccountCommand::Withdraw { cents, .. } if cents > self.balance => {
-                return Err(AccountError::Insufficient);
-            }
-            AccountCommand::Withdraw {
-                account,
-                cents,
-                transfer,
-            } => vec![BankEvent::Withdrawn {
-                account,
-                cents,
-                transfer,
-            }],
-            AccountCommand::Deposit {
-                account,
-                cents,
-                transfer,
-            } => vec![BankEvent::Deposited {
-                account,
-                cents,
-                transfer,
-            }],
-            AccountCommand::RequestTransfer {
-                account,
-                transfer,
-                to,
-                cents,
-            } => vec![BankEvent::TransferRequested {
-                transfer,
-                from: account,
-                to,
-                cents,
-            }],
-        })
-    }
-
-    fn apply(&mut self, event: &BankEvent) {
-        match event {
-            BankEvent::Opened { .. } => self.open = true,
-            BankEvent::Closed { .. } => self.open = false,
-            BankEvent::Withdrawn { cents, .. } => self.balance -= cents,
-            BankEvent::Deposited { cents, .. } => self.balance += cents,
-            BankEvent::TransferRequested { .. } => {}
-        }
-    }
-}
+// ---- the domain: a transfer between two accounts (`foldline_tests::bank`) ----
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 enum TransferTimeout {
@@ -253,14 +129,14 @@ impl ProcessManager for Transfer {
     }
 }
 
-/// Sends the transfers' commands to the accounts; deposits into the accounts in `failing`
-/// fail as an unreachable store would.
-struct Bank<S: EventStore + Clone> {
-    executor: CommandExecutor<S>,
+/// The bank, except that deposits into the accounts in `failing` fail as an unreachable store
+/// would.
+struct FailingDeposits<S: EventStore + Clone> {
+    bank: Bank<S>,
     failing: Arc<Mutex<HashSet<String>>>,
 }
 
-impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
+impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for FailingDeposits<S> {
     async fn dispatch(
         &self,
         command: &AccountCommand,
@@ -277,15 +153,11 @@ impl<S: EventStore + Clone> CommandDispatcher<AccountCommand> for Bank<S> {
                 what: "the test's account store",
             });
         }
-        Dispatched::from_result(
-            self.executor
-                .execute_with::<Account>(command.clone(), options)
-                .await,
-        )
+        self.bank.dispatch(command, options).await
     }
 }
 
-type Runner<S, T> = ProcessRunner<Transfer, S, Bank<S>, T>;
+type Runner<S, T> = ProcessRunner<Transfer, S, FailingDeposits<S>, T>;
 
 /// A bank on `store`: accounts `a` (100 cents), `b` (empty) and `c` (closed), the transfer's
 /// runner, and the admin with the runner and its projector registered.
@@ -303,8 +175,10 @@ impl<S: ManagedStore + Clone, T: TimerStore + Clone> Fixture<S, T> {
         let failing = Arc::new(Mutex::new(HashSet::new()));
         let runner = Arc::new(ProcessRunner::new(
             store.clone(),
-            Bank {
-                executor: executor.clone(),
+            FailingDeposits {
+                bank: Bank {
+                    executor: executor.clone(),
+                },
                 failing: failing.clone(),
             },
             timers,
@@ -317,24 +191,7 @@ impl<S: ManagedStore + Clone, T: TimerStore + Clone> Fixture<S, T> {
         let admin = Admin::new(store.clone())
             .with_projection(projector)
             .with_process(runner.clone());
-        for account in ["a", "b", "c"] {
-            let account = account.to_owned();
-            executor
-                .execute::<Account>(AccountCommand::Open { account })
-                .await?;
-        }
-        executor
-            .execute::<Account>(AccountCommand::Deposit {
-                account: "a".into(),
-                cents: 100,
-                transfer: None,
-            })
-            .await?;
-        executor
-            .execute::<Account>(AccountCommand::Close {
-                account: "c".into(),
-            })
-            .await?;
+        open_accounts(&executor).await?;
         Ok(Fixture {
             store,
             executor,
@@ -392,13 +249,8 @@ impl<S: ManagedStore + Clone, T: TimerStore + Clone> Fixture<S, T> {
             .ok_or_else(|| anyhow::anyhow!("{stream} is empty"))
     }
 
-    async fn balance(&self, account: &str) -> anyhow::Result<u64> {
-        Ok(self
-            .executor
-            .load::<Account>(&account.to_owned())
-            .await?
-            .state
-            .balance)
+    async fn balance(&self, account: &str) -> u64 {
+        balance(&self.executor, account).await
     }
 
     /// t1 completes (a → b); t2 fails (c is closed: refunded); t3 waits for its timer (only
@@ -418,64 +270,16 @@ impl<S: ManagedStore + Clone, T: TimerStore + Clone> Fixture<S, T> {
     }
 }
 
-// ---- running the CLI in-process ----
+// ---- reading the CLI's output ----
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .extend_from_slice(buf);
-        Ok(buf.len())
+/// What a run's command returned: its outcome, or the admin's own error.
+fn returned(ran: anyhow::Result<Ran>) -> Result<Outcome, AdminError> {
+    match ran {
+        Ok(ran) => Ok(ran.outcome),
+        Err(error) => Err(error
+            .downcast::<AdminError>()
+            .expect("the command's own error, not a parse error")),
     }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn text(&self) -> String {
-        let bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        String::from_utf8(bytes.clone()).expect("output is UTF-8")
-    }
-
-    fn of_type(&self, kind: &str) -> Vec<Value> {
-        self.text()
-            .lines()
-            .map(|line| {
-                let value: Value = serde_json::from_str(line).expect("each line is JSON");
-                assert_eq!(value["version"], 1, "{line}");
-                value
-            })
-            .filter(|r| r["type"] == kind)
-            .collect()
-    }
-}
-
-#[derive(Debug, clap::Args)]
-struct NoConnections {}
-
-async fn run<S: ManagedStore>(
-    admin: &Admin<S>,
-    args: &[&str],
-) -> (Result<Outcome, AdminError>, Captured) {
-    let cli = Cli::<NoConnections>::try_parse_from(
-        std::iter::once("foldline").chain(args.iter().copied()),
-    )
-    .expect("the arguments parse");
-    let captured = Captured::default();
-    let mut out = Output::to_writer(cli.json, captured.clone());
-    let result = admin.execute(&cli.command, &mut out).await;
-    if std::env::var_os("FOLDLINE_SHOW_OUTPUT").is_some() {
-        #[expect(clippy::print_stderr, reason = "shows a test's output when asked to")]
-        {
-            eprintln!("$ foldline {}\n{}", args.join(" "), captured.text());
-        }
-    }
-    (result, captured)
 }
 
 fn field(records: &[Value], name: &str) -> Vec<String> {
@@ -494,8 +298,8 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
     bank.four_transfers(Uuid::now_v7()).await?;
     let admin = &bank.admin;
 
-    let (result, out) = run(admin, &["--json", "processes", "list"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "list"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     let all = out.of_type("process_instance");
     assert_eq!(
         field(&all, "instance"),
@@ -517,22 +321,27 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
         ("running", "transfer-t4"),
         ("completed", "transfer-t1"),
     ] {
-        let (result, out) = run(admin, &["--json", "processes", "list", "--state", state]).await;
-        assert_eq!(result?, Outcome::Ok);
+        let out = run(admin, &["--json", "processes", "list", "--state", state]).await?;
+        assert_eq!(out.outcome, Outcome::Ok);
         assert_eq!(
             field(&out.of_type("process_instance"), "instance"),
             [expected]
         );
     }
 
-    let (result, out) = run(admin, &["processes", "list"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    assert_eq!(out.text().lines().count(), 5, "{}", out.text());
+    let out = run(admin, &["processes", "list"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    assert_eq!(
+        out.stdout.clone().lines().count(),
+        5,
+        "{}",
+        out.stdout.clone()
+    );
 
     // Pages.
-    let (result, first) = run(admin, &["processes", "list", "--limit", "2"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = first.text();
+    let first = run(admin, &["processes", "list", "--limit", "2"]).await?;
+    assert_eq!(first.outcome, Outcome::Ok);
+    let text = &first.stdout;
     assert!(
         text.starts_with("INSTANCE     STATE      DECISIONS  NEXT TIMER"),
         "{text}"
@@ -541,7 +350,7 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
         text.contains("next page with `processes list --after transfer-t2`"),
         "{text}"
     );
-    let (result, rest) = run(
+    let rest = run(
         admin,
         &[
             "--json",
@@ -553,8 +362,8 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
             "transfer",
         ],
     )
-    .await;
-    assert_eq!(result?, Outcome::Ok);
+    .await?;
+    assert_eq!(rest.outcome, Outcome::Ok);
     assert_eq!(
         field(&rest.of_type("process_instance"), "instance"),
         ["transfer-t3", "transfer-t4"]
@@ -562,8 +371,8 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
 
     // t2 whole: the withdrawal applied, the deposit refused, the refund applied, the timeout
     // cancelled.
-    let (result, out) = run(admin, &["--json", "processes", "show", "transfer-t2"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "show", "transfer-t2"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(out.of_type("process_instance")[0]["state"], "failed");
     let decisions = out.of_type("process_decision");
     assert_eq!(
@@ -585,9 +394,9 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
     assert_eq!(decisions[2]["actions"][1]["kind"], "fail");
     assert!(out.of_type("process_timer").is_empty());
 
-    let (result, out) = run(admin, &["processes", "show", "transfer-t2"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["processes", "show", "transfer-t2"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(
         text.contains(
             "send {\"Deposit\":{\"account\":\"c\",\"cents\":10,\"transfer\":\"t2\"}}: \
@@ -601,9 +410,9 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
     );
 
     // t3 waits on its timer; the human view says when it is due.
-    let (result, out) = run(admin, &["processes", "show", "transfer-t3"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["processes", "show", "transfer-t3"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(
         text.starts_with("instance transfer-t3 of process transfer: waiting\n"),
         "{text}"
@@ -619,8 +428,8 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
     assert!(text.contains("timers:\nTIMER"), "{text}");
 
     // Status counts them, beside the projector's row.
-    let (result, out) = run(admin, &["--json", "status"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "status"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     let projection = &out.of_type("projection_status")[0];
     assert_eq!(projection["projection"], "transfer");
     assert_eq!(projection["kind"], "process_manager");
@@ -633,20 +442,20 @@ async fn instances_are_listed_by_state_and_shown_whole() -> anyhow::Result<()> {
         assert_eq!(process[state], 1, "{state}: {process}");
     }
     assert!(process["next_timer_due"].is_string());
-    let (result, out) = run(admin, &["status", "transfer"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["status", "transfer"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(text.contains("PROCESS   RUNNING  WAITING  COMPLETED  FAILED  NEXT TIMER\ntransfer  1        1        1          1"), "{text}");
 
     // Asking about what is not there.
-    let (result, _) = run(admin, &["processes", "show", "transfer-t9"]).await;
+    let result = returned(run(admin, &["processes", "show", "transfer-t9"]).await);
     assert!(matches!(result, Err(AdminError::NotFound(_))), "{result:?}");
-    let (result, _) = run(admin, &["processes", "show", "order-1"]).await;
+    let result = returned(run(admin, &["processes", "show", "order-1"]).await);
     assert!(
         matches!(result, Err(AdminError::UnknownProcess { ref name, .. }) if name == "order"),
         "{result:?}"
     );
-    let (result, _) = run(admin, &["processes", "retry", "transfer"]).await;
+    let result = returned(run(admin, &["processes", "retry", "transfer"]).await);
     assert!(matches!(result, Err(AdminError::Usage(_))), "{result:?}");
     Ok(())
 }
@@ -657,11 +466,11 @@ async fn retry_sends_the_command_that_failed_and_nothing_twice() -> anyhow::Resu
     let bank = Fixture::new(schema.store().clone(), schema.store().clone()).await?;
     bank.four_transfers(Uuid::now_v7()).await?;
     let admin = &bank.admin;
-    assert_eq!(bank.balance("b").await?, 10, "t1's deposit only");
+    assert_eq!(bank.balance("b").await, 10, "t1's deposit only");
 
     // t4's deposit was decided, but never reached b.
-    let (result, out) = run(admin, &["--json", "processes", "show", "transfer-t4"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "show", "transfer-t4"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     let decisions = out.of_type("process_decision");
     assert_eq!(
         decisions[1]["actions"][1]["outcome"]["status"],
@@ -669,15 +478,15 @@ async fn retry_sends_the_command_that_failed_and_nothing_twice() -> anyhow::Resu
     );
 
     // While it still fails, the retry fails too, and changes nothing.
-    let (result, _) = run(admin, &["processes", "retry", "transfer-t4"]).await;
+    let result = returned(run(admin, &["processes", "retry", "transfer-t4"]).await);
     assert!(matches!(result, Err(AdminError::Foldline(_))), "{result:?}");
 
     bank.failing
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .clear();
-    let (result, out) = run(admin, &["--json", "processes", "retry", "transfer-t4"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "retry", "transfer-t4"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     let retried = &out.of_type("process_retried")[0];
     assert_eq!(retried["accepted"], 1, "{retried}");
     assert_eq!(
@@ -689,45 +498,45 @@ async fn retry_sends_the_command_that_failed_and_nothing_twice() -> anyhow::Resu
         retried["state"], "running",
         "its deposit has not come back yet"
     );
-    assert_eq!(bank.balance("b").await?, 20);
+    assert_eq!(bank.balance("b").await, 20);
 
     // The deposit comes back to the instance: it completes.
     let deposited = bank.newest("account-b").await?;
     bank.runner.handle_event(&deposited).await?;
-    let (result, out) = run(admin, &["--json", "processes", "show", "transfer-t4"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "show", "transfer-t4"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(out.of_type("process_instance")[0]["state"], "completed");
     let decisions = out.of_type("process_decision");
     assert_eq!(decisions[1]["actions"][1]["outcome"]["status"], "applied");
 
     // Again: nothing is appended, nothing doubled.
     let versions = bank.store.streams(None, 100).await?;
-    let (result, out) = run(admin, &["processes", "retry", "transfer-t4"]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["processes", "retry", "transfer-t4"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(
         text.contains("2 command(s) applied before: not sent again"),
         "{text}"
     );
     assert!(text.ends_with("transfer-t4 is now completed\n"), "{text}");
     assert_eq!(bank.store.streams(None, 100).await?, versions);
-    assert_eq!(bank.balance("b").await?, 20);
-    assert_eq!(bank.balance("a").await?, 100 - 10 - 10 - 10 - 10 + 10);
+    assert_eq!(bank.balance("b").await, 20);
+    assert_eq!(bank.balance("a").await, 100 - 10 - 10 - 10 - 10 + 10);
 
     // t3's timer lost (deleted by hand): shown missing, scheduled again by the retry.
     let t3 = StreamId::new("transfer-t3")?;
     let timers = schema.store().pending("transfer", &t3).await?;
     assert_eq!(timers.len(), 1);
     schema.store().remove(timers[0].id).await?;
-    let (result, out) = run(admin, &["processes", "list", "--state", "waiting"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["processes", "list", "--state", "waiting"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert!(
-        out.text().contains("missing (retry schedules it)"),
+        out.stdout.clone().contains("missing (retry schedules it)"),
         "{}",
-        out.text()
+        out.stdout.clone()
     );
-    let (result, out) = run(admin, &["--json", "processes", "retry", "transfer-t3"]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "processes", "retry", "transfer-t3"]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(out.of_type("process_retried")[0]["timers_scheduled"], 1);
     let restored = schema.store().pending("transfer", &t3).await?;
     assert_eq!(restored.len(), 1);
@@ -743,7 +552,7 @@ async fn retry_sends_the_command_that_failed_and_nothing_twice() -> anyhow::Resu
 
 /// The tree of a transfer's correlation, from `trace --json`: `(depth, stream, type, link)`
 /// per event, depth first.
-fn tree(out: &Captured) -> Vec<(u64, String, String, String)> {
+fn tree(out: &Ran) -> Vec<(u64, String, String, String)> {
     out.of_type("trace_event")
         .iter()
         .map(|e| {
@@ -782,8 +591,8 @@ async fn transfers_trace<S: ManagedStore + Clone, T: TimerStore + Clone>(
         node(4, "account-b", "Deposited", "causation"),
         node(5, "transfer-t1", DECIDED, "causation"),
     ];
-    let (result, out) = run(admin, &["--json", "trace", &correlation.to_string()]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "trace", &correlation.to_string()]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(tree(&out), expected_t1);
     let head = &out.of_type("trace")[0];
     assert_eq!(head["correlation_id"], correlation.to_string());
@@ -804,9 +613,9 @@ async fn transfers_trace<S: ManagedStore + Clone, T: TimerStore + Clone>(
         .as_str()
         .unwrap_or_default()
         .to_owned();
-    let (result, out) = run(admin, &["trace", &withdrawal]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["trace", &withdrawal]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(
         text.starts_with(&format!(
             "event {withdrawal} belongs to correlation {correlation}\n\
@@ -835,8 +644,8 @@ async fn transfers_trace<S: ManagedStore + Clone, T: TimerStore + Clone>(
 
     // t2's request had no correlation id: its own id is the correlation. The refusal of the
     // deposit hangs under the decision that sent it; the refund under the refusal's decision.
-    let (result, out) = run(admin, &["--json", "trace", &request.event_id.to_string()]).await;
-    assert_eq!(result?, Outcome::Ok);
+    let out = run(admin, &["--json", "trace", &request.event_id.to_string()]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
     assert_eq!(
         tree(&out),
         [
@@ -849,9 +658,9 @@ async fn transfers_trace<S: ManagedStore + Clone, T: TimerStore + Clone>(
         ]
     );
 
-    let (result, out) = run(admin, &["trace", &request.event_id.to_string()]).await;
-    assert_eq!(result?, Outcome::Ok);
-    let text = out.text();
+    let out = run(admin, &["trace", &request.event_id.to_string()]).await?;
+    assert_eq!(out.outcome, Outcome::Ok);
+    let text = &out.stdout;
     assert!(
         text.contains(
             "└─ transfer-t2@3 decided on refused Deposit (account is closed): send Deposit, fail \
@@ -860,7 +669,7 @@ async fn transfers_trace<S: ManagedStore + Clone, T: TimerStore + Clone>(
         "{text}"
     );
 
-    let (result, _) = run(admin, &["trace", &Uuid::now_v7().to_string()]).await;
+    let result = returned(run(admin, &["trace", &Uuid::now_v7().to_string()]).await);
     assert!(matches!(result, Err(AdminError::NotFound(_))), "{result:?}");
     Ok(())
 }
