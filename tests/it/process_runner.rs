@@ -52,21 +52,7 @@ impl ProcessManager for Transfer {
     type Timeout = Stuck;
 
     fn correlate(event: &Envelope<'_, BankEvent>) -> Option<String> {
-        match &event.event {
-            BankEvent::TransferRequested { transfer, .. } => Some(transfer.clone()),
-            BankEvent::Withdrawn {
-                transfer: Some(transfer),
-                ..
-            }
-            | BankEvent::Deposited {
-                transfer: Some(transfer),
-                ..
-            } => {
-                // A refund's deposit is the instance's own doing, not an input.
-                (!transfer.ends_with("-refund")).then(|| transfer.clone())
-            }
-            _ => None,
-        }
+        event.event.step_of_transfer()
     }
 
     fn decide(&self, input: &Input<Self>) -> Vec<Action<Self>> {

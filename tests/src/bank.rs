@@ -53,6 +53,26 @@ pub enum BankEvent {
     },
 }
 
+impl BankEvent {
+    /// The transfer this event is a step of: its request, or a withdrawal or deposit made for
+    /// it. A refund's deposit (`<transfer>-refund`) is none: it is the transfer's own doing, not
+    /// something it reacts to. What the transfer process managers correlate by.
+    pub fn step_of_transfer(&self) -> Option<String> {
+        match self {
+            BankEvent::TransferRequested { transfer, .. } => Some(transfer.clone()),
+            BankEvent::Withdrawn {
+                transfer: Some(transfer),
+                ..
+            }
+            | BankEvent::Deposited {
+                transfer: Some(transfer),
+                ..
+            } => (!transfer.ends_with("-refund")).then(|| transfer.clone()),
+            _ => None,
+        }
+    }
+}
+
 /// What accounts are asked to do; each names its account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Command)]
 pub enum AccountCommand {
