@@ -64,4 +64,12 @@ cargo test --workspace --all-features --locked "$@" 2>&1 | tee "$log" || status=
 # prints belongs to whichever crate came last, which may have no tests of its own.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i == "passed;") p += $(i-1); if ($i == "failed;") f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+
+# What each failed test said, without its backtrace, last: a run's tail is what a CI summary
+# keeps, and the panic message is otherwise far above it behind a long backtrace.
+if ((status != 0)); then
+    awk '/^---- .* stdout ----$/ { name = $2; shown = 0; print "failed: " name; next }
+         /^(failures:|successes:)$/ { name = "" }
+         name != "" && !/^ +[0-9]+: / && !/^ +at / && !/^stack backtrace:/ && !/^Stack backtrace:/ && !/^note: / && NF && shown < 12 { print "  " $0; shown++ }' "$log"
+fi
 exit "$status"

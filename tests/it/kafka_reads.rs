@@ -168,7 +168,7 @@ async fn a_read_after_a_conflict_sees_the_version_it_names() -> anyhow::Result<(
 /// A read right after an answered append sees it, on the instance owning the stream's
 /// partition and on one owning nothing, 100 times: a commit is answered before its markers are
 /// written, so a read that stopped at the partition's last stable offset as it found it could
-/// miss the append it follows.
+/// miss the append it follows. On the appending instance, `head()` and the feed include it too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_right_after_an_answered_append_sees_it() -> anyhow::Result<()> {
     use foldline::{AppendRequest, EventType, ExpectedVersion, NewEvent};
@@ -177,10 +177,24 @@ async fn a_read_right_after_an_answered_append_sees_it() -> anyhow::Result<()> {
     let owner = test.store();
     let reader = KafkaEventStore::connect(owner.options().clone()).await?;
     let stream = StreamId::new("account-follow")?;
+    let mut feed = foldline::Checkpoint::START;
     for version in 1..=100_u64 {
         let event = NewEvent::new(EventType::from_static("noted"), 1, b"{}".to_vec());
         let request = AppendRequest::new(stream.clone(), ExpectedVersion::Any, vec![event]);
-        owner.append(request).await?;
+        let written = owner.append(request).await?.position.expect("a position");
+        let head = owner.head().await?;
+        assert!(
+            head.covers(&written),
+            "the head {head} right after append {version} at {written}"
+        );
+        let batch = owner.read_all(&feed, 10).await?;
+        let read: Vec<_> = batch
+            .events
+            .iter()
+            .map(|e| e.stream_version.get())
+            .collect();
+        assert_eq!(read, [version], "the feed right after append {version}");
+        feed = batch.checkpoint;
         for (who, store) in [("owner", owner), ("reader", &reader)] {
             let seen = store
                 .read_stream(&stream, Version::new(version), 10)

@@ -15,6 +15,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use crate::error::Kafka;
 use crate::options::KafkaStoreOptions;
 use crate::records;
+use crate::scan::stable_watermarks;
 use crate::store::KafkaEventStore;
 use crate::topics::{ShortConsumer, blocking, client_config, committed_consumer};
 
@@ -59,7 +60,19 @@ pub(crate) async fn read_all(
     let topic = store.events_topic().to_owned();
     let after = after.clone();
     let readers = store.feed_readers();
-    blocking(move || read_blocking(&options, &topic, partitions, &after, limit, &readers)).await
+    let answered = store.answered();
+    blocking(move || {
+        read_blocking(
+            &options, &topic, partitions, &after, limit, &readers, &answered,
+        )
+    })
+    .await
+}
+
+/// The offset of the last event of `partition` this instance answered an append with.
+fn answered_offset(answered: &Checkpoint, partition: i32) -> Option<i64> {
+    let position = answered.get(partition.unsigned_abs())?;
+    i64::try_from(position.major()).ok()
 }
 
 fn read_blocking(
@@ -69,6 +82,7 @@ fn read_blocking(
     after: &Checkpoint,
     limit: usize,
     readers: &FeedReaders,
+    answered: &Checkpoint,
 ) -> Result<EventBatch, Error> {
     let context = || format!("reading the feed of `{topic}`");
     let (consumer, fresh) = match readers.take(after) {
@@ -79,7 +93,8 @@ fn read_blocking(
     // stable offset. A partition is read until the reader's position in it reaches that end.
     // A new reader learns the ends first (with each partition's first offset, to start no
     // earlier); a reader going on only once it has nothing queued or meets a partition's end,
-    // so a page filled from what it had fetched ahead costs no request at all.
+    // so a page filled from what it had fetched ahead costs no request at all. An end is never
+    // before an event this instance answered an append with (`answered`).
     let all: HashSet<i32> = (0..partitions)
         .filter_map(|p| i32::try_from(p).ok())
         .collect();
@@ -89,9 +104,9 @@ fn read_blocking(
         let mut assignment = TopicPartitionList::new();
         let mut found = HashMap::new();
         for &number in &all {
-            let (low, stable) = consumer
-                .fetch_watermarks(topic, number, options.timeout)
-                .map_err(|e| Kafka::error(context(), e))?;
+            let through = answered_offset(answered, number);
+            let (low, stable) =
+                stable_watermarks(&consumer, options, topic, number, through, context)?;
             let from = resume_offset(after, number.unsigned_abs()).max(low);
             // Every partition, so that the reader can go on with any of them next time.
             assignment
@@ -112,19 +127,17 @@ fn read_blocking(
         let wait = Duration::from_millis(if ends.is_some() { 100 } else { 10 });
         let polled = consumer.poll(wait);
         if ends.is_none() && !matches!(polled, Some(Ok(_))) {
-            let found = match stable_ends(&consumer, topic, partitions, options.timeout) {
-                Some(found) => found,
-                None => {
-                    let mut found = HashMap::new();
-                    for &number in &all {
-                        let (_, stable) = consumer
-                            .fetch_watermarks(topic, number, options.timeout)
-                            .map_err(|e| Kafka::error(context(), e))?;
-                        found.insert(number, stable);
-                    }
-                    found
+            let mut found =
+                stable_ends(&consumer, topic, partitions, options.timeout).unwrap_or_default();
+            for &number in &all {
+                let through = answered_offset(answered, number);
+                let known = found.get(&number).copied();
+                if known.is_none_or(|end| through.is_some_and(|through| end <= through)) {
+                    let (_, stable) =
+                        stable_watermarks(&consumer, options, topic, number, through, context)?;
+                    found.insert(number, stable);
                 }
-            };
+            }
             open = still_open(&found, &checkpoint);
             ends = Some(found);
         }
@@ -279,11 +292,13 @@ fn position_of(consumer: &BaseConsumer, topic: &str, partition: i32) -> Option<i
     }
 }
 
-/// The checkpoint just after the last committed record of each partition.
+/// The checkpoint just after the last committed record of each partition, never before an
+/// event this instance answered an append with.
 pub(crate) async fn head(store: &KafkaEventStore) -> Result<Checkpoint, Error> {
     let options = store.options().clone();
     let topic = store.events_topic().to_owned();
     let partitions = store.partitions();
+    let answered = store.answered();
     blocking(move || {
         let context = || format!("reading the head of `{topic}`");
         // `read_committed`: the watermark asked for is the last stable offset.
@@ -296,9 +311,9 @@ pub(crate) async fn head(store: &KafkaEventStore) -> Result<Checkpoint, Error> {
         let mut head = Checkpoint::START;
         for partition in 0..partitions {
             let number = i32::try_from(partition).unwrap_or(i32::MAX);
-            let (_, stable) = consumer
-                .fetch_watermarks(&topic, number, options.timeout)
-                .map_err(|e| Kafka::error(context(), e))?;
+            let through = answered_offset(&answered, number);
+            let (_, stable) =
+                stable_watermarks(&consumer, &options, &topic, number, through, context)?;
             if stable > 0 {
                 head.advance(Position::new(
                     partition,

@@ -73,7 +73,11 @@
 //!   [`subscribe`](foldline::EventStore::subscribe)) reads `read_committed`: records of open or
 //!   aborted transactions are never delivered. A checkpoint holds the last offset read per
 //!   partition (`<partition>:<offset>:0`); [`head`](foldline::EventStore::head) is the last
-//!   stable offset of each partition. The consumer that read a page is kept, standing at the
+//!   stable offset of each partition. On the instance that appended, the feed and `head()`
+//!   include every append it has answered: where a partition's last stable offset is not yet
+//!   past the last event this instance answered an append with (the commit's markers are on
+//!   their way), they wait until it is (up to the options' timeout, then a typed `Timeout`).
+//!   Another instance sees those appends once their markers are written. The consumer that read a page is kept, standing at the
 //!   checkpoint it returned, so a reader asking for the next page goes on without a new
 //!   connection or assignment. Checkpoints live in projection targets, never in
 //!   consumer-group offsets.

@@ -127,6 +127,43 @@ fn watermarks(
     }
 }
 
+/// `partition`'s low watermark and last stable offset (a `read_committed` consumer's high
+/// watermark), once the last stable offset is past `through`, a record known to be committed:
+/// a commit is answered before its markers are written, so the last stable offset may still
+/// be below it for a moment. Waits up to the options' timeout, then fails as a
+/// [`Timeout`](BackendErrorKind::Timeout) naming the offset. `consumer` reads `read_committed`.
+pub(crate) fn stable_watermarks(
+    consumer: &BaseConsumer,
+    options: &KafkaStoreOptions,
+    topic: &str,
+    partition: i32,
+    through: Option<i64>,
+    context: impl Fn() -> String,
+) -> Result<(i64, i64), Error> {
+    let deadline = Instant::now() + options.timeout;
+    loop {
+        let (low, stable) = watermarks(consumer, options, topic, partition)
+            .map_err(|e| Kafka::error(context(), e))?;
+        if through.is_none_or(|through| stable > through) {
+            return Ok((low, stable));
+        }
+        if Instant::now() > deadline {
+            return Err(Kafka::failure(
+                BackendErrorKind::Timeout,
+                format!(
+                    "{}: offset {} is committed, but the partition's last stable offset stayed \
+                     at {stable} for {:?} (the commit's markers did not arrive)",
+                    context(),
+                    through.unwrap_or_default(),
+                    options.timeout
+                ),
+                None,
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn scan_to(
     options: &KafkaStoreOptions,
     topic: &str,
@@ -138,29 +175,7 @@ fn scan_to(
     let context = || format!("reading partition {partition} of topic `{topic}`");
     let consumer = committed_consumer(options, context())?;
     let partition = i32::try_from(partition).unwrap_or(i32::MAX);
-    let deadline = Instant::now() + options.timeout;
-    let (low, high) = loop {
-        let (low, high) = watermarks(&consumer, options, topic, partition)
-            .map_err(|e| Kafka::error(context(), e))?;
-        // `high` is the last stable offset: the first record not yet readable.
-        if through.is_none_or(|through| high > through) {
-            break (low, high);
-        }
-        if Instant::now() > deadline {
-            return Err(Kafka::failure(
-                BackendErrorKind::Timeout,
-                format!(
-                    "{}: offset {} is committed, but the partition's last stable offset stayed \
-                     at {high} for {:?} (the commit's markers did not arrive)",
-                    context(),
-                    through.unwrap_or_default(),
-                    options.timeout
-                ),
-                None,
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    };
+    let (low, high) = stable_watermarks(&consumer, options, topic, partition, through, context)?;
     if high <= low.max(from) {
         return Ok(());
     }

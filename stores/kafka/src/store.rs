@@ -1,6 +1,6 @@
 //! `KafkaEventStore`: a store's topics on a Kafka cluster, opened and checked.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use foldline::{
     AppendRequest, AppendResult, Checkpoint, Error, EventBatch, EventStore, IdempotencyKey,
@@ -42,6 +42,11 @@ struct Inner {
     /// Bumped after each commit of this instance's writers, so its subscribers read at once
     /// (others' commits are found by polling).
     commits: watch::Sender<u64>,
+    /// The last event position of each partition this instance has answered an append with.
+    /// A commit is answered before its markers are written, so the feed's end may be behind
+    /// it for a moment: the feed and `head()` wait until it is not, so that what this
+    /// instance wrote is in what it reads next.
+    answered: Mutex<Checkpoint>,
     /// Saves snapshots, created on the first save.
     snapshots: SnapshotProducer,
 }
@@ -90,6 +95,7 @@ impl KafkaEventStore {
                 readers: Arc::default(),
                 heads: Arc::default(),
                 commits,
+                answered: Mutex::default(),
                 snapshots: SnapshotProducer::default(),
             }),
         })
@@ -150,6 +156,15 @@ impl KafkaEventStore {
     pub(crate) fn commits(&self) -> watch::Receiver<u64> {
         self.inner.commits.subscribe()
     }
+
+    /// See [`Inner::answered`].
+    pub(crate) fn answered(&self) -> Checkpoint {
+        self.inner
+            .answered
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
 }
 
 impl EventStore for KafkaEventStore {
@@ -157,6 +172,13 @@ impl EventStore for KafkaEventStore {
         self.inner.options.limits.check(&request)?;
         let partition = self.partition_of(request.stream());
         let result = self.inner.writers.append(partition, request).await?;
+        if let Some(position) = result.position {
+            self.inner
+                .answered
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .advance(position);
+        }
         if result.position.is_some() && !result.replayed {
             self.inner.commits.send_modify(|n| *n += 1);
         }
