@@ -77,7 +77,10 @@
 //!   include every append it has answered: where a partition's last stable offset is not yet
 //!   past the last event this instance answered an append with (the commit's markers are on
 //!   their way), they wait until it is (up to the options' timeout, then a typed `Timeout`).
-//!   Another instance sees those appends once their markers are written. The consumer that read a page is kept, standing at the
+//!   Only the store's fenced writers write the events topic, so nothing but those markers
+//!   stands there; a producer outside the store holding a transaction open in a partition
+//!   would make these reads wait for it, as it makes stream reads wait. Another instance sees
+//!   those appends once their markers are written. The consumer that read a page is kept, standing at the
 //!   checkpoint it returned, so a reader asking for the next page goes on without a new
 //!   connection or assignment. Checkpoints live in projection targets, never in
 //!   consumer-group offsets.
