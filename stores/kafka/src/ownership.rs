@@ -38,7 +38,7 @@ use crate::topics::{ShortConsumer, TopicNames, blocking, client_config};
 /// How often the group's thread polls its consumer (serving rebalances and heartbeats).
 const POLL_EVERY: Duration = Duration::from_millis(50);
 
-/// How long a looked-up list of the group's owners is reused for `NotOwner` errors.
+/// How long an owner found in the group is reused for `NotOwner` errors.
 const OWNERS_FRESH_FOR: Duration = Duration::from_secs(1);
 
 /// How long appends may find their partition assigned to nobody in the group, with no
@@ -282,15 +282,18 @@ impl Ownership {
         })
     }
 
-    /// Who owns `partition` according to the group (`client <id> at <host>`), looked up at
-    /// most once a second; `None` when the group does not say (a rebalance in progress).
+    /// Who owns `partition` according to the group (`client <id> at <host>`); `None` when the
+    /// group does not say (a rebalance in progress). An owner found is reused for a second; a
+    /// partition found with no owner is looked up again, as the rebalance that left it
+    /// unassigned (a cooperative one hands partitions over in two steps) may have ended since.
     pub(crate) async fn owner_of(&self, partition: u32) -> Option<String> {
         {
             let owners = self.owners.lock().unwrap_or_else(PoisonError::into_inner);
             if let Some((when, owners)) = owners.as_ref()
                 && when.elapsed() < OWNERS_FRESH_FOR
+                && let Some(owner) = owners.get(&partition)
             {
-                return owners.get(&partition).cloned();
+                return Some(owner.clone());
             }
         }
         let (options, group, events) = (
