@@ -295,6 +295,8 @@ async fn tail_prints_events_committed_after_it_started_and_stops_at_the_limit() 
     let schema = PgTestSchema::create().await?;
     let admin = Admin::new(schema.store().clone());
     append(schema.store(), "before", &[json!({ "old": true })]).await?;
+    // In the feed (so in the head the tail starts from) before the tail starts.
+    whole_feed(schema.store(), 1).await?;
 
     let cli = Cli::<NoConnections>::try_parse_from(["foldline", "--json", "tail", "--limit", "3"])?;
     let captured = Captured::default();
