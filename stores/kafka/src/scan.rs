@@ -104,8 +104,10 @@ pub(crate) fn wait_decided(
     }
 }
 
-/// `partition`'s watermarks as `consumer` sees them; a partition just created may still be
-/// moving to its leader, so unavailability is retried until the options' timeout.
+/// `partition`'s watermarks as `consumer` sees them. A partition just created may still be
+/// moving to its leader, or not yet be in the metadata of the broker asked (a cluster just
+/// started, a topic just created): unavailability and an unknown partition are retried until
+/// the options' timeout.
 fn watermarks(
     consumer: &BaseConsumer,
     options: &KafkaStoreOptions,
@@ -117,7 +119,12 @@ fn watermarks(
         match consumer.fetch_watermarks(topic, partition, options.timeout) {
             Ok(marks) => return Ok(marks),
             Err(e)
-                if Kafka::classify(&e) == BackendErrorKind::Unavailable
+                if (Kafka::classify(&e) == BackendErrorKind::Unavailable
+                    || matches!(
+                        e.rdkafka_error_code(),
+                        Some(RDKafkaErrorCode::UnknownPartition)
+                            | Some(RDKafkaErrorCode::UnknownTopicOrPartition)
+                    ))
                     && Instant::now() < deadline =>
             {
                 std::thread::sleep(Duration::from_millis(100));
